@@ -1,0 +1,19 @@
+CASE = {
+    "family": "misc",
+    "summary": "A task that never returns: the cell times out and the workers are replaced",
+    "tags": ["harness", "timeout"],
+    "timeout": 3,
+    "expect": "timeout",
+}
+import time
+
+import dask
+
+
+def hang(x):
+    time.sleep(3600)
+    return x
+
+
+result = dask.delayed(hang)(1)
+expected = 1

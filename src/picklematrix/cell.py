@@ -1,0 +1,336 @@
+"""One cell, run in a child process: define the case, run one compute method, classify.
+
+Runs inside every matrix environment. The harness process never executes a
+case: this module runs in a process of its own per cell, so a case that hangs,
+calls ``os._exit`` or corrupts interpreter state costs that one cell only.
+
+Protocol: the child sends dict events over a ``multiprocessing`` connection as
+they happen (``{"event": "submitted"}`` / ``{"event": "sent", ...}``), so
+that the parent still knows where the work went if the child dies, then one
+final ``{"event": "result", ...}``.
+"""
+
+from __future__ import annotations
+
+import _thread
+import functools
+import logging
+import operator
+import os
+import sys
+import time
+import types
+import weakref
+
+from . import outcomes as oc
+from .methods import METHODS, ComputeTimeout
+
+
+class _PickleLogCapture(logging.Handler):
+    """Collects the exceptions distributed logs while pickling ("Failed to serialize")."""
+
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.exceptions = []
+
+    def emit(self, record):
+        if record.exc_info and record.exc_info[1] is not None:
+            self.exceptions.append(record.exc_info[1])
+
+
+def _nbytes(frame) -> int:
+    try:
+        return memoryview(frame).nbytes
+    except TypeError:
+        return 0
+
+
+def _graph_bytes(msg: dict) -> int:
+    """Size of the serialized graph in an "update-graph" message, across distributed versions."""
+    frames = []
+    if "graph_frames" in msg:  # distributed <= 2024.x: serialize(ToPickle(dsk))
+        frames = list(msg["graph_frames"])
+    for key in ("expr_ser", "graph"):  # newer: Serialized(header, frames)
+        ser = msg.get(key)
+        if ser is not None and hasattr(ser, "frames"):
+            frames.extend(ser.frames)
+    return sum(_nbytes(f) for f in frames)
+
+
+class _Tap:
+    """Observes, on the client, whether work was submitted to and sent to the scheduler."""
+
+    def __init__(self, client, conn):
+        self.submitted = False
+        self.sent = False
+        self.graph_bytes = 0
+        self.conn = conn
+        graph_to_futures = client._graph_to_futures
+        send = client._send_to_scheduler
+
+        @functools.wraps(graph_to_futures)
+        def _graph_to_futures(*args, **kwargs):
+            if not self.submitted:
+                self.submitted = True
+                self._event({"event": "submitted"})
+            return graph_to_futures(*args, **kwargs)
+
+        @functools.wraps(send)
+        def _send_to_scheduler(msg):
+            if isinstance(msg, dict) and msg.get("op") == "update-graph":
+                self.sent = True
+                self.graph_bytes += _graph_bytes(msg)
+                self._event({"event": "sent", "graph_bytes": self.graph_bytes})
+            return send(msg)
+
+        # Instance attributes shadow the methods for this client only.
+        client._graph_to_futures = _graph_to_futures
+        client._send_to_scheduler = _send_to_scheduler
+
+    def reset(self):
+        self.submitted = self.sent = False
+        self.graph_bytes = 0
+
+    def _event(self, event):
+        try:
+            self.conn.send(event)
+        except Exception:
+            pass
+
+
+def _fresh_main_module(path: str) -> types.ModuleType:
+    """A new ``__main__`` module, as ``python path`` would make it."""
+    sys.modules.pop("__mp_main__", None)  # left by multiprocessing; a script has none
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__cached__ = None
+    main.__loader__ = None
+    main.__spec__ = None
+    main.__builtins__ = __builtins__ if isinstance(__builtins__, dict) else vars(__builtins__)
+    sys.modules["__main__"] = main
+    sys.argv = [path]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    return main
+
+
+class _Steps(list):
+    """A list that can be weakly referenced: its death says the thread finished."""
+
+
+class CellExited(Exception):
+    """The cell's top-level code raised SystemExit (e.g. called sys.exit())."""
+
+
+def run_top_level(code, namespace) -> BaseException | None:
+    """Execute ``code`` as the top-level code of a script: its frame has no caller.
+
+    ``python cell.py`` runs the module frame with ``f_back is None``, and
+    libraries inspect that: pydantic <= 2.8 keeps the defining frame's locals
+    unless ``frame.f_back is None``. A plain ``exec`` from harness code would
+    give the cell's frame the harness as a caller. So the code runs on a fresh
+    thread whose only callables are C functions (``list``, ``map``,
+    ``methodcaller``, ``partial``, ``exec``, ``lock.release``): no Python frame
+    sits under the cell's. Returns the exception the cell raised, if any.
+    """
+    done = _thread.allocate_lock()
+    done.acquire()
+    ended = _thread.allocate_lock()
+    ended.acquire()
+    failure = []
+    thread_ident = [None]
+    previous_hook = sys.unraisablehook
+
+    def hook(unraisable):
+        # _thread reports an exception that escapes the thread's function here
+        # (SystemExit excepted: it is dropped silently).
+        if unraisable.exc_value is not None and _thread.get_ident() == thread_ident[0]:
+            failure.append(unraisable.exc_value)
+        else:
+            previous_hook(unraisable)
+
+    steps = _Steps([functools.partial(exec, code, namespace), done.release])
+    # The thread's arguments are the only owners of ``steps``: they are freed
+    # when the thread function has finished, however it finished.
+    watch = weakref.ref(steps, lambda _ref: ended.release())
+    sys.unraisablehook = hook
+    try:
+        thread_ident[0] = _thread.start_new_thread(
+            list, (map(operator.methodcaller("__call__"), steps),)
+        )
+        del steps
+        ended.acquire()
+    finally:
+        sys.unraisablehook = previous_hook
+    del watch
+    if failure:
+        return failure[0]
+    if not done.acquire(blocking=False):
+        return CellExited("the cell raised SystemExit at top level")
+    return None
+
+
+def _connect(address: str, *, default: bool, timeout: float):
+    from distributed import Client
+
+    return Client(address, set_as_default=default, timeout=timeout)
+
+
+def _result(case_id, method, context, **fields):
+    base = {
+        "event": "result",
+        "case": case_id,
+        "method": method,
+        "context": context,
+        "outcome": oc.HARNESS_ERROR,
+        "root_cause": None,
+        "seconds": None,
+        "samples": [],
+        "graph_bytes": None,
+        "detail": None,
+    }
+    base.update(fields)
+    return base
+
+
+def _check(namespace, value):
+    """(ok, failure) where failure is the exception a ``check`` raised."""
+    if "check" in namespace and callable(namespace["check"]):
+        try:
+            return bool(namespace["check"](value)), None
+        except Exception as e:
+            return False, e
+    ok = value == namespace["expected"]
+    try:
+        return bool(ok), None
+    except Exception as e:  # e.g. numpy arrays compared with ==
+        return False, e
+
+
+def run_cell(request: dict, conn) -> None:
+    """Entry point of the child process for one script-context cell."""
+    case_id = request["case"]
+    method_name = request["method"]
+    context = request.get("context", "script")
+    method = METHODS[method_name]
+    timeout = float(request["timeout"])
+    samples = max(1, int(request.get("samples", 1)))
+
+    def send(result):
+        conn.send(result)
+
+    main = _fresh_main_module(request["path"])
+    try:
+        client = _connect(request["scheduler"], default=method.default_client, timeout=min(timeout, 30))
+    except Exception as e:
+        send(_result(case_id, method_name, context, root_cause=oc.describe(e), detail="could not connect a client"))
+        return
+
+    capture = _PickleLogCapture()
+    pickle_logger = logging.getLogger("distributed.protocol")
+    pickle_logger.addHandler(capture)
+    tap = _Tap(client, conn)
+    try:
+        main.__dict__["client"] = client
+        try:
+            code = compile(request["source"], request["path"], "exec")
+        except SyntaxError as e:
+            send(_result(case_id, method_name, context, root_cause=oc.describe(e), detail="cell does not compile"))
+            return
+        failure = run_top_level(code, main.__dict__)
+        if failure is not None:
+            if isinstance(failure, NotImplementedError):
+                send(_result(case_id, method_name, context, outcome=oc.NOT_APPLICABLE,
+                             root_cause=oc.describe(failure), detail="cell raised NotImplementedError"))
+            else:
+                send(_result(case_id, method_name, context, root_cause=oc.describe(failure),
+                             detail="the cell itself raised before any compute call"))
+            return
+        ns = main.__dict__
+        if "result" not in ns:
+            send(_result(case_id, method_name, context, detail="cell did not bind `result`"))
+            return
+        if "expected" not in ns and not callable(ns.get("check")):
+            send(_result(case_id, method_name, context, detail="cell binds neither `expected` nor `check(value)`"))
+            return
+
+        # Nothing the cell itself logged counts: only what the compute call logs.
+        capture.exceptions.clear()
+        conn.send({"event": "compute-start"})
+        times = []
+        start = time.perf_counter()
+        try:
+            value = method.call(ns["result"], client, timeout)
+        except BaseException as e:  # noqa: BLE001 - SystemExit from a local task counts too
+            elapsed = time.perf_counter() - start
+            if isinstance(e, ComputeTimeout):
+                outcome = oc.TIMEOUT
+            else:
+                outcome = oc.classify_failure(e, submitted=tap.submitted, sent=tap.sent)
+            cause = oc.root_cause(e, capture.exceptions)
+            send(_result(case_id, method_name, context, outcome=outcome, root_cause=oc.describe(cause),
+                         seconds=elapsed, samples=[elapsed], graph_bytes=tap.graph_bytes if tap.sent else None,
+                         detail=f"{type(e).__name__} from {method_name}"))
+            return
+        times.append(time.perf_counter() - start)
+        submitted, sent, graph_bytes = tap.submitted, tap.sent, tap.graph_bytes
+
+        ok, check_failure = _check(ns, value)
+        if not submitted:
+            outcome = oc.RAN_LOCALLY
+        else:
+            outcome = oc.PASS if ok else oc.WRONG_RESULT
+        cause = oc.describe(check_failure) if check_failure is not None else None
+        detail = None if ok else f"value {_short_repr(value)} does not match the cell's expectation"
+
+        # Further timing samples only for cells that worked on the cluster:
+        # a failure's time is not a benchmark.
+        if outcome == oc.PASS:
+            for _ in range(samples - 1):
+                tap.reset()
+                t0 = time.perf_counter()
+                method.call(ns["result"], client, timeout)
+                times.append(time.perf_counter() - t0)
+        times_sorted = sorted(times)
+        send(_result(case_id, method_name, context, outcome=outcome, root_cause=cause,
+                     seconds=times_sorted[len(times_sorted) // 2], samples=times,
+                     graph_bytes=graph_bytes if sent else None, detail=detail))
+    finally:
+        pickle_logger.removeHandler(capture)
+        try:
+            client.close(timeout=5)
+        except Exception:
+            pass
+
+
+def _short_repr(value, limit=200) -> str:
+    try:
+        text = repr(value)
+    except Exception as e:
+        text = f"<unrepresentable {type(value).__name__}: {type(e).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def child_main(request: dict, conn, log_path: str | None = None) -> None:
+    """multiprocessing target: route output to a log file, run, and leave fast."""
+    if log_path:
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    try:
+        run_cell(request, conn)
+    except BaseException as e:  # noqa: BLE001 - the parent must always get an answer
+        try:
+            conn.send(_result(request["case"], request["method"], request.get("context", "script"),
+                              root_cause=oc.describe(e), detail="harness failure in the cell process"))
+        except Exception:
+            pass
+    finally:
+        try:
+            conn.close()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # Skip interpreter teardown: threads a case left running must not
+            # hold the cell open after its result is in.
+            os._exit(0)

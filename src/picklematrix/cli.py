@@ -1,0 +1,146 @@
+"""Command line: ``python -m picklematrix cases|run``.
+
+Exit status everywhere: 0 all as expected, 1 surprises, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+
+from .corpus import CONTEXTS, CorpusError, load_corpus, relpath, select
+
+EXIT_OK, EXIT_SURPRISES, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _add_corpus_args(p):
+    p.add_argument("--cases", action="append", metavar="DIR",
+                   help="case folder (<DIR>/<family>/<case_id>.py); repeatable; default: the built-in corpus")
+    p.add_argument("--only", action="append", metavar="GLOB",
+                   help="run cases whose id (or family/id) matches GLOB; repeatable")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .methods import METHODS
+
+    parser = argparse.ArgumentParser(prog="python -m picklematrix", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("cases", help="list the corpus; --check validates it")
+    _add_corpus_args(p)
+    p.add_argument("--check", action="store_true", help="list every problem and exit 2 if there is any")
+
+    p = sub.add_parser("run", help="run the corpus in this environment")
+    _add_corpus_args(p)
+    p.add_argument("--method", action="append", choices=list(METHODS), metavar="NAME",
+                   help=f"compute method; repeatable; default all ({', '.join(METHODS)})")
+    p.add_argument("--context", default="script", choices=[*CONTEXTS, "all"],
+                   help="where cells run (default: script)")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON (see README)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="use this existing cluster instead of starting a LocalCluster (never restarted)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster (default 2)")
+    p.add_argument("--samples", type=int, default=1, help="timing samples per passing cell (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress output")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cases, problems = load_corpus(args.cases)
+    except CorpusError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.command == "cases":
+        return _cases(args, cases, problems)
+    return _run(args, cases, problems)
+
+
+def _print_problems(problems, out=sys.stderr):
+    for p in problems:
+        print(f"{relpath(p.path)}:{p.line}: {p.message}", file=out)
+
+
+def _cases(args, cases, problems) -> int:
+    if not args.check:
+        for case in select(cases, args.only):
+            print(f"{case.family}/{case.case_id}: {case.summary}")
+    if problems:
+        _print_problems(problems)
+        print(f"{len(problems)} problem(s) in the corpus; fix the files named above.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.check:
+        print(f"{len(cases)} cases, no problems")
+    return EXIT_OK
+
+
+def _run(args, cases, problems) -> int:
+    from .cluster import Cluster
+    from .methods import METHODS
+    from .runner import run_corpus
+
+    if problems:
+        _print_problems(problems)
+        print(f"skipping {len({p.path for p in problems})} broken case file(s) named above", file=sys.stderr)
+    cases = select(cases, args.only)
+    if not cases:
+        print(f"error: no case matches --only {args.only}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    methods = args.method or list(METHODS)
+    contexts = list(CONTEXTS) if args.context == "all" else [args.context]
+    try:
+        cluster = Cluster(args.scheduler, n_workers=args.workers).start()
+    except Exception as e:
+        where = args.scheduler or "a LocalCluster on 127.0.0.1"
+        print(f"error: cannot start/connect to {where}: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        result = run_corpus(cases, methods, contexts, cluster=cluster, samples=args.samples,
+                            progress=not args.no_progress)
+    finally:
+        cluster.close()
+    result.broken_cases = [{"path": p.path, "line": p.line, "message": p.message} for p in problems]
+    print(format_table(result))
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(result.to_json(), f, indent=1)
+    if problems:
+        return EXIT_BAD_INPUT
+    return EXIT_SURPRISES if result.surprises else EXIT_OK
+
+
+def format_table(result) -> str:
+    methods = list(dict.fromkeys(c.method for c in result.cells))
+    contexts = list(dict.fromkeys(c.context for c in result.cells))
+    columns = [(m, x) for x in contexts for m in methods]
+    rows = {}
+    for c in result.cells:
+        rows.setdefault((c.family, c.case), {})[(c.method, c.context)] = c
+    label = lambda m, x: m if len(contexts) == 1 else f"{m} @{x}"  # noqa: E731
+    head = ["case"] + [label(m, x) for m, x in columns]
+    body = []
+    for (family, case), cells in sorted(rows.items()):
+        line = [f"{family}/{case}"]
+        for col in columns:
+            c = cells.get(col)
+            line.append("" if c is None else (f"! {c.outcome} (want {c.expected})" if c.surprise else c.outcome))
+        body.append(line)
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    fmt = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+    out = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in body]
+    counts = Counter(c.outcome for c in result.cells)
+    out.append("")
+    env = result.env
+    versions = " ".join(f"{k}={v}" for k, v in env["versions"].items())
+    out.append(f"python={env['python']} {versions}")
+    out.append("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    out.append(f"{len(result.surprises)} surprise(s) in {len(result.cells)} cells")
+    for c in result.surprises:
+        cause = f": {c.root_cause['type']}: {c.root_cause['message'][:160]}" if c.root_cause else ""
+        out.append(f"  ! {c.family}/{c.case} [{c.method} @{c.context}] {c.outcome}, expected {c.expected}{cause}")
+    return "\n".join(out)

@@ -1,0 +1,161 @@
+"""The distributed cluster a run computes on: one we start, or a user's.
+
+A cluster we start is a ``LocalCluster`` with worker processes (nannies),
+bound to 127.0.0.1, dashboard off, started once per run. Between cells the
+harness checks it is idle and whole; after a cell that timed out or killed a
+worker, the workers are replaced: a running task cannot be interrupted, and
+a worker thread stuck in a hung task would make every later cell time out.
+
+A cluster we did not start (``--scheduler ADDRESS``) is never restarted: its
+problems are reported instead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Health:
+    workers: int
+    tasks: int
+    problems: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _scheduler_state():
+    def state(dask_scheduler=None):
+        return {
+            "workers": len(dask_scheduler.workers),
+            "tasks": len(dask_scheduler.tasks),
+            "processing": sum(len(ws.processing) for ws in dask_scheduler.workers.values()),
+        }
+
+    return state
+
+
+def _busy_threads():
+    def busy(dask_worker=None):
+        # A released task whose thread is still running (a hung cell) shows
+        # here, not on the scheduler, which has already forgotten it.
+        return len(dask_worker.active_threads)
+
+    return busy
+
+
+class Cluster:
+    def __init__(self, address: str | None = None, *, n_workers: int = 2, threads_per_worker: int = 1):
+        self.requested_address = address
+        self.n_workers = n_workers
+        self.threads_per_worker = threads_per_worker
+        self.owned = address is None
+        self.local_cluster = None
+        self.client = None
+        self.restarts = 0
+        self.warnings: list[str] = []
+
+    @property
+    def address(self) -> str:
+        return self.local_cluster.scheduler_address if self.owned else self.requested_address
+
+    def start(self) -> "Cluster":
+        import dask
+        from distributed import Client, LocalCluster
+
+        if self.owned:
+            with dask.config.set(
+                {
+                    # A task that kills its worker is reported at once as
+                    # worker-died rather than retried on every other worker.
+                    "distributed.scheduler.allowed-failures": 0,
+                    "distributed.scheduler.work-stealing": False,
+                    "distributed.admin.large-graph-warning-threshold": "1GB",
+                }
+            ):
+                self.local_cluster = LocalCluster(
+                    n_workers=self.n_workers,
+                    threads_per_worker=self.threads_per_worker,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    scheduler_port=0,
+                    silence_logs=50,
+                )
+            self.client = Client(self.local_cluster, set_as_default=False)
+        else:
+            self.client = Client(self.requested_address, set_as_default=False, timeout=30)
+            self.n_workers = len(self.client.scheduler_info().get("workers", {}))
+        return self
+
+    def state(self) -> dict:
+        if self.owned:
+            state = _scheduler_state()(self.local_cluster.scheduler)
+        else:
+            # nested functions pickle by value: the cluster need not have picklematrix
+            state = self.client.run_on_scheduler(_scheduler_state())
+        try:
+            state["executing"] = sum(self.client.run(_busy_threads()).values())
+        except Exception:
+            state["executing"] = 0
+        return state
+
+    def health(self, *, grace: float = 3.0) -> Health:
+        """Idle and whole? Waits up to ``grace`` seconds for a just-ended cell's tasks to clear."""
+        deadline = time.monotonic() + grace
+        while True:
+            state = self.state()
+            problems = []
+            if state["workers"] < self.n_workers:
+                problems.append(f"{state['workers']} of {self.n_workers} workers connected")
+            if state["tasks"]:
+                problems.append(f"{state['tasks']} tasks still on the scheduler")
+            if state["processing"] or state["executing"]:
+                problems.append("workers still executing tasks of a finished cell")
+            if not problems or time.monotonic() > deadline:
+                return Health(state["workers"], state["tasks"], problems)
+            time.sleep(0.05)
+
+    def make_healthy(self, reason: str) -> str | None:
+        """Replace the workers of a cluster we own; report on one we don't. Returns a warning, if any."""
+        if not self.owned:
+            health = self.health(grace=0.5)
+            if health.ok:
+                return None
+            msg = f"cluster at {self.address} may be unhealthy after {reason}: {'; '.join(health.problems)}"
+            self.warnings.append(msg)
+            return msg
+        self.client.restart(timeout=60, wait_for_workers=True)
+        self.restarts += 1
+        deadline = time.monotonic() + 60
+        while self.state()["workers"] < self.n_workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return None
+
+    def worker_versions(self) -> dict:
+        """distributed's own version report for scheduler and workers."""
+        try:
+            return self.client.get_versions(check=False)
+        except Exception as e:  # an old or locked-down cluster: say so, don't fail the run
+            return {"error": f"{type(e).__name__}: {e}"}
+
+    def close(self):
+        if self.client is not None:
+            try:
+                self.client.close(timeout=10)
+            except Exception:
+                pass
+        if self.local_cluster is not None:
+            try:
+                self.local_cluster.close(timeout=20)
+            except Exception:
+                pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,197 @@
+"""The outcome vocabulary and how an exception becomes an outcome and a root cause.
+
+Runs inside every matrix environment: standard library only, Python 3.10+.
+Classification looks at exception *types* and at *where* they were raised (the
+traceback's modules), never at message text: Python 3.13 reworded pickle errors.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import traceback
+
+PASS = "pass"
+WRONG_RESULT = "wrong-result"
+SERIALIZE_ERROR = "serialize-error"
+DESERIALIZE_ERROR = "deserialize-error"
+TASK_ERROR = "task-error"
+RAN_LOCALLY = "ran-locally"
+TIMEOUT = "timeout"
+WORKER_DIED = "worker-died"
+NOT_APPLICABLE = "not-applicable"
+HARNESS_ERROR = "harness-error"
+
+OUTCOMES = (
+    PASS,
+    WRONG_RESULT,
+    SERIALIZE_ERROR,
+    DESERIALIZE_ERROR,
+    TASK_ERROR,
+    RAN_LOCALLY,
+    TIMEOUT,
+    WORKER_DIED,
+    NOT_APPLICABLE,
+    HARNESS_ERROR,
+)
+
+# asv can only store numbers: ``track_outcome`` returns these codes. The mapping
+# is part of the results format; append, never renumber.
+OUTCOME_CODES = {name: code for code, name in enumerate(OUTCOMES)}
+CODE_OUTCOMES = {code: name for name, code in OUTCOME_CODES.items()}
+
+# Outcomes that mean "the object did not survive the trip".
+FAILURES = frozenset(
+    {WRONG_RESULT, SERIALIZE_ERROR, DESERIALIZE_ERROR, TASK_ERROR, WORKER_DIED}
+)
+
+_SEP = os.sep
+
+
+def _in_module(filename: str, *parts: str) -> bool:
+    needle = _SEP + _SEP.join(parts)
+    return needle in filename
+
+
+def _frames(exc: BaseException) -> list[traceback.FrameSummary]:
+    tb = exc.__traceback__
+    if tb is None:
+        return []
+    return list(traceback.extract_tb(tb))
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """Every exception reachable through __cause__ and __context__, outermost first."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        e = todo.pop(0)
+        if e is None or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        todo.extend([e.__cause__, e.__context__])
+    return seen
+
+
+def innermost_cause(exc: BaseException) -> BaseException:
+    """The exception that ended the last attempt.
+
+    Follow explicit ``raise ... from`` links (a wrapper names what it wraps), and
+    stop there: an implicit ``__context__`` is an *earlier* failure that was
+    handled and then superseded. This is how distributed's pickling chain
+    looks: stdlib pickle fails, cloudpickle is tried "during handling" of that
+    failure and raises the error that counts.
+    """
+    seen = []
+    while exc.__cause__ is not None and not any(exc.__cause__ is s for s in seen):
+        seen.append(exc)
+        exc = exc.__cause__
+    return exc
+
+
+def describe(exc: BaseException) -> dict:
+    message = _safe_str(exc)
+    return {"type": _qualified_type(exc), "message": message[:2000]}
+
+
+def _qualified_type(exc: BaseException) -> str:
+    cls = type(exc)
+    module = cls.__module__
+    if module in ("builtins", "__main__") or module is None:
+        return cls.__qualname__
+    return f"{module}.{cls.__qualname__}"
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception as e:  # an exception whose __str__ raises is a case too
+        return f"<unprintable {type(exc).__name__}: {type(e).__name__}>"
+
+
+def root_cause(exc: BaseException, pickle_log_exceptions=()) -> BaseException:
+    """Dig the real cause out of what the compute call raised.
+
+    ``pickle_log_exceptions`` are the exceptions distributed logged in
+    ``distributed.protocol.pickle`` ("Failed to serialize") during the call:
+    that log names the error of the final cloudpickle attempt even when the
+    raised exception only says "Could not serialize object of type ...".
+    """
+    chain = exception_chain(exc)
+    for logged in reversed(list(pickle_log_exceptions)):
+        if any(logged is e for e in chain) or not chain:
+            return innermost_cause(logged)
+    if pickle_log_exceptions:
+        return innermost_cause(list(pickle_log_exceptions)[-1])
+    return innermost_cause(exc)
+
+
+def _is_killed_worker(exc: BaseException) -> bool:
+    # KilledWorker moved between modules over the years; match by name + package.
+    for cls in type(exc).__mro__:
+        if cls.__name__ == "KilledWorker" and cls.__module__.startswith("distributed"):
+            return True
+    return False
+
+
+def _raised_in_serialization(exc: BaseException) -> bool:
+    for e in exception_chain(exc):
+        for fr in _frames(e):
+            if _in_module(fr.filename, "distributed", "protocol") and fr.name in (
+                "dumps",
+                "serialize",
+                "pickle_dumps",
+                "serialize_and_split",
+                "_encode_default",
+            ):
+                return True
+            if _in_module(fr.filename, "cloudpickle") and "dump" in fr.name:
+                return True
+        if isinstance(e, pickle.PicklingError):
+            return True
+    return False
+
+
+def _raised_in_deserialization(exc: BaseException) -> bool:
+    for e in exception_chain(exc):
+        if isinstance(e, pickle.UnpicklingError):
+            return True
+        for fr in _frames(e):
+            if _in_module(fr.filename, "distributed", "protocol") and fr.name in (
+                "loads",
+                "deserialize",
+                "pickle_loads",
+                "deserialize_and_unsplit",
+                "_decode_default",
+            ):
+                return True
+            if _in_module(fr.filename, "distributed", "scheduler.py") and fr.name in (
+                "update_graph",
+                "_materialize_graph",
+            ):
+                return True
+    return False
+
+
+def classify_failure(exc: BaseException, *, submitted: bool, sent: bool) -> str:
+    """The outcome for an exception raised by a compute call.
+
+    ``submitted``: the distributed client was asked to build and ship a graph
+    (``Client._graph_to_futures`` ran). ``sent``: the "update-graph" message
+    actually left for the scheduler. Both are observed on the client, not guessed
+    from which function was called.
+    """
+    if not submitted:
+        # The work never went near the cluster: whatever happened, happened
+        # here. The exception stays the root cause, but the outcome is this.
+        return RAN_LOCALLY
+    if _is_killed_worker(exc):
+        return WORKER_DIED
+    if not sent:
+        return SERIALIZE_ERROR if _raised_in_serialization(exc) else TASK_ERROR
+    if _raised_in_deserialization(exc):
+        return DESERIALIZE_ERROR
+    if _raised_in_serialization(exc):
+        # the graph arrived, so this is a worker failing to pickle a result
+        return SERIALIZE_ERROR
+    return TASK_ERROR

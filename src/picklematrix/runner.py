@@ -1,0 +1,292 @@
+"""Running the corpus in the current environment: cells, isolation, results.
+
+Each cell (case x compute method x context) runs in a child process forked
+from a preloaded server (``multiprocessing`` forkserver): cheap, isolated, and
+killable. The harness process only starts the cluster, hands out cells,
+enforces timeouts and keeps the results.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+from . import outcomes as oc
+from .corpus import Case, environment_versions, expected_outcome, flat_versions
+from .methods import METHODS
+
+# The case's timeout covers its compute call. Connecting a client and
+# defining the cell get this much on top, and the parent waits GRACE longer
+# than the child's own wait so that a child that can still answer does.
+CONNECT_ALLOWANCE = 15.0
+GRACE = 3.0
+
+
+@dataclass
+class CellResult:
+    case: str
+    family: str
+    method: str
+    context: str
+    outcome: str
+    expected: str
+    surprise: bool
+    root_cause: dict | None
+    seconds: float | None
+    graph_bytes: int | None
+    samples: list = field(default_factory=list)
+    detail: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    env: dict
+    cells: list
+    broken_cases: list = field(default_factory=list)
+    cluster: dict = field(default_factory=dict)
+
+    @property
+    def surprises(self) -> list:
+        return [c for c in self.cells if c.surprise]
+
+    def to_json(self) -> dict:
+        return {
+            "env": self.env,
+            "cluster": self.cluster,
+            "broken_cases": self.broken_cases,
+            "cells": [c.to_json() for c in self.cells],
+        }
+
+
+class Progress:
+    """One line per cell on a pipe; a self-updating line on a terminal."""
+
+    def __init__(self, total: int, stream=None, enabled: bool = True):
+        self.total = total
+        self.done = 0
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and self.stream.isatty()
+        self.started = time.monotonic()
+        self.surprises = 0
+
+    def update(self, cell: CellResult):
+        self.done += 1
+        self.surprises += cell.surprise
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.started
+        width = 24
+        filled = int(width * self.done / max(self.total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        mark = " SURPRISE" if cell.surprise else ""
+        line = (
+            f"[{bar}] {self.done}/{self.total} {elapsed:5.0f}s "
+            f"{cell.family}/{cell.case} [{cell.method}] {cell.outcome}{mark}"
+        )
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line[: os.get_terminal_size(self.stream.fileno()).columns - 1])
+            if cell.surprise:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class CellRunner:
+    """Runs cells in child processes against one cluster."""
+
+    def __init__(self, cluster, *, samples: int = 1, log_dir: str | None = None):
+        self.cluster = cluster
+        self.samples = samples
+        self.ctx = _mp_context()
+        self.log_dir = log_dir or tempfile.mkdtemp(prefix="picklematrix-cells-")
+        self.env = environment_versions()
+        self.versions = flat_versions(self.env)
+
+    def expected(self, case: Case, method: str, context: str) -> str:
+        return expected_outcome(
+            case,
+            method=method,
+            context=context,
+            versions=self.versions,
+            method_default=METHODS[method].default_expectation,
+        )
+
+    def run(self, case: Case, method: str, context: str = "script") -> CellResult:
+        expected = self.expected(case, method, context)
+
+        def result(**fields):
+            outcome = fields.pop("outcome")
+            return CellResult(
+                case=case.case_id,
+                family=case.family,
+                method=method,
+                context=context,
+                outcome=outcome,
+                expected=expected,
+                surprise=outcome != expected,
+                root_cause=fields.pop("root_cause", None),
+                seconds=fields.pop("seconds", None),
+                graph_bytes=fields.pop("graph_bytes", None),
+                samples=fields.pop("samples", []),
+                detail=fields.pop("detail", None),
+            )
+
+        missing = case.missing_requirements()
+        if missing:
+            return result(outcome=oc.NOT_APPLICABLE, detail=f"requires {', '.join(missing)} (not installed)")
+        if context not in case.contexts:
+            return result(outcome=oc.NOT_APPLICABLE, detail=f"case applies to context {', '.join(case.contexts)} only")
+        if context != "script":
+            return result(outcome=oc.HARNESS_ERROR, detail=f"context {context!r} is not available in this harness")
+
+        answer, died, timed_out, log_path = self._run_child(case, method, context)
+        needs_restart = False
+        if timed_out:
+            needs_restart = True
+            cell = result(outcome=oc.TIMEOUT, seconds=None,
+                          detail=f"no result within {case.timeout:g}s of compute"
+                          if answer.get("compute_started") else
+                          f"cell not defined within {case.timeout + CONNECT_ALLOWANCE:g}s")
+        elif answer.get("event") == "result":
+            cell = result(
+                outcome=answer["outcome"],
+                root_cause=answer.get("root_cause"),
+                seconds=answer.get("seconds"),
+                graph_bytes=answer.get("graph_bytes"),
+                samples=answer.get("samples", []),
+                detail=answer.get("detail"),
+            )
+            needs_restart = cell.outcome == oc.WORKER_DIED
+        else:
+            # The cell's process died without an answer. Where had it got to?
+            exitcode = died
+            cause = {"type": "ProcessExit", "message": f"cell process exited with status {exitcode}"}
+            if answer.get("compute_started") and not answer.get("submitted"):
+                cell = result(outcome=oc.RAN_LOCALLY, root_cause=cause,
+                              detail="the local computation ended the process")
+            else:
+                cell = result(outcome=oc.HARNESS_ERROR, root_cause=cause,
+                              detail=f"cell process died; output in {log_path}")
+                needs_restart = bool(answer.get("submitted"))
+        if needs_restart:
+            warning = self.cluster.make_healthy(f"{case.case_id} [{method}] ({cell.outcome})")
+        else:
+            health = self.cluster.health()
+            warning = None
+            if not health.ok:
+                warning = self.cluster.make_healthy(f"{case.case_id} [{method}]: {'; '.join(health.problems)}")
+        if warning:
+            cell.detail = f"{cell.detail + '; ' if cell.detail else ''}{warning}"
+        if cell.outcome != oc.HARNESS_ERROR and os.path.exists(log_path):
+            os.unlink(log_path)
+        return cell
+
+    def _run_child(self, case: Case, method: str, context: str):
+        from .cell import child_main
+
+        request = {
+            "case": case.case_id,
+            "path": case.path,
+            "source": case.source,
+            "method": method,
+            "context": context,
+            "scheduler": self.cluster.address,
+            "timeout": case.timeout,
+            "samples": self.samples,
+        }
+        log_path = os.path.join(self.log_dir, f"{case.case_id}-{method.replace('(', '').replace(')', '').replace('=', '')}.log")
+        reader, writer = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=child_main, args=(request, writer, log_path), daemon=True)
+        proc.start()
+        writer.close()
+        deadline = time.monotonic() + case.timeout + CONNECT_ALLOWANCE
+        state: dict = {}
+        timed_out = False
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                if not reader.poll(min(remaining, 1.0)):
+                    continue
+                try:
+                    event = reader.recv()
+                except (EOFError, OSError):
+                    break
+                kind = event.get("event")
+                if kind == "result":
+                    state.update(event)
+                    break
+                if kind == "submitted":
+                    state["submitted"] = True
+                elif kind == "sent":
+                    state["sent"] = True
+                elif kind == "compute-start":
+                    state["compute_started"] = True
+                    deadline = time.monotonic() + case.timeout + GRACE
+        finally:
+            reader.close()
+            if timed_out or state.get("event") != "result":
+                proc.kill()
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        return state, proc.exitcode, timed_out, log_path
+
+
+def _mp_context():
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        # Imported once in the server, shared by every forked cell.
+        ctx.set_forkserver_preload(["picklematrix.cell", "dask", "distributed", "cloudpickle"])
+    return ctx
+
+
+def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int = 1, progress: bool = True,
+               on_cell=None) -> RunResult:
+    runner = CellRunner(cluster, samples=samples)
+    grid = [(case, method, context) for case in cases for method in methods for context in contexts]
+    bar = Progress(len(grid), enabled=progress)
+    cells = []
+    try:
+        for case, method, context in grid:
+            try:
+                cell = runner.run(case, method, context)
+            except Exception as e:  # one cell's harness failure must not lose the others
+                cell = CellResult(case.case_id, case.family, method, context, oc.HARNESS_ERROR,
+                                  runner.expected(case, method, context), True, oc.describe(e), None, None,
+                                  detail="harness failure while running this cell")
+                cell.surprise = cell.outcome != cell.expected
+            cells.append(cell)
+            bar.update(cell)
+            if on_cell is not None:
+                on_cell(cell)
+    finally:
+        bar.close()
+    cluster_info = {
+        "address": cluster.address,
+        "owned": cluster.owned,
+        "workers": cluster.n_workers,
+        "restarts": cluster.restarts,
+        "warnings": list(cluster.warnings),
+    }
+    if not cluster.owned:
+        cluster_info["versions"] = cluster.worker_versions()
+    return RunResult(env=runner.env, cells=cells, cluster=cluster_info)
