@@ -232,7 +232,9 @@ def run_cell(request: dict, conn) -> None:
     try:
         main.__dict__["client"] = client
         try:
-            code = compile(request["source"], request["path"], "exec")
+            # dont_inherit: this module's ``from __future__ import annotations``
+            # must not leak into the cell; ``python cell.py`` has no such flag.
+            code = compile(request["source"], request["path"], "exec", dont_inherit=True)
         except SyntaxError as e:
             send(_result(case_id, method_name, context, root_cause=oc.describe(e), detail="cell does not compile"))
             return
@@ -255,7 +257,8 @@ def run_cell(request: dict, conn) -> None:
 
         # Nothing the cell itself logged counts: only what the compute call logs.
         capture.exceptions.clear()
-        conn.send({"event": "compute-start"})
+        targets_cluster = method.targets_cluster(client)
+        conn.send({"event": "compute-start", "targets_cluster": targets_cluster})
         times = []
         start = time.perf_counter()
         try:
@@ -263,9 +266,10 @@ def run_cell(request: dict, conn) -> None:
         except BaseException as e:  # noqa: BLE001 - SystemExit from a local task counts too
             elapsed = time.perf_counter() - start
             if isinstance(e, ComputeTimeout):
-                outcome = oc.TIMEOUT
-            else:
-                outcome = oc.classify_failure(e, submitted=tap.submitted, sent=tap.sent)
+                send(_result(case_id, method_name, context, outcome=oc.TIMEOUT, seconds=elapsed,
+                             graph_bytes=tap.graph_bytes if tap.sent else None, detail=str(e)))
+                return
+            outcome = oc.classify_failure(e, submitted=tap.submitted or targets_cluster, sent=tap.sent)
             cause = oc.root_cause(e, capture.exceptions)
             send(_result(case_id, method_name, context, outcome=outcome, root_cause=oc.describe(cause),
                          seconds=elapsed, samples=[elapsed], graph_bytes=tap.graph_bytes if tap.sent else None,
@@ -276,6 +280,7 @@ def run_cell(request: dict, conn) -> None:
 
         ok, check_failure = _check(ns, value)
         if not submitted:
+            # it returned a value without the cluster ever seeing the graph
             outcome = oc.RAN_LOCALLY
         else:
             outcome = oc.PASS if ok else oc.WRONG_RESULT

@@ -156,7 +156,10 @@ def _load_case(path: Path, root: Path, method_names) -> tuple[Case | None, list[
     try:
         meta = ast.literal_eval(node.value)
     except ValueError as e:
-        return None, [CaseProblem(spath, node.lineno, f"CASE must be a literal dict ({e})")]
+        bad = next((n for n in ast.walk(node.value) if not isinstance(
+            n, (ast.Dict, ast.List, ast.Tuple, ast.Constant, ast.UnaryOp, ast.USub, ast.Load))), node.value)
+        return None, [CaseProblem(spath, getattr(bad, "lineno", node.lineno),
+                                  f"CASE must be a literal dict: {ast.unparse(bad)!r} is not a literal ({e})")]
     if not isinstance(meta, dict):
         return None, [CaseProblem(spath, node.lineno, "CASE must be a dict")]
 
@@ -166,10 +169,13 @@ def _load_case(path: Path, root: Path, method_names) -> tuple[Case | None, list[
         problems.append(CaseProblem(spath, line or node.lineno, msg))
 
     key_lines = {}
+    rule_lines = []
     if isinstance(node.value, ast.Dict):
-        for k in node.value.keys:
+        for k, v in zip(node.value.keys, node.value.values):
             if isinstance(k, ast.Constant):
                 key_lines[k.value] = k.lineno
+                if k.value == "expect_when" and isinstance(v, (ast.List, ast.Tuple)):
+                    rule_lines = [e.lineno for e in v.elts]
 
     for key, value in meta.items():
         if key not in CASE_KEYS:
@@ -208,8 +214,8 @@ def _load_case(path: Path, root: Path, method_names) -> tuple[Case | None, list[
 
     expect_when = meta.get("expect_when", [])
     if isinstance(expect_when, list):
-        line = key_lines.get("expect_when")
         for i, rule in enumerate(expect_when):
+            line = rule_lines[i] if i < len(rule_lines) else key_lines.get("expect_when")
             for msg in _rule_problems(rule, method_names):
                 problem(f"expect_when[{i}]: {msg}", line)
 

@@ -19,6 +19,18 @@ class ComputeMethod:
     # The outcome expected when a case says nothing more specific.
     default_expectation: str | None = None
     description: str = ""
+    # Whether dask would send this call's work to the distributed client
+    # (asked of dask itself before the call; the call then shows whether the
+    # graph really went).
+    targets_cluster: Callable[[Any], bool] = None  # type: ignore[assignment]
+
+
+def _default_scheduler_is_distributed(client) -> bool:
+    import dask.base
+
+    scheduler = dask.base.get_scheduler()
+    owner = getattr(scheduler, "__self__", None)
+    return owner is not None and type(owner).__module__.startswith("distributed")
 
 
 def _dask_compute(result, client, timeout):
@@ -65,12 +77,14 @@ METHODS = {
             "dask.compute",
             _dask_compute,
             default_client=True,
+            targets_cluster=_default_scheduler_is_distributed,
             description="dask.compute(result) with the client as default scheduler",
         ),
         ComputeMethod(
             "dask.compute(client=)",
             _dask_compute_client_kwarg,
             default_client=False,
+            targets_cluster=_default_scheduler_is_distributed,
             default_expectation="ran-locally",
             description="dask.compute(result, client=c), c made with set_as_default=False",
         ),
@@ -78,6 +92,7 @@ METHODS = {
             "Client.compute",
             _client_compute,
             default_client=True,
+            targets_cluster=lambda client: True,
             description="client.compute(result).result(timeout=...)",
         ),
     )

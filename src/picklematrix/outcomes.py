@@ -176,10 +176,12 @@ def _raised_in_deserialization(exc: BaseException) -> bool:
 def classify_failure(exc: BaseException, *, submitted: bool, sent: bool) -> str:
     """The outcome for an exception raised by a compute call.
 
-    ``submitted``: the distributed client was asked to build and ship a graph
-    (``Client._graph_to_futures`` ran). ``sent``: the "update-graph" message
-    actually left for the scheduler. Both are observed on the client, not guessed
-    from which function was called.
+    ``submitted``: the work was headed for the cluster (dask's scheduler for
+    the call was the distributed client, or ``Client._graph_to_futures`` ran).
+    ``sent``: the "update-graph" message actually left for the scheduler.
+    Both are observed on the client, not guessed from the method's name.
+    A failure on the client before anything was sent (pickling the graph, or
+    dask preparing it) is a serialize-error: the cluster never got the work.
     """
     if not submitted:
         # The work never went near the cluster: whatever happened, happened
@@ -188,7 +190,7 @@ def classify_failure(exc: BaseException, *, submitted: bool, sent: bool) -> str:
     if _is_killed_worker(exc):
         return WORKER_DIED
     if not sent:
-        return SERIALIZE_ERROR if _raised_in_serialization(exc) else TASK_ERROR
+        return SERIALIZE_ERROR
     if _raised_in_deserialization(exc):
         return DESERIALIZE_ERROR
     if _raised_in_serialization(exc):

@@ -117,6 +117,8 @@ class CellRunner:
         self.versions = flat_versions(self.env)
 
     def expected(self, case: Case, method: str, context: str) -> str:
+        if case.missing_requirements() or context not in case.contexts:
+            return oc.NOT_APPLICABLE
         return expected_outcome(
             case,
             method=method,
@@ -156,7 +158,9 @@ class CellRunner:
         answer, died, timed_out, log_path = self._run_child(case, method, context)
         needs_restart = False
         if timed_out:
-            needs_restart = True
+            # A hung task keeps its worker thread busy for good: replace the
+            # workers. A hang that never reached the cluster died with the cell.
+            needs_restart = bool(answer.get("submitted"))
             cell = result(outcome=oc.TIMEOUT, seconds=None,
                           detail=f"no result within {case.timeout:g}s of compute"
                           if answer.get("compute_started") else
@@ -175,7 +179,7 @@ class CellRunner:
             # The cell's process died without an answer. Where had it got to?
             exitcode = died
             cause = {"type": "ProcessExit", "message": f"cell process exited with status {exitcode}"}
-            if answer.get("compute_started") and not answer.get("submitted"):
+            if answer.get("compute_started") and not (answer.get("submitted") or answer.get("targets_cluster")):
                 cell = result(outcome=oc.RAN_LOCALLY, root_cause=cause,
                               detail="the local computation ended the process")
             else:
@@ -238,6 +242,7 @@ class CellRunner:
                     state["sent"] = True
                 elif kind == "compute-start":
                     state["compute_started"] = True
+                    state["targets_cluster"] = event.get("targets_cluster")
                     deadline = time.monotonic() + case.timeout + GRACE
         finally:
             reader.close()

@@ -1,0 +1,34 @@
+CASE = {
+    "family": "classes",
+    "summary": "A typing.Generic class and a subclass of its parametrization, defined in __main__",
+    "tags": ["typing", "Generic", "by-value"],
+    "expect": "pass",
+}
+from typing import Generic, TypeVar, get_args
+
+import dask
+
+T = TypeVar("T")
+
+
+class Box(Generic[T]):
+    def __init__(self, item: T):
+        self.item = item
+
+    def get(self) -> T:
+        return self.item
+
+
+class IntBox(Box[int]):
+    def doubled(self) -> int:
+        return 2 * self.item
+
+
+def on_worker(b):
+    cls = type(b)
+    base = cls.__orig_bases__[0]
+    return b.doubled(), b.get(), get_args(base), base.__origin__.__name__, base.__origin__.__parameters__[0].__name__
+
+
+result = dask.delayed(on_worker)(IntBox(21))
+expected = (42, 21, (int,), "Box", "T")

@@ -1,0 +1,26 @@
+CASE = {
+    "family": "classes",
+    "summary": "A typing.NamedTuple with a default and a method, defined in __main__, used on the worker",
+    "tags": ["typing", "NamedTuple", "by-value", "cloudpickle-2.1"],
+    "expect": "pass",
+}
+from typing import NamedTuple
+
+import dask
+
+
+class Reading(NamedTuple):
+    sensor: str
+    value: float
+    unit: str = "C"
+
+    def label(self):
+        return f"{self.sensor}={self.value}{self.unit}"
+
+
+def on_worker(r):
+    return r.label(), r._replace(value=r.value + 1).value, r._fields, type(r)._field_defaults
+
+
+result = dask.delayed(on_worker)(Reading("t1", 20.5))
+expected = ("t1=20.5C", 21.5, ("sensor", "value", "unit"), {"unit": "C"})

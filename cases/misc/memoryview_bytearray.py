@@ -1,0 +1,23 @@
+CASE = {
+    "family": "misc",
+    "summary": "A writable memoryview over a bytearray passed to a task",
+    "tags": ["memoryview", "buffer", "by-value", "env-difference"],
+    # dask 2026.8.0: it travels (cloudpickle turns it into bytes, see memoryview_slice).
+    # dask 2024.6.2: the compute call fails on the client before anything is submitted:
+    # delayed's optimize -> HighLevelGraph.cull -> keys_in_tasks hashes the argument,
+    # "ValueError: cannot hash writable memoryview object" (the local scheduler fails too).
+    # The harness currently labels that "ran-locally"; no rule encodes it (see the report).
+    "expect": "wrong-result",
+}
+import dask
+
+buf = bytearray(b"0123456789")
+view = memoryview(buf)[2:6]
+
+
+def on_worker(mv):
+    return type(mv).__name__, bytes(mv), len(mv)
+
+
+result = dask.delayed(on_worker)(view)
+expected = ("memoryview", b"2345", 4)

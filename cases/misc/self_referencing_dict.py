@@ -1,0 +1,23 @@
+CASE = {
+    "family": "misc",
+    "summary": "A dict that contains itself, captured by the task function, which walks the cycle",
+    "tags": ["cycle", "recursion", "by-value"],
+    "expect": "pass",
+}
+import dask
+
+node = {"name": "loop"}
+node["self"] = node
+# Captured rather than passed as an argument: dask.delayed's argument traversal
+# (unpack_collections) recurses into the cycle and raises RecursionError in the cell.
+
+
+def walk(steps):
+    d = node
+    for _ in range(steps):
+        d = d["self"]
+    return d["name"], d is node, d["self"] is d
+
+
+result = dask.delayed(walk)(3)
+expected = ("loop", True, True)

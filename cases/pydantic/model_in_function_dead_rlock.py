@@ -1,0 +1,39 @@
+CASE = {
+    "family": "pydantic",
+    "summary": "A model defined inside a function whose local RLock is gone by the time the model is pickled",
+    "tags": ["pydantic", "namespace-capture", "lock", "weakref"],
+    "requires": ["pydantic"],
+    # pydantic 2.x captures the function's locals, but weakly where it can
+    # (build_lenient_weakvaluedict): once the RLock is garbage, nothing unpicklable is left.
+    "expect": "pass",
+    # Compiled pydantic 1.10 (the usual wheels): a by-value __main__ model drags its
+    # cython validators along, which cannot be pickled (cloudpickle#408).
+    "expect_when": [[{"method": "dask.compute(client=)"}, "ran-locally"],
+                    [{"pydantic": "<2"}, "serialize-error"]],
+}
+import threading
+
+import dask
+from pydantic import BaseModel
+
+
+def build_job_model():
+    guard = threading.RLock()  # only this frame refers to it
+    with guard:
+
+        class Job(BaseModel):
+            name: str
+            retries: int = 3
+
+    return Job
+
+
+Job = build_job_model()
+
+
+def on_worker(job):
+    return job.name, job.retries, type(job)(name="b", retries="5").retries
+
+
+result = dask.delayed(on_worker)(Job(name="a"))
+expected = ("a", 3, 5)

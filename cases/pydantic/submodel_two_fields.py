@@ -1,0 +1,35 @@
+CASE = {
+    "family": "pydantic",
+    "summary": "One sub-model class used in two fields of another model (pydantic#12696)",
+    "tags": ["pydantic", "definitions", "by-value", "pydantic-12696"],
+    "requires": ["pydantic"],
+    "expect": "pass",
+    # 2.11.0-2.12.5: the by-value class loads, but its instances lose attributes
+    # (AttributeError on the worker); fixed in 2.13.0. Seen with pydantic 2.12.5.
+    "expect_when": [[{"method": "dask.compute(client=)"}, "ran-locally"],
+                    [{"pydantic": "<2"}, "serialize-error"],  # compiled 1.10: cloudpickle#408
+                    [{"pydantic": ">=2.11,<2.13"}, "task-error"]],
+}
+import dask
+from pydantic import BaseModel
+
+
+class Address(BaseModel):
+    city: str
+    zip: str
+
+
+class Customer(BaseModel):
+    home: Address
+    work: Address
+
+
+def on_worker(c):
+    fresh = type(c)(home={"city": "Oslo", "zip": "0150"}, work={"city": "Bergen", "zip": "5003"})
+    return c.home.city, c.work.zip, fresh.work.city
+
+
+result = dask.delayed(on_worker)(
+    Customer(home={"city": "Lyon", "zip": "69001"}, work={"city": "Paris", "zip": "75001"})
+)
+expected = ("Lyon", "75001", "Bergen")

@@ -1,0 +1,39 @@
+from __future__ import annotations  # PEP 563: every annotation in this cell is a string
+
+CASE = {
+    "family": "pydantic",
+    "summary": "pydantic#12696's two-field sub-model under `from __future__ import annotations`",
+    "tags": ["pydantic", "definitions", "by-value", "pep563", "pydantic-12696"],
+    "requires": ["pydantic"],
+    "expect": "pass",
+    # With string annotations the by-value class cannot even be rebuilt from pydantic 2.11 on
+    # (KeyError: 'type' while the scheduler unpickles the graph); the 2.13.0 fix for #12696
+    # does not cover it. Seen with 2.12.5 and 2.14.4; 2.8.2 (and 2.9.2, 2.10.6 in a plain
+    # cloudpickle round trip) load fine. One sub-model field alone loads fine.
+    "expect_when": [[{"method": "dask.compute(client=)"}, "ran-locally"],
+                    [{"pydantic": "<2"}, "serialize-error"],  # compiled 1.10: cloudpickle#408
+                    [{"pydantic": ">=2.11"}, "deserialize-error"]],
+}
+import dask
+from pydantic import BaseModel
+
+
+class Address(BaseModel):
+    city: str
+    zip: str
+
+
+class Customer(BaseModel):
+    home: Address
+    work: Address
+
+
+def on_worker(c):
+    fresh = type(c)(home={"city": "Oslo", "zip": "0150"}, work={"city": "Bergen", "zip": "5003"})
+    return c.home.city, c.work.zip, fresh.work.city
+
+
+result = dask.delayed(on_worker)(
+    Customer(home={"city": "Lyon", "zip": "69001"}, work={"city": "Paris", "zip": "75001"})
+)
+expected = ("Lyon", "75001", "Bergen")

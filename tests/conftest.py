@@ -1,0 +1,45 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+FIXTURE_CASES = DATA / "cases"
+BROKEN_CASES = DATA / "broken"
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """One real LocalCluster (worker processes) shared by the runner tests."""
+    from picklematrix.cluster import Cluster
+
+    with Cluster(n_workers=2) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def runner(cluster, tmp_path_factory):
+    from picklematrix.runner import CellRunner
+
+    return CellRunner(cluster, log_dir=str(tmp_path_factory.mktemp("cell-logs")))
+
+
+@pytest.fixture(scope="session")
+def fixture_cases():
+    from picklematrix.corpus import load_corpus
+
+    cases, problems = load_corpus([FIXTURE_CASES])
+    assert not problems, problems
+    return {c.case_id: c for c in cases}
+
+
+def run_cli(*args, timeout=600, cwd=ROOT):
+    import subprocess
+
+    env = dict(os.environ)
+    return subprocess.run(
+        [sys.executable, "-m", "picklematrix", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )

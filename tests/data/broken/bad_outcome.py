@@ -1,0 +1,5 @@
+CASE = {
+    "family": "broken",
+    "summary": "x",
+    "expect": "passed",
+}

@@ -1,0 +1,1 @@
+CASE = {"family": "dup", "summary": "valid, but its id collides with nothing valid either", "expect": "pass"}

@@ -1,0 +1,1 @@
+CASE = {"family": "dup", "summary": "first", "expect": "pass"}

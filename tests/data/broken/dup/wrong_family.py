@@ -1,0 +1,1 @@
+CASE = {"family": "elsewhere", "summary": "x", "expect": "pass"}

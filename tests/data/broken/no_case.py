@@ -1,0 +1,2 @@
+import dask
+result = dask.delayed(1)

@@ -1,0 +1,1 @@
+CASE = {"family": "broken", "summary": "x", "expect": str("pass")}

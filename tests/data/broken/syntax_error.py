@@ -1,0 +1,3 @@
+CASE = {"family": "broken", "summary": "x", "expect": "pass"}
+def f(:
+    pass

@@ -1,0 +1,2 @@
+CASE = {"family": "outcomes", "summary": "A broken cell that binds no result: the harness says so", "expect": "harness-error"}
+x = 1

@@ -1,0 +1,105 @@
+"""``python -m picklematrix run``: JSON format, exit codes, an external scheduler."""
+
+import json
+import textwrap
+
+import pytest
+
+from picklematrix.outcomes import OUTCOMES
+
+from .conftest import BROKEN_CASES, FIXTURE_CASES, run_cli
+
+CELL_KEYS = {"case", "family", "method", "context", "outcome", "expected", "surprise", "root_cause",
+             "seconds", "graph_bytes"}
+
+
+def _check_schema(data):
+    assert set(data["env"]) >= {"python", "versions"}
+    assert set(data["env"]["versions"]) == {"cloudpickle", "dask", "distributed", "pydantic"}
+    assert data["env"]["python"].count(".") == 2
+    for cell in data["cells"]:
+        assert CELL_KEYS <= set(cell), cell
+        assert cell["outcome"] in OUTCOMES and cell["expected"] in OUTCOMES
+        assert cell["surprise"] == (cell["outcome"] != cell["expected"])
+        assert cell["context"] == "script"
+        assert cell["root_cause"] is None or set(cell["root_cause"]) == {"type", "message"}
+        assert cell["seconds"] is None or cell["seconds"] >= 0
+        assert cell["graph_bytes"] is None or isinstance(cell["graph_bytes"], int)
+
+
+def test_run_writes_json_and_exits_0_without_surprises(tmp_path):
+    out = tmp_path / "r.json"
+    proc = run_cli("run", "--cases", str(FIXTURE_CASES), "--only", "plain_pass", "--only", "outcomes/task_raises",
+                   "--json", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(out.read_text())
+    _check_schema(data)
+    assert {(c["case"], c["method"]) for c in data["cells"]} == {
+        (case, m) for case in ("plain_pass", "task_raises")
+        for m in ("dask.compute", "dask.compute(client=)", "Client.compute")
+    }
+    by = {(c["case"], c["method"]): c for c in data["cells"]}
+    assert by[("plain_pass", "Client.compute")]["graph_bytes"] > 0
+    assert by[("plain_pass", "dask.compute(client=)")]["graph_bytes"] is None
+    assert "plain_pass" in proc.stdout and "0 surprise(s)" in proc.stdout
+
+
+def test_surprise_exits_1_and_is_marked(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "optimist.py").write_text(textwrap.dedent('''
+        CASE = {"family": "mine", "summary": "expects a Lock to travel", "expect": "pass"}
+        import threading
+        import dask
+        lock = threading.Lock()
+        result = dask.delayed(lambda l: 1)(lock)
+        expected = 1
+    '''))
+    out = tmp_path / "r.json"
+    proc = run_cli("run", "--cases", str(tmp_path), "--method", "Client.compute", "--json", str(out), "--no-progress")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    cell = json.loads(out.read_text())["cells"][0]
+    assert cell["surprise"] and cell["outcome"] == "serialize-error"
+    assert "! serialize-error (want pass)" in proc.stdout
+
+
+def test_broken_cases_are_skipped_named_and_exit_2(tmp_path):
+    out = tmp_path / "r.json"
+    proc = run_cli("run", "--cases", str(BROKEN_CASES), "--method", "dask.compute", "--json", str(out), "--no-progress")
+    assert proc.returncode == 2
+    assert "bad_condition.py:6" in proc.stderr and "skipping" in proc.stderr
+    data = json.loads(out.read_text())
+    # the valid cases still ran and kept their results
+    assert {c["case"] for c in data["cells"]} == {"bad_outcome", "syntax_error", "twice"}
+    assert len(data["broken_cases"]) == 9
+
+
+def test_no_matching_case_is_bad_input():
+    proc = run_cli("run", "--cases", str(FIXTURE_CASES), "--only", "no-such-case*", "--no-progress")
+    assert proc.returncode == 2
+    assert "no case matches" in proc.stderr
+
+
+@pytest.mark.slow
+def test_external_scheduler_is_reported_not_restarted(tmp_path):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                      scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"}) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        workers_before = set(client.scheduler_info()["workers"])
+        out = tmp_path / "r.json"
+        proc = run_cli("run", "--scheduler", cluster.scheduler_address, "--cases", str(FIXTURE_CASES),
+                       "--only", "plain_pass", "--only", "hangs", "--method", "Client.compute",
+                       "--json", str(out), "--no-progress")
+        data = json.loads(out.read_text())
+        by = {c["case"]: c for c in data["cells"]}
+        assert by["plain_pass"]["outcome"] == "pass"
+        assert by["hangs"]["outcome"] == "timeout"
+        assert data["cluster"]["owned"] is False
+        assert len(data["cluster"]["versions"]["workers"]) == 2
+        assert "distributed" in str(data["cluster"]["versions"]["scheduler"])
+        # the stuck worker is reported, never restarted
+        assert data["cluster"]["restarts"] == 0
+        assert any("unhealthy" in w for w in data["cluster"]["warnings"]), data["cluster"]
+        assert set(client.scheduler_info()["workers"]) == workers_before
+        assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,107 @@
+"""Cells on a real LocalCluster: every outcome reached by a real case."""
+
+import pytest
+
+from picklematrix import outcomes as oc
+
+
+def run(runner, fixture_cases, case_id, method):
+    return runner.run(fixture_cases[case_id], method)
+
+
+@pytest.mark.parametrize(
+    "case_id, method, outcome",
+    [
+        ("plain_pass", "dask.compute", oc.PASS),
+        ("plain_pass", "Client.compute", oc.PASS),
+        ("returns_wrong", "Client.compute", oc.WRONG_RESULT),
+        ("unpicklable_arg", "dask.compute", oc.SERIALIZE_ERROR),
+        ("fails_on_load", "Client.compute", oc.DESERIALIZE_ERROR),
+        ("task_raises", "dask.compute", oc.TASK_ERROR),
+        ("plain_pass", "dask.compute(client=)", oc.RAN_LOCALLY),
+        ("needs_missing_dist", "dask.compute", oc.NOT_APPLICABLE),
+        ("cell_not_applicable", "Client.compute", oc.NOT_APPLICABLE),
+        ("no_result_bound", "dask.compute", oc.HARNESS_ERROR),
+    ],
+)
+def test_each_outcome_is_reached(runner, fixture_cases, case_id, method, outcome):
+    cell = run(runner, fixture_cases, case_id, method)
+    assert cell.outcome == outcome, cell
+    assert cell.expected == outcome
+    assert not cell.surprise
+
+
+def test_root_cause_is_the_pickling_error_not_the_wrapper(runner, fixture_cases):
+    cell = run(runner, fixture_cases, "unpicklable_arg", "Client.compute")
+    assert cell.outcome == oc.SERIALIZE_ERROR
+    # distributed raises "Could not serialize object of type ..."; the cause
+    # is the generator, from the last (cloudpickle) attempt.
+    assert cell.root_cause["type"] == "TypeError"
+    assert "generator" in cell.root_cause["message"]
+    assert "Could not serialize" not in cell.root_cause["message"]
+
+
+def test_deserialize_error_keeps_the_loader_exception(runner, fixture_cases):
+    cell = run(runner, fixture_cases, "fails_on_load", "dask.compute")
+    assert cell.outcome == oc.DESERIALIZE_ERROR
+    assert cell.graph_bytes and cell.graph_bytes > 0
+
+
+def test_task_error_root_cause(runner, fixture_cases):
+    cell = run(runner, fixture_cases, "task_raises", "Client.compute")
+    assert cell.outcome == oc.TASK_ERROR
+    assert cell.root_cause["type"] == "ZeroDivisionError"
+
+
+def test_ran_locally_keeps_the_local_exception(runner, fixture_cases):
+    cell = run(runner, fixture_cases, "local_raise", "dask.compute(client=)")
+    assert cell.outcome == oc.RAN_LOCALLY
+    assert cell.root_cause["type"] == "KeyError"
+    # the same task on the cluster is a task error
+    assert run(runner, fixture_cases, "local_raise", "Client.compute").outcome == oc.TASK_ERROR
+
+
+def test_local_process_exit_is_ran_locally_and_spares_the_harness(runner, fixture_cases):
+    cell = run(runner, fixture_cases, "local_exit", "dask.compute(client=)")
+    assert cell.outcome == oc.RAN_LOCALLY
+    assert cell.root_cause["type"] == "ProcessExit"
+    assert run(runner, fixture_cases, "plain_pass", "dask.compute").outcome == oc.PASS
+
+
+@pytest.mark.slow
+def test_worker_died_then_cluster_is_whole_again(runner, fixture_cases, cluster):
+    cell = run(runner, fixture_cases, "local_exit", "Client.compute")
+    assert cell.outcome == oc.WORKER_DIED
+    assert "KilledWorker" in cell.root_cause["type"]
+    assert cluster.health(grace=30).ok
+    assert run(runner, fixture_cases, "plain_pass", "Client.compute").outcome == oc.PASS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["dask.compute", "Client.compute", "dask.compute(client=)"])
+def test_timeout_then_later_cells_are_unaffected(runner, fixture_cases, cluster, method):
+    cell = run(runner, fixture_cases, "hangs", method)
+    assert cell.outcome == oc.TIMEOUT
+    # A hung task's thread cannot be interrupted; without replacing the
+    # workers every later cell would time out too. With one thread per
+    # worker, two later cells need both workers free.
+    for _ in range(2):
+        after = run(runner, fixture_cases, "plain_pass", "Client.compute")
+        assert after.outcome == oc.PASS, after
+    assert cluster.health(grace=5).ok
+
+
+def test_dict_with_lock_differs_between_paths(runner, fixture_cases):
+    assert run(runner, fixture_cases, "dict_with_lock", "dask.compute").outcome == oc.PASS
+    cell = run(runner, fixture_cases, "dict_with_lock", "Client.compute")
+    assert cell.outcome == oc.SERIALIZE_ERROR
+    assert "lock" in cell.root_cause["message"]
+
+
+def test_timing_samples_for_passing_cells(cluster, fixture_cases, tmp_path):
+    from picklematrix.runner import CellRunner
+
+    cell = CellRunner(cluster, samples=3, log_dir=str(tmp_path)).run(fixture_cases["plain_pass"], "Client.compute")
+    assert cell.outcome == oc.PASS
+    assert len(cell.samples) == 3 and all(s > 0 for s in cell.samples)
+    assert min(cell.samples) <= cell.seconds <= max(cell.samples)
