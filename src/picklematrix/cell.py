@@ -169,6 +169,20 @@ def run_top_level(code, namespace) -> BaseException | None:
     return None
 
 
+def define_cell(source: str, path: str, client) -> dict:
+    """Run a cell's code as a script's top level with ``client`` bound; its namespace.
+
+    Raises what the cell raised (``NotImplementedError`` means not applicable).
+    """
+    main = _fresh_main_module(path)
+    main.__dict__["client"] = client
+    code = compile(source, path, "exec", dont_inherit=True)
+    failure = run_top_level(code, main.__dict__)
+    if failure is not None:
+        raise failure
+    return main.__dict__
+
+
 def _connect(address: str, *, default: bool, timeout: float):
     from distributed import Client
 

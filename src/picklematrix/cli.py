@@ -42,14 +42,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write the results as JSON (see README)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="use this existing cluster instead of starting a LocalCluster (never restarted)")
+    p.add_argument("--restartable", action="store_true",
+                   help="the --scheduler cluster was started by `picklematrix cluster`: its workers may be restarted")
     p.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster (default 2)")
     p.add_argument("--samples", type=int, default=1, help="timing samples per passing cell (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
+    p.add_argument("--env-id", help="matrix environment id, recorded in the JSON (set by nox -s matrix)")
+    p.add_argument("--commit", help="harness commit, recorded in the JSON (set by nox -s matrix)")
+    p.add_argument("--machine", help="machine name, recorded in the JSON (set by nox -s matrix)")
+
+    p = sub.add_parser("cluster", help="run a LocalCluster (127.0.0.1, no dashboard) until terminated")
+    p.add_argument("--state-file", required=True, help="where to write {address, pid} once it is up")
+    p.add_argument("--workers", type=int, default=2)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "cluster":
+        from .cluster import Cluster
+
+        with Cluster(n_workers=args.workers) as cluster:
+            cluster.serve(args.state_file)
+        return EXIT_OK
     try:
         cases, problems = load_corpus(args.cases)
     except CorpusError as e:
@@ -93,22 +108,41 @@ def _run(args, cases, problems) -> int:
     methods = args.method or list(METHODS)
     contexts = list(CONTEXTS) if args.context == "all" else [args.context]
     try:
-        cluster = Cluster(args.scheduler, n_workers=args.workers).start()
+        cluster = Cluster(args.scheduler, n_workers=args.workers, restartable=args.restartable).start()
     except Exception as e:
         where = args.scheduler or "a LocalCluster on 127.0.0.1"
         print(f"error: cannot start/connect to {where}: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    broken = [{"path": p.path, "line": p.line, "message": p.message} for p in problems]
+    meta = {"env_id": args.env_id, "commit": args.commit, "machine": args.machine,
+            "case_dirs": [os.path.abspath(d) for d in (args.cases or [])]}
+    done = []
+
+    def write(result_json, complete):
+        if not args.json:
+            return
+        result_json.update(meta, broken_cases=broken, complete=complete)
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        tmp = args.json + ".partial"
+        with open(tmp, "w") as f:
+            json.dump(result_json, f, indent=1)
+        os.replace(tmp, args.json)
+
+    def on_cell(cell):
+        # Written after every cell: a crash of the harness loses nothing already measured.
+        done.append(cell)
+        from .corpus import environment_versions
+
+        write({"env": environment_versions(), "cells": [c.to_json() for c in done]}, complete=False)
+
     try:
         result = run_corpus(cases, methods, contexts, cluster=cluster, samples=args.samples,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, on_cell=on_cell)
     finally:
         cluster.close()
-    result.broken_cases = [{"path": p.path, "line": p.line, "message": p.message} for p in problems]
+    result.broken_cases = broken
     print(format_table(result))
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(result.to_json(), f, indent=1)
+    write(result.to_json(), complete=True)
     if problems:
         return EXIT_BAD_INPUT
     return EXIT_SURPRISES if result.surprises else EXIT_OK

@@ -48,11 +48,16 @@ def _busy_threads():
 
 
 class Cluster:
-    def __init__(self, address: str | None = None, *, n_workers: int = 2, threads_per_worker: int = 1):
+    def __init__(self, address: str | None = None, *, n_workers: int = 2, threads_per_worker: int = 1,
+                 restartable: bool = False):
         self.requested_address = address
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
         self.owned = address is None
+        # An external cluster that picklematrix itself started (``python -m
+        # picklematrix cluster``): its workers may be restarted, the cluster
+        # itself is not replaced.
+        self.restartable = self.owned or restartable
         self.local_cluster = None
         self.client = None
         self.restarts = 0
@@ -94,6 +99,29 @@ class Cluster:
             self.n_workers = len(self.client.scheduler_info().get("workers", {}))
         return self
 
+    def serve(self, state_file: str) -> None:
+        """Run this (owned) cluster until SIGTERM/SIGINT, its address in ``state_file``."""
+        import json
+        import os
+        import signal
+        import threading
+
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        tmp = state_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"address": self.address, "pid": os.getpid(), "workers": self.n_workers}, f)
+        os.replace(tmp, state_file)
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            try:
+                os.unlink(state_file)
+            except OSError:
+                pass
+
     def state(self) -> dict:
         if self.owned:
             state = _scheduler_state()(self.local_cluster.scheduler)
@@ -124,7 +152,7 @@ class Cluster:
 
     def make_healthy(self, reason: str) -> str | None:
         """Replace the workers of a cluster we own; report on one we don't. Returns a warning, if any."""
-        if not self.owned:
+        if not self.restartable:
             health = self.health(grace=0.5)
             if health.ok:
                 return None
@@ -140,6 +168,10 @@ class Cluster:
             problems = "; ".join(health.problems)
         except Exception as e:
             problems = f"restart failed: {type(e).__name__}: {e}"
+        if not self.owned:
+            msg = f"workers of {self.address} still unhealthy after a restart ({reason}): {problems}"
+            self.warnings.append(msg)
+            return msg
         # The nannies could not bring the workers back: start over.
         msg = f"replaced the whole local cluster after {reason} ({problems})"
         self.warnings.append(msg)

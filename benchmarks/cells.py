@@ -1,0 +1,57 @@
+"""Every cell of the corpus: case x compute method x context.
+
+Thin on purpose: the logic lives in picklematrix.suite. Outcome codes
+(track_outcome) map to names in picklematrix.outcomes.OUTCOME_CODES:
+0 pass, 1 wrong-result, 2 serialize-error, 3 deserialize-error, 4 task-error,
+5 ran-locally, 6 timeout, 7 worker-died, 8 not-applicable, 9 harness-error.
+"""
+
+from picklematrix import suite
+from picklematrix.outcomes import OUTCOME_CODES
+
+
+class CellSuite:
+    params = suite.params()
+    param_names = suite.PARAM_NAMES
+    timeout = 120
+
+    def setup_cache(self):
+        return suite.load_cells()
+
+
+class Outcome(CellSuite):
+    def setup(self, cells, case, method, context):
+        self.cell = suite.cell_for(cells, case, method, context)
+
+    def track_outcome(self, cells, case, method, context):
+        return OUTCOME_CODES[self.cell["outcome"]]
+
+    track_outcome.unit = "outcome code"
+
+
+class GraphSize(CellSuite):
+    def setup(self, cells, case, method, context):
+        self.cell = suite.cell_for(cells, case, method, context)
+        if self.cell.get("graph_bytes") is None:
+            raise NotImplementedError("no graph reached the scheduler")
+
+    def track_graph_bytes(self, cells, case, method, context):
+        return self.cell["graph_bytes"]
+
+    track_graph_bytes.unit = "bytes"
+
+
+class Compute(CellSuite):
+    number = 1
+    repeat = 3
+    rounds = 1
+    warmup_time = 0
+
+    def setup(self, cells, case, method, context):
+        self.prepared = suite.PreparedCell(suite.cell_for(cells, case, method, context), case, method, context)
+
+    def teardown(self, cells, case, method, context):
+        self.prepared.close()
+
+    def time_compute(self, cells, case, method, context):
+        self.prepared.compute()

@@ -1,0 +1,245 @@
+"""picklematrix sessions. Thin: the logic lives in src/picklematrix and in the helpers below.
+
+    nox -s matrix                      every env of the profile (PICKLEMATRIX_PROFILE, default "default")
+    nox -s "matrix(cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11)"   one env;  nox -s matrix -k py3.13  a subset
+    nox -s matrix -- --force           re-record envs already recorded for this commit
+    nox -s tests | lint | report | review
+
+Environment variables: PICKLEMATRIX_PROFILE (default|full|smoke|...), PICKLEMATRIX_MATRIX (another matrix
+file), PICKLEMATRIX_RESULTS (results dir, default ./results), PICKLEMATRIX_MACHINE (machine name),
+PICKLEMATRIX_CASES (extra case dirs, os.pathsep-separated), PICKLEMATRIX_ONLY (comma-separated case globs),
+PICKLEMATRIX_DIRTY_LABEL (record from an uncommitted tree under machine "<machine>-<label>").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from picklematrix.matrix import MatrixError, asv_env_name, load_matrix  # noqa: E402
+
+# Interpreters come from pyenv's installs (.python-version lists them); never download one.
+os.environ["UV_PYTHON_DOWNLOADS"] = "never"
+os.environ.setdefault("UV_PYTHON_PREFERENCE", "only-system")
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["tests"]
+
+ASV = "asv==0.6.6"
+ASV_RUNNER = "asv_runner==0.3.2"
+TEST_ENV = {"python": "3.11", "pins": ["dask==2026.8.0", "distributed==2026.8.0", "cloudpickle==3.1.3",
+                                       "pydantic==2.8.2"]}
+PROFILE = os.environ.get("PICKLEMATRIX_PROFILE", "default")
+MATRIX_PATH = os.environ.get("PICKLEMATRIX_MATRIX", str(ROOT / "matrix.toml"))
+RESULTS = Path(os.environ.get("PICKLEMATRIX_RESULTS", ROOT / "results")).resolve()
+
+try:
+    MATRIX = load_matrix(MATRIX_PATH)
+    ENVS = MATRIX.profile(PROFILE).envs
+except MatrixError as e:
+    # Nothing is built from a bad matrix: say which entry is wrong and stop.
+    print(f"picklematrix: invalid matrix, nothing was built:\n{e}", file=sys.stderr)
+    sys.exit(2)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _git(*args) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _uv() -> str:
+    uv = shutil.which("uv")
+    if uv is None:
+        raise RuntimeError('uv not found: install it with python3 -m pip install "nox[uv]"')
+    return uv
+
+
+def recording_target(session) -> tuple[str, str]:
+    """(commit, machine) to record under. A dirty tree is refused unless explicitly labelled."""
+    commit = _git("rev-parse", "HEAD")
+    machine = os.environ.get("PICKLEMATRIX_MACHINE") or socket.gethostname().split(".")[0]
+    dirty = _git("status", "--porcelain")
+    if dirty:
+        label = os.environ.get("PICKLEMATRIX_DIRTY_LABEL")
+        if not label:
+            session.error(
+                "refusing to record results from a tree with uncommitted changes (results are keyed by "
+                f"commit {commit[:8]}, which would not describe them):\n{dirty}\n"
+                "commit first, or set PICKLEMATRIX_DIRTY_LABEL=<label> to record under machine "
+                f"'{machine}-<label>'"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9_.]+", label):
+            session.error(f"PICKLEMATRIX_DIRTY_LABEL={label!r}: use letters, digits, '_' and '.' only")
+        machine = f"{machine}-{label}"
+    return commit, machine
+
+
+def tools_python() -> str:
+    """An interpreter with asv (and picklematrix, for the asv env plugin), built once and reused."""
+    venv = ROOT / ".nox" / "_tools"
+    python = venv / "bin" / "python"
+    wanted = "\n".join([ASV, ASV_RUNNER, "jinja2", "packaging", f"-e {ROOT}"])
+    stamp = venv / "picklematrix-tools.txt"
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return str(python)
+    subprocess.run([_uv(), "venv", "-q", "--allow-existing", "-p", sys.executable, str(venv)], check=True)
+    subprocess.run([_uv(), "pip", "install", "-q", "-p", str(python), ASV, ASV_RUNNER, "jinja2", "packaging",
+                    "-e", str(ROOT)], check=True)
+    stamp.write_text(wanted)
+    return str(python)
+
+
+def asv_config() -> str:
+    """asv.conf.json with absolute paths and this run's results dir."""
+    text = "\n".join(line for line in (ROOT / "asv.conf.json").read_text().splitlines()
+                     if not line.strip().startswith("//"))
+    conf = json.loads(text)
+    conf.update(repo=str(ROOT), benchmark_dir=str(ROOT / "benchmarks"), results_dir=str(RESULTS),
+                html_dir=str(RESULTS.parent / "html" if RESULTS != ROOT / "results" else ROOT / "html"),
+                env_dir=str(ROOT / ".asv" / "env"))
+    path = ROOT / ".asv" / f"asv.conf.{abs(hash(str(RESULTS)))}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(conf, indent=1))
+    return str(path)
+
+
+def record_env_error(env, commit, machine, stage, message) -> Path:
+    out = RESULTS / machine / f"{commit[:8]}-{env.env_id}.env-error"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"env": env.as_dict(), "commit": commit, "machine": machine, "stage": stage,
+                               "message": message[-20000:], "recorded": time.time()}, indent=1))
+    return out
+
+
+def installed_versions(python: str) -> dict:
+    probe = ("import importlib.metadata as m, json, platform\n"
+             "def v(n):\n    try:\n        return m.version(n)\n    except m.PackageNotFoundError:\n        return None\n"
+             "print(json.dumps({'python': platform.python_version(), 'versions': "
+             "{n: v(n) for n in ('cloudpickle','dask','distributed','pydantic')}}))")
+    return json.loads(subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout)
+
+
+class SharedCluster:
+    """One cluster per environment, shared by the harness run and asv's benchmark processes."""
+
+    def __init__(self, python: str, state_file: Path):
+        self.state_file = state_file
+        state_file.unlink(missing_ok=True)
+        self.proc = subprocess.Popen([python, "-m", "picklematrix", "cluster", "--state-file", str(state_file)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not state_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"cluster did not start: {self.proc.stderr.read()[-3000:]}")
+            time.sleep(0.2)
+        self.address = json.loads(state_file.read_text())["address"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def matrix_impl(session, env):
+    """Build one env with uv, check its versions, run the corpus, record it with asv."""
+    force = "--force" in session.posargs
+    commit, machine = recording_target(session)
+    python = str(Path(session.virtualenv.location) / "bin" / "python")
+
+    install = subprocess.run(
+        [_uv(), "pip", "install", "-p", python, *env.requirements(), *MATRIX.common_packages, "-e", str(ROOT)],
+        capture_output=True, text=True)
+    if install.returncode != 0:
+        where = record_env_error(env, commit, machine, "install", install.stderr or install.stdout)
+        session.error(f"{env.env_id}: cannot install {' '.join(env.requirements())}:\n"
+                      f"{install.stderr.strip()[-3000:]}\n(recorded in {where})")
+
+    found = installed_versions(python)
+    session.log(f"{env.env_id}: python {found['python']} " +
+                " ".join(f"{k}={v}" for k, v in found["versions"].items()))
+    wrong = [f"{name} {found['versions'].get(name)} (pinned {version})"
+             for name, version in env.pins().items() if found["versions"].get(name) != version]
+    if env.pydantic == "none" and found["versions"].get("pydantic"):
+        wrong.append(f"pydantic {found['versions']['pydantic']} (pinned: absent)")
+    if not found["python"].startswith(env.python + "."):
+        wrong.append(f"python {found['python']} (pinned {env.python})")
+    if wrong:
+        where = record_env_error(env, commit, machine, "verify", "installed versions differ: " + "; ".join(wrong))
+        session.error(f"{env.env_id}: installed versions differ from the pins: {'; '.join(wrong)} ({where})")
+
+    name = asv_env_name(found["python"], found["versions"])
+    result_file = RESULTS / machine / f"{commit[:8]}-{name}.json"
+    sidecar = RESULTS / machine / f"{commit[:8]}-{name}.outcomes"
+    (RESULTS / machine / f"{commit[:8]}-{env.env_id}.env-error").unlink(missing_ok=True)
+    if result_file.exists() and sidecar.exists() and not force:
+        session.log(f"{env.env_id}: already recorded for {commit[:8]} ({result_file.name}); --force re-records")
+        return
+
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    only = [g for g in os.environ.get("PICKLEMATRIX_ONLY", "").split(",") if g]
+    cases = [d for d in os.environ.get("PICKLEMATRIX_CASES", "").split(os.pathsep) if d]
+    cluster = SharedCluster(python, Path(session.create_tmp()) / "cluster.json")
+    try:
+        run_args = ["run", "--scheduler", cluster.address, "--restartable", "--json", str(sidecar),
+                    "--env-id", env.env_id, "--commit", commit, "--machine", machine]
+        for d in cases:
+            run_args += ["--cases", d]
+        for g in only:
+            run_args += ["--only", g]
+        # exit 1 (surprises) is a finding, recorded like any other result; 2 is bad input
+        session.run(python, "-m", "picklematrix", *run_args, external=True, success_codes=[0, 1])
+        tools = tools_python()
+        config = asv_config()
+        session.run(tools, "-m", "asv", "machine", "--yes", "--machine", machine, "--config", config,
+                    external=True, silent=True)
+        session.run(tools, "-m", "asv", "run", "--config", config, "--environment", f"picklematrix:{python}",
+                    "--set-commit-hash", commit, "--machine", machine, "--launch-method", "forkserver",
+                    "--show-stderr", external=True,
+                    env={"PICKLEMATRIX_SIDECAR": str(sidecar), "PICKLEMATRIX_SCHEDULER": cluster.address})
+    finally:
+        cluster.stop()
+    if not result_file.exists():
+        session.error(f"asv wrote no {result_file}: see its output above")
+    session.log(f"{env.env_id}: recorded {result_file.relative_to(RESULTS)} and {sidecar.name}")
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+@nox.session(venv_backend="uv")
+@nox.parametrize(("python", "env_id"), [nox.param(e.python, e.env_id, id=e.env_id) for e in ENVS])
+def matrix(session, env_id):
+    """One matrix environment: build, verify, run the corpus, record with asv."""
+    matrix_impl(session, MATRIX.env(env_id))
+
+
+@nox.session(python=TEST_ENV["python"], venv_backend="uv")
+def tests(session):
+    """The test suite (real clusters, real envs; the slow end-to-end tests included)."""
+    session.install(*TEST_ENV["pins"], "pytest", "jinja2", ASV, ASV_RUNNER, "nox[uv]", "-e", ".")
+    session.run("python", "-m", "pytest", "-v", "--durations=15", *session.posargs)
+
+
+@nox.session(python=TEST_ENV["python"], venv_backend="uv")
+def lint(session):
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")

@@ -1,0 +1,54 @@
+"""An asv environment plugin: an existing interpreter, labelled by what is installed in it.
+
+asv's own ``existing`` environment names an environment after its interpreter
+path, so results from two matrix envs are told apart by ``.nox/matrix-cp3-0-0-...``
+paths and the report's filters show nothing useful. This one is selected with
+``asv run --environment picklematrix:/path/to/python`` and labels the
+environment (name, result file, ``python`` and requirement filters) by the
+installed versions of python, cloudpickle, dask, distributed and pydantic.
+
+Loaded by asv through ``"plugins": ["picklematrix.asv_env"]`` in asv.conf.json;
+runs in the orchestrating environment, where asv is installed.
+"""
+
+from __future__ import annotations
+
+import json
+
+from asv import util
+from asv.environment import EnvironmentUnavailable, ExistingEnvironment
+
+from .matrix import asv_env_name, asv_requirements
+
+_PROBE = (
+    "import importlib.metadata as m, json, platform\n"
+    "def v(n):\n"
+    "    try:\n"
+    "        return m.version(n)\n"
+    "    except m.PackageNotFoundError:\n"
+    "        return None\n"
+    "print(json.dumps({'python': platform.python_version(), 'versions': "
+    "{n: v(n) for n in ('cloudpickle', 'dask', 'distributed', 'pydantic')}}))"
+)
+
+
+class PicklematrixEnvironment(ExistingEnvironment):
+    tool_name = "picklematrix"
+
+    def __init__(self, conf, executable, requirements, tagged_env_vars):
+        super().__init__(conf, executable, requirements, tagged_env_vars)
+        try:
+            probe = json.loads(util.check_output([self._executable, "-c", _PROBE]))
+        except (util.ProcessError, OSError, ValueError) as e:
+            raise EnvironmentUnavailable(f"cannot read installed versions from {self._executable}: {e}")
+        self._python = probe["python"]
+        self._requirements = asv_requirements(probe["versions"])
+
+    @classmethod
+    def matches(cls, python):
+        # Only chosen explicitly (picklematrix:/path/to/python), never as a fallback.
+        return False
+
+    @property
+    def name(self):
+        return asv_env_name(self._python, {k: (None if v == "none" else v) for k, v in self._requirements.items()})

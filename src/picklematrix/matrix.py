@@ -1,0 +1,249 @@
+"""matrix.toml: the environments as data. Parsing, validation, profiles, env ids.
+
+Runs in the orchestrating environment (nox, report, review), standard library
+plus ``packaging``. Nothing is built from an invalid file: every problem is
+reported with the entry that has it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+MATRIX_FILE = Path(__file__).resolve().parents[2] / "matrix.toml"
+AXES = ("python", "cloudpickle", "dask", "pydantic")
+ID_PREFIX = {"cloudpickle": "cp", "dask": "dask", "pydantic": "pyd", "python": "py"}
+NONE = "none"  # a pydantic axis value: not installed
+ENV_ID = re.compile(r"^cp(?P<cloudpickle>[^-]+)-dask(?P<dask>[^-]+)-pyd(?P<pydantic>[^-]+)-py(?P<python>[^-]+)$")
+
+
+class MatrixError(Exception):
+    """matrix.toml is unusable; the message names every bad entry."""
+
+
+@dataclass(frozen=True)
+class Env:
+    python: str
+    cloudpickle: str
+    dask: str
+    pydantic: str
+
+    @property
+    def env_id(self) -> str:
+        return f"cp{self.cloudpickle}-dask{self.dask}-pyd{self.pydantic}-py{self.python}"
+
+    def pins(self) -> dict:
+        """Distribution -> exact version (pydantic absent when 'none')."""
+        out = {"cloudpickle": self.cloudpickle, "dask": self.dask, "distributed": self.dask}
+        if self.pydantic != NONE:
+            out["pydantic"] = self.pydantic
+        return out
+
+    def requirements(self) -> list[str]:
+        return [f"{name}=={version}" for name, version in self.pins().items()]
+
+    def as_dict(self) -> dict:
+        return {"env_id": self.env_id, "python": self.python, "cloudpickle": self.cloudpickle,
+                "dask": self.dask, "distributed": self.dask, "pydantic": self.pydantic}
+
+
+@dataclass
+class Exclusion:
+    conditions: dict
+    reason: str
+
+    def matches(self, env: Env) -> bool:
+        for axis, spec in self.conditions.items():
+            value = getattr(env, axis)
+            if value == NONE:
+                return False
+            if not _spec(spec).contains(Version(value), prereleases=True):
+                return False
+        return True
+
+
+@dataclass
+class Profile:
+    name: str
+    description: str
+    baseline: str
+    envs: list
+
+
+@dataclass
+class Matrix:
+    axes: dict
+    exclusions: list
+    profiles: dict
+    common_packages: list = field(default_factory=list)
+    path: str = str(MATRIX_FILE)
+
+    def excluded(self, env: Env) -> Exclusion | None:
+        return next((x for x in self.exclusions if x.matches(env)), None)
+
+    def product(self) -> list[Env]:
+        envs = [Env(python=p, cloudpickle=c, dask=d, pydantic=y)
+                for p, c, d, y in itertools.product(*(self.axes[a] for a in AXES))]
+        return [e for e in envs if self.excluded(e) is None]
+
+    def profile(self, name: str) -> Profile:
+        if name not in self.profiles:
+            raise MatrixError(f"{self.path}: unknown profile {name!r} (known: {', '.join(self.profiles)})")
+        return self.profiles[name]
+
+    def env(self, env_id: str) -> Env:
+        env = parse_env_id(env_id)
+        if env is None:
+            raise MatrixError(f"{env_id!r} is not an environment id (cp<v>-dask<v>-pyd<v>-py<v>)")
+        return env
+
+
+def asv_env_name(python_version: str, versions: dict) -> str:
+    """The name asv gives an environment labelled by installed versions (see asv_env.py).
+
+    Mirrors ``asv.environment.get_env_name("picklematrix", python, requirements, {})``;
+    tests check the two agree on real result files.
+    """
+    parts = ["picklematrix", f"py{python_version}"]
+    for name, version in sorted(asv_requirements(versions).items()):
+        parts.append(f"{name}{version}")
+    return "-".join(parts)
+
+
+def asv_requirements(versions: dict) -> dict:
+    """Installed versions as asv "requirements": shown as filters in the asv report."""
+    return {name: (versions.get(name) or NONE) for name in ("cloudpickle", "dask", "distributed", "pydantic")}
+
+
+def _spec(text: str) -> SpecifierSet:
+    text = text.strip()
+    if text and text[0].isdigit():
+        text = "==" + text
+    return SpecifierSet(text)
+
+
+def parse_env_id(env_id: str) -> Env | None:
+    m = ENV_ID.match(env_id)
+    return Env(**m.groupdict()) if m else None
+
+
+def load_matrix(path: str | Path = MATRIX_FILE) -> Matrix:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise MatrixError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise MatrixError(f"{path}: not valid TOML: {e}") from None
+    problems: list[str] = []
+    where = str(path)
+
+    def bad(msg):
+        problems.append(f"{where}: {msg}")
+
+    for key in data:
+        if key not in ("axes", "exclude", "profiles", "common"):
+            bad(f"unknown top-level table [{key}] (known: axes, exclude, profiles, common)")
+
+    axes = data.get("axes", {})
+    for axis in axes:
+        if axis not in AXES:
+            bad(f"[axes] unknown axis {axis!r} (known: {', '.join(AXES)}; distributed always follows dask)")
+    for axis in AXES:
+        values = axes.get(axis)
+        if not isinstance(values, list) or not values:
+            bad(f"[axes] {axis} must be a non-empty list of versions")
+            continue
+        for v in values:
+            if axis == "pydantic" and v == NONE:
+                continue
+            if not isinstance(v, str) or "-" in v:
+                bad(f"[axes] {axis}: {v!r} is not a version string")
+                continue
+            try:
+                Version(v)
+            except InvalidVersion:
+                bad(f"[axes] {axis}: {v!r} is not a valid version")
+        if len(set(map(str, values))) != len(values):
+            bad(f"[axes] {axis} lists a version twice")
+
+    exclusions = []
+    for i, entry in enumerate(data.get("exclude", [])):
+        label = f"[[exclude]] #{i + 1}"
+        reason = entry.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            bad(f"{label} needs a 'reason'")
+        conditions = {k: v for k, v in entry.items() if k != "reason"}
+        if not conditions:
+            bad(f"{label} has no conditions")
+        for k, v in conditions.items():
+            if k not in AXES:
+                bad(f"{label}: unknown axis {k!r}")
+                continue
+            try:
+                _spec(str(v))
+            except InvalidSpecifier:
+                bad(f"{label}: {k} = {v!r} is neither a version nor a specifier")
+        exclusions.append(Exclusion(conditions, reason or ""))
+
+    common = data.get("common", {}).get("packages", [])
+    if not isinstance(common, list) or not all(isinstance(x, str) for x in common):
+        bad("[common] packages must be a list of requirement strings")
+
+    matrix = Matrix(axes=axes, exclusions=exclusions, profiles={}, common_packages=list(common), path=where)
+    if problems:
+        raise MatrixError("\n".join(problems))
+
+    profiles_data = data.get("profiles", {})
+    if "default" not in profiles_data:
+        bad("[profiles] needs a 'default' profile")
+    for name, prof in profiles_data.items():
+        label = f"[profiles.{name}]"
+        for k in prof:
+            if k not in ("description", "baseline", "envs", "product"):
+                bad(f"{label}: unknown key {k!r}")
+        if prof.get("product"):
+            envs = matrix.product()
+        else:
+            ids = prof.get("envs")
+            if not isinstance(ids, list) or not ids:
+                bad(f"{label} needs 'envs' (a list of env ids) or product = true")
+                continue
+            envs = []
+            seen = set()
+            for env_id in ids:
+                if env_id in seen:
+                    bad(f"{label}: duplicate env id {env_id!r}")
+                    continue
+                seen.add(env_id)
+                env = parse_env_id(env_id) if isinstance(env_id, str) else None
+                if env is None:
+                    bad(f"{label}: {env_id!r} is not an env id like cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11")
+                    continue
+                for axis in AXES:
+                    if getattr(env, axis) not in axes.get(axis, []):
+                        bad(f"{label}: {env_id}: {axis} {getattr(env, axis)} is not on the {axis} axis "
+                            f"({', '.join(axes.get(axis, []))})")
+                excl = matrix.excluded(env)
+                if excl is not None:
+                    bad(f"{label}: {env_id} is excluded: {excl.reason}")
+                envs.append(env)
+        baseline = prof.get("baseline")
+        if baseline is None:
+            bad(f"{label} needs a 'baseline' env id (the A of every A/B review)")
+        elif baseline not in {e.env_id for e in envs}:
+            bad(f"{label}: baseline {baseline!r} is not one of the profile's envs")
+        matrix.profiles[name] = Profile(name, prof.get("description", ""), baseline or "", envs)
+    if problems:
+        raise MatrixError("\n".join(problems))
+    return matrix

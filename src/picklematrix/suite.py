@@ -1,0 +1,106 @@
+"""What the asv benchmarks do; ``benchmarks/`` only declares the suites.
+
+Runs inside each matrix environment (asv spawns the benchmark processes with
+that env's interpreter). The param grid is case x compute method x context,
+the same in every environment; a cell that does not apply says so in
+``setup`` with ``NotImplementedError`` (asv shows "n/a").
+
+Outcomes and graph sizes come from the harness run of this environment (the
+outcome sidecar, path in ``PICKLEMATRIX_SIDECAR``), made just before ``asv run``
+against the same shared cluster. ``time_compute`` times the compute call for
+real, in the benchmark process, against that cluster (``PICKLEMATRIX_SCHEDULER``):
+one cluster per environment, never one per cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from . import outcomes as oc
+from .corpus import BUILTIN_CASES, CONTEXTS, load_corpus, select
+from .methods import METHODS
+
+SIDECAR_VAR = "PICKLEMATRIX_SIDECAR"
+SCHEDULER_VAR = "PICKLEMATRIX_SCHEDULER"
+CASES_VAR = "PICKLEMATRIX_CASES"
+ONLY_VAR = "PICKLEMATRIX_ONLY"
+
+
+def corpus_dirs() -> list[str]:
+    extra = [d for d in os.environ.get(CASES_VAR, "").split(os.pathsep) if d]
+    return [str(BUILTIN_CASES), *extra]
+
+
+def _corpus():
+    cases, _problems = load_corpus(corpus_dirs(), method_names=list(METHODS))
+    only = [g for g in os.environ.get(ONLY_VAR, "").split(",") if g]
+    return sorted(select(cases, only), key=lambda c: (c.family, c.case_id))
+
+
+_CASES = None
+
+
+def cases():
+    global _CASES
+    if _CASES is None:
+        _CASES = {f"{c.family}/{c.case_id}": c for c in _corpus()}
+    return _CASES
+
+
+def params():
+    return [list(cases()), list(METHODS), list(CONTEXTS)]
+
+
+PARAM_NAMES = ["case", "method", "context"]
+
+
+def load_cells() -> dict:
+    """{(family/case, method, context): cell dict} from this environment's outcome sidecar."""
+    path = os.environ.get(SIDECAR_VAR)
+    if not path:
+        raise RuntimeError(
+            f"{SIDECAR_VAR} is not set: run the matrix with `nox -s matrix`, which runs the harness "
+            "first and hands its outcomes to asv"
+        )
+    with open(path) as f:
+        data = json.load(f)
+    return {f"{c['family']}/{c['case']}|{c['method']}|{c['context']}": c for c in data["cells"]}
+
+
+def cell_for(cache: dict, case: str, method: str, context: str) -> dict:
+    cell = cache.get(f"{case}|{method}|{context}")
+    if cell is None:
+        raise NotImplementedError(f"{case} [{method} @{context}] was not run in this environment")
+    if cell["outcome"] == oc.NOT_APPLICABLE:
+        raise NotImplementedError(f"{case} [{method} @{context}]: not applicable ({cell.get('detail')})")
+    return cell
+
+
+class PreparedCell:
+    """A passing cell defined in this (benchmark) process, ready to time its compute call."""
+
+    def __init__(self, cell: dict, case_key: str, method: str, context: str):
+        if cell["outcome"] != oc.PASS:
+            raise NotImplementedError(f"{case_key} [{method} @{context}] is {cell['outcome']}: nothing to time")
+        if context != "script":
+            raise NotImplementedError(f"the {context} context is timed by the harness run only")
+        address = os.environ.get(SCHEDULER_VAR)
+        if not address:
+            raise NotImplementedError(f"{SCHEDULER_VAR} is not set: no shared cluster to time against")
+        from .cell import _connect, define_cell
+
+        case = cases()[case_key]
+        self.method = METHODS[method]
+        self.timeout = case.timeout
+        self.client = _connect(address, default=self.method.default_client, timeout=30)
+        self.namespace = define_cell(case.source, case.path, self.client)
+
+    def compute(self):
+        return self.method.call(self.namespace["result"], self.client, self.timeout)
+
+    def close(self):
+        try:
+            self.client.close(timeout=5)
+        except Exception:
+            pass
