@@ -60,11 +60,12 @@ def _graph_bytes(msg: dict) -> int:
 class _Tap:
     """Observes, on the client, whether work was submitted to and sent to the scheduler."""
 
-    def __init__(self, client, conn):
+    def __init__(self, client, emit):
         self.submitted = False
         self.sent = False
         self.graph_bytes = 0
-        self.conn = conn
+        self.emit = emit
+        self.client = client
         graph_to_futures = client._graph_to_futures
         send = client._send_to_scheduler
 
@@ -91,9 +92,13 @@ class _Tap:
         self.submitted = self.sent = False
         self.graph_bytes = 0
 
+    def remove(self):
+        for name in ("_graph_to_futures", "_send_to_scheduler"):
+            self.client.__dict__.pop(name, None)
+
     def _event(self, event):
         try:
-            self.conn.send(event)
+            self.emit(event)
         except Exception:
             pass
 
@@ -220,59 +225,27 @@ def _check(namespace, value):
         return False, e
 
 
-def run_cell(request: dict, conn) -> None:
-    """Entry point of the child process for one script-context cell."""
-    case_id = request["case"]
-    method_name = request["method"]
-    context = request.get("context", "script")
+def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: str, timeout: float,
+                  samples: int, emit) -> dict:
+    """Run one compute method on the cell's ``result`` and classify what happened.
+
+    ``emit(event)`` reports progress as it happens ("compute-start",
+    "submitted", "sent"), so that the harness still knows where the work went
+    if this process dies. Returns the final result event.
+    """
     method = METHODS[method_name]
-    timeout = float(request["timeout"])
-    samples = max(1, int(request.get("samples", 1)))
-
-    def send(result):
-        conn.send(result)
-
-    main = _fresh_main_module(request["path"])
-    try:
-        client = _connect(request["scheduler"], default=method.default_client, timeout=min(timeout, 30))
-    except Exception as e:
-        send(_result(case_id, method_name, context, root_cause=oc.describe(e), detail="could not connect a client"))
-        return
+    if "result" not in ns:
+        return _result(case_id, method_name, context, detail="cell did not bind `result`")
+    if "expected" not in ns and not callable(ns.get("check")):
+        return _result(case_id, method_name, context, detail="cell binds neither `expected` nor `check(value)`")
 
     capture = _PickleLogCapture()
     pickle_logger = logging.getLogger("distributed.protocol")
     pickle_logger.addHandler(capture)
-    tap = _Tap(client, conn)
+    tap = _Tap(client, emit)
     try:
-        main.__dict__["client"] = client
-        try:
-            # dont_inherit: this module's ``from __future__ import annotations``
-            # must not leak into the cell; ``python cell.py`` has no such flag.
-            code = compile(request["source"], request["path"], "exec", dont_inherit=True)
-        except SyntaxError as e:
-            send(_result(case_id, method_name, context, root_cause=oc.describe(e), detail="cell does not compile"))
-            return
-        failure = run_top_level(code, main.__dict__)
-        if failure is not None:
-            if isinstance(failure, NotImplementedError):
-                send(_result(case_id, method_name, context, outcome=oc.NOT_APPLICABLE,
-                             root_cause=oc.describe(failure), detail="cell raised NotImplementedError"))
-            else:
-                send(_result(case_id, method_name, context, root_cause=oc.describe(failure),
-                             detail="the cell itself raised before any compute call"))
-            return
-        ns = main.__dict__
-        if "result" not in ns:
-            send(_result(case_id, method_name, context, detail="cell did not bind `result`"))
-            return
-        if "expected" not in ns and not callable(ns.get("check")):
-            send(_result(case_id, method_name, context, detail="cell binds neither `expected` nor `check(value)`"))
-            return
-
-        # Nothing the cell itself logged counts: only what the compute call logs.
-        capture.exceptions.clear()
         targets_cluster = method.targets_cluster(client)
-        conn.send({"event": "compute-start", "targets_cluster": targets_cluster})
+        emit({"event": "compute-start", "targets_cluster": targets_cluster})
         times = []
         start = time.perf_counter()
         try:
@@ -280,15 +253,13 @@ def run_cell(request: dict, conn) -> None:
         except BaseException as e:  # noqa: BLE001 - SystemExit from a local task counts too
             elapsed = time.perf_counter() - start
             if isinstance(e, ComputeTimeout):
-                send(_result(case_id, method_name, context, outcome=oc.TIMEOUT, seconds=elapsed,
-                             graph_bytes=tap.graph_bytes if tap.sent else None, detail=str(e)))
-                return
+                return _result(case_id, method_name, context, outcome=oc.TIMEOUT, seconds=elapsed,
+                               graph_bytes=tap.graph_bytes if tap.sent else None, detail=str(e))
             outcome = oc.classify_failure(e, submitted=tap.submitted or targets_cluster, sent=tap.sent)
             cause = oc.root_cause(e, capture.exceptions)
-            send(_result(case_id, method_name, context, outcome=outcome, root_cause=oc.describe(cause),
-                         seconds=elapsed, samples=[elapsed], graph_bytes=tap.graph_bytes if tap.sent else None,
-                         detail=f"{type(e).__name__} from {method_name}"))
-            return
+            return _result(case_id, method_name, context, outcome=outcome, root_cause=oc.describe(cause),
+                           seconds=elapsed, samples=[elapsed], graph_bytes=tap.graph_bytes if tap.sent else None,
+                           detail=f"{type(e).__name__} from {method_name}")
         times.append(time.perf_counter() - start)
         submitted, sent, graph_bytes = tap.submitted, tap.sent, tap.graph_bytes
 
@@ -310,15 +281,83 @@ def run_cell(request: dict, conn) -> None:
                 method.call(ns["result"], client, timeout)
                 times.append(time.perf_counter() - t0)
         times_sorted = sorted(times)
-        send(_result(case_id, method_name, context, outcome=outcome, root_cause=cause,
-                     seconds=times_sorted[len(times_sorted) // 2], samples=times,
-                     graph_bytes=graph_bytes if sent else None, detail=detail))
+        return _result(case_id, method_name, context, outcome=outcome, root_cause=cause,
+                       seconds=times_sorted[len(times_sorted) // 2], samples=times,
+                       graph_bytes=graph_bytes if sent else None, detail=detail)
     finally:
         pickle_logger.removeHandler(capture)
+        tap.remove()
+
+
+def definition_failure(failure: BaseException, case_id, method_name, context) -> dict:
+    if isinstance(failure, NotImplementedError):
+        return _result(case_id, method_name, context, outcome=oc.NOT_APPLICABLE,
+                       root_cause=oc.describe(failure), detail="cell raised NotImplementedError")
+    return _result(case_id, method_name, context, root_cause=oc.describe(failure),
+                   detail="the cell itself raised before any compute call")
+
+
+def run_cell(request: dict, conn) -> None:
+    """Entry point of the child process for one script-context cell."""
+    case_id = request["case"]
+    method_name = request["method"]
+    context = request.get("context", "script")
+    method = METHODS[method_name]
+    timeout = float(request["timeout"])
+
+    main = _fresh_main_module(request["path"])
+    try:
+        client = _connect(request["scheduler"], default=method.default_client, timeout=min(timeout, 30))
+    except Exception as e:
+        conn.send(_result(case_id, method_name, context, root_cause=oc.describe(e),
+                          detail="could not connect a client"))
+        return
+    try:
+        main.__dict__["client"] = client
+        try:
+            # dont_inherit: this module's ``from __future__ import annotations``
+            # must not leak into the cell; ``python cell.py`` has no such flag.
+            code = compile(request["source"], request["path"], "exec", dont_inherit=True)
+        except SyntaxError as e:
+            conn.send(_result(case_id, method_name, context, root_cause=oc.describe(e),
+                              detail="cell does not compile"))
+            return
+        failure = run_top_level(code, main.__dict__)
+        if failure is not None:
+            conn.send(definition_failure(failure, case_id, method_name, context))
+            return
+        conn.send(compute_phase(main.__dict__, client, method_name, case_id=case_id, context=context,
+                                timeout=timeout, samples=max(1, int(request.get("samples", 1))),
+                                emit=conn.send))
+    finally:
         try:
             client.close(timeout=5)
         except Exception:
             pass
+
+
+KERNEL_MARK = "\x1epicklematrix-event "
+
+
+def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: int = 1) -> None:
+    """Called by the harness inside a Jupyter kernel, after the case's cell ran there.
+
+    Events and the result go to stdout as marked JSON lines: the harness reads
+    them from the kernel's iopub stream, as they are printed.
+    """
+    import json
+
+    shell = get_ipython()  # noqa: F821 - only ever called inside an IPython kernel
+    ns = shell.user_ns
+
+    def emit(event):
+        sys.__stdout__.flush()
+        print(KERNEL_MARK + json.dumps(event, default=str), flush=True)
+
+    client = ns.get("client")
+    result = compute_phase(ns, client, method_name, case_id=case_id, context="kernel", timeout=timeout,
+                           samples=samples, emit=emit)
+    emit(result)
 
 
 def _short_repr(value, limit=200) -> str:

@@ -115,6 +115,9 @@ class CellRunner:
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="picklematrix-cells-")
         self.env = environment_versions()
         self.versions = flat_versions(self.env)
+        self.kernel = None
+        self.kernel_starts = 0
+        self.kernel_startup_seconds: list = []
 
     def expected(self, case: Case, method: str, context: str) -> str:
         if case.missing_requirements() or context not in case.contexts:
@@ -152,10 +155,10 @@ class CellRunner:
             return result(outcome=oc.NOT_APPLICABLE, detail=f"requires {', '.join(missing)} (not installed)")
         if context not in case.contexts:
             return result(outcome=oc.NOT_APPLICABLE, detail=f"case applies to context {', '.join(case.contexts)} only")
-        if context != "script":
-            return result(outcome=oc.HARNESS_ERROR, detail=f"context {context!r} is not available in this harness")
-
-        answer, died, timed_out, log_path = self._run_child(case, method, context)
+        if context == "kernel":
+            answer, died, timed_out, log_path = self._run_kernel(case, method)
+        else:
+            answer, died, timed_out, log_path = self._run_child(case, method, context)
         needs_restart = False
         if timed_out:
             # A hung task keeps its worker thread busy for good: replace the
@@ -177,14 +180,17 @@ class CellRunner:
             needs_restart = cell.outcome == oc.WORKER_DIED
         else:
             # The cell's process died without an answer. Where had it got to?
-            exitcode = died
-            cause = {"type": "ProcessExit", "message": f"cell process exited with status {exitcode}"}
+            if context == "kernel":
+                cause = {"type": "KernelDied", "message": f"the kernel died ({died})"}
+            else:
+                cause = {"type": "ProcessExit", "message": f"cell process exited with status {died}"}
             if answer.get("compute_started") and not (answer.get("submitted") or answer.get("targets_cluster")):
                 cell = result(outcome=oc.RAN_LOCALLY, root_cause=cause,
                               detail="the local computation ended the process")
             else:
                 cell = result(outcome=oc.HARNESS_ERROR, root_cause=cause,
-                              detail=f"cell process died; output in {log_path}")
+                              detail=f"cell process died; output in {log_path}" if log_path else
+                              answer.get("detail") or "the kernel died")
                 needs_restart = bool(answer.get("submitted"))
         if needs_restart:
             warning = self.cluster.make_healthy(f"{case.case_id} [{method}] ({cell.outcome})")
@@ -195,9 +201,87 @@ class CellRunner:
                 warning = self.cluster.make_healthy(f"{case.case_id} [{method}]: {'; '.join(health.problems)}")
         if warning:
             cell.detail = f"{cell.detail + '; ' if cell.detail else ''}{warning}"
-        if cell.outcome != oc.HARNESS_ERROR and os.path.exists(log_path):
+        if log_path and cell.outcome != oc.HARNESS_ERROR and os.path.exists(log_path):
             os.unlink(log_path)
         return cell
+
+    def _kernel(self):
+        if self.kernel is None:
+            from .kernel import KernelSession
+
+            self.kernel = KernelSession()
+        self.kernel.ensure()
+        return self.kernel
+
+    def _run_kernel(self, case: Case, method: str):
+        """(state, died, timed_out, log_path) like _run_child, for a cell run in the kernel."""
+        from .kernel import CLIENT_CELL, CLOSE_CELL, COMPUTE_CELL, RESET_CELL
+
+        try:
+            kernel = self._kernel()
+        except Exception as e:
+            return {"event": "result", **_harness_error(e, "could not start an IPython kernel")}, None, False, None
+        spec = METHODS[method]
+        state: dict = {}
+
+        def step(code, timeout, what):
+            reply = kernel.execute(code, timeout)
+            for event in reply.events:
+                kind = event.get("event")
+                if kind == "submitted":
+                    state["submitted"] = True
+                elif kind == "sent":
+                    state["sent"] = True
+                elif kind == "compute-start":
+                    state["compute_started"] = True
+                    state["targets_cluster"] = event.get("targets_cluster")
+                elif kind == "result":
+                    state.update(event)
+            if reply.status in ("timeout", "died"):
+                # A wedged or dead kernel is not reused: its threads and state are suspect.
+                status = reply.status
+                kernel.replace()
+                return status
+            if reply.status == "error" and what != "cell":
+                state.update(event="result", **_harness_error_text(reply.ename, reply.evalue, f"{what} failed"))
+                return "error"
+            return reply
+
+        for code, what in ((RESET_CELL, "reset"),
+                           (CLIENT_CELL.format(address=self.cluster.address, default=spec.default_client), "client")):
+            r = step(code, CONNECT_ALLOWANCE, what)
+            if r == "timeout":
+                return state, None, True, None
+            if r == "died":
+                return state, "while preparing the notebook", False, None
+            if r == "error":
+                return state, None, False, None
+        r = step(case.source, case.timeout + CONNECT_ALLOWANCE, "cell")
+        if r in ("timeout", "died"):
+            return state, "while running the case's cell" if r == "died" else None, r == "timeout", None
+        if r.status == "error":
+            failure = {"type": r.ename, "message": r.evalue}
+            if r.ename == "NotImplementedError":
+                state.update(event="result", outcome=oc.NOT_APPLICABLE, root_cause=failure,
+                             detail="cell raised NotImplementedError")
+            else:
+                state.update(event="result", outcome=oc.HARNESS_ERROR, root_cause=failure,
+                             detail="the cell itself raised before any compute call")
+            step(CLOSE_CELL, CONNECT_ALLOWANCE, "close")
+            return state, None, False, None
+        r = step(COMPUTE_CELL.format(method=method, case=case.case_id, timeout=case.timeout, samples=self.samples),
+                 case.timeout + GRACE + CONNECT_ALLOWANCE * (self.samples > 1), "compute")
+        if r in ("timeout", "died"):
+            return state, "during the compute call" if r == "died" else None, r == "timeout", None
+        step(CLOSE_CELL, CONNECT_ALLOWANCE, "close")
+        return state, None, False, None
+
+    def close(self):
+        if self.kernel is not None:
+            self.kernel_starts = self.kernel.starts
+            self.kernel_startup_seconds = self.kernel.startup_seconds
+            self.kernel.close()
+            self.kernel = None
 
     def _run_child(self, case: Case, method: str, context: str):
         from .cell import child_main
@@ -255,6 +339,14 @@ class CellRunner:
         return state, proc.exitcode, timed_out, log_path
 
 
+def _harness_error(exc: BaseException, detail: str) -> dict:
+    return {"outcome": oc.HARNESS_ERROR, "root_cause": oc.describe(exc), "detail": detail}
+
+
+def _harness_error_text(ename, evalue, detail: str) -> dict:
+    return {"outcome": oc.HARNESS_ERROR, "root_cause": {"type": ename, "message": evalue}, "detail": detail}
+
+
 def _mp_context():
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
@@ -285,6 +377,7 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int = 
                 on_cell(cell)
     finally:
         bar.close()
+        runner.close()
     cluster_info = {
         "address": cluster.address,
         "owned": cluster.owned,
@@ -294,4 +387,7 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int = 
     }
     if not cluster.owned:
         cluster_info["versions"] = cluster.worker_versions()
+    if runner.kernel_starts:
+        cluster_info["kernel_starts"] = runner.kernel_starts
+        cluster_info["kernel_startup_seconds"] = runner.kernel_startup_seconds
     return RunResult(env=runner.env, cells=cells, cluster=cluster_info)

@@ -1,0 +1,174 @@
+"""The ``kernel`` context: cells run in a real IPython kernel, as in a notebook.
+
+One kernel (ipykernel, driven with jupyter_client) per run, reused across
+cells: start-up is paid once. For each cell the harness executes, in order,
+the notebook cells a user would have: ``%reset -f`` (a fresh namespace, so
+that cases do not see each other's names), a cell creating ``client``, the
+case's cell, and a compute cell that runs the method *inside the kernel* and
+prints its events and result as marked JSON lines on stdout.
+
+The kernel's connection file and IPython profile (with its history database)
+live in a private temporary directory; its ports are on 127.0.0.1. A cell that
+wedges or kills the kernel costs that cell; the kernel is replaced.
+
+Runs inside every matrix environment (jupyter_client and ipykernel installed there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import sys
+import tempfile
+import time
+
+from .cell import KERNEL_MARK
+
+RESET_CELL = 'get_ipython().run_line_magic("reset", "-f")'
+CLIENT_CELL = "from distributed import Client\nclient = Client({address!r}, set_as_default={default}, timeout=30)"
+COMPUTE_CELL = (
+    "import picklematrix.cell as _picklematrix_cell\n"
+    "_picklematrix_cell.kernel_compute({method!r}, case_id={case!r}, timeout={timeout!r}, samples={samples!r})"
+)
+CLOSE_CELL = (
+    "try:\n"
+    "    client.close(timeout=5)\n"
+    "except Exception:\n"
+    "    pass"
+)
+
+
+class KernelDied(Exception):
+    pass
+
+
+class ExecuteResult:
+    def __init__(self):
+        self.status = None  # ok | error | timeout | died
+        self.ename = None
+        self.evalue = None
+        self.events: list = []
+        self.stdout: list = []
+
+    @property
+    def result_event(self):
+        return next((e for e in reversed(self.events) if e.get("event") == "result"), None)
+
+
+class KernelSession:
+    """One IPython kernel for a run, started lazily and replaced when it goes bad."""
+
+    def __init__(self, python: str = sys.executable, startup_timeout: float = 60):
+        self.python = python
+        self.startup_timeout = startup_timeout
+        self.tmp = tempfile.mkdtemp(prefix="picklematrix-kernel-")  # mode 0700: private
+        self.km = None
+        self.kc = None
+        self.starts = 0
+        self.startup_seconds: list = []
+
+    def _spec_dir(self) -> str:
+        spec_dir = os.path.join(self.tmp, "kernels", "picklematrix")
+        os.makedirs(spec_dir, exist_ok=True)
+        with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
+            json.dump({"argv": [self.python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                       "display_name": "picklematrix", "language": "python"}, f)
+        return os.path.dirname(spec_dir)
+
+    def start(self):
+        from jupyter_client import KernelManager
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        t0 = time.perf_counter()
+        ksm = KernelSpecManager(kernel_dirs=[self._spec_dir()])
+        km = KernelManager(kernel_name="picklematrix", kernel_spec_manager=ksm)
+        km.ip = "127.0.0.1"
+        km.transport = "tcp"
+        km.connection_file = os.path.join(self.tmp, f"kernel-{self.starts}.json")
+        env = dict(os.environ)
+        env.update(
+            IPYTHONDIR=os.path.join(self.tmp, "ipython"),  # its own profile and history database
+            JUPYTER_RUNTIME_DIR=os.path.join(self.tmp, "runtime"),
+            PYDEVD_DISABLE_FILE_VALIDATION="1",
+        )
+        km.start_kernel(env=env, cwd=self.tmp)
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=self.startup_timeout)
+        except RuntimeError:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+            raise
+        self.km, self.kc = km, kc
+        self.starts += 1
+        self.startup_seconds.append(time.perf_counter() - t0)
+
+    def ensure(self):
+        if self.km is None or not self.km.is_alive():
+            self.stop()
+            self.start()
+
+    def stop(self):
+        if self.kc is not None:
+            try:
+                self.kc.stop_channels()
+            except Exception:
+                pass
+        if self.km is not None:
+            try:
+                self.km.shutdown_kernel(now=True)
+            except Exception:
+                pass
+        self.km = self.kc = None
+
+    def replace(self):
+        self.stop()
+        self.start()
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def execute(self, code: str, timeout: float) -> ExecuteResult:
+        """Run ``code`` as a notebook cell; collect marked events as they are printed."""
+        out = ExecuteResult()
+        kc = self.kc
+        msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
+        deadline = time.monotonic() + timeout
+        idle = False
+        partial = ""
+        while not idle:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                out.status = "timeout"
+                return out
+            try:
+                msg = kc.get_iopub_msg(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                if not self.km.is_alive():
+                    out.status = "died"
+                    return out
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            content = msg["content"]
+            if kind == "stream" and content.get("name") == "stdout":
+                partial += content.get("text", "")
+                *lines, partial = partial.split("\n")
+                for line in lines:
+                    if line.startswith(KERNEL_MARK):
+                        out.events.append(json.loads(line[len(KERNEL_MARK):]))
+                    else:
+                        out.stdout.append(line)
+            elif kind == "error":
+                out.ename, out.evalue = content.get("ename"), content.get("evalue")
+            elif kind == "status" and content.get("execution_state") == "idle":
+                idle = True
+        if partial.startswith(KERNEL_MARK):
+            out.events.append(json.loads(partial[len(KERNEL_MARK):]))
+        out.status = "error" if out.ename else "ok"
+        return out
