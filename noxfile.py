@@ -35,7 +35,8 @@ os.environ["UV_PYTHON_DOWNLOADS"] = "never"
 os.environ.setdefault("UV_PYTHON_PREFERENCE", "only-system")
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["tests"]
+# plain `nox` (and `nox --list --json`, one job per env for a CI matrix) is the main job
+nox.options.sessions = ["matrix"]
 
 ASV = "asv==0.6.6"
 ASV_RUNNER = "asv_runner==0.3.2"

@@ -1,0 +1,139 @@
+"""matrix.toml: parsing, validation, profiles, env ids; and that code and docs agree with it."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from picklematrix.matrix import MATRIX_FILE, MatrixError, asv_env_name, load_matrix, parse_env_id
+
+from .conftest import ROOT
+
+GOOD_AXES = textwrap.dedent("""
+    [axes]
+    python = ["3.11"]
+    cloudpickle = ["3.0.0", "3.1.0"]
+    dask = ["2024.6.2"]
+    pydantic = ["2.8.2"]
+""")
+
+
+def _load(tmp_path, text):
+    path = tmp_path / "matrix.toml"
+    path.write_text(text)
+    return load_matrix(path)
+
+
+def test_the_real_matrix_loads_and_the_default_profile_answers_the_questions():
+    m = load_matrix()
+    default = {e.env_id for e in m.profile("default").envs}
+    assert 6 <= len(default) <= 10
+    # the upstream report's era, the folk advice, the real fix, cloudpickle 2.x, pydantic v1 and 2.11.3
+    for env_id in ("cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11", "cp3.1.0-dask2024.6.2-pyd2.8.2-py3.11",
+                   "cp3.0.0-dask2024.6.2-pyd2.9.2-py3.11", "cp2.2.1-dask2024.6.2-pyd2.8.2-py3.11"):
+        assert env_id in default
+    envs = m.profile("default").envs
+    assert any(e.pydantic.startswith("1.10") for e in envs)
+    assert any(e.pydantic == "2.11.3" for e in envs)
+    newest = {a: max(m.axes[a], key=lambda v: tuple(int(x) for x in v.split("."))) for a in m.axes}
+    assert any(all(getattr(e, a) == newest[a] for a in ("python", "cloudpickle", "dask", "pydantic")) for e in envs)
+    assert any(e.dask == newest["dask"] and e.cloudpickle == "3.0.0" for e in envs)
+    assert m.profile("default").baseline in default
+    full = m.profile("full").envs
+    assert len(full) == len({e.env_id for e in full}) > len(default)
+    assert all(m.excluded(e) is None for e in full)
+
+
+def test_exclusions_apply_and_have_reasons():
+    m = load_matrix()
+    env = parse_env_id("cp3.0.0-dask2024.6.2-pyd2.8.2-py3.13")
+    assert m.excluded(env) is not None and "3.12" in m.excluded(env).reason
+    assert m.excluded(parse_env_id("cp2.2.1-dask2026.8.0-pyd2.8.2-py3.11")) is not None
+    assert m.excluded(parse_env_id("cp3.0.0-dask2026.8.0-pyd2.8.2-py3.13")) is None
+
+
+def test_env_ids_round_trip_and_pins():
+    env = parse_env_id("cp3.1.0-dask2024.6.2-pyd2.8.2-py3.11")
+    assert env.env_id == "cp3.1.0-dask2024.6.2-pyd2.8.2-py3.11"
+    assert env.pins() == {"cloudpickle": "3.1.0", "dask": "2024.6.2", "distributed": "2024.6.2", "pydantic": "2.8.2"}
+    assert parse_env_id("cp3.1.0-dask2024.6.2-py3.11") is None
+    none = parse_env_id("cp3.1.0-dask2024.6.2-pydnone-py3.11")
+    assert "pydantic" not in none.pins()
+
+
+def test_asv_env_name_labels_by_installed_versions():
+    name = asv_env_name("3.11.7", {"cloudpickle": "3.0.0", "dask": "2024.6.2", "distributed": "2024.6.2",
+                                   "pydantic": None})
+    assert name == "picklematrix-py3.11.7-cloudpickle3.0.0-dask2024.6.2-distributed2024.6.2-pydanticnone"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (GOOD_AXES.replace('python = ["3.11"]', 'python = ["3.11"]\nnumpy = ["2.0"]') +
+         '[profiles.default]\nbaseline = "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11"\nproduct = true\n',
+         "unknown axis 'numpy'"),
+        (GOOD_AXES.replace('"3.1.0"', '"3.1.x"') +
+         '[profiles.default]\nbaseline = "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11"\nproduct = true\n',
+         "'3.1.x' is not a valid version"),
+        (GOOD_AXES + '[profiles.default]\nbaseline = "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11"\n'
+         'envs = ["cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11", "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11"]\n',
+         "duplicate env id 'cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11'"),
+        (GOOD_AXES + '[profiles.default]\nbaseline = "cp9.9.9-dask2024.6.2-pyd2.8.2-py3.11"\n'
+         'envs = ["cp9.9.9-dask2024.6.2-pyd2.8.2-py3.11"]\n',
+         "cloudpickle 9.9.9 is not on the cloudpickle axis"),
+        (GOOD_AXES + '[[exclude]]\ncloudpickle = "3.1.0"\n'
+         '[profiles.default]\nbaseline = "cp3.1.0-dask2024.6.2-pyd2.8.2-py3.11"\n'
+         'envs = ["cp3.1.0-dask2024.6.2-pyd2.8.2-py3.11"]\n',
+         "[[exclude]] #1 needs a 'reason'"),
+        (GOOD_AXES + '[profiles.nightly]\nbaseline = "x"\nproduct = true\n', "needs a 'default' profile"),
+        ("[axes\n", "not valid TOML"),
+    ],
+)
+def test_invalid_matrix_names_the_entry(tmp_path, text, message):
+    with pytest.raises(MatrixError) as err:
+        _load(tmp_path, text)
+    assert message in str(err.value)
+    assert str(tmp_path / "matrix.toml") in str(err.value)
+
+
+def test_unknown_profile_is_named(tmp_path):
+    m = load_matrix()
+    with pytest.raises(MatrixError, match="unknown profile 'nightly'"):
+        m.profile("nightly")
+
+
+def _nox(*args, env=None, timeout=120):
+    import os
+
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "nox", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def test_nox_lists_one_session_per_env_of_the_profile():
+    proc = _nox("--list", "--json")
+    assert proc.returncode == 0, proc.stderr
+    sessions = json.loads(proc.stdout)
+    names = {s["session"] for s in sessions if s["name"] == "matrix"}
+    assert names == {f"matrix({e.env_id})" for e in load_matrix().profile("default").envs}
+    smoke = json.loads(_nox("--list", "--json", env={"PICKLEMATRIX_PROFILE": "smoke"}).stdout)
+    assert len([s for s in smoke if s["name"] == "matrix"]) == 2
+
+
+def test_invalid_matrix_stops_nox_before_building_anything(tmp_path):
+    bad = tmp_path / "matrix.toml"
+    bad.write_text(MATRIX_FILE.read_text().replace('cloudpickle = ["2.2.1"', 'cloudpickle = ["two"'))
+    proc = _nox("-s", "matrix", env={"PICKLEMATRIX_MATRIX": str(bad)})
+    assert proc.returncode != 0
+    assert "'two' is not a valid version" in proc.stderr and "nothing was built" in proc.stderr
+    proc = _nox("--list", env={"PICKLEMATRIX_PROFILE": "nope"})
+    assert proc.returncode != 0 and "unknown profile 'nope'" in proc.stderr
+
+
+def test_readme_lists_the_default_profile():
+    readme = (ROOT / "README.md").read_text()
+    for env in load_matrix().profile("default").envs:
+        assert env.env_id in readme, f"README does not describe {env.env_id}"
