@@ -1,0 +1,177 @@
+"""A real mini matrix, end to end: nox + uv envs + the harness + asv, in two shards merged afterwards.
+
+Also the kernel-context facts of the upstream report (dask/dask#11448), found by running:
+with dask 2024.6.2 and pydantic 2.8.2 a top-level model fails in a kernel with cloudpickle 3.0.0 *and* 3.1.0,
+passes in a script, and passes in a kernel with pydantic 2.9.2.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from picklematrix.outcomes import CODE_OUTCOMES
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+A = "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11"      # the report's era
+B = "cp3.0.0-dask2024.6.2-pyd2.9.2-py3.11"      # the real fix
+C = "cp3.1.0-dask2024.6.2-pyd2.8.2-py3.11"      # the folk advice
+BROKEN = "cp2.2.1-dask2026.8.0-pyd2.14.4-py3.11"  # unresolvable: dask 2026.8.0 needs cloudpickle >= 3
+ONLY = "pydantic/toplevel_model,functions/lambda_square"
+
+MINI_MATRIX = textwrap.dedent(f"""
+    [axes]
+    python = ["3.11"]
+    cloudpickle = ["2.2.1", "3.0.0", "3.1.0"]
+    dask = ["2024.6.2", "2026.8.0"]
+    pydantic = ["2.8.2", "2.9.2", "2.14.4"]
+
+    [common]
+    packages = ["packaging", "asv_runner==0.3.2", "ipykernel==6.29.5", "jupyter_client==8.6.3"]
+
+    [profiles.default]
+    baseline = "{A}"
+    envs = ["{A}", "{B}", "{C}", "{BROKEN}"]
+""")
+
+
+def _nox(tmp_path, results, *sessions):
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(MINI_MATRIX)
+    env = dict(os.environ, PICKLEMATRIX_MATRIX=str(matrix), PICKLEMATRIX_RESULTS=str(results),
+               PICKLEMATRIX_ONLY=ONLY, PICKLEMATRIX_DIRTY_LABEL="e2e", PICKLEMATRIX_MACHINE="e2emachine")
+    args = [sys.executable, "-m", "nox"]
+    for s in sessions:
+        args += ["-s", f"matrix({s})"]
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    first = _nox(tmp, tmp / "shard1", A, BROKEN)
+    second = _nox(tmp, tmp / "shard2", B, C)
+    return tmp, first, second
+
+
+def _machine_dir(results):
+    dirs = [p for p in results.iterdir() if p.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def _sidecar(results, env_id):
+    found = []
+    for path in _machine_dir(results).glob("*.outcomes"):
+        data = json.loads(path.read_text())
+        if data["env_id"] == env_id:
+            found.append(data)
+    assert len(found) == 1, f"{env_id}: {found}"
+    return found[0]
+
+
+def _cells(sidecar):
+    return {(c["family"] + "/" + c["case"], c["method"], c["context"]): c for c in sidecar["cells"]}
+
+
+def test_unresolvable_env_is_recorded_and_the_other_survives(shards):
+    tmp, first, _ = shards
+    assert first.returncode != 0, "an env error must make nox -s matrix exit non-zero"
+    machine = _machine_dir(tmp / "shard1")
+    errors = list(machine.glob(f"*-{BROKEN}.env-error"))
+    assert len(errors) == 1, first.stdout[-3000:] + first.stderr[-3000:]
+    error = json.loads(errors[0].read_text())
+    assert error["stage"] == "install" and "cloudpickle" in error["message"]
+    assert error["env"]["env_id"] == BROKEN
+    sidecar = _sidecar(tmp / "shard1", A)
+    assert sidecar["complete"] and len(sidecar["cells"]) == 2 * 3 * 2
+
+
+def test_second_shard_succeeds(shards):
+    _, _, second = shards
+    assert second.returncode == 0, second.stdout[-5000:] + second.stderr[-3000:]
+
+
+def test_asv_results_are_named_and_labelled_by_installed_versions(shards):
+    tmp, _, _ = shards
+    machine = _machine_dir(tmp / "shard1")
+    assert machine.name.startswith("e2emachine")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    name = "picklematrix-py3.11.7-cloudpickle3.0.0-dask2024.6.2-distributed2024.6.2-pydantic2.8.2"
+    result_file = machine / f"{commit[:8]}-{name}.json"
+    assert result_file.exists(), sorted(p.name for p in machine.iterdir())
+    assert (machine / f"{commit[:8]}-{name}.outcomes").exists()
+    data = json.loads(result_file.read_text().replace("NaN", "null"))
+    assert data["env_name"] == name
+    assert data["params"]["cloudpickle"] == "3.0.0" and data["params"]["pydantic"] == "2.8.2"
+    assert data["params"]["dask"] == data["params"]["distributed"] == "2024.6.2"
+    assert data["params"]["python"] == "3.11.7" and data["params"]["machine"] == machine.name
+
+    # asv's outcome codes agree with the sidecar, cell by cell
+    columns = data["result_columns"]
+    outcome_result = dict(zip(columns, data["results"]["cells.Outcome.track_outcome"]))
+    cases, methods, contexts = outcome_result["params"]
+    values = iter(outcome_result["result"])
+    cells = _cells(_sidecar(tmp / "shard1", A))
+    checked = 0
+    for case in cases:
+        for method in methods:
+            for context in contexts:
+                code = next(values)
+                cell = cells[(case.strip("'"), method.strip("'"), context.strip("'"))]
+                if cell["outcome"] == "not-applicable":
+                    assert code is None
+                else:
+                    assert CODE_OUTCOMES[int(code)] == cell["outcome"]
+                    checked += 1
+    assert checked >= 10
+    timed = dict(zip(columns, data["results"]["cells.Compute.time_compute"]))
+    assert any(v is not None and v > 0 for v in timed["result"])
+    sizes = dict(zip(columns, data["results"]["cells.GraphSize.track_graph_bytes"]))
+    assert any(v is not None and v > 0 for v in sizes["result"])
+
+
+def test_shards_merge_by_copying(shards, tmp_path):
+    tmp, _, _ = shards
+    merged = tmp_path / "results"
+    for shard in ("shard1", "shard2"):
+        shutil.copytree(tmp / shard, merged, dirs_exist_ok=True)
+    machine = _machine_dir(merged)
+    assert len(list(machine.glob("*.outcomes"))) == 3
+    assert len([p for p in machine.glob("*.json") if p.name != "machine.json"]) == 3
+    assert len(list(machine.glob("*.env-error"))) == 1
+    from asv.results import Results
+
+    loaded = [Results.load(str(p)) for p in machine.glob("*.json") if p.name != "machine.json"]
+    assert {r.params["pydantic"] for r in loaded} == {"2.8.2", "2.9.2"}
+    assert {r.params["cloudpickle"] for r in loaded} == {"3.0.0", "3.1.0"}
+
+
+@pytest.mark.parametrize("env_id", [A, C])
+def test_kernel_reproduces_the_upstream_report_with_pydantic_2_8(shards, env_id):
+    tmp, _, _ = shards
+    cells = _cells(_sidecar(tmp / ("shard1" if env_id == A else "shard2"), env_id))
+    for method in ("dask.compute", "Client.compute"):
+        kernel = cells[("pydantic/toplevel_model", method, "kernel")]
+        assert kernel["outcome"] == "serialize-error", kernel
+        cause = kernel["root_cause"]
+        assert cause["type"] == "TypeError"
+        assert any(obj in cause["message"] for obj in ("sqlite3.Connection", "_thread.lock", "_asyncio.Task"))
+        assert cells[("pydantic/toplevel_model", method, "script")]["outcome"] == "pass"
+    for context in ("script", "kernel"):
+        assert cells[("pydantic/toplevel_model", "dask.compute(client=)", context)]["outcome"] == "ran-locally"
+
+
+def test_pydantic_2_9_passes_in_the_kernel(shards):
+    tmp, _, _ = shards
+    cells = _cells(_sidecar(tmp / "shard2", B))
+    for method in ("dask.compute", "Client.compute"):
+        assert cells[("pydantic/toplevel_model", method, "kernel")]["outcome"] == "pass"
+    assert cells[("pydantic/toplevel_model", "dask.compute(client=)", "kernel")]["outcome"] == "ran-locally"
