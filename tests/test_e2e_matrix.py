@@ -47,9 +47,7 @@ def _nox(tmp_path, results, *sessions):
     matrix.write_text(MINI_MATRIX)
     env = dict(os.environ, PICKLEMATRIX_MATRIX=str(matrix), PICKLEMATRIX_RESULTS=str(results),
                PICKLEMATRIX_ONLY=ONLY, PICKLEMATRIX_DIRTY_LABEL="e2e", PICKLEMATRIX_MACHINE="e2emachine")
-    args = [sys.executable, "-m", "nox"]
-    for s in sessions:
-        args += ["-s", f"matrix({s})"]
+    args = [sys.executable, "-m", "nox", "-s", *(f"matrix({s})" for s in sessions)]
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
 
 
