@@ -18,6 +18,9 @@ class CellSuite:
     def setup_cache(self):
         return suite.load_cells()
 
+    # Without a sidecar (asv on its own) setup_cache runs the whole corpus.
+    setup_cache.timeout = 3600
+
 
 class Outcome(CellSuite):
     def setup(self, cells, case, method, context):

@@ -107,12 +107,16 @@ def _run(args, cases, problems) -> int:
         return EXIT_BAD_INPUT
     methods = args.method or list(METHODS)
     contexts = list(CONTEXTS) if args.context == "all" else [args.context]
+    import time
+
+    t0 = time.perf_counter()
     try:
         cluster = Cluster(args.scheduler, n_workers=args.workers, restartable=args.restartable).start()
     except Exception as e:
         where = args.scheduler or "a LocalCluster on 127.0.0.1"
         print(f"error: cannot start/connect to {where}: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    cluster_seconds = time.perf_counter() - t0
     broken = [{"path": p.path, "line": p.line, "message": p.message} for p in problems]
     meta = {"env_id": args.env_id, "commit": args.commit, "machine": args.machine,
             "case_dirs": [os.path.abspath(d) for d in (args.cases or [])]}
@@ -142,7 +146,12 @@ def _run(args, cases, problems) -> int:
         cluster.close()
     result.broken_cases = broken
     print(format_table(result))
-    write(result.to_json(), complete=True)
+    final = result.to_json()
+    final["timing"] = {"cluster_start_seconds": cluster_seconds,
+                       "run_seconds": time.perf_counter() - t0 - cluster_seconds,
+                       "cells": len(result.cells),
+                       "compute_seconds": sum(sum(c.samples) for c in result.cells)}
+    write(final, complete=True)
     if problems:
         return EXIT_BAD_INPUT
     return EXIT_SURPRISES if result.surprises else EXIT_OK

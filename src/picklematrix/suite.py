@@ -56,16 +56,25 @@ PARAM_NAMES = ["case", "method", "context"]
 
 
 def load_cells() -> dict:
-    """{(family/case, method, context): cell dict} from this environment's outcome sidecar."""
+    """{"family/case|method|context": cell dict} for this environment.
+
+    From the outcome sidecar that ``nox -s matrix`` wrote just before ``asv run``;
+    when asv runs on its own (no sidecar: e.g. asv's built-in environments),
+    the corpus is run here, on a LocalCluster of its own.
+    """
     path = os.environ.get(SIDECAR_VAR)
-    if not path:
-        raise RuntimeError(
-            f"{SIDECAR_VAR} is not set: run the matrix with `nox -s matrix`, which runs the harness "
-            "first and hands its outcomes to asv"
-        )
-    with open(path) as f:
-        data = json.load(f)
-    return {f"{c['family']}/{c['case']}|{c['method']}|{c['context']}": c for c in data["cells"]}
+    if path:
+        with open(path) as f:
+            cells = json.load(f)["cells"]
+    else:
+        from .cluster import Cluster
+        from .runner import run_corpus
+
+        with Cluster() as cluster:
+            run = run_corpus(list(cases().values()), list(METHODS), list(CONTEXTS), cluster=cluster,
+                             progress=False)
+        cells = [c.to_json() for c in run.cells]
+    return {f"{c['family']}/{c['case']}|{c['method']}|{c['context']}": c for c in cells}
 
 
 def cell_for(cache: dict, case: str, method: str, context: str) -> dict:
@@ -85,11 +94,17 @@ class PreparedCell:
             raise NotImplementedError(f"{case_key} [{method} @{context}] is {cell['outcome']}: nothing to time")
         if context != "script":
             raise NotImplementedError(f"the {context} context is timed by the harness run only")
-        address = os.environ.get(SCHEDULER_VAR)
-        if not address:
-            raise NotImplementedError(f"{SCHEDULER_VAR} is not set: no shared cluster to time against")
         from .cell import _connect, define_cell
 
+        address = os.environ.get(SCHEDULER_VAR)
+        self.own_cluster = None
+        if not address:
+            # asv on its own: nothing shared to time against, so this process
+            # starts a cluster of its own (the cost nox -s matrix avoids).
+            from .cluster import Cluster
+
+            self.own_cluster = Cluster(n_workers=1).start()
+            address = self.own_cluster.address
         case = cases()[case_key]
         self.method = METHODS[method]
         self.timeout = case.timeout
@@ -104,3 +119,5 @@ class PreparedCell:
             self.client.close(timeout=5)
         except Exception:
             pass
+        if self.own_cluster is not None:
+            self.own_cluster.close()
