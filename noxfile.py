@@ -8,7 +8,8 @@
 Environment variables: PICKLEMATRIX_PROFILE (default|full|smoke|...), PICKLEMATRIX_MATRIX (another matrix
 file), PICKLEMATRIX_RESULTS (results dir, default ./results), PICKLEMATRIX_MACHINE (machine name),
 PICKLEMATRIX_CASES (extra case dirs, os.pathsep-separated), PICKLEMATRIX_ONLY (comma-separated case globs),
-PICKLEMATRIX_DIRTY_LABEL (record from an uncommitted tree under machine "<machine>-<label>").
+PICKLEMATRIX_DIRTY_LABEL (record from an uncommitted tree under machine "<machine>-<label>"),
+PICKLEMATRIX_TOOLS_VENV (where the asv tools venv lives, default .nox/_tools).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def recording_target(session) -> tuple[str, str]:
 
 def tools_python() -> str:
     """An interpreter with asv (and picklematrix, for the asv env plugin), built once and reused."""
-    venv = ROOT / ".nox" / "_tools"
+    venv = Path(os.environ.get("PICKLEMATRIX_TOOLS_VENV", ROOT / ".nox" / "_tools"))
     python = venv / "bin" / "python"
     wanted = "\n".join([ASV, ASV_RUNNER, "jinja2", "packaging", f"-e {ROOT}"])
     stamp = venv / "picklematrix-tools.txt"
@@ -162,10 +163,12 @@ class SharedCluster:
                 self.proc.wait()
 
 
-def matrix_impl(session, env):
+def matrix_impl(session, env, replica: int = 1):
     """Build one env with uv, check its versions, run the corpus, record it with asv."""
     force = "--force" in session.posargs
     commit, machine = recording_target(session)
+    if replica > 1:  # PICKLEMATRIX_REPLICATE: an A/A copy, see replicate_count()
+        machine = f"{machine}-rep{replica}"
     python = str(Path(session.virtualenv.location) / "bin" / "python")
 
     install = subprocess.run(
@@ -226,6 +229,18 @@ def matrix_impl(session, env):
     session.log(f"{env.env_id}: recorded {result_file.relative_to(RESULTS)} and {sidecar.name}")
 
 
+def replicate_count(session) -> int:
+    """PICKLEMATRIX_REPLICATE=N records each env N times; copies 2..N go under machine "<machine>-rep<i>".
+
+    The copies are A/A pairs of the first recording (fresh harness run, fresh cluster, fresh asv run):
+    `nox -s review` counts the changes an A/A pair shows to tell noise from a real difference.
+    """
+    text = os.environ.get("PICKLEMATRIX_REPLICATE", "1")
+    if not text.isdigit() or int(text) < 1:
+        session.error(f"PICKLEMATRIX_REPLICATE={text!r}: use a whole number >= 1 (2 records an A/A pair)")
+    return int(text)
+
+
 # --------------------------------------------------------------------------- sessions
 
 
@@ -234,6 +249,8 @@ def matrix_impl(session, env):
 def matrix(session, env_id):
     """One matrix environment: build, verify, run the corpus, record with asv."""
     matrix_impl(session, MATRIX.env(env_id))
+    for replica in range(2, replicate_count(session) + 1):
+        matrix_impl(session, MATRIX.env(env_id), replica=replica)
 
 
 @nox.session(python=TEST_ENV["python"], venv_backend="uv")

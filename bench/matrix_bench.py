@@ -1,0 +1,173 @@
+"""Where the time of `nox -s matrix` goes, and how it compares with asv's built-in matrix.
+
+    python bench/matrix_bench.py [--profile default] [--only GLOBS] [--cold] [--builtin-envs N]
+
+Prints, for one run on this machine:
+  * the profile end to end, cold (empty uv cache, no venvs, no tools venv) and warm (all reused);
+  * per env: env build + verify, cluster start, harness run, asv run; per cell: harness overhead vs the
+    cell's own compute time (from the outcome sidecars' timing block);
+  * the same envs x cases recorded by asv's built-in matrix (environment_type "virtualenv": asv builds the
+    envs with virtualenv + pip, installs the project, and each benchmark process brings its own cluster),
+    side by side with our warm run of the same subset.
+Figures are measured, never assumed; the warm run re-records (--force) into a fresh results dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from picklematrix.matrix import load_matrix  # noqa: E402
+
+
+def nox_matrix(work: Path, results: Path, *, envs: list[str], only: str, cache: Path, tools: Path,
+               force: bool) -> tuple[float, str]:
+    env = dict(os.environ, UV_CACHE_DIR=str(cache), PICKLEMATRIX_RESULTS=str(results),
+               PICKLEMATRIX_DIRTY_LABEL="bench", PICKLEMATRIX_MACHINE="bench", PICKLEMATRIX_TOOLS_VENV=str(tools))
+    if only:
+        env["PICKLEMATRIX_ONLY"] = only
+    args = [sys.executable, "-m", "nox", "--envdir", str(work / "envs"), "-s", *(f"matrix({e})" for e in envs)]
+    if force:
+        args += ["--", "--force"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    log = proc.stdout + proc.stderr
+    (work / f"nox-{results.name}.log").write_text(log)
+    if proc.returncode != 0:
+        print(f"warning: nox exited {proc.returncode}; see {work / f'nox-{results.name}.log'}")
+    return elapsed, log
+
+
+def session_seconds(log: str) -> dict:
+    out = {}
+    for m in re.finditer(r"Session matrix\((\S+)\) was successful in (?:(\d+) minutes?)?\s*(?:(\d+) seconds?)?", log):
+        out[m.group(1)] = int(m.group(2) or 0) * 60 + int(m.group(3) or 0)
+    return out
+
+
+def sidecar_figures(results: Path) -> list[dict]:
+    rows = []
+    for path in sorted(glob.glob(str(results / "*" / "*.outcomes"))):
+        data = json.loads(Path(path).read_text())
+        timing = data.get("timing", {})
+        asv_file = Path(path[: -len(".outcomes")] + ".json")
+        asv_seconds = None
+        if asv_file.exists():
+            asv = json.loads(asv_file.read_text().replace("NaN", "null"))
+            cols = asv["result_columns"]
+            asv_seconds = sum(dict(zip(cols, v))["duration"] or 0 for v in asv["results"].values())
+        cells = timing.get("cells") or len(data["cells"])
+        timed = [c for c in data["cells"] if c["outcome"] == "pass"]
+        rows.append({
+            "env": data.get("env_id"),
+            "cells": cells,
+            "cluster_start": timing.get("cluster_start_seconds"),
+            "harness": timing.get("run_seconds"),
+            "compute": timing.get("compute_seconds"),
+            "overhead_per_cell": ((timing["run_seconds"] - timing["compute_seconds"]) / cells) if timing else None,
+            "compute_per_cell": (timing["compute_seconds"] / cells) if timing else None,
+            "asv": asv_seconds,
+            "samples_min": min((len(c.get("samples") or []) for c in timed), default=0),
+        })
+    return rows
+
+
+def builtin_asv(work: Path, envs, only: str, matrix) -> float:
+    """The same envs x cases through asv's own virtualenv matrix."""
+    include = []
+    for env_id in envs:
+        e = matrix.env(env_id)
+        req = {name: version for name, version in e.pins().items()}
+        req.update({"ipykernel": "6.29.5", "jupyter_client": "8.6.3", "packaging": "", "asv_runner": "0.3.2"})
+        include.append({"python": e.python, "req": req})
+    conf = {
+        "version": 1, "project": "picklematrix", "project_url": "https://pypi.org/project/dask/",
+        "repo": str(ROOT), "branches": ["HEAD"], "dvcs": "git", "environment_type": "virtualenv",
+        "benchmark_dir": str(ROOT / "benchmarks"), "results_dir": str(work / "builtin-results"),
+        "html_dir": str(work / "builtin-html"), "env_dir": str(work / "builtin-env"),
+        "matrix": {"include": include}, "launch_method": "forkserver",
+        "build_command": ["python -m pip wheel --no-deps --no-build-isolation -w {build_cache_dir} {build_dir}"],
+        "install_command": ["in-dir={env_dir} python -m pip install {wheel_file}"],
+        "uninstall_command": ["return-code=any python -m pip uninstall -y {project}"],
+    }
+    path = work / "asv-builtin.conf.json"
+    path.write_text(json.dumps(conf, indent=1))
+    tools = work / "tools" / "bin" / "python"
+    env = dict(os.environ, PICKLEMATRIX_ONLY=only)
+    env.pop("PICKLEMATRIX_SIDECAR", None)
+    env.pop("PICKLEMATRIX_SCHEDULER", None)
+    subprocess.run([str(tools), "-m", "pip", "install", "-q", "virtualenv", "setuptools", "wheel"], check=True)
+    subprocess.run([str(tools), "-m", "asv", "machine", "--yes", "--machine", "bench-builtin", "--config", str(path)],
+                   check=True, capture_output=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(tools), "-m", "asv", "run", "--config", str(path), "--machine", "bench-builtin",
+                           "--launch-method", "forkserver", "HEAD^!"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    (work / "asv-builtin.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        print(f"warning: asv built-in run exited {proc.returncode}; see {work / 'asv-builtin.log'}")
+    return elapsed
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default="default")
+    p.add_argument("--only", default="", help="PICKLEMATRIX_ONLY for every run (default: the whole corpus)")
+    p.add_argument("--cold", action="store_true", help="also measure a cold run (empty uv cache, no venvs)")
+    p.add_argument("--builtin-envs", type=int, default=0, help="compare with asv's built-in matrix on N envs")
+    p.add_argument("--builtin-only", default="", help="case globs for the built-in comparison (both sides)")
+    p.add_argument("--workdir", default=None)
+    args = p.parse_args(argv)
+
+    matrix = load_matrix()
+    envs = [e.env_id for e in matrix.profile(args.profile).envs]
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="pm-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    cache, tools = work / "uv-cache", work / "tools"
+    print(f"workdir {work}; profile {args.profile}: {len(envs)} envs; cases: {args.only or 'all'}")
+
+    if args.cold:
+        shutil.rmtree(work / "envs", ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(tools, ignore_errors=True)
+        cold, _ = nox_matrix(work, work / "results-cold", envs=envs, only=args.only, cache=cache, tools=tools,
+                             force=True)
+        print(f"cold: {cold:7.1f} s end to end")
+    warm, log = nox_matrix(work, work / "results-warm", envs=envs, only=args.only, cache=cache, tools=tools,
+                           force=True)
+    print(f"warm: {warm:7.1f} s end to end ({warm / 60:.1f} min)")
+    per_session = session_seconds(log)
+    print(f"{'env':42} {'session':>8} {'cluster':>8} {'harness':>8} {'asv':>8} {'cells':>6} "
+          f"{'ovh/cell':>9} {'cmp/cell':>9} {'samples':>7}")
+    for row in sidecar_figures(work / "results-warm"):
+        print(f"{row['env']:42} {per_session.get(row['env'], float('nan')):8.1f} {row['cluster_start']:8.1f} "
+              f"{row['harness']:8.1f} {row['asv'] or 0:8.1f} {row['cells']:6d} {row['overhead_per_cell']:9.3f} "
+              f"{row['compute_per_cell']:9.3f} {row['samples_min']:7d}")
+
+    if args.builtin_envs:
+        subset = envs[: args.builtin_envs]
+        only = args.builtin_only or args.only
+        ours, _ = nox_matrix(work, work / "results-subset", envs=subset, only=only, cache=cache, tools=tools,
+                             force=True)
+        theirs = builtin_asv(work, subset, only, matrix)
+        print(f"side by side, {len(subset)} envs, cases {only or 'all'}: nox -s matrix (warm) {ours:.1f} s, "
+              f"asv built-in virtualenv matrix {theirs:.1f} s: ratio {theirs / ours:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
