@@ -1,0 +1,79 @@
+"""Root-cause extraction on real exceptions raised by distributed's real pickling chain."""
+
+import logging
+import pickle
+import threading
+
+from picklematrix import outcomes as oc
+
+
+class _Capture(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.exceptions = []
+
+    def emit(self, record):
+        if record.exc_info:
+            self.exceptions.append(record.exc_info[1])
+
+
+def _serialize_failure(obj):
+    from distributed.protocol.serialize import serialize
+
+    capture = _Capture()
+    logger = logging.getLogger("distributed.protocol")
+    logger.addHandler(capture)
+    try:
+        serialize(obj, on_error="raise")
+    except Exception as e:
+        return e, capture.exceptions
+    finally:
+        logger.removeHandler(capture)
+    raise AssertionError("expected serialization to fail")
+
+
+def test_root_cause_is_the_last_attempt_not_the_innermost_exception():
+    lock = threading.Lock()
+    uses_lock = lambda: lock  # noqa: E731 - a lambda: stdlib pickle fails by name first
+    raised, logged = _serialize_failure(uses_lock)
+    chain = oc.exception_chain(raised)
+    # The naive answer: the bottom of the chain is stdlib pickle's by-name failure
+    # (AttributeError "Can't pickle local object" on 3.11, PicklingError on 3.13) ...
+    assert isinstance(chain[-1], (pickle.PicklingError, AttributeError))
+    assert "lock" not in str(chain[-1])
+    # ... the top is distributed's wrapper ...
+    assert "Could not serialize" in str(raised)
+    # ... and the cause is what ended cloudpickle's attempt: the lock.
+    cause = oc.root_cause(raised, logged)
+    assert isinstance(cause, TypeError) and "lock" in str(cause)
+    # without the log, the chain alone gives the same answer
+    assert oc.root_cause(raised) is cause
+
+
+def test_describe_qualifies_non_builtin_types():
+    class Custom(Exception):
+        pass
+
+    assert oc.describe(ValueError("x")) == {"type": "ValueError", "message": "x"}
+    assert oc.describe(Custom("y"))["type"].endswith("Custom")
+
+
+def test_an_exception_whose_str_raises_is_still_described():
+    class Nasty(Exception):
+        def __str__(self):
+            raise RuntimeError("no")
+
+    assert "unprintable" in oc.describe(Nasty())["message"]
+
+
+def test_classification_uses_where_the_work_went():
+    err = KeyError("boom")
+    assert oc.classify_failure(err, submitted=False, sent=False) == oc.RAN_LOCALLY
+    assert oc.classify_failure(err, submitted=True, sent=False) == oc.SERIALIZE_ERROR
+    assert oc.classify_failure(err, submitted=True, sent=True) == oc.TASK_ERROR
+
+
+def test_outcome_codes_are_stable():
+    assert oc.OUTCOME_CODES == {"pass": 0, "wrong-result": 1, "serialize-error": 2, "deserialize-error": 3,
+                                "task-error": 4, "ran-locally": 5, "timeout": 6, "worker-died": 7,
+                                "not-applicable": 8, "harness-error": 9}
