@@ -71,7 +71,12 @@ def sidecar_figures(results: Path) -> list[dict]:
             asv_seconds = sum(dict(zip(cols, v))["duration"] or 0 for v in asv["results"].values())
         cells = timing.get("cells") or len(data["cells"])
         timed = [c for c in data["cells"] if c["outcome"] == "pass"]
+        by_context = {}
+        for c in data["cells"]:
+            if c.get("wall_seconds") is not None and c["outcome"] != "not-applicable":
+                by_context.setdefault(c["context"], []).append(c["wall_seconds"] - sum(c.get("samples") or []))
         rows.append({
+            "overhead_by_context": {k: sum(v) / len(v) for k, v in by_context.items()},
             "env": data.get("env_id"),
             "cells": cells,
             "cluster_start": timing.get("cluster_start_seconds"),
@@ -157,6 +162,11 @@ def main(argv=None) -> int:
         print(f"{row['env']:42} {per_session.get(row['env'], float('nan')):8.1f} {row['cluster_start']:8.1f} "
               f"{row['harness']:8.1f} {row['asv'] or 0:8.1f} {row['cells']:6d} {row['overhead_per_cell']:9.3f} "
               f"{row['compute_per_cell']:9.3f} {row['samples_min']:7d}")
+        ctx = row["overhead_by_context"]
+        if ctx:
+            print(f"{'':42} harness overhead per cell by context: "
+                  + ", ".join(f"{k} {v:.3f} s" for k, v in sorted(ctx.items()))
+                  + (f" (kernel/script {ctx['kernel'] / ctx['script']:.2f}x)" if {'kernel', 'script'} <= set(ctx) else ""))
 
     if args.builtin_envs:
         subset = envs[: args.builtin_envs]

@@ -40,6 +40,8 @@ class CellResult:
     graph_bytes: int | None
     samples: list = field(default_factory=list)
     detail: str | None = None
+    # the harness's own time for this cell: process/kernel, definition, compute, health check
+    wall_seconds: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -131,6 +133,12 @@ class CellRunner:
         )
 
     def run(self, case: Case, method: str, context: str = "script") -> CellResult:
+        t0 = time.perf_counter()
+        cell = self._run(case, method, context)
+        cell.wall_seconds = time.perf_counter() - t0
+        return cell
+
+    def _run(self, case: Case, method: str, context: str) -> CellResult:
         expected = self.expected(case, method, context)
 
         def result(**fields):
