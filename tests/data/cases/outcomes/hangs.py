@@ -1,4 +1,5 @@
-CASE = {"family": "outcomes", "summary": "A task that never returns", "expect": "timeout", "timeout": 2}
+CASE = {"family": "outcomes", "summary": "A task that never returns", "expect": "timeout", "timeout": 2,
+        "expect_when": [[{"method": "dask.compute(client=)"}, "timeout"]]}
 import time
 
 import dask
