@@ -17,6 +17,13 @@ from __future__ import annotations
 import json
 import os
 
+# Imported here, not lazily: asv's forkserver imports the benchmark modules
+# once and forks a process per benchmark; a lazy import would cost every one
+# of those processes the import of distributed (about half a second).
+import dask  # noqa: F401
+import distributed  # noqa: F401
+
+from . import cell as _cell  # noqa: F401
 from . import outcomes as oc
 from .corpus import BUILTIN_CASES, CONTEXTS, load_corpus, select
 from .methods import METHODS
