@@ -256,7 +256,8 @@ def matrix(session, env_id):
 @nox.session(python=TEST_ENV["python"], venv_backend="uv")
 def tests(session):
     """The test suite (real clusters, real envs; the slow end-to-end tests included)."""
-    session.install(*TEST_ENV["pins"], "pytest", "jinja2", ASV, ASV_RUNNER, "nox[uv]", "-e", ".")
+    session.install(*TEST_ENV["pins"], "pytest", "jinja2", ASV, ASV_RUNNER, "nox[uv]", "websocket-client==1.9.0",
+                    "-e", ".")
     session.run("python", "-m", "pytest", "-v", "--durations=15", *session.posargs)
 
 
@@ -264,3 +265,35 @@ def tests(session):
 def lint(session):
     session.install("ruff")
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+# --------------------------------------------------------------------------- report and review
+
+
+@nox.session(python=False)
+def report(session):
+    """asv's HTML site working offline, the outcome matrix page, results/matrix.md and results/matrix.json.
+
+    nox -s report [-- --commit REV --html DIR --strict]; browse with any static server, e.g.
+    python3 -m http.server --bind 127.0.0.1 --directory html 8080
+    """
+    _run_tools_module(session, "picklematrix.report", "--results", str(RESULTS),
+                      "--html", str(RESULTS.parent / "html" if RESULTS != ROOT / "results" else ROOT / "html"))
+
+
+@nox.session(python=False)
+def review(session):
+    """An upgrade review: nox -s review -- --from ENV --to ENV (or --change pydantic=2.8.2..2.9.2).
+
+    Exits with the review's own status: 0 nothing broke, 1 something broke or got slower, 2 bad input.
+    """
+    _run_tools_module(session, "picklematrix.review", "--results", str(RESULTS))
+
+
+def _run_tools_module(session, module, *args):
+    # nox reports every failed session as exit 1; the report and the review give 1 and 2 distinct meanings,
+    # so their status is passed through as nox's own.
+    code = subprocess.run([tools_python(), "-m", module, *args, *session.posargs], cwd=ROOT, check=False).returncode
+    if code:
+        session.log(f"{module} exited with status {code}")
+        raise SystemExit(code)
