@@ -1,0 +1,154 @@
+"""Shared, expensive fixtures of the report/review/browser tests: a real mini matrix, recorded once.
+
+Three envs through the real ``nox -s matrix`` (uv envs, the harness, asv):
+A (the baseline, pydantic 2.8.2) twice — ``PICKLEMATRIX_REPLICATE=2`` makes the A/A pair —, B (pydantic 2.9.2,
+the fix of the notebook namespace capture) once, and one env that cannot be resolved (an env error). Plus the
+real report built over them. pytest fixtures are per module, so the work is memoised here for the session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from .conftest import ROOT
+
+A = "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11"       # dask#11448's era
+B = "cp3.0.0-dask2024.6.2-pyd2.9.2-py3.11"       # the real fix (pydantic#10113)
+BROKEN = "cp2.2.1-dask2026.8.0-pyd2.14.4-py3.11"  # unresolvable: dask 2026.8.0 needs cloudpickle >= 3
+ONLY = "functions/lambda_square,pydantic/toplevel_model,containers/dict_with_lock,escaping/*"
+MACHINE = "rptest"
+
+MATRIX = textwrap.dedent(f"""
+    [axes]
+    python = ["3.11"]
+    cloudpickle = ["2.2.1", "3.0.0"]
+    dask = ["2024.6.2", "2026.8.0"]
+    pydantic = ["2.8.2", "2.9.2", "2.14.4"]
+
+    [common]
+    packages = ["packaging", "asv_runner==0.3.2", "ipykernel==6.29.5", "jupyter_client==8.6.3"]
+
+    [profiles.default]
+    baseline = "{A}"
+    envs = ["{A}", "{B}", "{BROKEN}"]
+""")
+
+# A case whose root cause is real text full of angle brackets: stdlib pickle refusing a local lambda names
+# it "<function ...<locals>.<lambda> at 0x...>". The pages must show it as text, never as markup.
+ESCAPING_CASE = textwrap.dedent('''
+    CASE = {
+        "family": "escaping",
+        "summary": "A task pickles a local lambda with stdlib pickle: the error text is full of <locals>",
+        "tags": ["report-test"],
+        "expect": "task-error",
+    }
+    import dask
+
+
+    def pickle_a_local_lambda():
+        import pickle
+
+        return pickle.dumps(lambda: 0)
+
+
+    result = dask.delayed(pickle_a_local_lambda)()
+    expected = b""  # never reached: the task raises
+''')
+BUILTIN = ["functions/lambda_square", "pydantic/toplevel_model", "containers/dict_with_lock"]
+
+
+@dataclass
+class Recorded:
+    tmp: Path
+    results: Path
+    machine: str  # "rptest" or "rptest-<label>" when the tree is dirty
+    replica: str
+    commit: str
+    logs: str
+
+    def sidecar(self, env_id: str) -> dict:
+        for path in (self.results / self.machine).glob("*.outcomes"):
+            data = json.loads(path.read_text())
+            if data.get("env_id") == env_id:
+                return data
+        raise AssertionError(f"no sidecar for {env_id} in {self.results / self.machine}:\n{self.logs[-4000:]}")
+
+    def copy(self, dest: Path) -> Path:
+        """A private copy of the results, for tests that damage them."""
+        shutil.copytree(self.results, dest, ignore=shutil.ignore_patterns("reviews", "matrix.*"))
+        return dest
+
+
+_MEMO: dict = {}
+
+
+def _nox(tmp: Path, results: Path, sessions, **extra) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PICKLEMATRIX_MATRIX=str(tmp / "matrix.toml"), PICKLEMATRIX_RESULTS=str(results),
+               PICKLEMATRIX_ONLY=ONLY, PICKLEMATRIX_CASES=str(tmp / "cases"), PICKLEMATRIX_DIRTY_LABEL="rp",
+               PICKLEMATRIX_MACHINE=MACHINE)
+    for name in ("PICKLEMATRIX_REPLICATE", "PICKLEMATRIX_PROFILE"):
+        env.pop(name, None)
+    env.update(extra)
+    args = [sys.executable, "-m", "nox", "-s", *(f"matrix({s})" for s in sessions)]
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500, check=False)
+
+
+def recorded(tmp_path_factory) -> Recorded:
+    """The mini matrix, recorded once per test session."""
+    if "recorded" in _MEMO:
+        return _MEMO["recorded"]
+    tmp = tmp_path_factory.mktemp("mini-matrix")
+    (tmp / "matrix.toml").write_text(MATRIX)
+    (tmp / "cases" / "escaping").mkdir(parents=True)
+    (tmp / "cases" / "escaping" / "pickle_local_lambda.py").write_text(ESCAPING_CASE)
+    # `picklematrix run --cases DIR` runs DIR *instead of* the built-in corpus (while the asv suite adds DIR to
+    # it), so the built-in cases of the test are copied next to the extra one.
+    for case in BUILTIN:
+        (tmp / "cases" / case).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / "cases" / f"{case}.py", tmp / "cases" / f"{case}.py")
+    results = tmp / "results"
+    first = _nox(tmp, results, [A], PICKLEMATRIX_REPLICATE="2")
+    second = _nox(tmp, results, [B, BROKEN])
+    logs = "\n".join(p.stdout + p.stderr for p in (first, second))
+    assert first.returncode == 0, logs[-6000:]
+    assert second.returncode != 0, "the unresolvable env must fail its session:\n" + logs[-6000:]
+    machines = sorted(p.name for p in results.iterdir() if p.is_dir())
+    base = [m for m in machines if not m.endswith("-rep2")]
+    assert len(base) == 1 and f"{base[0]}-rep2" in machines, (machines, logs[-6000:])
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    _MEMO["recorded"] = Recorded(tmp, results, base[0], f"{base[0]}-rep2", commit, logs)
+    return _MEMO["recorded"]
+
+
+@dataclass
+class Published:
+    site: Path
+    results: Path
+    proc: subprocess.CompletedProcess
+    matrix: dict
+
+
+def published(tmp_path_factory) -> Published:
+    """The real report (``python -m picklematrix.report``, as ``nox -s report`` runs it) over the mini matrix."""
+    if "published" in _MEMO:
+        return _MEMO["published"]
+    rec = recorded(tmp_path_factory)
+    results = rec.copy(tmp_path_factory.mktemp("published") / "results")
+    review = subprocess.run([sys.executable, "-m", "picklematrix.review", "--results", str(results),
+                             "--change", "pydantic=2.8.2..2.9.2", "--quiet"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert review.returncode == 0, review.stdout + review.stderr
+    site = results.parent / "html"
+    proc = subprocess.run([sys.executable, "-m", "picklematrix.report", "--results", str(results), "--html",
+                           str(site)], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    matrix = json.loads((results / "matrix.json").read_text()) if (results / "matrix.json").exists() else {}
+    _MEMO["published"] = Published(site, results, proc, matrix)
+    return _MEMO["published"]

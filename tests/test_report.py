@@ -1,0 +1,227 @@
+"""``nox -s report`` on a real mini matrix: real asv publish, pinned npm assets, the matrix in three forms."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from picklematrix import report as rp
+
+from .conftest import ROOT
+from .reporting import BROKEN, A, B, published, recorded
+
+
+@pytest.fixture(scope="module")
+def rec(tmp_path_factory):
+    return recorded(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def pub(tmp_path_factory):
+    return published(tmp_path_factory)
+
+
+def report_cli(results, html, *args):
+    return subprocess.run([sys.executable, "-m", "picklematrix.report", "--results", str(results), "--html",
+                           str(html), *args], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+
+
+def _env(matrix, env_id, replica=False):
+    found = [e for e in matrix["environments"] if e["env_id"] == env_id and bool(e["replica_of"]) == replica]
+    assert len(found) == 1, [e["key"] for e in matrix["environments"]]
+    return found[0]
+
+
+def _case(matrix, key):
+    return next(c for c in matrix["cases"] if c["key"] == key)
+
+
+@pytest.mark.slow
+def test_report_builds_and_exits_0(pub):
+    assert pub.proc.returncode == 0, pub.proc.stdout + pub.proc.stderr
+    for name in ("index.html", "matrix.html", "matrix.md", "matrix.json", "graphs", "index.json"):
+        assert (pub.site / name).exists(), name
+    assert (pub.results / "matrix.md").exists() and (pub.results / "matrix.json").exists()
+
+
+@pytest.mark.slow
+def test_asv_pages_load_nothing_from_other_hosts(pub):
+    index = (pub.site / "index.html").read_text()
+    assert rp.remote_loads(index) == []
+    assert "cdnjs" not in index and "cdn.jsdelivr" not in index and "code.jquery" not in index
+    for asset in rp.WEB_ASSETS:
+        local = pub.site / "vendor" / asset.package.dirname / asset.path
+        assert local.is_file() and local.stat().st_size > 1000, local
+        assert f'src="vendor/{asset.package.dirname}/{asset.path}"' in index or \
+            f'href="vendor/{asset.package.dirname}/{asset.path}"' in index
+    # bootstrap's css loads its fonts relative to itself
+    assert (pub.site / "vendor/bootstrap-3.1.1/dist/fonts/glyphicons-halflings-regular.woff").is_file()
+    manifest = json.loads((pub.site / "vendor" / "ASSETS.json").read_text())
+    assert manifest["jquery-3.3.1"]["npm"] == "jquery@3.3.1" and manifest["jquery-3.3.1"]["licenses"]
+    # byte-identical to what asv asked the CDN for: asv's own integrity attribute is kept, the browser checks it
+    assert 'src="vendor/jquery-3.3.1/dist/jquery.min.js" integrity="sha256-FgpCb/' in index
+    assert '<li id="nav-li-matrix"><a href="matrix.html">' in index
+    for page in pub.site.rglob("*.html"):
+        assert rp.remote_loads(page.read_text()) == [], page
+
+
+@pytest.mark.slow
+def test_matrix_json_holds_the_envs_the_error_and_the_flip(pub, rec):
+    m = pub.matrix
+    assert m["commit"] == rec.commit
+    keys = [e["env_id"] for e in m["environments"]]
+    assert keys[0] == A and _env(m, A)["baseline"]  # the baseline first
+    assert _env(m, A, replica=True)["replica_of"] == _env(m, A)["key"]
+    base = _env(m, A)
+    assert base["label"] == ["py3.11.7", "cloudpickle 3.0.0", "dask 2024.6.2", "pydantic 2.8.2"]
+    err = _env(m, BROKEN)
+    assert err["kind"] == "env-error" and err["error"]["stage"] == "install"
+    assert "cloudpickle" in err["error"]["message"]  # the resolver's own words
+    assert set(m["contexts"]) == {"script", "kernel"} and len(m["methods"]) == 3
+    top = _case(m, "pydantic/toplevel_model")
+    before = top["cells"][base["key"]]["Client.compute|kernel"]
+    after = top["cells"][_env(m, B)["key"]]["Client.compute|kernel"]
+    assert before["outcome"] == "serialize-error" and after["outcome"] == "pass"
+    assert before["root_cause"] == {"type": "TypeError", "message": "cannot pickle 'sqlite3.Connection' object"}
+    assert top["differs"]
+    assert not _case(m, "functions/lambda_square")["differs"]
+    sidecar = rec.sidecar(A)
+    assert sum(base["counts"].values()) == len(sidecar["cells"]) == 4 * 3 * 2
+    assert base["surprises"] == sum(1 for c in sidecar["cells"] if c["surprise"])
+
+
+@pytest.mark.slow
+def test_matrix_md_is_a_compact_summary(pub):
+    md = (pub.results / "matrix.md").read_text()
+    assert len(md) < rp.MD_LIMIT
+    assert md.startswith("## picklematrix outcome matrix")
+    assert f"`{BROKEN}` | could not be built (install)" in md
+    differs = md.split("### Cells whose outcome differs between environments")[1].split("###")[0]
+    row = next(line for line in differs.splitlines() if "toplevel_model" in line and "Client.compute @ kernel" in line)
+    assert "serialize-error" in row and "sqlite3.Connection" in row and row.rstrip().endswith("✓ pass |")
+    assert "lambda_square" not in differs
+
+
+@pytest.mark.slow
+def test_exception_text_is_escaped_everywhere(pub):
+    """Root causes are real text like "<function pickle_a_local_lambda.<locals>.<lambda> at 0x...>"."""
+    m = pub.matrix
+    cells = [v for env in _case(m, "escaping/pickle_local_lambda")["cells"].values() for v in env.values() if v]
+    messages = [v["root_cause"]["message"] for v in cells if v.get("root_cause")]
+    assert any("<locals>" in msg and "<lambda>" in msg for msg in messages), messages
+    html = (pub.site / "matrix.html").read_text()
+    assert "<locals>" not in html and "<lambda>" not in html
+    assert "&lt;locals&gt;.&lt;lambda&gt;" in html
+    md = (pub.results / "matrix.md").read_text()
+    for line in md.splitlines():
+        # in markdown, angle brackets only ever appear inside code spans
+        outside = re.sub(r"(`+).*?\1", "", line)
+        assert "<" not in outside, line
+
+
+@pytest.mark.slow
+def test_matrix_page_links_reviews_and_asv_graphs(pub):
+    html = (pub.site / "matrix.html").read_text()
+    assert f'href="reviews/{A}..{B}.html"' in html  # the baseline review, made by the report
+    assert (pub.site / "reviews" / f"{A}..{B}.html").exists()
+    assert "review vs baseline" in html
+    graph = rp.asv_graph_url("cells.Outcome.track_outcome", "pydantic/toplevel_model")
+    assert graph == "index.html#cells.Outcome.track_outcome?p-case=%27pydantic%2Ftoplevel_model%27"
+    assert f'href="{graph}"' in html
+    benchmarks = json.loads((pub.results / "benchmarks.json").read_text())
+    assert "'pydantic/toplevel_model'" in benchmarks["cells.Outcome.track_outcome"]["params"][0]
+
+
+@pytest.mark.slow
+def test_bad_and_foreign_results_are_named_and_the_rest_is_built(rec, tmp_path):
+    results = rec.copy(tmp_path / "results")
+    machine = results / rec.machine
+    a_json = next(p for p in machine.glob("*.json") if "pydantic2.8.2" in p.name)
+    b_json = next(p for p in machine.glob("*.json") if "pydantic2.9.2" in p.name)
+    # 1. a truncated asv result (a crash mid-write)
+    text = a_json.read_text()
+    a_json.write_text(text[: len(text) // 2])
+    # 2. a sidecar whose asv run never finished
+    b_json.unlink()
+    # 3. results from another harness commit (the parent commit, really in the repo)
+    parent = subprocess.run(["git", "rev-parse", "HEAD~1"], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    replica_dir = results / rec.replica
+    src = next(replica_dir.glob("*.outcomes"))
+    old_sidecar = replica_dir / (parent[:8] + src.name[8:])
+    data = json.loads(src.read_text())
+    data["commit"] = parent
+    old_sidecar.write_text(json.dumps(data))
+    # 4. a sidecar cut off mid-write
+    truncated = machine / (src.name[:9] + "picklematrix-py3.11.7-cloudpickle9.9.9-dask2024.6.2-distributed2024.6.2-"
+                           "pydantic2.8.2.outcomes")
+    truncated.write_text(src.read_text()[:300])
+
+    proc = report_cli(results, tmp_path / "html", "--commit", rec.commit[:8])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    m = json.loads((results / "matrix.json").read_text())
+    problems = {Path(p["file"]).name: p["message"] for p in m["problems"]}
+    assert "not a loadable asv result" in problems[a_json.name]
+    assert "without its asv result" in problems[b_json.with_suffix(".outcomes").name]
+    assert f"recorded by harness commit {parent[:8]}" in problems[old_sidecar.name]
+    assert "unreadable outcome sidecar" in problems[truncated.name]
+    for name in (a_json.name, b_json.with_suffix(".outcomes").name, old_sidecar.name, truncated.name):
+        assert name in proc.stderr  # named on the console too
+    # the rest is still there: A's outcomes (from its sidecar) and B's, the env error, a working asv site
+    assert {e["env_id"] for e in m["environments"]} == {A, B, BROKEN}
+    assert (tmp_path / "html" / "index.html").exists() and (tmp_path / "html" / "graphs").is_dir()
+    assert "no timings" in " ".join(_env(m, B)["notes"])
+    strict = report_cli(results, tmp_path / "html2", "--commit", rec.commit[:8], "--strict")
+    assert strict.returncode == 1
+
+
+def test_no_results_is_bad_input(tmp_path):
+    (tmp_path / "results").mkdir()
+    proc = report_cli(tmp_path / "results", tmp_path / "html")
+    assert proc.returncode == 2 and "no results" in proc.stderr
+    proc = report_cli(tmp_path / "missing", tmp_path / "html")
+    assert proc.returncode == 2 and "no such results directory" in proc.stderr
+
+
+@pytest.mark.slow
+def test_unknown_commit_is_bad_input(rec, tmp_path):
+    proc = report_cli(rec.results, tmp_path / "html", "--commit", "00000000")
+    assert proc.returncode == 2 and "no results for it" in proc.stderr and rec.commit[:8] in proc.stderr
+
+
+def test_every_cdn_file_of_asvs_page_has_a_pinned_copy():
+    import asv
+
+    index = (Path(asv.__file__).parent / "www" / "index.html").read_text()
+    urls = set(re.findall(r'(?:src|href)="(https://[^"]+)"', index))
+    loaded = {u for u in urls if "github.com" not in u}
+    assert loaded == {a.url for a in rp.WEB_ASSETS}
+
+
+def test_an_unknown_cdn_file_stops_the_rewrite(tmp_path):
+    page = '<script src="https://cdn.example.org/new-dependency.js"></script>'
+    with pytest.raises(rp.AssetError, match="no pinned local copy"):
+        rp.localize_html(page, tmp_path)
+
+
+def test_a_tampered_tarball_is_never_used(tmp_path):
+    pkg = rp.NpmPackage("blueimp-md5", "2.19.0", rp._MD5.integrity)
+    cached = tmp_path / "blueimp-md5-2.19.0.tgz"
+    cached.write_bytes(b"not the package")
+    if shutil.which("npm"):
+        # re-fetched from the registry and checked against the pin
+        assert rp._matches_integrity(rp.fetch_package(pkg, tmp_path).read_bytes(), pkg.integrity)
+    wrong = rp.NpmPackage("blueimp-md5", "2.19.0", "sha512-" + "A" * 86 + "==")
+    with pytest.raises(rp.AssetError, match="does not match its pinned integrity|npm not found"):
+        rp.fetch_package(wrong, tmp_path / "other")
+
+
+def test_markdown_code_spans_survive_tables_and_markup():
+    assert rp.md_code("f.<locals>.<lambda>") == "`f.<locals>.<lambda>`"
+    assert rp.md_code("a|b") == "`a\\|b`"
+    assert rp.md_code("uses `x` inside") == "``uses `x` inside``"
+    assert rp.md_text("<b>bold</b> | *x*") == "&lt;b&gt;bold&lt;/b&gt; \\| \\*x\\*"

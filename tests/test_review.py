@@ -1,0 +1,184 @@
+"""The upgrade review on real recorded results: flips, exit status, noise from a real A/A pair, bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from picklematrix import report as rp
+from picklematrix import review as rv
+
+from .conftest import ROOT
+from .reporting import BROKEN, A, B, recorded
+
+TOPLEVEL_KERNEL = {("pydantic/toplevel_model", "dask.compute", "kernel"),
+                   ("pydantic/toplevel_model", "Client.compute", "kernel")}
+
+
+@pytest.fixture(scope="module")
+def rec(tmp_path_factory):
+    return recorded(tmp_path_factory)
+
+
+def review_cli(results, *args, out=None):
+    cmd = [sys.executable, "-m", "picklematrix.review", "--results", str(results), *args]
+    if out is not None:
+        cmd += ["--out", str(out)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+
+def _keys(flips):
+    return {(f["case"], f["method"], f["context"]) for f in flips}
+
+
+@pytest.mark.slow
+def test_the_pydantic_fix_is_reported_as_fixed_cells(rec, tmp_path):
+    proc = review_cli(rec.results, "--from", A, "--to", B, out=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    md = proc.stdout
+    assert "Changed: **pydantic** 2.8.2 → 2.9.2" in md
+    assert "nothing broke" in md
+    # the notebook namespace capture (sqlite3.Connection of IPython's history) is gone with pydantic 2.9
+    fixed = md.split("### Fixed (fail → pass)")[1].split("###")[0]
+    assert "`pydantic/toplevel_model`" in fixed and "kernel" in fixed
+    assert "cannot pickle 'sqlite3.Connection' object" in fixed
+    assert "lambda_square" not in fixed  # passes in both
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert f"{A}..{B}.md" in written and f"{A}..{B}.html" in written
+    assert (tmp_path / f"{A}..{B}.md").read_text() == md.rstrip("\n") + "\n" or md.startswith(
+        (tmp_path / f"{A}..{B}.md").read_text()[:200])
+
+
+@pytest.mark.slow
+def test_the_reverse_direction_breaks_and_exits_1(rec, tmp_path):
+    proc = review_cli(rec.results, "--from", B, "--to", A, "--quiet", out=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    review = _review(rec, B, A)
+    assert _keys(review["flips"]["broken"]) == TOPLEVEL_KERNEL
+    assert review["exit_status"] == 1 and "broke" in review["verdict"]
+    html = (tmp_path / f"{B}..{A}.html").read_text()
+    assert 'class="verdict bad"' in html and "sqlite3.Connection" in html
+
+
+def _review(rec, a, b, **kw):
+    rs = rp.load_results(rec.results)
+    return rv.build_review(rs, rv.resolve_env(rs, a, "from"), rv.resolve_env(rs, b, "to"), **kw)
+
+
+@pytest.mark.slow
+def test_flips_cover_every_cell_that_changed_and_no_other(rec):
+    review = _review(rec, A, B)
+    cells_a = {(c["family"] + "/" + c["case"], c["method"], c["context"]): c["outcome"]
+               for c in rec.sidecar(A)["cells"]}
+    cells_b = {(c["family"] + "/" + c["case"], c["method"], c["context"]): c["outcome"]
+               for c in rec.sidecar(B)["cells"]}
+    changed = {k for k in cells_a if k in cells_b and cells_a[k] != cells_b[k]}
+    listed = set().union(*(_keys(v) for v in review["flips"].values()))
+    assert TOPLEVEL_KERNEL <= _keys(review["flips"]["fixed"])
+    assert changed <= listed, changed - listed
+    assert review["cells_compared"] == len(set(cells_a) & set(cells_b)) == 4 * 3 * 2
+
+
+@pytest.mark.slow
+def test_a_version_change_picks_the_same_pair(rec, tmp_path):
+    by_change = review_cli(rec.results, "--change", "pydantic=2.8.2..2.9.2", out=tmp_path)
+    by_from = review_cli(rec.results, "--from", "pydantic=2.8.2..2.9.2", out=tmp_path)
+    by_ids = review_cli(rec.results, "--from", A, "--to", B, out=tmp_path)
+    assert by_change.returncode == by_from.returncode == by_ids.returncode == 0, by_change.stderr + by_from.stderr
+    def strip(md):
+        return md.split("**Noise:**")[0]
+
+    assert strip(by_change.stdout) == strip(by_ids.stdout) == strip(by_from.stdout)
+
+
+@pytest.mark.slow
+def test_the_real_aa_pair_shows_no_timing_change(rec):
+    review = _review(rec, A, B)
+    noise = review["noise"]
+    assert noise["pair"] == {"a": f"{rec.machine}/{_env_name(rec, A)}", "b": f"{rec.replica}/{_env_name(rec, A)}"}
+    assert noise["compared"] >= 4, noise  # the passing script cells are timed by asv
+    assert noise["changes"] == 0 and noise["safe"] is True, noise
+    assert "shows 0 timing changes" in noise["message"] and "safe" in noise["message"]
+
+
+def _env_name(rec, env_id):
+    for path in (rec.results / rec.machine).glob("*.outcomes"):
+        if json.loads(path.read_text())["env_id"] == env_id:
+            return path.stem.split("-", 1)[1]
+    raise AssertionError(env_id)
+
+
+@pytest.mark.slow
+def test_a_noisy_aa_pair_makes_the_threshold_unsafe(rec, tmp_path):
+    # The replica's asv timings made 20x slower: the same env "measured twice" now differs, which is
+    # exactly what the A/A check is there to catch.
+    results = rec.copy(tmp_path / "results")
+    for path in (results / rec.replica).glob("*.json"):
+        if path.name == "machine.json":
+            continue
+        data = json.loads(path.read_text())
+        row = data["results"]["cells.Compute.time_compute"]
+        columns = data["result_columns"]
+        for name in ("result", "stats_ci_99_a", "stats_ci_99_b", "stats_q_25", "stats_q_75"):
+            i = columns.index(name)
+            if i < len(row) and row[i] is not None:
+                row[i] = [v * 20 if isinstance(v, (int, float)) else v for v in row[i]]
+        path.write_text(json.dumps(data))
+    proc = review_cli(results, "--from", A, "--to", B, out=tmp_path / "out")
+    assert "UNSAFE threshold" in proc.stdout, proc.stdout + proc.stderr
+    rs = rp.load_results(results)
+    noise = rv.measure_noise(rs, rv.resolve_env(rs, A, "from"), 1.1, None)
+    assert noise["safe"] is False and noise["changes"] >= 1
+    assert noise["safe_factor"] is None or noise["safe_factor"] > 10 or "re-run with --factor" in noise["message"]
+
+
+@pytest.mark.slow
+def test_bad_input_exits_2_and_names_what_exists(rec, tmp_path):
+    unknown = review_cli(rec.results, "--from", "cp9.9.9-dask1.0-pyd0.1-py3.99", "--to", B)
+    assert unknown.returncode == 2
+    assert "no such environment" in unknown.stderr and A in unknown.stderr and B in unknown.stderr
+    broken = review_cli(rec.results, "--from", A, "--to", BROKEN)
+    assert broken.returncode == 2 and "could not be built" in broken.stderr and "env-error" in broken.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = review_cli(empty, "--from", A, "--to", B)
+    assert none.returncode == 2 and "no results" in none.stderr
+    missing = review_cli(tmp_path / "nowhere", "--from", A, "--to", B)
+    assert missing.returncode == 2 and "no such results directory" in missing.stderr
+    nothing = review_cli(rec.results)
+    assert nothing.returncode == 2 and "--from ENV --to ENV" in nothing.stderr
+    bad_change = review_cli(rec.results, "--change", "pydantic=2.8.2..9.9.9")
+    assert bad_change.returncode == 2 and "differ only in pydantic" in bad_change.stderr
+
+
+@pytest.mark.slow
+def test_partial_and_orphaned_results_are_named_in_the_review(rec, tmp_path):
+    results = rec.copy(tmp_path / "results")
+    sidecar_b = next(p for p in (results / rec.machine).glob("*.outcomes") if "pydantic2.9.2" in p.name)
+    data = json.loads(sidecar_b.read_text())
+    data["cells"] = data["cells"][:10]
+    data["complete"] = False
+    sidecar_b.write_text(json.dumps(data))
+    sidecar_b.with_suffix(".json").unlink()  # the asv result of B is gone: no timings for B
+    proc = review_cli(results, "--from", A, "--to", B, out=tmp_path / "out")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "partial run" in proc.stdout and sidecar_b.name in proc.stdout
+    assert "outcome sidecar without its asv result" in proc.stdout
+    assert "Cells only in the from-env: 14" in proc.stdout
+
+
+def test_flip_classification():
+    def cell(outcome, rc=None):
+        return {"outcome": outcome, "root_cause": {"type": rc, "message": ""} if rc else None}
+
+    assert rv.classify_flip(cell("serialize-error", "TypeError"), cell("pass")) == "fixed"
+    assert rv.classify_flip(cell("pass"), cell("task-error", "ValueError")) == "broken"
+    assert rv.classify_flip(cell("pass"), cell("timeout")) == "broken"
+    assert rv.classify_flip(cell("serialize-error", "TypeError"), cell("serialize-error", "PicklingError")) == \
+        "failure-changed"
+    assert rv.classify_flip(cell("serialize-error", "TypeError"), cell("deserialize-error", "TypeError")) == \
+        "failure-changed"
+    assert rv.classify_flip(cell("pass"), cell("ran-locally")) == "other"
+    assert rv.classify_flip(cell("ran-locally"), cell("ran-locally")) is None
+    assert rv.classify_flip(cell("serialize-error", "TypeError"), cell("serialize-error", "TypeError")) is None
