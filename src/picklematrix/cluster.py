@@ -160,7 +160,28 @@ class Cluster:
             self.warnings.append(msg)
             return msg
         self.restarts += 1
+        problems = ""
         try:
+            # A worker thread stuck in a hung task cannot be interrupted, and a
+            # graceful restart waits for it (tens of seconds). Kill just the
+            # stuck workers' processes: their nannies start fresh ones in a
+            # second or two. (A restartable cluster is one picklematrix
+            # started on this machine, so its worker pids are ours to kill.)
+            busy = self.client.run(_busy_threads())
+            stuck = [address for address, threads in busy.items() if threads]
+            if stuck:
+                import os
+                import signal
+
+                for pid in self.client.run(os.getpid, workers=stuck).values():
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                time.sleep(0.5)
+            health = self.health(grace=30 if stuck else 3)
+            if health.ok:
+                return None
             self.client.restart(timeout=30, wait_for_workers=True)
             health = self.health(grace=10)
             if health.ok:
