@@ -185,6 +185,14 @@ def _isna(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def derive_env_id(python: str | None, versions: dict) -> str | None:
+    """matrix.toml's env id for installed versions (python by minor version), as ``nox -s matrix`` names it."""
+    if not python or not versions.get("cloudpickle") or not versions.get("dask"):
+        return None
+    return (f"cp{versions['cloudpickle']}-dask{versions['dask']}-pyd{versions.get('pydantic') or 'none'}-"
+            f"py{'.'.join(python.split('.')[:2])}")
+
+
 def _load_json(path: Path):
     with open(path) as f:
         return json.load(f)
@@ -391,6 +399,7 @@ def _merge_asv(rec: Recording, result, problems: list) -> None:
         rec.python = result.params.get("python")
         rec.versions = {k: (None if result.params.get(k) in (None, "none") else result.params.get(k))
                         for k in ("cloudpickle", "dask", "distributed", "pydantic")}
+        rec.env_id = rec.env_id or derive_env_id(rec.python, rec.versions)
         rec.notes.append("no outcome sidecar: outcomes from asv's codes, no root causes")
         problems.append(Problem(str(rec.asv_path), f"asv result without its outcome sidecar "
                                                    f"({rec.asv_path.stem}.outcomes): outcomes come from asv's "
@@ -460,6 +469,17 @@ def _cell_view(cell: dict | None) -> dict | None:
             "detail": cell.get("detail"), "seconds": cell.get("seconds"), "graph_bytes": cell.get("graph_bytes")}
 
 
+METHOD_ORDER = ("dask.compute", "dask.compute(client=)", "Client.compute")
+CONTEXT_ORDER = ("script", "kernel")
+
+
+def cell_sort_key(key: tuple) -> tuple:
+    """(family/case, method, context) in the order the harness runs them; unknown names after, by name."""
+    case, method, context = key
+    return (case, METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method,
+            CONTEXT_ORDER.index(context) if context in CONTEXT_ORDER else len(CONTEXT_ORDER), context)
+
+
 def _ordered(values, preferred) -> list:
     seen = list(dict.fromkeys(values))
     return [v for v in preferred if v in seen] + sorted(v for v in seen if v not in preferred)
@@ -490,9 +510,8 @@ def build_matrix(rs: ResultSet, order=None, baseline=None) -> dict:
     if order is None:
         order, baseline = _matrix_order()
     recs = order_envs(rs.current(), order, baseline)
-    methods = _ordered([k[1] for r in recs for k in r.cells], ["dask.compute", "dask.compute(client=)",
-                                                               "Client.compute"])
-    contexts = _ordered([k[2] for r in recs for k in r.cells], ["script", "kernel"])
+    methods = _ordered([k[1] for r in recs for k in r.cells], METHOD_ORDER)
+    contexts = _ordered([k[2] for r in recs for k in r.cells], CONTEXT_ORDER)
     case_keys = sorted({k[0] for r in recs for k in r.cells})
     summaries = _case_summaries(recs)
     keys = {r.key for r in recs}
@@ -597,7 +616,8 @@ def md_code(text) -> str:
 def md_text(text) -> str:
     """Plain text safe in a markdown table cell: no HTML, no pipes, one line."""
     text = " ".join(str(text).split())
-    for ch, rep in (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), (">", "&gt;"), ("*", "\\*"), ("_", "\\_"),
+    # "_" stays: GFM never reads an underscore inside a word (paths, env vars) as emphasis
+    for ch, rep in (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), (">", "&gt;"), ("*", "\\*"),
                     ("[", "\\["), ("]", "\\]"), ("`", "\\`")):
         text = text.replace(ch, rep)
     return text
@@ -624,7 +644,7 @@ def render_matrix_md(matrix: dict) -> str:
     compared = [e for e in results if not e["replica_of"]]
     lines = [f"## picklematrix outcome matrix (harness commit `{matrix['commit'][:8]}`)", ""]
     ncells = len(matrix["methods"]) * len(matrix["contexts"])
-    lines.append(f"{len(compared)} environments"
+    lines.append(f"{len(compared)} environment{'' if len(compared) == 1 else 's'}"
                  + (f" (+{len(results) - len(compared)} A/A cop{'y' if len(results) - len(compared) == 1 else 'ies'})"
                     if len(results) > len(compared) else "")
                  + (f", {len(envs) - len(results)} could not be built" if len(envs) > len(results) else "")
@@ -1028,14 +1048,15 @@ def write_baseline_reviews(rs: ResultSet, matrix: dict, site: Path, failures: li
             continue
         try:
             review = build_review(rs, by_key[base["key"]], by_key[e["key"]])
+            name = f"reviews/{review['slug']}.html"
+            if name in skip:
+                continue
+            page = render_review_html(review)
         except Exception as exc:  # noqa: BLE001 -- one review must not cost the page; the failure is reported
             failures.append(f"review {base['env_id']} -> {e['env_id']}: {type(exc).__name__}: {exc}")
             continue
-        name = f"reviews/{review['slug']}.html"
-        if name in skip:
-            continue
         (site / "reviews").mkdir(exist_ok=True)
-        (site / name).write_text(render_review_html(review))
+        (site / name).write_text(page)
         out.append({"href": name, "from": review["from"]["label"], "to": review["to"]["label"],
                     "from_key": base["key"], "to_key": e["key"], "verdict": review["verdict"], "status": review["exit_status"]})
     return out

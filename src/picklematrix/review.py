@@ -190,7 +190,7 @@ def compare_timings(a: rp.Recording, b: rp.Recording, factor: float) -> dict:
     compared = not_comparable = 0
     version_a = a.benchmark_versions.get(rp.TIME_KEY)
     version_b = b.benchmark_versions.get(rp.TIME_KEY)
-    for key in sorted(set(a.timings) & set(b.timings)):
+    for key in sorted(set(a.timings) & set(b.timings), key=rp.cell_sort_key):
         va, sa, xa = a.timings[key]
         vb, sb, xb = b.timings[key]
         if rp._isna(va) or rp._isna(vb):
@@ -211,15 +211,15 @@ def compare_timings(a: rp.Recording, b: rp.Recording, factor: float) -> dict:
 
 def compare_outcomes(a: rp.Recording, b: rp.Recording) -> dict:
     flips = {"fixed": [], "broken": [], "failure-changed": [], "other": []}
-    for key in sorted(set(a.cells) & set(b.cells)):
+    for key in sorted(set(a.cells) & set(b.cells), key=rp.cell_sort_key):
         before, after = a.cells[key], b.cells[key]
         kind = classify_flip(before, after)
         if kind:
             flips[kind].append({"case": key[0], "method": key[1], "context": key[2],
                                 "before": rp._cell_view(before), "after": rp._cell_view(after)})
-    only_a = [list(k) for k in sorted(set(a.cells) - set(b.cells))]
-    only_b = [list(k) for k in sorted(set(b.cells) - set(a.cells))]
-    harness = [list(k) for k in sorted(b.cells) if b.cells[k]["outcome"] == HARNESS_ERROR]
+    only_a = [list(k) for k in sorted(set(a.cells) - set(b.cells), key=rp.cell_sort_key)]
+    only_b = [list(k) for k in sorted(set(b.cells) - set(a.cells), key=rp.cell_sort_key)]
+    harness = [list(k) for k in sorted(b.cells, key=rp.cell_sort_key) if b.cells[k]["outcome"] == HARNESS_ERROR]
     return {"flips": flips, "only_from": only_a, "only_to": only_b, "harness_errors": harness}
 
 
@@ -239,7 +239,7 @@ def measure_noise(rs, a: rp.Recording, factor: float, aa_machine: str | None) ->
         hint = (f"no recording of {a.env_name} on machine {aa_machine}" if aa_machine else
                 "no A/A pair recorded (record one with PICKLEMATRIX_REPLICATE=2 nox -s \"matrix(<baseline>)\")")
         return {"pair": None, "changes": None, "safe": None, "safe_factor": None, "flaky": [], "compared": 0,
-                "message": f"noise not measured: {hint}; timing changes below are unverified"}
+                "changed_cells": [], "message": f"noise not measured: {hint}; timing changes below are unverified"}
     x, y = pair
     timing = compare_timings(x, y, factor)
     changes = len(timing["slower"]) + len(timing["faster"])
