@@ -89,7 +89,23 @@ class Recorded:
 _MEMO: dict = {}
 
 
-def _nox(tmp: Path, results: Path, sessions, **extra) -> subprocess.CompletedProcess:
+def _head() -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def _recorded_at(results: Path, env_id: str, commit: str) -> bool:
+    """``env_id`` is recorded for ``commit``: its sidecar (and, for A, its A/A copy's), or its env error."""
+    found = 0
+    for path in results.glob(f"*/{commit[:8]}-*"):
+        if path.name.endswith(f"-{env_id}.env-error"):
+            return True
+        if path.suffix == ".outcomes" and json.loads(path.read_text()).get("env_id") == env_id:
+            found += 1
+    return found == (2 if env_id == A else 1)
+
+
+def _nox(tmp: Path, results: Path, sessions, *posargs, **extra) -> subprocess.CompletedProcess:
     env = dict(os.environ, PICKLEMATRIX_MATRIX=str(tmp / "matrix.toml"), PICKLEMATRIX_RESULTS=str(results),
                PICKLEMATRIX_ONLY=ONLY, PICKLEMATRIX_CASES=str(tmp / "cases"), PICKLEMATRIX_DIRTY_LABEL="rp",
                PICKLEMATRIX_MACHINE=MACHINE)
@@ -97,6 +113,8 @@ def _nox(tmp: Path, results: Path, sessions, **extra) -> subprocess.CompletedPro
         env.pop(name, None)
     env.update(extra)
     args = [sys.executable, "-m", "nox", "-s", *(f"matrix({s})" for s in sessions)]
+    if posargs:
+        args += ["--", *posargs]
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500, check=False)
 
 
@@ -114,17 +132,30 @@ def recorded(tmp_path_factory) -> Recorded:
         (tmp / "cases" / case).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / "cases" / f"{case}.py", tmp / "cases" / f"{case}.py")
     results = tmp / "results"
-    first = _nox(tmp, results, [A], PICKLEMATRIX_REPLICATE="2")
-    second = _nox(tmp, results, [B, BROKEN])
-    logs = "\n".join(p.stdout + p.stderr for p in (first, second))
-    assert first.returncode == 0, logs[-6000:]
-    assert second.returncode != 0, "the unresolvable env must fail its session:\n" + logs[-6000:]
+    runs = [_nox(tmp, results, [A], PICKLEMATRIX_REPLICATE="2"), _nox(tmp, results, [B, BROKEN])]
+
+    def logs():
+        return "\n".join(p.stdout + p.stderr for p in runs)[-6000:]
+
+    assert runs[0].returncode == 0, logs()
+    assert runs[1].returncode != 0, "the unresolvable env must fail its session:\n" + logs()
+    # Results are keyed by the commit checked out when each env was recorded. Another engineer committing
+    # meanwhile splits them over two commits: re-record the stale ones at the new HEAD.
+    for _ in range(3):
+        head = _head()
+        stale = [env for env in (A, B, BROKEN) if not _recorded_at(results, env, head)]
+        if not stale:
+            break
+        runs += [_nox(tmp, results, stale, "--force", **({"PICKLEMATRIX_REPLICATE": "2"} if A in stale else {}))]
+    else:
+        raise AssertionError(f"could not record {stale} at one commit (HEAD keeps moving):\n{logs()}")
+    for path in results.glob("*/*"):
+        if path.name != "machine.json" and not path.name.startswith(head[:8]):
+            path.unlink()  # left behind at the older commit
     machines = sorted(p.name for p in results.iterdir() if p.is_dir())
     base = [m for m in machines if not m.endswith("-rep2")]
-    assert len(base) == 1 and f"{base[0]}-rep2" in machines, (machines, logs[-6000:])
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=True).stdout.strip()
-    _MEMO["recorded"] = Recorded(tmp, results, base[0], f"{base[0]}-rep2", commit, logs)
+    assert len(base) == 1 and f"{base[0]}-rep2" in machines, (machines, logs())
+    _MEMO["recorded"] = Recorded(tmp, results, base[0], f"{base[0]}-rep2", head, logs())
     return _MEMO["recorded"]
 
 

@@ -160,21 +160,29 @@ def test_bad_and_foreign_results_are_named_and_the_rest_is_built(rec, tmp_path):
     truncated = machine / (src.name[:9] + "picklematrix-py3.11.7-cloudpickle9.9.9-dask2024.6.2-distributed2024.6.2-"
                            "pydantic2.8.2.outcomes")
     truncated.write_text(src.read_text()[:300])
+    # 5. an asv result whose sidecar is gone: outcomes come back from asv's outcome codes
+    replica_counts = {}
+    for cell in json.loads(src.read_text())["cells"]:
+        replica_counts[cell["outcome"]] = replica_counts.get(cell["outcome"], 0) + 1
+    src.unlink()
 
     proc = report_cli(results, tmp_path / "html", "--commit", rec.commit[:8])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     m = json.loads((results / "matrix.json").read_text())
-    problems = {Path(p["file"]).name: p["message"] for p in m["problems"]}
-    assert "not a loadable asv result" in problems[a_json.name]
-    assert "without its asv result" in problems[b_json.with_suffix(".outcomes").name]
-    assert f"recorded by harness commit {parent[:8]}" in problems[old_sidecar.name]
-    assert "unreadable outcome sidecar" in problems[truncated.name]
+    problems = {p["file"]: p["message"] for p in m["problems"]}
+    assert "not a loadable asv result" in problems[str(a_json)]
+    assert "without its asv result" in problems[str(b_json.with_suffix(".outcomes"))]
+    assert f"recorded by harness commit {parent[:8]}" in problems[str(old_sidecar)]
+    assert "unreadable outcome sidecar" in problems[str(truncated)]
     for name in (a_json.name, b_json.with_suffix(".outcomes").name, old_sidecar.name, truncated.name):
         assert name in proc.stderr  # named on the console too
     # the rest is still there: A's outcomes (from its sidecar) and B's, the env error, a working asv site
     assert {e["env_id"] for e in m["environments"]} == {A, B, BROKEN}
     assert (tmp_path / "html" / "index.html").exists() and (tmp_path / "html" / "graphs").is_dir()
     assert "no timings" in " ".join(_env(m, B)["notes"])
+    assert "without its outcome sidecar" in problems[str(src.with_suffix(".json"))]
+    replica = _env(m, A, replica=True)
+    assert replica["counts"] == replica_counts and "no root causes" in " ".join(replica["notes"])
     strict = report_cli(results, tmp_path / "html2", "--commit", rec.commit[:8], "--strict")
     assert strict.returncode == 1
 

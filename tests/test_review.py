@@ -1,6 +1,7 @@
 """The upgrade review on real recorded results: flips, exit status, noise from a real A/A pair, bad input."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -166,6 +167,19 @@ def test_partial_and_orphaned_results_are_named_in_the_review(rec, tmp_path):
     assert "partial run" in proc.stdout and sidecar_b.name in proc.stdout
     assert "outcome sidecar without its asv result" in proc.stdout
     assert "Cells only in the from-env: 14" in proc.stdout
+
+
+@pytest.mark.slow
+def test_without_an_aa_pair_the_noise_is_not_measured(rec, tmp_path):
+    results = rec.copy(tmp_path / "results")
+    shutil.rmtree(results / rec.replica)
+    proc = review_cli(results, "--from", A, "--to", B, out=tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert "noise not measured" in proc.stdout and "PICKLEMATRIX_REPLICATE=2" in proc.stdout
+    html = (tmp_path / "out" / f"{A}..{B}.html").read_text()
+    assert "noise not measured" in html
+    named = review_cli(rec.results, "--from", A, "--to", B, "--aa", "no-such-machine", out=tmp_path / "out2")
+    assert named.returncode == 0 and "no recording of" in named.stdout
 
 
 def test_flip_classification():
