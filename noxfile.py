@@ -9,7 +9,8 @@ Environment variables: PICKLEMATRIX_PROFILE (default|full|smoke|...), PICKLEMATR
 file), PICKLEMATRIX_RESULTS (results dir, default ./results), PICKLEMATRIX_MACHINE (machine name),
 PICKLEMATRIX_CASES (extra case dirs, os.pathsep-separated), PICKLEMATRIX_ONLY (comma-separated case globs),
 PICKLEMATRIX_DIRTY_LABEL (record from an uncommitted tree under machine "<machine>-<label>"),
-PICKLEMATRIX_TOOLS_VENV (where the asv tools venv lives, default .nox/_tools).
+PICKLEMATRIX_TOOLS_VENV (where the asv tools venv lives, default .nox/_tools),
+PICKLEMATRIX_REPLICATE=N (record each env N times, copies under "<machine>-rep<i>": A/A pairs for the review).
 """
 
 from __future__ import annotations
