@@ -561,7 +561,10 @@ def build_matrix(rs: ResultSet, order=None, baseline=None) -> dict:
 
 
 def asv_graph_url(benchmark: str, case_key: str, env: dict | None = None) -> str:
-    """A link into asv's page for one case's graph (asv matches params by their repr)."""
+    """A link into asv's page for one case's graph (asv matches params by their repr).
+
+    The x axis stays asv's default (harness commits): asv 0.6.6 draws nothing with a string param as x axis.
+    """
     parts = [f"p-case={quote(repr(case_key), safe='')}"]
     if env:
         for name in ("cloudpickle", "dask", "pydantic"):

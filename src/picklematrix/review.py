@@ -85,8 +85,12 @@ def resolve_env(rs: rp.ResultSet, spec: str, role: str) -> rp.Recording:
         found = [r for r in everything if spec in (r.key, r.env_name, r.env_id)
                  and (not r.replica_of or spec == r.key)]
     if not found:
+        elsewhere = sorted({r.commit[:8] for r in rs.recordings if r.commit != rs.commit
+                            and spec in (r.key, r.env_name, r.env_id)})
+        hint = (f"\nIt was recorded by harness commit(s) {', '.join(elsewhere)}: add --commit {elsewhere[-1]} "
+                "(both envs must come from one harness commit)." if elsewhere else "")
         raise BadInput(f"--{role} {spec}: no such environment recorded at harness commit {rs.commit[:8]} in "
-                       f"{rs.results_dir}. Recorded there:\n{_describe(everything)}")
+                       f"{rs.results_dir}. Recorded there:\n{_describe(everything)}{hint}")
     if len(found) > 1:
         raise BadInput(f"--{role} {spec}: {len(found)} environments match; name one as <machine>/<env>:\n"
                        f"{_describe(found)}")
