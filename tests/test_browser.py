@@ -157,8 +157,9 @@ def test_asv_index_and_a_benchmark_graph_render_offline(browser, site_url, tmp_p
     browser.errors.clear()
     browser.goto(f"{site_url}/index.html")
     # asv's own code ran on the vendored jQuery/flot/bootstrap/stupidtable/md5
-    browser.wait_for("document.querySelectorAll('#summarygrid-display .benchmark-container').length >= 3",
-                     what="asv's benchmark grid")
+    browser.wait_for("document.querySelectorAll('#summarygrid-display .benchmark-container').length >= 3 && "
+                     "document.querySelectorAll('#summarygrid-display .benchmark-plot canvas').length >= 3",
+                     what="asv's benchmark grid and its flot thumbnails")
     assert browser.js("typeof jQuery === 'function' && typeof jQuery.plot === 'function' && "
                       "typeof jQuery.fn.stupidtable === 'function' && typeof md5 === 'function' && "
                       "typeof jQuery.fn.modal === 'function'")
@@ -168,13 +169,19 @@ def test_asv_index_and_a_benchmark_graph_render_offline(browser, site_url, tmp_p
     assert browser.js("getComputedStyle(document.getElementById('nav')).position") == "fixed"
     browser.screenshot(tmp_path / "asv-index.png")
 
-    browser.goto(f"{site_url}/index.html#cells.Outcome.track_outcome?p-case=%27pydantic%2Ftoplevel_model%27")
+    # the matrix page's link to this case's outcome graph
+    browser.goto(f"{site_url}/matrix.html")
+    href = browser.js("document.querySelector('#case-pydantic--toplevel_model .links a').getAttribute('href')")
+    assert href.startswith("index.html#cells.Outcome.track_outcome?")
+    browser.goto(f"{site_url}/{href}")
     browser.wait_for("document.querySelector('#main-graph canvas.flot-base') !== null && "
                      "document.querySelectorAll('#main-graph .flot-tick-label').length > 0",
                      what="the flot graph of cells.Outcome.track_outcome")
     assert browser.js("document.querySelector('#error').classList.contains('in')") is False
     labels = browser.js("Array.from(document.querySelectorAll('#main-graph .legendLabel')).map(e => e.textContent)")
     assert labels and all("pydantic/toplevel_model" in label for label in labels), labels
+    # one point per env x method x context, at the harness commit: a flot series each
+    assert browser.js("jQuery('#main-graph').data('plot').getData().length") == len(labels)
     shot = browser.screenshot(tmp_path / "asv-graph.png")
     assert shot.stat().st_size > 10_000
     _only_local(browser, site_url)
