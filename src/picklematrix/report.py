@@ -581,6 +581,7 @@ def jinja_env():
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["plural"] = lambda n, word: f"{n} {word}" + ("" if n == 1 else "s")
     env.globals.update(marks=OUTCOME_MARKS, outcome_list=OUTCOMES, asv_graph_url=asv_graph_url,
                        failures=BAD, short_method=short_method)
     return env
@@ -651,7 +652,7 @@ def render_matrix_md(matrix: dict) -> str:
                  + (f" (+{len(results) - len(compared)} A/A cop{'y' if len(results) - len(compared) == 1 else 'ies'})"
                     if len(results) > len(compared) else "")
                  + (f", {len(envs) - len(results)} could not be built" if len(envs) > len(results) else "")
-                 + f"; {len(matrix['cases'])} cases × {ncells} cells "
+                 + f"; {len(matrix['cases'])} cases × {ncells} cell{'' if ncells == 1 else 's'} "
                  + f"({', '.join(matrix['methods'])} × {', '.join(matrix['contexts'])}).")
     lines += ["", "| environment | versions | pass | failed | ran locally | other | surprises |",
               "|---|---|---:|---:|---:|---:|---:|"]
