@@ -5,6 +5,7 @@ CASE = {
     "expect": "serialize-error",
 }
 import asyncio
+import threading
 
 import dask
 
@@ -15,7 +16,11 @@ async def answer():
 
 loop = asyncio.new_event_loop()
 task = loop.create_task(answer())
-loop.run_until_complete(task)  # done: only its result is wanted
+# Run the private loop on a thread of its own: in a notebook the kernel's event loop is
+# already running in this thread, and run_until_complete refuses to run inside it.
+runner = threading.Thread(target=loop.run_until_complete, args=(task,))
+runner.start()
+runner.join()  # done: only its result is wanted
 
 
 def task_result(t):

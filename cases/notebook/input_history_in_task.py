@@ -1,0 +1,21 @@
+CASE = {
+    "family": "notebook",
+    "summary": "A task function that reads this cell's source from the notebook's input history `In`",
+    "tags": ["ipython", "notebook", "history", "by-value"],
+    "contexts": ["kernel"],
+    # `In` is a plain list of strings: cloudpickle ships a snapshot of it with the __main__
+    # function (the whole session's history, every earlier cell included).
+    "expect": "pass",
+}
+import dask
+
+cell_number = len(In) - 1  # this cell's entry: In holds the running cell already
+
+
+def defines(n, name):
+    source = In[n]
+    return f"def {name}(" in source, source.count("\n") + 1
+
+
+result = dask.delayed(defines)(cell_number, "defines")
+expected = (True, In[cell_number].count("\n") + 1)
