@@ -339,11 +339,15 @@ def run_cell(request: dict, conn) -> None:
 KERNEL_MARK = "\x1epicklematrix-event "
 
 
-def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: int = 1) -> None:
+def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: int = 1,
+                   events_path: str | None = None) -> None:
     """Called by the harness inside a Jupyter kernel, after the case's cell ran there.
 
     Events and the result go to stdout as marked JSON lines: the harness reads
-    them from the kernel's iopub stream, as they are printed.
+    them from the kernel's iopub stream, as they are printed. They are also
+    appended to ``events_path``: a write to a file is done when ``write``
+    returns, while output on iopub is lost if the task kills the kernel
+    before zmq sends it.
     """
     import json
 
@@ -352,7 +356,11 @@ def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: i
 
     def emit(event):
         sys.__stdout__.flush()
-        print(KERNEL_MARK + json.dumps(event, default=str), flush=True)
+        line = json.dumps(event, default=str)
+        if events_path:
+            with open(events_path, "a") as f:
+                f.write(line + "\n")
+        print(KERNEL_MARK + line, flush=True)
 
     client = ns.get("client")
     result = compute_phase(ns, client, method_name, case_id=case_id, context="kernel", timeout=timeout,

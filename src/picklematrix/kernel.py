@@ -26,11 +26,18 @@ import time
 
 from .cell import KERNEL_MARK
 
-RESET_CELL = 'get_ipython().run_line_magic("reset", "-f")'
+# A fresh namespace per case, and no ``from __future__`` flags left by an
+# earlier case: IPython keeps them for every later cell, %reset included.
+RESET_CELL = (
+    'get_ipython().run_line_magic("reset", "-f")\n'
+    "get_ipython().compile.flags &= ~sum(getattr(__import__('__future__'), name).compiler_flag "
+    "for name in __import__('__future__').all_feature_names)"
+)
 CLIENT_CELL = "from distributed import Client\nclient = Client({address!r}, set_as_default={default}, timeout=30)"
 COMPUTE_CELL = (
     "import picklematrix.cell as _picklematrix_cell\n"
-    "_picklematrix_cell.kernel_compute({method!r}, case_id={case!r}, timeout={timeout!r}, samples={samples!r})"
+    "_picklematrix_cell.kernel_compute({method!r}, case_id={case!r}, timeout={timeout!r}, samples={samples!r},\n"
+    "                                  events_path={events_path!r})"
 )
 CLOSE_CELL = (
     "try:\n"

@@ -8,6 +8,7 @@ enforces timeouts and keeps the results.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sys
@@ -277,9 +278,28 @@ class CellRunner:
                              detail="the cell itself raised before any compute call")
             step(CLOSE_CELL, CONNECT_ALLOWANCE, "close")
             return state, None, False, None
-        r = step(COMPUTE_CELL.format(method=method, case=case.case_id, timeout=case.timeout, samples=self.samples),
-                 case.timeout + GRACE + CONNECT_ALLOWANCE * (self.samples > 1), "compute")
+        events_path = os.path.join(kernel.tmp, "events.jsonl")
+        if os.path.exists(events_path):
+            os.unlink(events_path)
+        r = step(COMPUTE_CELL.format(method=method, case=case.case_id, timeout=case.timeout, samples=self.samples,
+                                     events_path=events_path),
+                 case.timeout + GRACE + (case.timeout * (self.samples - 1)), "compute")
         if r in ("timeout", "died"):
+            # what the kernel wrote before it died or hung (iopub may have lost it)
+            if os.path.exists(events_path):
+                with open(events_path) as f:
+                    for line in f:
+                        try:
+                            event = json.loads(line)
+                        except ValueError:
+                            continue  # the last line, cut short by the death
+                        if event.get("event") == "submitted":
+                            state["submitted"] = True
+                        elif event.get("event") == "sent":
+                            state["sent"] = True
+                        elif event.get("event") == "compute-start":
+                            state["compute_started"] = True
+                            state["targets_cluster"] = event.get("targets_cluster")
             return state, "during the compute call" if r == "died" else None, r == "timeout", None
         step(CLOSE_CELL, CONNECT_ALLOWANCE, "close")
         return state, None, False, None
