@@ -73,9 +73,17 @@ def _uv() -> str:
     return uv
 
 
+# Read once per nox invocation: a commit landing while a multi-env run is going
+# must not split that run across two commits.
+COMMIT = None
+
+
 def recording_target(session) -> tuple[str, str]:
     """(commit, machine) to record under. A dirty tree is refused unless explicitly labelled."""
-    commit = _git("rev-parse", "HEAD")
+    global COMMIT
+    if COMMIT is None:
+        COMMIT = _git("rev-parse", "HEAD")
+    commit = COMMIT
     machine = os.environ.get("PICKLEMATRIX_MACHINE") or socket.gethostname().split(".")[0]
     dirty = _git("status", "--porcelain")
     if dirty:
@@ -242,6 +250,19 @@ def replicate_count(session) -> int:
     return int(text)
 
 
+def ensure_chromium(session):
+    """The browser test needs Debian's chromium; install it where we may (root with apt), else say so."""
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        session.log("installing Debian's chromium for the browser test")
+        session.run("apt-get", "update", "-qq", external=True, silent=True)
+        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True,
+                    silent=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+    else:
+        session.warn("chromium is not installed and cannot be installed here: the browser test will fail")
+
+
 # --------------------------------------------------------------------------- sessions
 
 
@@ -256,7 +277,8 @@ def matrix(session, env_id):
 
 @nox.session(python=TEST_ENV["python"], venv_backend="uv")
 def tests(session):
-    """The test suite (real clusters, real envs; the slow end-to-end tests included)."""
+    """The test suite (real clusters, real envs, a real browser; the slow end-to-end tests included)."""
+    ensure_chromium(session)
     session.install(*TEST_ENV["pins"], "pytest", "jinja2", ASV, ASV_RUNNER, "nox[uv]", "websocket-client==1.9.0",
                     "-e", ".")
     session.run("python", "-m", "pytest", "-v", "--durations=15", *session.posargs)
@@ -264,8 +286,8 @@ def tests(session):
 
 @nox.session(python=TEST_ENV["python"], venv_backend="uv")
 def lint(session):
-    session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.install("ruff==0.8.6")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "bench", "noxfile.py")
 
 
 # --------------------------------------------------------------------------- report and review

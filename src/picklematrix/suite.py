@@ -35,8 +35,9 @@ ONLY_VAR = "PICKLEMATRIX_ONLY"
 
 
 def corpus_dirs() -> list[str]:
-    extra = [d for d in os.environ.get(CASES_VAR, "").split(os.pathsep) if d]
-    return [str(BUILTIN_CASES), *extra]
+    """The corpus, as `python -m picklematrix run --cases` takes it: given dirs replace the built-in one."""
+    given = [d for d in os.environ.get(CASES_VAR, "").split(os.pathsep) if d]
+    return given or [str(BUILTIN_CASES)]
 
 
 def _corpus():
