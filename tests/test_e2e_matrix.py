@@ -173,3 +173,29 @@ def test_pydantic_2_9_passes_in_the_kernel(shards):
     for method in ("dask.compute", "Client.compute"):
         assert cells[("pydantic/toplevel_model", method, "kernel")]["outcome"] == "pass"
     assert cells[("pydantic/toplevel_model", "dask.compute(client=)", "kernel")]["outcome"] == "ran-locally"
+
+
+def test_rerun_skips_envs_already_recorded(shards):
+    tmp, _, _ = shards
+    again = _nox(tmp, tmp / "shard2", B)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already recorded" in again.stderr + again.stdout
+    assert "asv run" not in again.stderr + again.stdout
+
+
+def test_a_dirty_tree_is_refused_without_a_label(tmp_path):
+    probe = ROOT / "tests" / "_uncommitted_probe.txt"
+    probe.write_text("makes the work tree dirty for this test\n")
+    try:
+        matrix = tmp_path / "matrix.toml"
+        matrix.write_text(MINI_MATRIX)
+        env = {k: v for k, v in os.environ.items() if k != "PICKLEMATRIX_DIRTY_LABEL"}
+        env.update(PICKLEMATRIX_MATRIX=str(matrix), PICKLEMATRIX_RESULTS=str(tmp_path / "results"))
+        proc = subprocess.run([sys.executable, "-m", "nox", "-s", f"matrix({A})"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        probe.unlink()
+    assert proc.returncode != 0
+    assert "refusing to record" in proc.stderr and "_uncommitted_probe.txt" in proc.stderr
+    assert "PICKLEMATRIX_DIRTY_LABEL" in proc.stderr
+    assert not (tmp_path / "results").exists()
