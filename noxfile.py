@@ -36,6 +36,7 @@ from picklematrix.matrix import MatrixError, asv_env_name, load_matrix  # noqa: 
 os.environ["UV_PYTHON_DOWNLOADS"] = "never"
 os.environ.setdefault("UV_PYTHON_PREFERENCE", "only-system")
 nox.options.default_venv_backend = "uv"
+nox.options.download_python = "never"  # nox's default "auto" would fetch a standalone build
 nox.options.reuse_venv = "yes"
 # plain `nox` (and `nox --list --json`, one job per env for a CI matrix) is the main job
 nox.options.sessions = ["matrix"]
@@ -101,9 +102,35 @@ def recording_target(session) -> tuple[str, str]:
     return commit, machine
 
 
+class _Lock:
+    """An exclusive file lock: envs may run in parallel (nox -j 2), shared things are done one at a time."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
 def tools_python() -> str:
     """An interpreter with asv (and picklematrix, for the asv env plugin), built once and reused."""
     venv = Path(os.environ.get("PICKLEMATRIX_TOOLS_VENV", ROOT / ".nox" / "_tools"))
+    with _Lock(venv.parent / f".{venv.name}.lock"):
+        return _tools_python(venv)
+
+
+def _tools_python(venv: Path) -> str:
     python = venv / "bin" / "python"
     wanted = "\n".join([ASV, ASV_RUNNER, "jinja2", "packaging", f"-e {ROOT}"])
     stamp = venv / "picklematrix-tools.txt"
@@ -224,13 +251,16 @@ def matrix_impl(session, env, replica: int = 1):
         # exit 1 (surprises) is a finding, recorded like any other result; 2 is bad input
         session.run(python, "-m", "picklematrix", *run_args, external=True, success_codes=[0, 1])
         tools = tools_python()
-        config = asv_config()
-        session.run(tools, "-m", "asv", "machine", "--yes", "--machine", machine, "--config", config,
-                    external=True, silent=True)
-        session.run(tools, "-m", "asv", "run", "--config", config, "--environment", f"picklematrix:{python}",
-                    "--set-commit-hash", commit, "--machine", machine, "--launch-method", "forkserver",
-                    "--show-stderr", external=True,
-                    env={"PICKLEMATRIX_SIDECAR": str(sidecar), "PICKLEMATRIX_SCHEDULER": cluster.address})
+        # asv rewrites results/benchmarks.json and machine.json on every run:
+        # parallel envs (nox -j) take turns here.
+        with _Lock(RESULTS / ".asv-run.lock"):
+            config = asv_config()
+            session.run(tools, "-m", "asv", "machine", "--yes", "--machine", machine, "--config", config,
+                        external=True, silent=True)
+            session.run(tools, "-m", "asv", "run", "--config", config, "--environment", f"picklematrix:{python}",
+                        "--set-commit-hash", commit, "--machine", machine, "--launch-method", "forkserver",
+                        "--show-stderr", external=True,
+                        env={"PICKLEMATRIX_SIDECAR": str(sidecar), "PICKLEMATRIX_SCHEDULER": cluster.address})
     finally:
         cluster.stop()
     if not result_file.exists():
@@ -266,7 +296,7 @@ def ensure_chromium(session):
 # --------------------------------------------------------------------------- sessions
 
 
-@nox.session(venv_backend="uv")
+@nox.session(venv_backend="uv", allow_parallel=True)
 @nox.parametrize(("python", "env_id"), [nox.param(e.python, e.env_id, id=e.env_id) for e in ENVS])
 def matrix(session, env_id):
     """One matrix environment: build, verify, run the corpus, record with asv."""
