@@ -179,13 +179,17 @@ class SharedCluster:
     def __init__(self, python: str, state_file: Path):
         self.state_file = state_file
         state_file.unlink(missing_ok=True)
-        self.proc = subprocess.Popen([python, "-m", "picklematrix", "cluster", "--state-file", str(state_file)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # The cluster's logs go to a file: a pipe nobody reads fills up, and
+        # then the scheduler and nannies block on their next log line.
+        self.log = state_file.with_suffix(".log")
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen([python, "-m", "picklematrix", "cluster", "--state-file", str(state_file)],
+                                         stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while not state_file.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"cluster did not start: {self.proc.stderr.read()[-3000:]}")
+                raise RuntimeError(f"cluster did not start: {self.log.read_text()[-3000:]}")
             time.sleep(0.2)
         self.address = json.loads(state_file.read_text())["address"]
 
