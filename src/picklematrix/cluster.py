@@ -190,6 +190,9 @@ class Cluster:
         except Exception as e:
             problems = f"restart failed: {type(e).__name__}: {e}"
         if not self.owned:
+            # Nothing more we may do to it; later cells report instead of
+            # paying for another failed restart each.
+            self.restartable = False
             msg = f"workers of {self.address} still unhealthy after a restart ({reason}): {problems}"
             self.warnings.append(msg)
             return msg
