@@ -243,18 +243,20 @@ def matrix_impl(session, env, replica: int = 1):
     sidecar.parent.mkdir(parents=True, exist_ok=True)
     only = [g for g in os.environ.get("PICKLEMATRIX_ONLY", "").split(",") if g]
     cases = [d for d in os.environ.get("PICKLEMATRIX_CASES", "").split(os.pathsep) if d]
+    # The harness run starts and owns its cluster: it may replace workers or
+    # the whole cluster after a hung or killed cell. asv's benchmark processes
+    # (which only time cells that passed) then share one cluster of this env.
+    run_args = ["run", "--context", "all", "--samples", "3", "--json", str(sidecar),
+                "--env-id", env.env_id, "--commit", commit, "--machine", machine]
+    for d in cases:
+        run_args += ["--cases", d]
+    for g in only:
+        run_args += ["--only", g]
+    # exit 1 (surprises) is a finding, recorded like any other result; 2 is bad input
+    session.run(python, "-m", "picklematrix", *run_args, external=True, success_codes=[0, 1])
+    tools = tools_python()
     cluster = SharedCluster(python, Path(session.create_tmp()) / "cluster.json")
     try:
-        run_args = ["run", "--scheduler", cluster.address, "--restartable", "--context", "all",
-                    "--samples", "3", "--json", str(sidecar),
-                    "--env-id", env.env_id, "--commit", commit, "--machine", machine]
-        for d in cases:
-            run_args += ["--cases", d]
-        for g in only:
-            run_args += ["--only", g]
-        # exit 1 (surprises) is a finding, recorded like any other result; 2 is bad input
-        session.run(python, "-m", "picklematrix", *run_args, external=True, success_codes=[0, 1])
-        tools = tools_python()
         # asv rewrites results/benchmarks.json and machine.json on every run:
         # parallel envs (nox -j) take turns here.
         with _Lock(RESULTS / ".asv-run.lock"):
