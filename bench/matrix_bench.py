@@ -53,7 +53,9 @@ def nox_matrix(work: Path, results: Path, *, envs: list[str], only: str, cache: 
 
 def session_seconds(log: str) -> dict:
     out = {}
-    for m in re.finditer(r"Session matrix\((\S+)\) was successful in (?:(\d+) minutes?)?\s*(?:(\d+) seconds?)?", log):
+    # nox prints "in 3 minutes." or "in 2 minutes 5 seconds." or "in 40 seconds."
+    pattern = r"Session matrix\((\S+)\) was successful in (?:(\d+) minutes?)?\s*(?:(\d+) seconds?)?"
+    for m in re.finditer(pattern, log):
         out[m.group(1)] = int(m.group(2) or 0) * 60 + int(m.group(3) or 0)
     return out
 
@@ -114,7 +116,7 @@ def builtin_asv(work: Path, envs, only: str, matrix) -> float:
     env = dict(os.environ, PICKLEMATRIX_ONLY=only)
     env.pop("PICKLEMATRIX_SIDECAR", None)
     env.pop("PICKLEMATRIX_SCHEDULER", None)
-    subprocess.run([str(tools), "-m", "pip", "install", "-q", "virtualenv", "setuptools", "wheel"], check=True)
+    subprocess.run(["uv", "pip", "install", "-q", "-p", str(tools), "virtualenv", "setuptools", "wheel"], check=True)
     subprocess.run([str(tools), "-m", "asv", "machine", "--yes", "--machine", "bench-builtin", "--config", str(path)],
                    check=True, capture_output=True)
     t0 = time.perf_counter()
@@ -136,6 +138,7 @@ def main(argv=None) -> int:
     p.add_argument("--builtin-envs", type=int, default=0, help="compare with asv's built-in matrix on N envs")
     p.add_argument("--builtin-only", default="", help="case globs for the built-in comparison (both sides)")
     p.add_argument("--workdir", default=None)
+    p.add_argument("--skip-profile", action="store_true", help="only the built-in comparison")
     args = p.parse_args(argv)
 
     matrix = load_matrix()
@@ -152,13 +155,14 @@ def main(argv=None) -> int:
         cold, _ = nox_matrix(work, work / "results-cold", envs=envs, only=args.only, cache=cache, tools=tools,
                              force=True)
         print(f"cold: {cold:7.1f} s end to end")
-    warm, log = nox_matrix(work, work / "results-warm", envs=envs, only=args.only, cache=cache, tools=tools,
+    warm, log = (0.0, "") if args.skip_profile else nox_matrix(work, work / "results-warm", envs=envs, only=args.only, cache=cache, tools=tools,
                            force=True)
-    print(f"warm: {warm:7.1f} s end to end ({warm / 60:.1f} min)")
+    if not args.skip_profile:
+        print(f"warm: {warm:7.1f} s end to end ({warm / 60:.1f} min)")
     per_session = session_seconds(log)
     print(f"{'env':42} {'session':>8} {'cluster':>8} {'harness':>8} {'asv':>8} {'cells':>6} "
           f"{'ovh/cell':>9} {'cmp/cell':>9} {'samples':>7}")
-    for row in sidecar_figures(work / "results-warm"):
+    for row in ([] if args.skip_profile else sidecar_figures(work / "results-warm")):
         print(f"{row['env']:42} {per_session.get(row['env'], float('nan')):8.1f} {row['cluster_start']:8.1f} "
               f"{row['harness']:8.1f} {row['asv'] or 0:8.1f} {row['cells']:6d} {row['overhead_per_cell']:9.3f} "
               f"{row['compute_per_cell']:9.3f} {row['samples_min']:7d}")
