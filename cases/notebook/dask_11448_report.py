@@ -12,6 +12,9 @@ CASE = {
         # Compiled pydantic 1.10: the by-value __main__ model drags its cython validators
         # along, which cannot be pickled (cloudpickle#408). No namespace is captured.
         [{"pydantic": "<2"}, "serialize-error"],
+        # pydantic 2.11.0-2.11.3: the by-value class validates to an empty model on the worker
+        # (pydantic-core#1616): "'JobConfig' object has no attribute 'n_items'".
+        [{"pydantic": ">=2.11.0,<2.11.4"}, "task-error"],
         # The report: pydantic <= 2.8 keeps the notebook namespace (In, Out, get_ipython, client,
         # ...) in JobConfig.__pydantic_parent_namespace__; cloudpickle ships the __main__ class by
         # value, namespace included. First unpicklable: IPython's history sqlite3.Connection.

@@ -10,6 +10,9 @@ CASE = {
     # notebook namespace (sqlite3.Connection of IPython's history); see toplevel_model.
     "expect_when": [[{"method": "dask.compute(client=)"}, "ran-locally"],
                     [{"pydantic": "<2"}, "serialize-error"],
+                    # pydantic 2.11.0-2.11.3: a by-value unpickled model class validates to an empty
+                    # model (pydantic-core#1616, fixed in 2.11.4): found by the default matrix.
+                    [{"pydantic": ">=2.11.0,<2.11.4"}, "task-error"],
                     [{"context": "kernel", "pydantic": ">=2,<2.9"}, "serialize-error"]],
 }
 from typing import Generic, TypeVar
