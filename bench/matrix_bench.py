@@ -99,7 +99,7 @@ def builtin_asv(work: Path, envs, only: str, matrix) -> float:
         e = matrix.env(env_id)
         req = {name: version for name, version in e.pins().items()}
         req.update({"ipykernel": "6.29.5", "jupyter_client": "8.6.3", "packaging": "", "asv_runner": "0.3.2"})
-        include.append({"python": e.python, "req": req})
+        include.append({"python": e.python, **req})  # asv 0.6: flat {python, <requirement>: <version>}
     conf = {
         "version": 1, "project": "picklematrix", "project_url": "https://pypi.org/project/dask/",
         "repo": str(ROOT), "branches": ["HEAD"], "dvcs": "git", "environment_type": "virtualenv",
