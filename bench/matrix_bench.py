@@ -99,13 +99,14 @@ def builtin_asv(work: Path, envs, only: str, matrix) -> float:
         e = matrix.env(env_id)
         req = {name: version for name, version in e.pins().items()}
         req.update({"ipykernel": "6.29.5", "jupyter_client": "8.6.3", "packaging": "", "asv_runner": "0.3.2"})
-        include.append({"python": e.python, **req})  # asv 0.6: flat {python, <requirement>: <version>}
+        include.append({"python": e.python, "req": req})
     conf = {
         "version": 1, "project": "picklematrix", "project_url": "https://pypi.org/project/dask/",
         "repo": str(ROOT), "branches": ["HEAD"], "dvcs": "git", "environment_type": "virtualenv",
         "benchmark_dir": str(ROOT / "benchmarks"), "results_dir": str(work / "builtin-results"),
         "html_dir": str(work / "builtin-html"), "env_dir": str(work / "builtin-env"),
-        "matrix": {"include": include}, "launch_method": "forkserver",
+        # only the listed envs: exclude asv's default product, then include ours (includes skip excludes)
+        "matrix": {}, "exclude": [{"python": ".*"}], "include": include, "launch_method": "forkserver",
         "build_command": ["python -m pip wheel --no-deps --no-build-isolation -w {build_cache_dir} {build_dir}"],
         "install_command": ["in-dir={env_dir} python -m pip install {wheel_file}"],
         "uninstall_command": ["return-code=any python -m pip uninstall -y {project}"],
