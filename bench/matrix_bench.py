@@ -114,7 +114,8 @@ def builtin_asv(work: Path, envs, only: str, matrix) -> float:
     path = work / "asv-builtin.conf.json"
     path.write_text(json.dumps(conf, indent=1))
     tools = work / "tools" / "bin" / "python"
-    env = dict(os.environ, PICKLEMATRIX_ONLY=only)
+    # asv installs picklematrix as a wheel there: the corpus is the repo's, not in the package
+    env = dict(os.environ, PICKLEMATRIX_ONLY=only, PICKLEMATRIX_CASES=str(ROOT / "cases"))
     env.pop("PICKLEMATRIX_SIDECAR", None)
     env.pop("PICKLEMATRIX_SCHEDULER", None)
     subprocess.run(["uv", "pip", "install", "-q", "-p", str(tools), "virtualenv", "setuptools", "wheel"], check=True)
