@@ -30,7 +30,7 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from picklematrix.matrix import MatrixError, asv_env_name, load_matrix  # noqa: E402
+from picklematrix.matrix import VERSIONS_PROBE, MatrixError, asv_env_name, load_matrix  # noqa: E402
 
 # Interpreters come from pyenv's installs (.python-version lists them); never download one.
 os.environ["UV_PYTHON_DOWNLOADS"] = "never"
@@ -166,11 +166,7 @@ def record_env_error(env, commit, machine, stage, message) -> Path:
 
 
 def installed_versions(python: str) -> dict:
-    probe = ("import importlib.metadata as m, json, platform\n"
-             "def v(n):\n    try:\n        return m.version(n)\n    except m.PackageNotFoundError:\n        return None\n"
-             "print(json.dumps({'python': platform.python_version(), 'versions': "
-             "{n: v(n) for n in ('cloudpickle','dask','distributed','pydantic')}}))")
-    return json.loads(subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout)
+    return json.loads(subprocess.run([python, "-c", VERSIONS_PROBE], capture_output=True, text=True, check=True).stdout)
 
 
 class SharedCluster:

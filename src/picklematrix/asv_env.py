@@ -18,19 +18,7 @@ import json
 from asv import util
 from asv.environment import EnvironmentUnavailable, ExistingEnvironment
 
-from .matrix import asv_env_name, asv_requirements
-
-_PROBE = (
-    "import importlib.metadata as m, json, platform\n"
-    "def v(n):\n"
-    "    try:\n"
-    "        return m.version(n)\n"
-    "    except m.PackageNotFoundError:\n"
-    "        return None\n"
-    "print(json.dumps({'python': platform.python_version(), 'versions': "
-    "{n: v(n) for n in ('cloudpickle', 'dask', 'distributed', 'pydantic')}}))"
-)
-
+from .matrix import VERSIONS_PROBE, asv_env_name, asv_requirements
 
 class PicklematrixEnvironment(ExistingEnvironment):
     tool_name = "picklematrix"
@@ -38,7 +26,7 @@ class PicklematrixEnvironment(ExistingEnvironment):
     def __init__(self, conf, executable, requirements, tagged_env_vars):
         super().__init__(conf, executable, requirements, tagged_env_vars)
         try:
-            probe = json.loads(util.check_output([self._executable, "-c", _PROBE]))
+            probe = json.loads(util.check_output([self._executable, "-c", VERSIONS_PROBE]))
         except (util.ProcessError, OSError, ValueError) as e:
             raise EnvironmentUnavailable(f"cannot read installed versions from {self._executable}: {e}")
         self._python = probe["python"]

@@ -121,6 +121,9 @@ def _run(args, cases, problems) -> int:
     meta = {"env_id": args.env_id, "commit": args.commit, "machine": args.machine,
             "case_dirs": [os.path.abspath(d) for d in (args.cases or [])]}
     done = []
+    from .corpus import environment_versions
+
+    env = environment_versions()
 
     def write(result_json, complete):
         if not args.json:
@@ -135,9 +138,7 @@ def _run(args, cases, problems) -> int:
     def on_cell(cell):
         # Written after every cell: a crash of the harness loses nothing already measured.
         done.append(cell)
-        from .corpus import environment_versions
-
-        write({"env": environment_versions(), "cells": [c.to_json() for c in done]}, complete=False)
+        write({"env": env, "cells": [c.to_json() for c in done]}, complete=False)
 
     try:
         result = run_corpus(cases, methods, contexts, cluster=cluster, samples=args.samples,

@@ -108,6 +108,19 @@ class Matrix:
         return env
 
 
+# Run with an environment's interpreter: its installed versions as JSON, without importing them.
+VERSIONS_PROBE = (
+    "import importlib.metadata as m, json, platform\n"
+    "def v(n):\n"
+    "    try:\n"
+    "        return m.version(n)\n"
+    "    except m.PackageNotFoundError:\n"
+    "        return None\n"
+    "print(json.dumps({'python': platform.python_version(), 'versions': "
+    "{n: v(n) for n in ('cloudpickle', 'dask', 'distributed', 'pydantic')}}))"
+)
+
+
 def asv_env_name(python_version: str, versions: dict) -> str:
     """The name asv gives an environment labelled by installed versions (see asv_env.py).
 

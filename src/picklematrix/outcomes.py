@@ -117,12 +117,12 @@ def root_cause(exc: BaseException, pickle_log_exceptions=()) -> BaseException:
     that log names the error of the final cloudpickle attempt even when the
     raised exception only says "Could not serialize object of type ...".
     """
-    chain = exception_chain(exc)
-    for logged in reversed(list(pickle_log_exceptions)):
-        if any(logged is e for e in chain) or not chain:
-            return innermost_cause(logged)
-    if pickle_log_exceptions:
-        return innermost_cause(list(pickle_log_exceptions)[-1])
+    logged = list(pickle_log_exceptions)
+    if logged:
+        # the logged attempt that this exception came out of, else the last one logged
+        chain = exception_chain(exc)
+        in_chain = [e for e in logged if any(e is c for c in chain)]
+        return innermost_cause((in_chain or logged)[-1])
     return innermost_cause(exc)
 
 

@@ -236,16 +236,7 @@ class CellRunner:
         def step(code, timeout, what):
             reply = kernel.execute(code, timeout)
             for event in reply.events:
-                kind = event.get("event")
-                if kind == "submitted":
-                    state["submitted"] = True
-                elif kind == "sent":
-                    state["sent"] = True
-                elif kind == "compute-start":
-                    state["compute_started"] = True
-                    state["targets_cluster"] = event.get("targets_cluster")
-                elif kind == "result":
-                    state.update(event)
+                _absorb(state, event)
             if reply.status in ("timeout", "died"):
                 # A wedged or dead kernel is not reused: its threads and state are suspect.
                 status = reply.status
@@ -293,13 +284,8 @@ class CellRunner:
                             event = json.loads(line)
                         except ValueError:
                             continue  # the last line, cut short by the death
-                        if event.get("event") == "submitted":
-                            state["submitted"] = True
-                        elif event.get("event") == "sent":
-                            state["sent"] = True
-                        elif event.get("event") == "compute-start":
-                            state["compute_started"] = True
-                            state["targets_cluster"] = event.get("targets_cluster")
+                        if event.get("event") != "result":
+                            _absorb(state, event)
             return state, "during the compute call" if r == "died" else None, r == "timeout", None
         step(CLOSE_CELL, CONNECT_ALLOWANCE, "close")
         return state, None, False, None
@@ -344,17 +330,10 @@ class CellRunner:
                     event = reader.recv()
                 except (EOFError, OSError):
                     break
-                kind = event.get("event")
-                if kind == "result":
-                    state.update(event)
+                _absorb(state, event)
+                if event.get("event") == "result":
                     break
-                if kind == "submitted":
-                    state["submitted"] = True
-                elif kind == "sent":
-                    state["sent"] = True
-                elif kind == "compute-start":
-                    state["compute_started"] = True
-                    state["targets_cluster"] = event.get("targets_cluster")
+                if event.get("event") == "compute-start":
                     deadline = time.monotonic() + case.timeout + GRACE
         finally:
             reader.close()
@@ -365,6 +344,20 @@ class CellRunner:
                 proc.kill()
                 proc.join(5)
         return state, proc.exitcode, timed_out, log_path
+
+
+def _absorb(state: dict, event: dict) -> None:
+    """Fold one event of a cell (from a child process or a kernel) into what is known of it."""
+    kind = event.get("event")
+    if kind == "submitted":
+        state["submitted"] = True
+    elif kind == "sent":
+        state["sent"] = True
+    elif kind == "compute-start":
+        state["compute_started"] = True
+        state["targets_cluster"] = event.get("targets_cluster")
+    elif kind == "result":
+        state.update(event)
 
 
 def _harness_error(exc: BaseException, detail: str) -> dict:
