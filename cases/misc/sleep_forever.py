@@ -2,7 +2,7 @@ CASE = {
     "family": "misc",
     "summary": "A task that never returns: the cell times out and the workers are replaced",
     "tags": ["harness", "timeout"],
-    "timeout": 3,
+    "timeout": 1,
     "expect": "timeout",
     # The local threaded scheduler hangs just the same: timeout outranks ran-locally.
     "expect_when": [[{"method": "dask.compute(client=)"}, "timeout"]],

@@ -16,6 +16,10 @@ import time
 from dataclasses import dataclass, field
 
 
+class _Unhealthy(Exception):
+    pass
+
+
 @dataclass
 class Health:
     workers: int
@@ -31,6 +35,7 @@ def _scheduler_state():
     def state(dask_scheduler=None):
         return {
             "workers": len(dask_scheduler.workers),
+            "addresses": sorted(dask_scheduler.workers),
             "tasks": len(dask_scheduler.tasks),
             "processing": sum(len(ws.processing) for ws in dask_scheduler.workers.values()),
         }
@@ -134,14 +139,19 @@ class Cluster:
             state["executing"] = 0
         return state
 
-    def health(self, *, grace: float = 3.0) -> Health:
-        """Idle and whole? Waits up to ``grace`` seconds for a just-ended cell's tasks to clear."""
+    def health(self, *, grace: float = 3.0, gone: tuple = ()) -> Health:
+        """Idle and whole? Waits up to ``grace`` seconds for a just-ended cell's tasks to clear.
+
+        ``gone``: addresses of workers that were just killed; until the scheduler
+        has dropped them, the cluster is not whole yet.
+        """
         deadline = time.monotonic() + grace
         while True:
             state = self.state()
             problems = []
-            if state["workers"] < self.n_workers:
-                problems.append(f"{state['workers']} of {self.n_workers} workers connected")
+            lingering = set(gone) & set(state["addresses"])
+            if state["workers"] - len(lingering) < self.n_workers:
+                problems.append(f"{state['workers'] - len(lingering)} of {self.n_workers} workers connected")
             if state["tasks"]:
                 problems.append(f"{state['tasks']} tasks still on the scheduler")
             if state["processing"] or state["executing"]:
@@ -178,15 +188,21 @@ class Cluster:
                         os.kill(pid, signal.SIGKILL)
                     except OSError:
                         pass
-                time.sleep(0.5)
-            health = self.health(grace=30 if stuck else 3)
+            # A nanny brings a killed worker back in about a second; ten is plenty.
+            health = self.health(grace=10 if stuck else 3, gone=tuple(stuck))
             if health.ok:
                 return None
+            if self.owned:
+                # Starting a new cluster takes less than a graceful restart that
+                # may itself wait on a wedged nanny: go straight there.
+                raise _Unhealthy("; ".join(health.problems) + self._nanny_report())
             self.client.restart(timeout=30, wait_for_workers=True)
             health = self.health(grace=10)
             if health.ok:
                 return None
             problems = "; ".join(health.problems)
+        except _Unhealthy as e:
+            problems = str(e)
         except Exception as e:
             problems = f"restart failed: {type(e).__name__}: {e}"
         if not self.owned:
@@ -203,6 +219,17 @@ class Cluster:
         self.local_cluster = self.client = None
         self.start()
         return msg
+
+    def _nanny_report(self) -> str:
+        """What the nannies of a cluster we own say about themselves (for the warning)."""
+        try:
+            nannies = dict(self.local_cluster.workers)
+            return " (nannies: " + ", ".join(
+                f"{name} {getattr(n.status, 'name', n.status)}"
+                f"{'' if getattr(n, 'worker_address', None) else ' without a worker'}"
+                for name, n in nannies.items()) + ")"
+        except Exception as e:
+            return f" (nannies unknown: {type(e).__name__})"
 
     def worker_versions(self) -> dict:
         """distributed's own version report for scheduler and workers."""
