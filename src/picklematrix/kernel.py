@@ -2,10 +2,11 @@
 
 One kernel (ipykernel, driven with jupyter_client) per run, reused across
 cells: start-up is paid once. For each cell the harness executes, in order,
-the notebook cells a user would have: ``%reset -f`` (a fresh namespace, so
-that cases do not see each other's names), a cell creating ``client``, the
-case's cell, and a compute cell that runs the method *inside the kernel* and
-prints its events and result as marked JSON lines on stdout.
+the notebook cells a user would have: a cell that starts a fresh namespace
+(what ``%reset -f`` does, so that cases do not see each other's names) and
+creates ``client``, the case's cell, and a compute cell that runs the method
+*inside the kernel* and prints its events and result as marked JSON lines on
+stdout.
 
 The kernel's connection file and IPython profile (with its history database)
 live in a private temporary directory; its ports are on 127.0.0.1. A cell that
@@ -26,24 +27,21 @@ import time
 
 from .cell import KERNEL_MARK
 
-# A fresh namespace per case, and no ``from __future__`` flags left by an
-# earlier case: IPython keeps them for every later cell, %reset included.
-RESET_CELL = (
-    'get_ipython().run_line_magic("reset", "-f")\n'
-    "get_ipython().compile.flags &= ~sum(getattr(__import__('__future__'), name).compiler_flag "
-    "for name in __import__('__future__').all_feature_names)"
+# Before each case, one cell: the previous case's client closed, a fresh
+# namespace without an earlier case's ``from __future__`` flags (see
+# picklematrix.cell.kernel_reset), then the user's ``client``.
+PREPARE_CELL = (
+    "import picklematrix.cell\n"
+    "picklematrix.cell.kernel_reset()\n"
+    "from distributed import Client\n"
+    "client = Client({address!r}, set_as_default={default}, timeout=30)"
 )
-CLIENT_CELL = "from distributed import Client\nclient = Client({address!r}, set_as_default={default}, timeout=30)"
+# After the case's own cell: the compute method runs inside the kernel; the
+# client is closed once the result is out.
 COMPUTE_CELL = (
     "import picklematrix.cell as _picklematrix_cell\n"
     "_picklematrix_cell.kernel_compute({method!r}, case_id={case!r}, timeout={timeout!r}, samples={samples!r},\n"
     "                                  events_path={events_path!r})"
-)
-CLOSE_CELL = (
-    "try:\n"
-    "    client.close(timeout=5)\n"
-    "except Exception:\n"
-    "    pass"
 )
 
 
@@ -139,8 +137,14 @@ class KernelSession:
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def execute(self, code: str, timeout: float) -> ExecuteResult:
-        """Run ``code`` as a notebook cell; collect marked events as they are printed."""
+    def execute(self, code: str, timeout: float, *, clock_events=(), clock_timeout: float | None = None
+                ) -> ExecuteResult:
+        """Run ``code`` as a notebook cell; collect marked events as they are printed.
+
+        The cell gets ``timeout`` seconds; a marked event whose kind is in
+        ``clock_events`` (a compute call starting) gives it ``clock_timeout``
+        more from then on.
+        """
         out = ExecuteResult()
         kc = self.kc
         msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
@@ -168,7 +172,10 @@ class KernelSession:
                 *lines, partial = partial.split("\n")
                 for line in lines:
                     if line.startswith(KERNEL_MARK):
-                        out.events.append(json.loads(line[len(KERNEL_MARK):]))
+                        event = json.loads(line[len(KERNEL_MARK):])
+                        out.events.append(event)
+                        if event.get("event") in clock_events:
+                            deadline = time.monotonic() + clock_timeout
                     else:
                         out.stdout.append(line)
             elif kind == "error":

@@ -20,11 +20,14 @@ from . import outcomes as oc
 from .corpus import Case, environment_versions, expected_outcome, flat_versions
 from .methods import METHODS
 
-# The case's timeout covers its compute call. Connecting a client and
-# defining the cell get this much on top, and the parent waits GRACE longer
-# than the child's own wait so that a child that can still answer does.
+# The case's timeout covers each compute call (each timing sample gets it
+# anew). Connecting a client and defining the cell get this much on top, and
+# the parent waits GRACE longer than the child's own wait, so that a child
+# whose own wait ran out can still say so: sending one small message.
 CONNECT_ALLOWANCE = 15.0
-GRACE = 3.0
+GRACE = 1.0
+# events after which the cell's compute clock starts again
+CLOCK_EVENTS = ("compute-start", "sample")
 
 
 @dataclass
@@ -92,7 +95,7 @@ class Progress:
         mark = " SURPRISE" if cell.surprise else ""
         line = (
             f"[{bar}] {self.done}/{self.total} {elapsed:5.0f}s "
-            f"{cell.family}/{cell.case} [{cell.method}] {cell.outcome}{mark}"
+            f"{cell.family}/{cell.case} [{cell.method} @{cell.context}] {cell.outcome}{mark}"
         )
         if self.tty:
             self.stream.write("\r\x1b[2K" + line[: os.get_terminal_size(self.stream.fileno()).columns - 1])
@@ -186,7 +189,9 @@ class CellRunner:
                 samples=answer.get("samples", []),
                 detail=answer.get("detail"),
             )
-            needs_restart = cell.outcome == oc.WORKER_DIED
+            # a compute call whose own wait ran out left its task running, like a hang
+            needs_restart = cell.outcome == oc.WORKER_DIED or (
+                cell.outcome == oc.TIMEOUT and bool(answer.get("submitted")))
         else:
             # The cell's process died without an answer. Where had it got to?
             if context == "kernel":
@@ -224,7 +229,7 @@ class CellRunner:
 
     def _run_kernel(self, case: Case, method: str):
         """(state, died, timed_out, log_path) like _run_child, for a cell run in the kernel."""
-        from .kernel import CLIENT_CELL, CLOSE_CELL, COMPUTE_CELL, RESET_CELL
+        from .kernel import COMPUTE_CELL, PREPARE_CELL
 
         try:
             kernel = self._kernel()
@@ -233,8 +238,8 @@ class CellRunner:
         spec = METHODS[method]
         state: dict = {}
 
-        def step(code, timeout, what):
-            reply = kernel.execute(code, timeout)
+        def step(code, timeout, what, **clock):
+            reply = kernel.execute(code, timeout, **clock)
             for event in reply.events:
                 _absorb(state, event)
             if reply.status in ("timeout", "died"):
@@ -247,19 +252,19 @@ class CellRunner:
                 return "error"
             return reply
 
-        for code, what in ((RESET_CELL, "reset"),
-                           (CLIENT_CELL.format(address=self.cluster.address, default=spec.default_client), "client")):
-            r = step(code, CONNECT_ALLOWANCE, what)
-            if r == "timeout":
-                return state, None, True, None
-            if r == "died":
-                return state, "while preparing the notebook", False, None
-            if r == "error":
-                return state, None, False, None
+        r = step(PREPARE_CELL.format(address=self.cluster.address, default=spec.default_client),
+                 CONNECT_ALLOWANCE, "preparing the notebook")
+        if r == "timeout":
+            return state, None, True, None
+        if r == "died":
+            return state, "while preparing the notebook", False, None
+        if r == "error":
+            return state, None, False, None
         r = step(case.source, case.timeout + CONNECT_ALLOWANCE, "cell")
         if r in ("timeout", "died"):
             return state, "while running the case's cell" if r == "died" else None, r == "timeout", None
         if r.status == "error":
+            # (its client is closed by the next case's preparing cell)
             failure = {"type": r.ename, "message": r.evalue}
             if r.ename == "NotImplementedError":
                 state.update(event="result", outcome=oc.NOT_APPLICABLE, root_cause=failure,
@@ -267,14 +272,13 @@ class CellRunner:
             else:
                 state.update(event="result", outcome=oc.HARNESS_ERROR, root_cause=failure,
                              detail="the cell itself raised before any compute call")
-            step(CLOSE_CELL, CONNECT_ALLOWANCE, "close")
             return state, None, False, None
         events_path = os.path.join(kernel.tmp, "events.jsonl")
         if os.path.exists(events_path):
             os.unlink(events_path)
         r = step(COMPUTE_CELL.format(method=method, case=case.case_id, timeout=case.timeout, samples=self.samples,
                                      events_path=events_path),
-                 case.timeout + GRACE + (case.timeout * (self.samples - 1)), "compute")
+                 CONNECT_ALLOWANCE, "compute", clock_events=CLOCK_EVENTS, clock_timeout=case.timeout + GRACE)
         if r in ("timeout", "died"):
             # what the kernel wrote before it died or hung (iopub may have lost it)
             if os.path.exists(events_path):
@@ -287,7 +291,6 @@ class CellRunner:
                         if event.get("event") != "result":
                             _absorb(state, event)
             return state, "during the compute call" if r == "died" else None, r == "timeout", None
-        step(CLOSE_CELL, CONNECT_ALLOWANCE, "close")
         return state, None, False, None
 
     def close(self):
@@ -333,7 +336,7 @@ class CellRunner:
                 _absorb(state, event)
                 if event.get("event") == "result":
                     break
-                if event.get("event") == "compute-start":
+                if event.get("event") in CLOCK_EVENTS:
                     deadline = time.monotonic() + case.timeout + GRACE
         finally:
             reader.close()
