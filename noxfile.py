@@ -143,18 +143,49 @@ def _tools_python(venv: Path) -> str:
     return str(python)
 
 
-def asv_config() -> str:
-    """asv.conf.json with absolute paths and this run's results dir."""
+def asv_config(results_dir: Path) -> str:
+    """asv.conf.json with absolute paths, recording into ``results_dir``; written next to that dir."""
     text = "\n".join(line for line in (ROOT / "asv.conf.json").read_text().splitlines()
                      if not line.strip().startswith("//"))
     conf = json.loads(text)
-    conf.update(repo=str(ROOT), benchmark_dir=str(ROOT / "benchmarks"), results_dir=str(RESULTS),
+    conf.update(repo=str(ROOT), benchmark_dir=str(ROOT / "benchmarks"), results_dir=str(results_dir),
                 html_dir=str(RESULTS.parent / "html" if RESULTS != ROOT / "results" else ROOT / "html"),
-                env_dir=str(ROOT / ".asv" / "env"))
-    path = ROOT / ".asv" / f"asv.conf.{abs(hash(str(RESULTS)))}.json"
-    path.parent.mkdir(exist_ok=True)
+                env_dir=str(results_dir.parent / "asv-env"))
+    path = results_dir.parent / "asv.conf.json"
     path.write_text(json.dumps(conf, indent=1))
     return str(path)
+
+
+def asv_home(tmp: Path) -> dict:
+    """A HOME of this session's own for asv.
+
+    Every ``asv machine`` and ``asv run`` rewrites ``~/.asv-machine.json`` in
+    place: two envs recording at once (nox -j) would read each other's
+    half-written file. git keeps the user's global config.
+    """
+    home = tmp / "asv-home"
+    home.mkdir(exist_ok=True)
+    env = {"HOME": str(home)}
+    gitconfig = Path.home() / ".gitconfig"
+    if gitconfig.exists():
+        env["GIT_CONFIG_GLOBAL"] = str(gitconfig)
+    return env
+
+
+def merge_asv_results(stage: Path, machine: str, result_name: str) -> None:
+    """Move one env's asv recording from its private results dir into RESULTS.
+
+    asv rewrites ``benchmarks.json`` and ``<machine>/machine.json`` on every run, so
+    envs running at the same time (nox -j) each record into a dir of their own;
+    here, one at a time, their files join the shared one (the same corpus gives
+    the same ``benchmarks.json``).
+    """
+    with _Lock(RESULTS / ".merge.lock"):
+        (RESULTS / machine).mkdir(parents=True, exist_ok=True)
+        for rel in ("benchmarks.json", f"{machine}/machine.json", f"{machine}/{result_name}"):
+            tmp = RESULTS / f"{rel}.tmp-{os.getpid()}"
+            shutil.copyfile(stage / rel, tmp)
+            os.replace(tmp, RESULTS / rel)
 
 
 def record_env_error(env, commit, machine, stage, message) -> Path:
@@ -251,22 +282,25 @@ def matrix_impl(session, env, replica: int = 1):
     # exit 1 (surprises) is a finding, recorded like any other result; 2 is bad input
     session.run(python, "-m", "picklematrix", *run_args, external=True, success_codes=[0, 1])
     tools = tools_python()
-    cluster = SharedCluster(python, Path(session.create_tmp()) / "cluster.json")
+    tmp = Path(session.create_tmp()).resolve()
+    stage = tmp / "asv-results"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    cluster = SharedCluster(python, tmp / "cluster.json")
     try:
-        # asv rewrites results/benchmarks.json and machine.json on every run:
-        # parallel envs (nox -j) take turns here.
-        with _Lock(RESULTS / ".asv-run.lock"):
-            config = asv_config()
-            session.run(tools, "-m", "asv", "machine", "--yes", "--machine", machine, "--config", config,
-                        external=True, silent=True)
-            session.run(tools, "-m", "asv", "run", "--config", config, "--environment", f"picklematrix:{python}",
-                        "--set-commit-hash", commit, "--machine", machine, "--launch-method", "forkserver",
-                        "--show-stderr", external=True,
-                        env={"PICKLEMATRIX_SIDECAR": str(sidecar), "PICKLEMATRIX_SCHEDULER": cluster.address})
+        config = asv_config(stage)
+        asv_env = asv_home(tmp)
+        session.run(tools, "-m", "asv", "machine", "--yes", "--machine", machine, "--config", config,
+                    external=True, silent=True, env=asv_env)
+        session.run(tools, "-m", "asv", "run", "--config", config, "--environment", f"picklematrix:{python}",
+                    "--set-commit-hash", commit, "--machine", machine, "--launch-method", "forkserver",
+                    "--show-stderr", external=True,
+                    env={**asv_env, "PICKLEMATRIX_SIDECAR": str(sidecar), "PICKLEMATRIX_SCHEDULER": cluster.address})
     finally:
         cluster.stop()
-    if not result_file.exists():
-        session.error(f"asv wrote no {result_file}: see its output above")
+    if not (stage / machine / result_file.name).exists():
+        session.error(f"asv wrote no {result_file.name} (in {stage / machine}): see its output above")
+    merge_asv_results(stage, machine, result_file.name)
     session.log(f"{env.env_id}: recorded {result_file.relative_to(RESULTS)} and {sidecar.name}")
 
 
