@@ -33,12 +33,13 @@ from picklematrix.matrix import load_matrix  # noqa: E402
 
 
 def nox_matrix(work: Path, results: Path, *, envs: list[str], only: str, cache: Path, tools: Path,
-               force: bool) -> tuple[float, str]:
+               force: bool, jobs: int = 1) -> tuple[float, str]:
     env = dict(os.environ, UV_CACHE_DIR=str(cache), PICKLEMATRIX_RESULTS=str(results),
                PICKLEMATRIX_DIRTY_LABEL="bench", PICKLEMATRIX_MACHINE="bench", PICKLEMATRIX_TOOLS_VENV=str(tools))
     if only:
         env["PICKLEMATRIX_ONLY"] = only
-    args = [sys.executable, "-m", "nox", "--envdir", str(work / "envs"), "-s", *(f"matrix({e})" for e in envs)]
+    args = [sys.executable, "-m", "nox", "--envdir", str(work / "envs"), "-j", str(jobs),
+            "-s", *(f"matrix({e})" for e in envs)]
     if force:
         args += ["--", "--force"]
     t0 = time.perf_counter()
@@ -139,6 +140,7 @@ def main(argv=None) -> int:
     p.add_argument("--cold", action="store_true", help="also measure a cold run (empty uv cache, no venvs)")
     p.add_argument("--builtin-envs", type=int, default=0, help="compare with asv's built-in matrix on N envs")
     p.add_argument("--builtin-only", default="", help="case globs for the built-in comparison (both sides)")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="envs at a time (nox -j) for our runs")
     p.add_argument("--workdir", default=None)
     p.add_argument("--skip-profile", action="store_true", help="only the built-in comparison")
     args = p.parse_args(argv)
@@ -155,10 +157,10 @@ def main(argv=None) -> int:
         shutil.rmtree(cache, ignore_errors=True)
         shutil.rmtree(tools, ignore_errors=True)
         cold, _ = nox_matrix(work, work / "results-cold", envs=envs, only=args.only, cache=cache, tools=tools,
-                             force=True)
+                             force=True, jobs=args.jobs)
         print(f"cold: {cold:7.1f} s end to end")
     warm, log = (0.0, "") if args.skip_profile else nox_matrix(work, work / "results-warm", envs=envs, only=args.only, cache=cache, tools=tools,
-                           force=True)
+                           force=True, jobs=args.jobs)
     if not args.skip_profile:
         print(f"warm: {warm:7.1f} s end to end ({warm / 60:.1f} min)")
     per_session = session_seconds(log)
@@ -178,7 +180,7 @@ def main(argv=None) -> int:
         subset = envs[: args.builtin_envs]
         only = args.builtin_only or args.only
         ours, _ = nox_matrix(work, work / "results-subset", envs=subset, only=only, cache=cache, tools=tools,
-                             force=True)
+                             force=True, jobs=args.jobs)
         theirs = builtin_asv(work, subset, only, matrix)
         print(f"side by side, {len(subset)} envs, cases {only or 'all'}: nox -s matrix (warm) {ours:.1f} s, "
               f"asv built-in virtualenv matrix {theirs:.1f} s: ratio {theirs / ours:.2f}x")
