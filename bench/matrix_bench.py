@@ -34,6 +34,7 @@ from picklematrix.matrix import load_matrix  # noqa: E402
 
 def nox_matrix(work: Path, results: Path, *, envs: list[str], only: str, cache: Path, tools: Path,
                force: bool, jobs: int = 1) -> tuple[float, str]:
+    shutil.rmtree(results, ignore_errors=True)  # figures from this run only
     env = dict(os.environ, UV_CACHE_DIR=str(cache), PICKLEMATRIX_RESULTS=str(results),
                PICKLEMATRIX_DIRTY_LABEL="bench", PICKLEMATRIX_MACHINE="bench", PICKLEMATRIX_TOOLS_VENV=str(tools))
     if only:
