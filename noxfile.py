@@ -74,17 +74,31 @@ def _uv() -> str:
     return uv
 
 
-# Read once per nox invocation: a commit landing while a multi-env run is going
-# must not split that run across two commits.
-COMMIT = None
+# The commit a nox invocation records under is read once, when nox first loads
+# this file. Under nox -j every session runs in a nox process of its own that
+# loads this file again: the environment hands them the first reading.
+RUN_COMMIT_VAR = "_PICKLEMATRIX_RUN_COMMIT"
+if RUN_COMMIT_VAR not in os.environ:
+    try:
+        os.environ[RUN_COMMIT_VAR] = _git("rev-parse", "HEAD")
+    except (OSError, subprocess.CalledProcessError):
+        pass  # not a git checkout: recording_target says so when asked to record
 
 
 def recording_target(session) -> tuple[str, str]:
-    """(commit, machine) to record under. A dirty tree is refused unless explicitly labelled."""
-    global COMMIT
-    if COMMIT is None:
-        COMMIT = _git("rev-parse", "HEAD")
-    commit = COMMIT
+    """(commit, machine) to record under.
+
+    A dirty tree is refused unless explicitly labelled; so is a HEAD that moved
+    since this nox run began (its results would describe two commits).
+    """
+    commit = os.environ.get(RUN_COMMIT_VAR)
+    try:
+        head = _git("rev-parse", "HEAD")
+    except (OSError, subprocess.CalledProcessError) as e:
+        session.error(f"cannot read the harness commit (results are keyed by it): git rev-parse HEAD failed in {ROOT}: {e}")
+    if commit != head:
+        session.error(f"HEAD moved from {str(commit)[:8]} to {head[:8]} while this nox run was going: one run's "
+                      "results must describe one commit. Run nox again to record this env under the new one.")
     machine = os.environ.get("PICKLEMATRIX_MACHINE") or socket.gethostname().split(".")[0]
     dirty = _git("status", "--porcelain")
     if dirty:

@@ -42,12 +42,13 @@ MINI_MATRIX = textwrap.dedent(f"""
 """)
 
 
-def _nox(tmp_path, results, *sessions):
+def _nox(tmp_path, results, *sessions, jobs=1, extra_env=None):
     matrix = tmp_path / "matrix.toml"
     matrix.write_text(MINI_MATRIX)
     env = dict(os.environ, PICKLEMATRIX_MATRIX=str(matrix), PICKLEMATRIX_RESULTS=str(results),
                PICKLEMATRIX_ONLY=ONLY, PICKLEMATRIX_DIRTY_LABEL="e2e", PICKLEMATRIX_MACHINE="e2emachine")
-    args = [sys.executable, "-m", "nox", "-s", *(f"matrix({s})" for s in sessions)]
+    env.update(extra_env or {})
+    args = [sys.executable, "-m", "nox", "-j", str(jobs), "-s", *(f"matrix({s})" for s in sessions)]
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
 
 
@@ -55,7 +56,8 @@ def _nox(tmp_path, results, *sessions):
 def shards(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
     first = _nox(tmp, tmp / "shard1", A, BROKEN)
-    second = _nox(tmp, tmp / "shard2", B, C)
+    # two envs at once: each records into a results dir of its own, merged into shard2
+    second = _nox(tmp, tmp / "shard2", B, C, jobs=2)
     return tmp, first, second
 
 
@@ -95,6 +97,27 @@ def test_unresolvable_env_is_recorded_and_the_other_survives(shards):
 def test_second_shard_succeeds(shards):
     _, _, second = shards
     assert second.returncode == 0, second.stdout[-5000:] + second.stderr[-3000:]
+
+
+def test_two_envs_recorded_at_once_both_land(shards):
+    tmp, _, second = shards
+    # nox really ran them side by side: both started before either finished
+    log = second.stdout + second.stderr
+    first_done = log.index(": success,")
+    assert log.count("Starting session matrix(", 0, first_done) == 2, log[:3000]
+    from asv.results import Results
+
+    results = tmp / "shard2"
+    machine = _machine_dir(results)
+    recorded = [Results.load(str(p)) for p in machine.glob("*.json") if p.name != "machine.json"]
+    assert {r.params["pydantic"] for r in recorded} == {"2.8.2", "2.9.2"}
+    for r in recorded:
+        assert r.get_result_value("cells.Outcome.track_outcome", r.get_result_params("cells.Outcome.track_outcome"))
+    assert json.loads((machine / "machine.json").read_text())["machine"] == machine.name
+    benchmarks = json.loads((results / "benchmarks.json").read_text())
+    assert {"cells.Outcome.track_outcome", "cells.GraphSize.track_graph_bytes",
+            "cells.Compute.time_compute"} <= set(benchmarks)
+    assert not list(results.rglob("*.tmp-*"))
 
 
 def test_asv_results_are_named_and_labelled_by_installed_versions(shards):
@@ -198,4 +221,13 @@ def test_a_dirty_tree_is_refused_without_a_label(tmp_path):
     assert proc.returncode != 0
     assert "refusing to record" in proc.stderr and "_uncommitted_probe.txt" in proc.stderr
     assert "PICKLEMATRIX_DIRTY_LABEL" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_head_that_moved_during_the_run_is_refused(tmp_path):
+    # What a session of a nox -j run sees when a commit landed after nox started:
+    # the commit nox read first (handed down in the environment) is no longer HEAD.
+    proc = _nox(tmp_path, tmp_path / "results", A, extra_env={"_PICKLEMATRIX_RUN_COMMIT": "0" * 40})
+    assert proc.returncode != 0
+    assert "HEAD moved from 00000000" in proc.stderr and "Run nox again" in proc.stderr
     assert not (tmp_path / "results").exists()
