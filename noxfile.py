@@ -16,6 +16,7 @@ PICKLEMATRIX_REPLICATE=N (record each env N times, copies under "<machine>-rep<i
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -40,6 +41,20 @@ nox.options.download_python = "never"  # nox's default "auto" would fetch a stan
 nox.options.reuse_venv = "yes"
 # plain `nox` (and `nox --list --json`, one job per env for a CI matrix) is the main job
 nox.options.sessions = ["matrix"]
+# Matrix envs run one per CPU at a time (each has its own venv, cluster, kernel and asv results dir;
+# only the merge into results/ takes turns). `nox -s matrix -j 1` gives quieter timings, one env at a time.
+nox.options.parallel = "auto"
+
+
+class _NoParallelNotice(logging.Filter):
+    """Drops nox's notice that the selected sessions (tests, lint, report, review) ignore --parallel:
+    the default above is this file's, not a --parallel the user gave."""
+
+    def filter(self, record):
+        return "No selected session allows parallel execution" not in record.getMessage()
+
+
+logging.getLogger("nox").addFilter(_NoParallelNotice())
 
 ASV = "asv==0.6.6"
 ASV_RUNNER = "asv_runner==0.3.2"

@@ -89,12 +89,13 @@ class Progress:
         if not self.enabled:
             return
         elapsed = time.monotonic() - self.started
-        width = 24
+        width = 16
         filled = int(width * self.done / max(self.total, 1))
         bar = "#" * filled + "." * (width - filled)
         mark = " SURPRISE" if cell.surprise else ""
+        # count first: nox -j's status board shows only the start of a session's last line
         line = (
-            f"[{bar}] {self.done}/{self.total} {elapsed:5.0f}s "
+            f"{self.done}/{self.total} [{bar}] {elapsed:.0f}s "
             f"{cell.family}/{cell.case} [{cell.method} @{cell.context}] {cell.outcome}{mark}"
         )
         if self.tty:
