@@ -6,7 +6,7 @@ Thin on purpose: the logic lives in picklematrix.suite. Outcome codes
 5 ran-locally, 6 timeout, 7 worker-died, 8 not-applicable, 9 harness-error.
 """
 
-from picklematrix import suite
+from picklematrix import selection, suite
 from picklematrix.outcomes import OUTCOME_CODES
 
 
@@ -24,7 +24,7 @@ class CellSuite:
 
 class Outcome(CellSuite):
     def setup(self, cells, case, method, context):
-        self.cell = suite.cell_for(cells, case, method, context)
+        self.cell = suite.cell_for(cells, selection.OUTCOME, case, method, context)
 
     def track_outcome(self, cells, case, method, context):
         return OUTCOME_CODES[self.cell["outcome"]]
@@ -34,9 +34,7 @@ class Outcome(CellSuite):
 
 class GraphSize(CellSuite):
     def setup(self, cells, case, method, context):
-        self.cell = suite.cell_for(cells, case, method, context)
-        if self.cell.get("graph_bytes") is None:
-            raise NotImplementedError("no graph reached the scheduler")
+        self.cell = suite.cell_for(cells, selection.GRAPH_SIZE, case, method, context)
 
     def track_graph_bytes(self, cells, case, method, context):
         return self.cell["graph_bytes"]
@@ -51,7 +49,8 @@ class Compute(CellSuite):
     warmup_time = 0
 
     def setup(self, cells, case, method, context):
-        self.prepared = suite.PreparedCell(suite.cell_for(cells, case, method, context), case, method, context)
+        cell = suite.cell_for(cells, selection.COMPUTE, case, method, context)
+        self.prepared = suite.PreparedCell(cell, case, method, context)
 
     def teardown(self, cells, case, method, context):
         # asv tears down even when setup said "n/a"

@@ -24,9 +24,9 @@ import dask  # noqa: F401
 import distributed  # noqa: F401
 
 from . import cell as _cell  # noqa: F401
-from . import outcomes as oc
 from .corpus import BUILTIN_CASES, CONTEXTS, load_corpus, select
 from .methods import METHODS
+from .selection import why_not
 
 SIDECAR_VAR = "PICKLEMATRIX_SIDECAR"
 SCHEDULER_VAR = "PICKLEMATRIX_SCHEDULER"
@@ -85,12 +85,12 @@ def load_cells() -> dict:
     return {f"{c['family']}/{c['case']}|{c['method']}|{c['context']}": c for c in cells}
 
 
-def cell_for(cache: dict, case: str, method: str, context: str) -> dict:
+def cell_for(cache: dict, benchmark: str, case: str, method: str, context: str) -> dict:
+    """The sidecar's cell for this benchmark; ``NotImplementedError`` (asv's n/a) if it cannot measure it."""
     cell = cache.get(f"{case}|{method}|{context}")
-    if cell is None:
-        raise NotImplementedError(f"{case} [{method} @{context}] was not run in this environment")
-    if cell["outcome"] == oc.NOT_APPLICABLE:
-        raise NotImplementedError(f"{case} [{method} @{context}]: not applicable ({cell.get('detail')})")
+    reason = why_not(benchmark, cell)
+    if reason is not None:
+        raise NotImplementedError(f"{case} [{method} @{context}] {reason}")
     return cell
 
 
@@ -98,10 +98,7 @@ class PreparedCell:
     """A passing cell defined in this (benchmark) process, ready to time its compute call."""
 
     def __init__(self, cell: dict, case_key: str, method: str, context: str):
-        if cell["outcome"] != oc.PASS:
-            raise NotImplementedError(f"{case_key} [{method} @{context}] is {cell['outcome']}: nothing to time")
-        if context != "script":
-            raise NotImplementedError(f"the {context} context is timed by the harness run only")
+        """``cell``: from ``cell_for(..., COMPUTE, ...)``, a passing script cell."""
         from .cell import _connect, define_cell
 
         address = os.environ.get(SCHEDULER_VAR)
