@@ -91,6 +91,33 @@ def test_timeout_then_later_cells_are_unaffected(runner, fixture_cases, cluster,
     assert cluster.health(grace=5).ok
 
 
+@pytest.mark.slow
+def test_a_worker_lost_twice_keeps_its_nanny(cluster):
+    # distributed's SpecCluster closes a nanny for good when, lost-worker-timeout (15 s) after
+    # one of its workers was lost, no worker of that name is connected: a worker killed for a
+    # hung cell just before that moment (it is restarting) used to cost the whole cluster later.
+    import os
+    import signal
+    import time
+
+    def kill(name):
+        workers = cluster.client.scheduler_info()["workers"]
+        address = next(a for a, w in workers.items() if w["name"] == name)
+        pid = cluster.client.run(os.getpid, workers=[address])[address]
+        os.kill(pid, signal.SIGKILL)
+        return time.monotonic()
+
+    name = sorted(w["name"] for w in cluster.client.scheduler_info()["workers"].values())[0]
+    first = kill(name)
+    assert cluster.health(grace=10).ok
+    # the same nanny's new worker, killed just before the nanny's lost-worker check
+    time.sleep(max(0.0, first + 14.7 - time.monotonic()))
+    kill(name)
+    time.sleep(3)
+    assert cluster.health(grace=10).ok, cluster.health(grace=0).problems
+    assert len(cluster.local_cluster.workers) == cluster.n_workers
+
+
 def test_dict_with_lock_differs_between_paths(runner, fixture_cases):
     assert run(runner, fixture_cases, "dict_with_lock", "dask.compute").outcome == oc.PASS
     cell = run(runner, fixture_cases, "dict_with_lock", "Client.compute")

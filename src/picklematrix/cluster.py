@@ -77,6 +77,12 @@ class Cluster:
         from distributed import Client, LocalCluster
 
         if self.owned:
+            # distributed's SpecCluster closes a nanny for good when no worker of
+            # its name is back within lost-worker-timeout (15 s) of a worker
+            # being lost; hung cells killed in quick succession can catch a nanny
+            # mid-restart then. This harness judges worker health itself.
+            # (Set for the process: the check runs later, on the cluster's loop.)
+            dask.config.set({"distributed.deploy.lost-worker-timeout": "1 day"})
             with dask.config.set(
                 {
                     # A task that kills its worker is reported at once as
