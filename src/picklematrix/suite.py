@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 # Imported here, not lazily: asv's forkserver imports the benchmark modules
 # once and forks a process per benchmark; a lazy import would cost every one
@@ -94,6 +95,34 @@ def cell_for(cache: dict, benchmark: str, case: str, method: str, context: str) 
     return cell
 
 
+# This process's own __main__, before any cell replaced it (see _own_cluster).
+_MAIN = sys.modules.get("__main__")
+_OWN_CLUSTER = None
+
+
+def _own_cluster():
+    """asv on its own: one cluster for this benchmark process, whatever asv's setup/teardown rounds.
+
+    asv re-runs setup and teardown around every timing sample; a cluster per
+    sample would time nothing more and cost seconds each. The cluster ends with
+    the process (distributed's worker processes exit when their parent does).
+    It starts under the process's original ``__main__``: worker processes are
+    spawned, and spawning re-runs the parent's ``__main__`` file, which after
+    ``define_cell`` is the case's.
+    """
+    global _OWN_CLUSTER
+    if _OWN_CLUSTER is None:
+        from .cluster import Cluster
+
+        cell_main = sys.modules.get("__main__")
+        sys.modules["__main__"] = _MAIN
+        try:
+            _OWN_CLUSTER = Cluster(n_workers=1).start()
+        finally:
+            sys.modules["__main__"] = cell_main
+    return _OWN_CLUSTER
+
+
 class PreparedCell:
     """A passing cell defined in this (benchmark) process, ready to time its compute call."""
 
@@ -101,15 +130,9 @@ class PreparedCell:
         """``cell``: from ``cell_for(..., COMPUTE, ...)``, a passing script cell."""
         from .cell import _connect, define_cell
 
-        address = os.environ.get(SCHEDULER_VAR)
-        self.own_cluster = None
-        if not address:
-            # asv on its own: nothing shared to time against, so this process
-            # starts a cluster of its own (the cost nox -s matrix avoids).
-            from .cluster import Cluster
-
-            self.own_cluster = Cluster(n_workers=1).start()
-            address = self.own_cluster.address
+        # The env's shared cluster (nox -s matrix); asv on its own has none to
+        # share, so this process brings one (the cost nox -s matrix avoids).
+        address = os.environ.get(SCHEDULER_VAR) or _own_cluster().address
         case = cases()[case_key]
         self.method = METHODS[method]
         self.timeout = case.timeout
@@ -124,5 +147,3 @@ class PreparedCell:
             self.client.close(timeout=5)
         except Exception:
             pass
-        if self.own_cluster is not None:
-            self.own_cluster.close()
