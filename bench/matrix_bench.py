@@ -94,8 +94,11 @@ def sidecar_figures(results: Path) -> list[dict]:
     return rows
 
 
-def builtin_asv(work: Path, envs, only: str, matrix) -> float:
-    """The same envs x cases through asv's own virtualenv matrix."""
+def builtin_asv(work: Path, envs, only: str, matrix, cold: bool = False) -> float:
+    """The same envs x cases through asv's own virtualenv matrix (cold: no asv envs, empty pip cache)."""
+    if cold:
+        shutil.rmtree(work / "builtin-env", ignore_errors=True)
+        shutil.rmtree(work / "pip-cache", ignore_errors=True)
     include = []
     for env_id in envs:
         e = matrix.env(env_id)
@@ -117,7 +120,8 @@ def builtin_asv(work: Path, envs, only: str, matrix) -> float:
     path.write_text(json.dumps(conf, indent=1))
     tools = work / "tools" / "bin" / "python"
     # asv installs picklematrix as a wheel there: the corpus is the repo's, not in the package
-    env = dict(os.environ, PICKLEMATRIX_ONLY=only, PICKLEMATRIX_CASES=str(ROOT / "cases"))
+    env = dict(os.environ, PICKLEMATRIX_ONLY=only, PICKLEMATRIX_CASES=str(ROOT / "cases"),
+               PIP_CACHE_DIR=str(work / "pip-cache"))
     env.pop("PICKLEMATRIX_SIDECAR", None)
     env.pop("PICKLEMATRIX_SCHEDULER", None)
     subprocess.run(["uv", "pip", "install", "-q", "-p", str(tools), "virtualenv", "setuptools", "wheel"], check=True)
@@ -141,6 +145,8 @@ def main(argv=None) -> int:
     p.add_argument("--cold", action="store_true", help="also measure a cold run (empty uv cache, no venvs)")
     p.add_argument("--builtin-envs", type=int, default=0, help="compare with asv's built-in matrix on N envs")
     p.add_argument("--builtin-only", default="", help="case globs for the built-in comparison (both sides)")
+    p.add_argument("--builtin-cold", action="store_true",
+                   help="compare from nothing: no venvs and empty uv/pip caches on both sides")
     p.add_argument("--jobs", "-j", type=int, default=1, help="envs at a time (nox -j) for our runs")
     p.add_argument("--workdir", default=None)
     p.add_argument("--skip-profile", action="store_true", help="only the built-in comparison")
@@ -180,10 +186,16 @@ def main(argv=None) -> int:
     if args.builtin_envs:
         subset = envs[: args.builtin_envs]
         only = args.builtin_only or args.only
+        state = "cold" if args.builtin_cold else "warm"
+        if args.builtin_cold:
+            # ours from nothing too: no venvs, an empty uv cache (the tools venv, asv itself, is kept: the
+            # built-in side's asv is installed already as well)
+            shutil.rmtree(work / "envs", ignore_errors=True)
+            shutil.rmtree(cache, ignore_errors=True)
         ours, _ = nox_matrix(work, work / "results-subset", envs=subset, only=only, cache=cache, tools=tools,
                              force=True, jobs=args.jobs)
-        theirs = builtin_asv(work, subset, only, matrix)
-        print(f"side by side, {len(subset)} envs, cases {only or 'all'}: nox -s matrix (warm) {ours:.1f} s, "
+        theirs = builtin_asv(work, subset, only, matrix, cold=args.builtin_cold)
+        print(f"side by side, {len(subset)} envs, cases {only or 'all'}, both {state}: nox -s matrix {ours:.1f} s, "
               f"asv built-in virtualenv matrix {theirs:.1f} s: ratio {theirs / ours:.2f}x")
     return 0
 

@@ -219,8 +219,9 @@ def test_a_dirty_tree_is_refused_without_a_label(tmp_path):
     finally:
         probe.unlink()
     assert proc.returncode != 0
-    assert "refusing to record" in proc.stderr and "_uncommitted_probe.txt" in proc.stderr
-    assert "PICKLEMATRIX_DIRTY_LABEL" in proc.stderr
+    out = proc.stdout + proc.stderr  # under nox's (default) parallel mode a session's output is on stdout
+    assert "refusing to record" in out and "_uncommitted_probe.txt" in out
+    assert "PICKLEMATRIX_DIRTY_LABEL" in out
     assert not (tmp_path / "results").exists()
 
 
@@ -229,5 +230,6 @@ def test_a_head_that_moved_during_the_run_is_refused(tmp_path):
     # the commit nox read first (handed down in the environment) is no longer HEAD.
     proc = _nox(tmp_path, tmp_path / "results", A, extra_env={"_PICKLEMATRIX_RUN_COMMIT": "0" * 40})
     assert proc.returncode != 0
-    assert "HEAD moved from 00000000" in proc.stderr and "Run nox again" in proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "HEAD moved from 00000000" in out and "Run nox again" in out
     assert not (tmp_path / "results").exists()
