@@ -263,6 +263,7 @@ class SharedCluster:
 def matrix_impl(session, env, replica: int = 1):
     """Build one env with uv, check its versions, run the corpus, record it with asv."""
     force = "--force" in session.posargs
+    started = time.perf_counter()
     commit, machine = recording_target(session)
     if replica > 1:  # PICKLEMATRIX_REPLICATE: an A/A copy, see replicate_count()
         machine = f"{machine}-rep{replica}"
@@ -289,6 +290,7 @@ def matrix_impl(session, env, replica: int = 1):
         where = record_env_error(env, commit, machine, "verify", "installed versions differ: " + "; ".join(wrong))
         session.error(f"{env.env_id}: installed versions differ from the pins: {'; '.join(wrong)} ({where})")
 
+    env_seconds = time.perf_counter() - started  # uv install (a no-op when warm) and the version check
     name = asv_env_name(found["python"], found["versions"])
     result_file = RESULTS / machine / f"{commit[:8]}-{name}.json"
     sidecar = RESULTS / machine / f"{commit[:8]}-{name}.outcomes"
@@ -310,7 +312,10 @@ def matrix_impl(session, env, replica: int = 1):
     for g in only:
         run_args += ["--only", g]
     # exit 1 (surprises) is a finding, recorded like any other result; 2 is bad input
+    harness_started = time.perf_counter()
     session.run(python, "-m", "picklematrix", *run_args, external=True, success_codes=[0, 1])
+    harness_seconds = time.perf_counter() - harness_started
+    asv_started = time.perf_counter()
     tools = tools_python()
     tmp = Path(session.create_tmp()).resolve()
     stage = tmp / "asv-results"
@@ -339,7 +344,9 @@ def matrix_impl(session, env, replica: int = 1):
     if not (stage / machine / result_file.name).exists():
         session.error(f"asv wrote no {result_file.name} (in {stage / machine}): see its output above")
     merge_asv_results(stage, machine, result_file.name)
-    session.log(f"{env.env_id}: recorded {result_file.relative_to(RESULTS)} and {sidecar.name}")
+    session.log(f"{env.env_id}: recorded {result_file.relative_to(RESULTS)} and {sidecar.name} in "
+                f"{time.perf_counter() - started:.1f} s (env {env_seconds:.1f} s, harness {harness_seconds:.1f} s, "
+                f"asv {time.perf_counter() - asv_started:.1f} s)")
 
 
 def replicate_count(session) -> int:

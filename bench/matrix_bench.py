@@ -54,11 +54,12 @@ def nox_matrix(work: Path, results: Path, *, envs: list[str], only: str, cache: 
 
 
 def session_seconds(log: str) -> dict:
+    """{env id: (total, env build, harness, asv incl. its cluster)} as each session logged them."""
     out = {}
-    # nox prints "in 3 minutes." or "in 2 minutes 5 seconds." or "in 40 seconds."
-    pattern = r"Session matrix\((\S+)\) was successful in (?:(\d+) minutes?)?\s*(?:(\d+) seconds?)?"
+    pattern = (r"nox > (\S+): recorded \S+ and \S+ in ([\d.]+) s \(env ([\d.]+) s, harness ([\d.]+) s, "
+               r"asv ([\d.]+) s\)")
     for m in re.finditer(pattern, log):
-        out[m.group(1)] = int(m.group(2) or 0) * 60 + int(m.group(3) or 0)
+        out[m.group(1)] = tuple(float(m.group(i)) for i in range(2, 6))
     return out
 
 
@@ -163,20 +164,26 @@ def main(argv=None) -> int:
         shutil.rmtree(work / "envs", ignore_errors=True)
         shutil.rmtree(cache, ignore_errors=True)
         shutil.rmtree(tools, ignore_errors=True)
-        cold, _ = nox_matrix(work, work / "results-cold", envs=envs, only=args.only, cache=cache, tools=tools,
-                             force=True, jobs=args.jobs)
+        cold, cold_log = nox_matrix(work, work / "results-cold", envs=envs, only=args.only, cache=cache,
+                                    tools=tools, force=True, jobs=args.jobs)
         print(f"cold: {cold:7.1f} s end to end")
+        builds = {env: figures[1] for env, figures in session_seconds(cold_log).items()}
+        if builds:
+            print("cold env builds (uv install into an empty venv + version check): "
+                  + ", ".join(f"{b:.1f}" for b in builds.values()) + f" s; total {sum(builds.values()):.1f} s")
     warm, log = (0.0, "") if args.skip_profile else nox_matrix(work, work / "results-warm", envs=envs, only=args.only, cache=cache, tools=tools,
                            force=True, jobs=args.jobs)
     if not args.skip_profile:
         print(f"warm: {warm:7.1f} s end to end ({warm / 60:.1f} min)")
     per_session = session_seconds(log)
-    print(f"{'env':42} {'session':>8} {'cluster':>8} {'harness':>8} {'asv':>8} {'cells':>6} "
-          f"{'ovh/cell':>9} {'cmp/cell':>9} {'samples':>7}")
+    print(f"{'env':42} {'session':>8} {'env':>6} {'cluster':>8} {'harness':>8} {'asv run':>8} {'asv bm':>8} "
+          f"{'cells':>6} {'ovh/cell':>9} {'cmp/cell':>9} {'samples':>7}")
+    nan4 = (float("nan"),) * 4
     for row in ([] if args.skip_profile else sidecar_figures(work / "results-warm")):
-        print(f"{row['env']:42} {per_session.get(row['env'], float('nan')):8.1f} {row['cluster_start']:8.1f} "
-              f"{row['harness']:8.1f} {row['asv'] or 0:8.1f} {row['cells']:6d} {row['overhead_per_cell']:9.3f} "
-              f"{row['compute_per_cell']:9.3f} {row['samples_min']:7d}")
+        total, build, _harness, asv_run = per_session.get(row["env"], nan4)
+        print(f"{row['env']:42} {total:8.1f} {build:6.1f} {row['cluster_start']:8.1f} "
+              f"{row['harness']:8.1f} {asv_run:8.1f} {row['asv'] or 0:8.1f} {row['cells']:6d} "
+              f"{row['overhead_per_cell']:9.3f} {row['compute_per_cell']:9.3f} {row['samples_min']:7d}")
         ctx = row["overhead_by_context"]
         if ctx:
             print(f"{'':42} harness overhead per cell by context: "
