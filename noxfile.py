@@ -337,13 +337,15 @@ def matrix_impl(session, env, replica: int = 1):
         code = subprocess.run(command + [arg for p in patterns for arg in ("-b", p)],
                               env={**os.environ, **asv_env, "PICKLEMATRIX_SIDECAR": str(sidecar),
                                    "PICKLEMATRIX_SCHEDULER": cluster.address}).returncode
-        if code:
-            session.error(f"{env.env_id}: asv run exited with status {code}: see its output above")
     finally:
         cluster.stop()
     if not (stage / machine / result_file.name).exists():
         session.error(f"asv wrote no {result_file.name} (in {stage / machine}): see its output above")
+    # asv exits non-zero when a benchmark failed; the others' results are kept all the same
     merge_asv_results(stage, machine, result_file.name)
+    if code:
+        session.error(f"{env.env_id}: asv run exited with status {code} (a benchmark failed: see its output "
+                      f"above); what it did record is in {result_file.relative_to(RESULTS)}")
     session.log(f"{env.env_id}: recorded {result_file.relative_to(RESULTS)} and {sidecar.name} in "
                 f"{time.perf_counter() - started:.1f} s (env {env_seconds:.1f} s, harness {harness_seconds:.1f} s, "
                 f"asv {time.perf_counter() - asv_started:.1f} s)")

@@ -233,3 +233,23 @@ def test_a_head_that_moved_during_the_run_is_refused(tmp_path):
     out = proc.stdout + proc.stderr
     assert "HEAD moved from 00000000" in out and "Run nox again" in out
     assert not (tmp_path / "results").exists()
+
+
+def test_a_benchmark_failing_under_asv_fails_the_env_but_keeps_its_results(tmp_path):
+    cases = ROOT / "tests" / "data" / "asv_failing"
+    results = tmp_path / "results"
+    proc = _nox(tmp_path, results, A, extra_env={"PICKLEMATRIX_CASES": str(cases), "PICKLEMATRIX_ONLY": ""})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert "a benchmark failed" in out
+    from asv.results import Results
+
+    (recorded,) = [Results.load(str(p)) for p in _machine_dir(results).glob("*.json") if p.name != "machine.json"]
+    timed = dict(zip(recorded.get_result_params("cells.Compute.time_compute")[0],
+                     recorded.get_result_value("cells.Compute.time_compute",
+                                               recorded.get_result_params("cells.Compute.time_compute"))[::6]))
+    assert timed["'timing/plain'"] > 0  # dask.compute @script of the plain case was timed and kept
+    assert timed["'timing/fails_when_timed'"] is None  # asv: failed
+    outcomes = recorded.get_result_value("cells.Outcome.track_outcome",
+                                         recorded.get_result_params("cells.Outcome.track_outcome"))
+    assert outcomes[0] == 0  # and its outcomes are there
