@@ -40,6 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from .corpus import CONTEXTS
+from .matrix import Env, MatrixError, load_matrix
+from .methods import METHODS
 from .outcomes import CODE_OUTCOMES, FAILURES, OUTCOMES, PASS, RAN_LOCALLY, TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,8 +192,8 @@ def derive_env_id(python: str | None, versions: dict) -> str | None:
     """matrix.toml's env id for installed versions (python by minor version), as ``nox -s matrix`` names it."""
     if not python or not versions.get("cloudpickle") or not versions.get("dask"):
         return None
-    return (f"cp{versions['cloudpickle']}-dask{versions['dask']}-pyd{versions.get('pydantic') or 'none'}-"
-            f"py{'.'.join(python.split('.')[:2])}")
+    return Env(python=".".join(python.split(".")[:2]), cloudpickle=versions["cloudpickle"], dask=versions["dask"],
+               pydantic=versions.get("pydantic") or "none").env_id
 
 
 def _load_json(path: Path):
@@ -434,11 +437,7 @@ def _merge_asv(rec: Recording, result, problems: list) -> None:
 
 def _matrix_order():
     """(env ids in matrix.toml's profile order, the profile's baseline env id)."""
-    from .matrix import MatrixError
-
     try:
-        from .matrix import load_matrix
-
         matrix = load_matrix(os.environ.get("PICKLEMATRIX_MATRIX") or (ROOT / "matrix.toml"))
         profile = matrix.profile(os.environ.get("PICKLEMATRIX_PROFILE", "default"))
         return [e.env_id for e in profile.envs], profile.baseline
@@ -469,8 +468,9 @@ def _cell_view(cell: dict | None) -> dict | None:
             "detail": cell.get("detail"), "seconds": cell.get("seconds"), "graph_bytes": cell.get("graph_bytes")}
 
 
-METHOD_ORDER = ("dask.compute", "dask.compute(client=)", "Client.compute")
-CONTEXT_ORDER = ("script", "kernel")
+# the order the harness runs them in
+METHOD_ORDER = tuple(METHODS)
+CONTEXT_ORDER = CONTEXTS
 
 
 def cell_sort_key(key: tuple) -> tuple:
