@@ -1,7 +1,8 @@
 """The distributed cluster a run computes on: one we start, or a user's.
 
 A cluster we start is a ``LocalCluster`` with worker processes (nannies),
-bound to 127.0.0.1, dashboard off, started once per run. Between cells the
+bound to 127.0.0.1, dashboard off, started once per run; its workers fork
+from the harness's preloaded server (picklematrix.processes). Between cells the
 harness checks it is idle and whole; after a cell that timed out or killed a
 worker, the workers are replaced: a running task cannot be interrupted, and
 a worker thread stuck in a hung task would make every later cell time out.
@@ -76,6 +77,8 @@ class Cluster:
         import dask
         from distributed import Client, LocalCluster
 
+        from .processes import use_for_workers
+
         if self.owned:
             # distributed's SpecCluster closes a nanny for good when no worker of
             # its name is back within lost-worker-timeout (15 s) of a worker
@@ -83,6 +86,14 @@ class Cluster:
             # mid-restart then. This harness judges worker health itself.
             # (Set for the process: the check runs later, on the cluster's loop.)
             dask.config.set({"distributed.deploy.lost-worker-timeout": "1 day"})
+            # Workers fork from the harness's preloaded server (see picklematrix.processes):
+            # replacing a killed one costs a fork, not a new interpreter importing distributed.
+            use_for_workers()
+            # Nothing reads distributed's statistical profiles here (no
+            # dashboard); sampling every thread every 10 ms in the scheduler,
+            # nannies and workers cost about 7% of a run's CPU. (For the process
+            # too: a nanny hands a replacement worker the config of that moment.)
+            dask.config.set({"distributed.worker.profile.enabled": False})
             with dask.config.set(
                 {
                     # A task that kills its worker is reported at once as

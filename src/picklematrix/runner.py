@@ -9,7 +9,6 @@ enforces timeouts and keeps the results.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from . import outcomes as oc
 from .corpus import Case, environment_versions, expected_outcome, flat_versions
 from .methods import METHODS
+from .processes import process_context
 
 # The case's timeout covers each compute call (each timing sample gets it
 # anew). Connecting a client and defining the cell get this much on top, and
@@ -118,7 +118,7 @@ class CellRunner:
     def __init__(self, cluster, *, samples: int = 1, log_dir: str | None = None):
         self.cluster = cluster
         self.samples = samples
-        self.ctx = _mp_context()
+        self.ctx = process_context()
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="picklematrix-cells-")
         self.env = environment_versions()
         self.versions = flat_versions(self.env)
@@ -370,15 +370,6 @@ def _harness_error(exc: BaseException, detail: str) -> dict:
 
 def _harness_error_text(ename, evalue, detail: str) -> dict:
     return {"outcome": oc.HARNESS_ERROR, "root_cause": {"type": ename, "message": evalue}, "detail": detail}
-
-
-def _mp_context():
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        # Imported once in the server, shared by every forked cell.
-        ctx.set_forkserver_preload(["picklematrix.cell", "dask", "distributed", "cloudpickle"])
-    return ctx
 
 
 def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int = 1, progress: bool = True,

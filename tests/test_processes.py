@@ -1,0 +1,63 @@
+"""Cells and the workers of an owned cluster fork from one preloaded server; a killed worker comes back from it."""
+
+import os
+import sys
+
+import pytest
+
+from picklematrix.processes import PRELOAD, process_context, start_method
+
+pytestmark = pytest.mark.skipif(start_method() != "forkserver", reason="no forkserver on this platform")
+
+
+def _parent_and_modules():
+    import os
+    import sys
+
+    return os.getppid(), sorted(m for m in sys.modules if m.startswith("picklematrix"))
+
+
+def _ask_child(conn):
+    conn.send(_parent_and_modules())
+    conn.close()
+
+
+def test_workers_and_cells_fork_from_the_same_preloaded_server(cluster):
+    workers = cluster.client.run(_parent_and_modules)
+    assert len(workers) == cluster.n_workers
+    ctx = process_context()
+    reader, writer = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_ask_child, args=(writer,))
+    proc.start()
+    writer.close()
+    cell_parent, cell_modules = reader.recv()
+    proc.join(10)
+    assert cell_parent != os.getpid()  # not a fork of the harness itself
+    for parent, modules in workers.values():
+        assert parent == cell_parent
+        assert "picklematrix.cell" in modules  # imported by the server, not by the worker
+    assert "picklematrix.cell" in cell_modules and "picklematrix.cell" in PRELOAD
+
+
+def test_a_killed_worker_is_replaced_from_the_server(cluster):
+    import signal
+
+    before = cluster.client.run(os.getpid)
+    victim = sorted(before)[0]
+    os.kill(before[victim], signal.SIGKILL)
+    health = cluster.health(grace=10, gone=(victim,))
+    assert health.ok, health.problems
+    after = cluster.client.run(_parent_and_modules)
+    assert set(after) != set(before)
+    assert len({parent for parent, _ in after.values()}) == 1  # the new worker has the same parent: the server
+
+
+def test_distributed_profiling_is_off_in_the_cluster(cluster):
+    def profiling():
+        import dask
+
+        return dask.config.get("distributed.worker.profile.enabled")
+
+    assert set(cluster.client.run(profiling).values()) == {False}
+    assert cluster.client.run_on_scheduler(profiling) is False
+    assert sys.modules.get("picklematrix.processes") is not None
