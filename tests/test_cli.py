@@ -103,3 +103,35 @@ def test_external_scheduler_is_reported_not_restarted(tmp_path):
         assert any("unhealthy" in w for w in data["cluster"]["warnings"]), data["cluster"]
         assert set(client.scheduler_info()["workers"]) == workers_before
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_an_interrupted_run_keeps_the_cells_done_so_far(tmp_path):
+    """The JSON is rewritten after every cell: stopped mid-run, it holds what was measured, as valid JSON."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import ROOT
+
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen([sys.executable, "-m", "picklematrix", "run", "--cases", str(FIXTURE_CASES),
+                             "--json", str(out), "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and len(json.loads(out.read_text())["cells"]) >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    data = json.loads(out.read_text())
+    assert data["complete"] is False
+    assert len(data["cells"]) >= 2
+    _check_schema(data)

@@ -125,20 +125,24 @@ def _run(args, cases, problems) -> int:
 
     env = environment_versions()
 
-    def write(result_json, complete):
+    def write(head, cell_texts, complete):
+        """The JSON file: ``head``'s fields, then the cells (each already serialized: this runs after every cell)."""
         if not args.json:
             return
-        result_json.update(meta, broken_cases=broken, complete=complete)
+        head = dict(head, **meta, broken_cases=broken, complete=complete)
+        head.pop("cells", None)
+        text = json.dumps(head, indent=1)
+        text = text[: text.rindex("}")].rstrip() + ',\n "cells": [\n' + ",\n".join(cell_texts) + "\n ]\n}\n"
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         tmp = args.json + ".partial"
         with open(tmp, "w") as f:
-            json.dump(result_json, f, indent=1)
+            f.write(text)
         os.replace(tmp, args.json)
 
     def on_cell(cell):
         # Written after every cell: a crash of the harness loses nothing already measured.
-        done.append(cell)
-        write({"env": env, "cells": [c.to_json() for c in done]}, complete=False)
+        done.append(json.dumps(cell.to_json()))
+        write({"env": env}, done, complete=False)
 
     try:
         result = run_corpus(cases, methods, contexts, cluster=cluster, samples=args.samples,
@@ -152,7 +156,7 @@ def _run(args, cases, problems) -> int:
                        "run_seconds": time.perf_counter() - t0 - cluster_seconds,
                        "cells": len(result.cells),
                        "compute_seconds": sum(sum(c.samples) for c in result.cells)}
-    write(final, complete=True)
+    write(final, [json.dumps(c) for c in final["cells"]], complete=True)
     if problems:
         return EXIT_BAD_INPUT
     return EXIT_SURPRISES if result.surprises else EXIT_OK
