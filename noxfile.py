@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from picklematrix.matrix import VERSIONS_PROBE, MatrixError, asv_env_name, load_matrix  # noqa: E402
-from picklematrix.selection import asv_patterns  # noqa: E402
+from picklematrix.selection import ASV_TIMED_CONTEXTS, SAMPLES, asv_patterns  # noqa: E402
 
 # Interpreters come from pyenv's installs (.python-version lists them); never download one.
 os.environ["UV_PYTHON_DOWNLOADS"] = "never"
@@ -305,7 +305,9 @@ def matrix_impl(session, env, replica: int = 1):
     # The harness run starts and owns its cluster: it may replace workers or
     # the whole cluster after a hung or killed cell. asv's benchmark processes
     # (which only time cells that passed) then share one cluster of this env.
-    run_args = ["run", "--context", "all", "--samples", "3", "--json", str(sidecar),
+    # Three timing samples per passing cell: asv takes them for the contexts it times, the harness for the rest.
+    run_args = ["run", "--context", "all", "--samples", str(SAMPLES),
+                *(f"--samples={context}=1" for context in ASV_TIMED_CONTEXTS), "--json", str(sidecar),
                 "--env-id", env.env_id, "--commit", commit, "--machine", machine]
     for d in cases:
         run_args += ["--cases", d]

@@ -44,7 +44,7 @@ class GraphSize(CellSuite):
 
 class Compute(CellSuite):
     number = 1
-    repeat = 3
+    repeat = selection.SAMPLES
     rounds = 1
     warmup_time = 0
 

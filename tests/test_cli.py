@@ -105,6 +105,27 @@ def test_external_scheduler_is_reported_not_restarted(tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("given, want", [
+    ([], {"script": 1, "kernel": 1}),
+    (["3"], {"script": 3, "kernel": 3}),
+    (["3", "script=1"], {"script": 1, "kernel": 3}),
+    (["script=1", "3"], {"script": 1, "kernel": 3}),  # a context's own count wins wherever it is
+    (["kernel=2"], {"script": 1, "kernel": 2}),
+])
+def test_samples_per_context(given, want):
+    from picklematrix.cli import build_parser, samples_by_context
+
+    args = build_parser().parse_args(["run", *(f"--samples={g}" for g in given)])
+    assert samples_by_context(args.samples) == want
+
+
+@pytest.mark.parametrize("bad, message", [("notebook=2", "unknown context 'notebook'"), ("0", "at least 1"),
+                                          ("script=x", "whole number")])
+def test_bad_samples_name_the_argument(bad, message):
+    proc = run_cli("run", f"--samples={bad}", "--no-progress")
+    assert proc.returncode == 2 and message in proc.stderr and "--samples" in proc.stderr
+
+
 def test_an_interrupted_run_keeps_the_cells_done_so_far(tmp_path):
     """The JSON is rewritten after every cell: stopped mid-run, it holds what was measured, as valid JSON."""
     import os

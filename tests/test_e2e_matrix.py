@@ -5,6 +5,7 @@ with dask 2024.6.2 and pydantic 2.8.2 a top-level model fails in a kernel with c
 passes in a script, and passes in a kernel with pydantic 2.9.2.
 """
 
+import itertools
 import json
 import os
 import shutil
@@ -14,7 +15,9 @@ import textwrap
 
 import pytest
 
+from picklematrix.corpus import CONTEXTS
 from picklematrix.outcomes import CODE_OUTCOMES
+from picklematrix.selection import ASV_TIMED_CONTEXTS, SAMPLES
 
 from .conftest import ROOT
 
@@ -157,6 +160,24 @@ def test_asv_results_are_named_and_labelled_by_installed_versions(shards):
     assert any(v is not None and v > 0 for v in timed["result"])
     sizes = dict(zip(columns, data["results"]["cells.GraphSize.track_graph_bytes"]))
     assert any(v is not None and v > 0 for v in sizes["result"])
+
+
+def test_every_passing_cell_has_its_timing_samples_once(shards):
+    """asv takes the samples of the contexts it times, the harness those of the others; none is taken twice."""
+    tmp, _, _ = shards
+    machine = _machine_dir(tmp / "shard1")
+    result_file = next(p for p in machine.glob("*.json") if p.name != "machine.json")
+    data = json.loads(result_file.read_text().replace("NaN", "null"))
+    timed = dict(zip(data["result_columns"], data["results"]["cells.Compute.time_compute"]))
+    repeats = dict(zip((tuple(p.strip("'") for p in combo) for combo in itertools.product(*timed["params"])),
+                       timed["stats_repeat"]))
+    passing = [c for c in _cells(_sidecar(tmp / "shard1", A)).items() if c[1]["outcome"] == "pass"]
+    assert {key[2] for key, _ in passing} == set(CONTEXTS)
+    for key, cell in passing:
+        if key[2] in ASV_TIMED_CONTEXTS:
+            assert repeats[key] == SAMPLES and len(cell["samples"]) == 1, key
+        else:
+            assert repeats[key] is None and len(cell["samples"]) == SAMPLES, key
 
 
 def test_shards_merge_by_copying(shards, tmp_path):

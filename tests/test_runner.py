@@ -132,3 +132,14 @@ def test_timing_samples_for_passing_cells(cluster, fixture_cases, tmp_path):
     assert cell.outcome == oc.PASS
     assert len(cell.samples) == 3 and all(s > 0 for s in cell.samples)
     assert min(cell.samples) <= cell.seconds <= max(cell.samples)
+
+
+def test_timing_samples_per_context(cluster, fixture_cases, tmp_path):
+    from picklematrix.runner import CellRunner
+
+    runner = CellRunner(cluster, samples={"script": 2, "kernel": 3}, log_dir=str(tmp_path))
+    cell = runner.run(fixture_cases["plain_pass"], "Client.compute", "script")
+    assert cell.outcome == oc.PASS and len(cell.samples) == 2
+    runner = CellRunner(cluster, samples={"kernel": 3}, log_dir=str(tmp_path))
+    cell = runner.run(fixture_cases["plain_pass"], "Client.compute", "script")
+    assert cell.outcome == oc.PASS and len(cell.samples) == 1  # a context not given: one sample

@@ -23,6 +23,29 @@ def _add_corpus_args(p):
                    help="run cases whose id (or family/id) matches GLOB; repeatable")
 
 
+def _samples_arg(text: str):
+    """``N`` or ``CONTEXT=N``, as (context or None, N)."""
+    context, _, number = text.rpartition("=")
+    if context and context not in CONTEXTS:
+        raise argparse.ArgumentTypeError(f"unknown context {context!r} in {text!r} (contexts: {', '.join(CONTEXTS)})")
+    try:
+        n = int(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N or CONTEXT=N with N a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 1 sample")
+    return context or None, n
+
+
+def samples_by_context(given) -> dict:
+    """{context: samples} from the --samples arguments: CONTEXT=N sets one context, a plain N the others."""
+    given = given or []
+    plain = [n for context, n in given if context is None]
+    out = dict.fromkeys(CONTEXTS, plain[-1] if plain else 1)
+    out.update({context: n for context, n in given if context is not None})
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .methods import METHODS
 
@@ -45,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restartable", action="store_true",
                    help="the --scheduler cluster was started by `picklematrix cluster`: its workers may be restarted")
     p.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster (default 2)")
-    p.add_argument("--samples", type=int, default=1, help="timing samples per passing cell (default 1)")
+    p.add_argument("--samples", action="append", type=_samples_arg, metavar="N|CONTEXT=N",
+                   help="timing samples per passing cell (default 1); CONTEXT=N sets one context's "
+                        "(e.g. --samples 3 --samples script=1); repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     p.add_argument("--env-id", help="matrix environment id, recorded in the JSON (set by nox -s matrix)")
     p.add_argument("--commit", help="harness commit, recorded in the JSON (set by nox -s matrix)")
@@ -145,7 +170,7 @@ def _run(args, cases, problems) -> int:
         write({"env": env}, done, complete=False)
 
     try:
-        result = run_corpus(cases, methods, contexts, cluster=cluster, samples=args.samples,
+        result = run_corpus(cases, methods, contexts, cluster=cluster, samples=samples_by_context(args.samples),
                             progress=not args.no_progress, on_cell=on_cell)
     finally:
         cluster.close()

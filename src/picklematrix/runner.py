@@ -115,7 +115,8 @@ class Progress:
 class CellRunner:
     """Runs cells in child processes against one cluster."""
 
-    def __init__(self, cluster, *, samples: int = 1, log_dir: str | None = None):
+    def __init__(self, cluster, *, samples: int | dict = 1, log_dir: str | None = None):
+        """``samples``: timing samples per passing cell, one number or ``{context: n}`` (missing: 1)."""
         self.cluster = cluster
         self.samples = samples
         self.ctx = process_context()
@@ -125,6 +126,10 @@ class CellRunner:
         self.kernel = None
         self.kernel_starts = 0
         self.kernel_startup_seconds: list = []
+
+    def samples_for(self, context: str) -> int:
+        n = self.samples.get(context, 1) if isinstance(self.samples, dict) else self.samples
+        return max(1, int(n))
 
     def expected(self, case: Case, method: str, context: str) -> str:
         if case.missing_requirements() or context not in case.contexts:
@@ -277,7 +282,8 @@ class CellRunner:
         events_path = os.path.join(kernel.tmp, "events.jsonl")
         if os.path.exists(events_path):
             os.unlink(events_path)
-        r = step(COMPUTE_CELL.format(method=method, case=case.case_id, timeout=case.timeout, samples=self.samples,
+        r = step(COMPUTE_CELL.format(method=method, case=case.case_id, timeout=case.timeout,
+                                     samples=self.samples_for("kernel"),
                                      events_path=events_path),
                  CONNECT_ALLOWANCE, "compute", clock_events=CLOCK_EVENTS, clock_timeout=case.timeout + GRACE)
         if r in ("timeout", "died"):
@@ -312,7 +318,7 @@ class CellRunner:
             "context": context,
             "scheduler": self.cluster.address,
             "timeout": case.timeout,
-            "samples": self.samples,
+            "samples": self.samples_for(context),
         }
         log_path = os.path.join(self.log_dir, f"{case.case_id}-{method.replace('(', '').replace(')', '').replace('=', '')}.log")
         reader, writer = self.ctx.Pipe(duplex=False)
@@ -372,7 +378,7 @@ def _harness_error_text(ename, evalue, detail: str) -> dict:
     return {"outcome": oc.HARNESS_ERROR, "root_cause": {"type": ename, "message": evalue}, "detail": detail}
 
 
-def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int = 1, progress: bool = True,
+def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | dict = 1, progress: bool = True,
                on_cell=None) -> RunResult:
     runner = CellRunner(cluster, samples=samples)
     grid = [(case, method, context) for case in cases for method in methods for context in contexts]
