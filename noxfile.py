@@ -202,6 +202,15 @@ def asv_home(tmp: Path) -> dict:
     return env
 
 
+def _asv_knows_machine(asv_env: dict, machine: str) -> bool:
+    """``asv machine`` ran for this name in this session's asv HOME already (it costs a start of asv)."""
+    try:
+        known = json.loads((Path(asv_env["HOME"]) / ".asv-machine.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(known.get(machine), dict)
+
+
 def merge_asv_results(stage: Path, machine: str, result_name: str) -> None:
     """Move one env's asv recording from its private results dir into RESULTS.
 
@@ -327,8 +336,9 @@ def matrix_impl(session, env, replica: int = 1):
     try:
         config = asv_config(stage)
         asv_env = asv_home(tmp)
-        session.run(tools, "-m", "asv", "machine", "--yes", "--machine", machine, "--config", config,
-                    external=True, silent=True, env=asv_env)
+        if not _asv_knows_machine(asv_env, machine):
+            session.run(tools, "-m", "asv", "machine", "--yes", "--machine", machine, "--config", config,
+                        external=True, silent=True, env=asv_env)
         # Only the cells each benchmark can measure (see picklematrix.selection): asv records the rest
         # as n/a without starting a process for each, as their setup would have said.
         patterns = asv_patterns(json.loads(sidecar.read_text())["cells"])
