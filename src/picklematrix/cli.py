@@ -132,8 +132,12 @@ def _run(args, cases, problems) -> int:
         return EXIT_BAD_INPUT
     methods = args.method or list(METHODS)
     contexts = list(CONTEXTS) if args.context == "all" else [args.context]
+    import signal
     import time
 
+    # Stopped (a CI job cancelled, nox interrupted): unwind as for Ctrl-C, so the
+    # cluster and the kernel are shut down; the JSON already holds every cell done.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     t0 = time.perf_counter()
     try:
         cluster = Cluster(args.scheduler, n_workers=args.workers, restartable=args.restartable).start()
@@ -185,6 +189,10 @@ def _run(args, cases, problems) -> int:
     if problems:
         return EXIT_BAD_INPUT
     return EXIT_SURPRISES if result.surprises else EXIT_OK
+
+
+def _exit_on_signal(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def format_table(result) -> str:
