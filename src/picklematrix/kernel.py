@@ -71,6 +71,8 @@ class KernelSession:
         self.tmp = tempfile.mkdtemp(prefix="picklematrix-kernel-")  # mode 0700: private
         self.km = None
         self.kc = None
+        self.ready = False
+        self._launched_at = 0.0
         self.starts = 0
         self.startup_seconds: list = []
 
@@ -83,15 +85,20 @@ class KernelSession:
         return os.path.dirname(spec_dir)
 
     def start(self):
+        self.launch()
+        self.wait_ready()
+
+    def launch(self):
+        """Start a kernel process and its channels; ``wait_ready`` waits for it to answer."""
         from jupyter_client import KernelManager
         from jupyter_client.kernelspec import KernelSpecManager
 
-        t0 = time.perf_counter()
+        self._launched_at = time.perf_counter()
         ksm = KernelSpecManager(kernel_dirs=[self._spec_dir()])
         km = KernelManager(kernel_name="picklematrix", kernel_spec_manager=ksm)
         km.ip = "127.0.0.1"
         km.transport = "tcp"
-        km.connection_file = os.path.join(self.tmp, f"kernel-{self.starts}.json")
+        km.connection_file = os.path.join(self.tmp, f"kernel-{self.starts + 1}.json")
         env = dict(os.environ)
         env.update(
             IPYTHONDIR=os.path.join(self.tmp, "ipython"),  # its own profile and history database
@@ -101,17 +108,22 @@ class KernelSession:
         km.start_kernel(env=env, cwd=self.tmp)
         kc = km.client()
         kc.start_channels()
-        try:
-            kc.wait_for_ready(timeout=self.startup_timeout)
-        except RuntimeError:
-            kc.stop_channels()
-            km.shutdown_kernel(now=True)
-            raise
         self.km, self.kc = km, kc
         self.starts += 1
-        self.startup_seconds.append(time.perf_counter() - t0)
+        self.ready = False
+
+    def wait_ready(self):
+        try:
+            self.kc.wait_for_ready(timeout=self.startup_timeout)
+        except RuntimeError:
+            self.stop()
+            raise
+        self.ready = True
+        self.startup_seconds.append(time.perf_counter() - self._launched_at)
 
     def ensure(self):
+        if self.km is not None and not self.ready and self.km.is_alive():
+            self.wait_ready()
         if self.km is None or not self.km.is_alive():
             self.stop()
             self.start()
@@ -128,10 +140,13 @@ class KernelSession:
             except Exception:
                 pass
         self.km = self.kc = None
+        self.ready = False
 
     def replace(self):
+        """A new kernel for the next cell. Not waited for here: it starts while the harness goes on
+        (the next cell is usually a script cell); ``ensure`` waits when a kernel cell needs it."""
         self.stop()
-        self.start()
+        self.launch()
 
     def close(self):
         self.stop()
