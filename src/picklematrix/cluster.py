@@ -55,7 +55,11 @@ def _busy_threads():
 
 class Cluster:
     def __init__(self, address: str | None = None, *, n_workers: int = 2, threads_per_worker: int = 1,
-                 restartable: bool = False):
+                 restartable: bool = False, fork_workers: bool = True):
+        """``fork_workers``: workers of a cluster we start fork from the preloaded server
+        (picklematrix.processes). False leaves distributed's own setting (spawn, unless this process
+        set another): cheaper for a cluster that starts its workers once and never replaces one, as
+        there is then no server to start first."""
         self.requested_address = address
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
@@ -64,6 +68,7 @@ class Cluster:
         # picklematrix cluster``): its workers may be restarted, the cluster
         # itself is not replaced.
         self.restartable = self.owned or restartable
+        self.fork_workers = fork_workers
         self.local_cluster = None
         self.client = None
         self.restarts = 0
@@ -88,7 +93,8 @@ class Cluster:
             dask.config.set({"distributed.deploy.lost-worker-timeout": "1 day"})
             # Workers fork from the harness's preloaded server (see picklematrix.processes):
             # replacing a killed one costs a fork, not a new interpreter importing distributed.
-            use_for_workers()
+            if self.fork_workers:
+                use_for_workers()
             # Nothing reads distributed's statistical profiles here (no
             # dashboard); sampling every thread every 10 ms in the scheduler,
             # nannies and workers cost about 7% of a run's CPU. (For the process

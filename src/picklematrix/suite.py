@@ -117,7 +117,8 @@ def _own_cluster():
         cell_main = sys.modules.get("__main__")
         sys.modules["__main__"] = _MAIN
         try:
-            _OWN_CLUSTER = Cluster(n_workers=1).start()
+            # Spawned, not forked: this process starts its one worker once; a forkserver first would only add.
+            _OWN_CLUSTER = Cluster(n_workers=1, fork_workers=False).start()
         finally:
             sys.modules["__main__"] = cell_main
     return _OWN_CLUSTER
