@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import itertools
 import json
 import os
 import re
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from picklematrix.matrix import load_matrix  # noqa: E402
+from picklematrix.selection import ASV_TIMED_CONTEXTS, COMPUTE  # noqa: E402
 
 
 def nox_matrix(work: Path, results: Path, *, envs: list[str], only: str, cache: Path, tools: Path,
@@ -70,10 +72,16 @@ def sidecar_figures(results: Path) -> list[dict]:
         timing = data.get("timing", {})
         asv_file = Path(path[: -len(".outcomes")] + ".json")
         asv_seconds = None
+        asv_repeats = {}  # (family/case, method, context) -> samples asv took
         if asv_file.exists():
             asv = json.loads(asv_file.read_text().replace("NaN", "null"))
             cols = asv["result_columns"]
             asv_seconds = sum(dict(zip(cols, v))["duration"] or 0 for v in asv["results"].values())
+            timed_result = dict(zip(cols, asv["results"].get(COMPUTE) or []))
+            if timed_result:
+                combos = itertools.product(*timed_result["params"])
+                asv_repeats = {tuple(p.strip("'") for p in combo): n
+                               for combo, n in zip(combos, timed_result["stats_repeat"]) if n}
         cells = timing.get("cells") or len(data["cells"])
         timed = [c for c in data["cells"] if c["outcome"] == "pass"]
         by_context = {}
@@ -90,7 +98,10 @@ def sidecar_figures(results: Path) -> list[dict]:
             "overhead_per_cell": ((timing["run_seconds"] - timing["compute_seconds"]) / cells) if timing else None,
             "compute_per_cell": (timing["compute_seconds"] / cells) if timing else None,
             "asv": asv_seconds,
-            "samples_min": min((len(c.get("samples") or []) for c in timed), default=0),
+            # per passing cell, from whoever took its samples: asv (its contexts) or the harness
+            "samples_min": min((asv_repeats.get((f"{c['family']}/{c['case']}", c["method"], c["context"]), 0)
+                                if c["context"] in ASV_TIMED_CONTEXTS else len(c.get("samples") or [])
+                                for c in timed), default=0),
         })
     return rows
 
