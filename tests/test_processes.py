@@ -59,3 +59,11 @@ def test_distributed_profiling_is_off_in_the_cluster(cluster):
 
     assert set(cluster.client.run(profiling).values()) == {False}
     assert cluster.client.run_on_scheduler(profiling) is False
+
+
+def test_the_nanny_report_names_each_worker_process(cluster):
+    pids = set(cluster.client.run(os.getpid).values())
+    report = cluster._nanny_report()
+    assert report.count("running") == cluster.n_workers, report
+    for pid in pids:
+        assert f"worker pid {pid} exists" in report, report

@@ -53,6 +53,24 @@ def _busy_threads():
     return busy
 
 
+def _worker_process(nanny) -> str:
+    import os
+
+    try:
+        pid = nanny.pid
+    except Exception:
+        pid = None
+    if not pid:
+        return ", no worker process"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f", worker pid {pid} gone"
+    except OSError:
+        pass
+    return f", worker pid {pid} exists"
+
+
 class Cluster:
     def __init__(self, address: str | None = None, *, n_workers: int = 2, threads_per_worker: int = 1,
                  restartable: bool = False, fork_workers: bool = True):
@@ -244,12 +262,17 @@ class Cluster:
         return msg
 
     def _nanny_report(self) -> str:
-        """What the nannies of a cluster we own say about themselves (for the warning)."""
+        """What the nannies of a cluster we own say about themselves (for the warning).
+
+        With each worker's pid and whether that process still exists: a nanny
+        "running" whose worker is gone has not noticed its death; one whose
+        worker exists but is not connected has a worker stuck starting.
+        """
         try:
             nannies = dict(self.local_cluster.workers)
             return " (nannies: " + ", ".join(
                 f"{name} {getattr(n.status, 'name', n.status)}"
-                f"{'' if getattr(n, 'worker_address', None) else ' without a worker'}"
+                f"{'' if getattr(n, 'worker_address', None) else ' without a worker'}{_worker_process(n)}"
                 for name, n in nannies.items()) + ")"
         except Exception as e:
             return f" (nannies unknown: {type(e).__name__})"
