@@ -106,9 +106,9 @@ def _own_cluster():
     asv re-runs setup and teardown around every timing sample; a cluster per
     sample would time nothing more and cost seconds each. The cluster ends with
     the process (distributed's worker processes exit when their parent does).
-    It starts under the process's original ``__main__``: where worker processes
-    are spawned (no forkserver, see picklematrix.processes), spawning re-runs
-    the parent's ``__main__`` file, which after ``define_cell`` is the case's.
+    It starts under the process's original ``__main__``: its worker is spawned
+    (``fork_workers=False``), and spawning re-runs the parent's ``__main__``
+    file, which after ``define_cell`` is the case's.
     """
     global _OWN_CLUSTER
     if _OWN_CLUSTER is None:
