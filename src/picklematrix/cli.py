@@ -185,7 +185,7 @@ def _run(args, cases, problems) -> int:
                        "run_seconds": time.perf_counter() - t0 - cluster_seconds,
                        "cells": len(result.cells),
                        "compute_seconds": sum(sum(c.samples) for c in result.cells)}
-    write(final, [json.dumps(c) for c in final["cells"]], complete=True)
+    write(final, done, complete=True)  # the cells as on_cell serialized them, one per cell of the run
     if problems:
         return EXIT_BAD_INPUT
     return EXIT_SURPRISES if result.surprises else EXIT_OK
