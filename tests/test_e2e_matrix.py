@@ -8,10 +8,12 @@ passes in a script, and passes in a kernel with pydantic 2.9.2.
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -219,12 +221,20 @@ def test_pydantic_2_9_passes_in_the_kernel(shards):
     assert cells[("pydantic/toplevel_model", "dask.compute(client=)", "kernel")]["outcome"] == "ran-locally"
 
 
-def test_rerun_skips_envs_already_recorded(shards):
+def test_rerun_skips_envs_already_recorded_and_keeps_the_env_byte_compiled(shards):
     tmp, _, _ = shards
-    again = _nox(tmp, tmp / "shard2", B)
+    # uv does not byte-compile, and under PYTHONDONTWRITEBYTECODE no import writes a .pyc: without the
+    # env's own compile step every process of a run would compile dask, distributed, IPython from source
+    venv = ROOT / ".nox" / ("matrix-" + re.sub(r"\W+", "-", B))
+    site = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    pycache = Path(site) / "distributed" / "__pycache__"
+    shutil.rmtree(pycache, ignore_errors=True)
+    again = _nox(tmp, tmp / "shard2", B, extra_env={"PYTHONDONTWRITEBYTECODE": "1"})
     assert again.returncode == 0, again.stderr[-3000:]
     assert "already recorded" in again.stderr + again.stdout
     assert "asv run" not in again.stderr + again.stdout
+    assert list(pycache.glob("client.cpython-311.pyc")), f"{venv.name}: distributed/client.py is not byte-compiled"
 
 
 def test_a_dirty_tree_is_refused_without_a_label(tmp_path):
