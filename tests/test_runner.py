@@ -82,6 +82,10 @@ def test_worker_died_then_cluster_is_whole_again(runner, fixture_cases, cluster)
 def test_timeout_then_later_cells_are_unaffected(runner, fixture_cases, cluster, method):
     cell = run(runner, fixture_cases, "hangs", method)
     assert cell.outcome == oc.TIMEOUT
+    # Client.compute's own wait runs out first and the cell says so (the harness waits a grace for
+    # that); dask.compute has no wait of its own: the harness stops it when the timeout is up.
+    assert cell.detail.startswith("Client.compute: no result" if method == "Client.compute" else
+                                  "no result within"), cell.detail
     # A hung task's thread cannot be interrupted; without replacing the
     # workers every later cell would time out too. With one thread per
     # worker, two later cells need both workers free.

@@ -23,6 +23,10 @@ class ComputeMethod:
     # (asked of dask itself before the call; the call then shows whether the
     # graph really went).
     targets_cluster: Callable[[Any], bool] = None  # type: ignore[assignment]
+    # Whether the call waits at most ``timeout`` itself and then says so
+    # (ComputeTimeout). One that does not (dask.compute has no timeout) can
+    # only be stopped from outside, and says nothing when it is.
+    own_wait: bool = False
 
 
 def _default_scheduler_is_distributed(client) -> bool:
@@ -93,6 +97,7 @@ METHODS = {
             _client_compute,
             default_client=True,
             targets_cluster=lambda client: True,
+            own_wait=True,
             description="client.compute(result).result(timeout=...)",
         ),
     )

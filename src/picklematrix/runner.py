@@ -21,11 +21,18 @@ from .methods import METHODS
 from .processes import process_context
 
 # The case's timeout covers each compute call (each timing sample gets it
-# anew). Connecting a client and defining the cell get this much on top, and
-# the parent waits GRACE longer than the child's own wait, so that a child
-# whose own wait ran out can still say so: sending one small message.
+# anew). Connecting a client and defining the cell get this much on top. For
+# a method with a wait of its own (Client.compute) the parent waits GRACE
+# longer, so that a child whose own wait ran out can still say so: sending one
+# small message. A call without one (dask.compute) would say nothing in that
+# second: it is stopped when the case's timeout is up.
 CONNECT_ALLOWANCE = 15.0
 GRACE = 1.0
+
+
+def compute_wait(case: Case, method: str) -> float:
+    """How long the harness waits for one compute call of ``case`` by ``method``."""
+    return case.timeout + (GRACE if METHODS[method].own_wait else 0.0)
 # events after which the cell's compute clock starts again
 CLOCK_EVENTS = ("compute-start", "sample")
 
@@ -285,7 +292,7 @@ class CellRunner:
         r = step(COMPUTE_CELL.format(method=method, case=case.case_id, timeout=case.timeout,
                                      samples=self.samples_for("kernel"),
                                      events_path=events_path),
-                 CONNECT_ALLOWANCE, "compute", clock_events=CLOCK_EVENTS, clock_timeout=case.timeout + GRACE)
+                 CONNECT_ALLOWANCE, "compute", clock_events=CLOCK_EVENTS, clock_timeout=compute_wait(case, method))
         if r in ("timeout", "died"):
             # what the kernel wrote before it died or hung (iopub may have lost it)
             if os.path.exists(events_path):
@@ -344,7 +351,7 @@ class CellRunner:
                 if event.get("event") == "result":
                     break
                 if event.get("event") in CLOCK_EVENTS:
-                    deadline = time.monotonic() + case.timeout + GRACE
+                    deadline = time.monotonic() + compute_wait(case, method)
         finally:
             reader.close()
             if timed_out or state.get("event") != "result":
