@@ -260,7 +260,11 @@ def installed_versions(python: str) -> dict:
 
 
 class SharedCluster:
-    """One cluster per environment, shared by the harness run and asv's benchmark processes."""
+    """One cluster per environment, shared by asv's benchmark processes.
+
+    Started before the harness run (which owns a cluster of its own) so that it is up by the time
+    asv needs it; ``address`` waits for it.
+    """
 
     def __init__(self, python: str, state_file: Path):
         self.state_file = state_file
@@ -271,13 +275,19 @@ class SharedCluster:
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen([python, "-m", "picklematrix", "cluster", "--state-file", str(state_file)],
                                          stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while not state_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"cluster did not start: {self.log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        self.address = json.loads(state_file.read_text())["address"]
+        self._address = None
+
+    @property
+    def address(self) -> str:
+        if self._address is None:
+            deadline = time.monotonic() + 120
+            while not self.state_file.exists():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"cluster did not start: {self.log.read_text()[-3000:]}")
+                time.sleep(0.05)
+            self._address = json.loads(self.state_file.read_text())["address"]
+        return self._address
 
     def stop(self):
         if self.proc.poll() is None:
@@ -345,18 +355,19 @@ def matrix_impl(session, env, replica: int = 1):
         run_args += ["--cases", d]
     for g in only:
         run_args += ["--only", g]
-    # exit 1 (surprises) is a finding, recorded like any other result; 2 is bad input
-    harness_started = time.perf_counter()
-    session.run(python, "-m", "picklematrix", *run_args, external=True, success_codes=[0, 1])
-    harness_seconds = time.perf_counter() - harness_started
-    asv_started = time.perf_counter()
-    tools = tools_python()
     tmp = Path(session.create_tmp()).resolve()
     stage = tmp / "asv-results"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir()
+    # asv's cluster starts now, while the harness runs: it is up when asv needs it
     cluster = SharedCluster(python, tmp / "cluster.json")
     try:
+        # exit 1 (surprises) is a finding, recorded like any other result; 2 is bad input
+        harness_started = time.perf_counter()
+        session.run(python, "-m", "picklematrix", *run_args, external=True, success_codes=[0, 1])
+        harness_seconds = time.perf_counter() - harness_started
+        asv_started = time.perf_counter()
+        tools = tools_python()
         config = asv_config(stage)
         asv_env = asv_home(tmp)
         if not _asv_knows_machine(asv_env, machine):
