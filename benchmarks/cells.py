@@ -50,14 +50,13 @@ class Compute(CellSuite):
 
     def setup(self, cells, case, method, context):
         cell = suite.cell_for(cells, selection.COMPUTE, case, method, context)
-        # defined once per benchmark process, not before every sample (see suite.prepared_cell)
-        self.prepared = suite.prepared_cell(cell, case, method, context)
+        self.prepared = suite.PreparedCell(cell, case, method, context)
 
     def teardown(self, cells, case, method, context):
         # asv tears down even when setup said "n/a"
         prepared = getattr(self, "prepared", None)
         if prepared is not None:
-            prepared.release()
+            prepared.close()
 
     def time_compute(self, cells, case, method, context):
         self.prepared.compute()

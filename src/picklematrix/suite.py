@@ -27,7 +27,7 @@ import distributed  # noqa: F401
 from . import cell as _cell  # noqa: F401
 from .corpus import BUILTIN_CASES, CONTEXTS, load_corpus, select
 from .methods import METHODS
-from .selection import SAMPLES, why_not
+from .selection import why_not
 
 SIDECAR_VAR = "PICKLEMATRIX_SIDECAR"
 SCHEDULER_VAR = "PICKLEMATRIX_SCHEDULER"
@@ -124,24 +124,6 @@ def _own_cluster():
     return _OWN_CLUSTER
 
 
-_PREPARED: dict = {}
-
-
-def prepared_cell(cell: dict, case_key: str, method: str, context: str) -> "PreparedCell":
-    """The cell defined in this benchmark process, once for all of asv's timing samples of it.
-
-    asv re-runs setup and teardown around every sample. Connecting a client
-    and defining the cell anew each time cost more than the compute call
-    being timed; the harness too takes a cell's samples in one namespace, with
-    one client. Pair each call with one ``release``.
-    """
-    key = (case_key, method, context)
-    prepared = _PREPARED.get(key)
-    if prepared is None or prepared.closed:
-        prepared = _PREPARED[key] = PreparedCell(cell, case_key, method, context)
-    return prepared
-
-
 class PreparedCell:
     """A passing cell defined in this (benchmark) process, ready to time its compute call."""
 
@@ -157,20 +139,11 @@ class PreparedCell:
         self.timeout = case.timeout
         self.client = _connect(address, default=self.method.default_client, timeout=30)
         self.namespace = define_cell(case.source, case.path, self.client)
-        self.released = 0
-        self.closed = False
 
     def compute(self):
         return self.method.call(self.namespace["result"], self.client, self.timeout)
 
-    def release(self):
-        """One of asv's teardowns: the client is closed after the last sample's."""
-        self.released += 1
-        if self.released >= SAMPLES:
-            self.close()
-
     def close(self):
-        self.closed = True
         try:
             self.client.close(timeout=5)
         except Exception:
