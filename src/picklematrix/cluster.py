@@ -173,14 +173,21 @@ class Cluster:
             except OSError:
                 pass
 
-    def state(self) -> dict:
+    def state(self, gone: tuple = ()) -> dict:
+        """The scheduler's view, and how many worker threads still run a task.
+
+        ``gone``: workers just killed. They are not asked: the scheduler may
+        not have dropped them yet, and a message to a dead worker waits out
+        distributed's connect timeout (30 s) before failing.
+        """
         if self.owned:
             state = _scheduler_state()(self.local_cluster.scheduler)
         else:
             # nested functions pickle by value: the cluster need not have picklematrix
             state = self.client.run_on_scheduler(_scheduler_state())
+        alive = [a for a in state["addresses"] if a not in gone]
         try:
-            state["executing"] = sum(self.client.run(_busy_threads()).values())
+            state["executing"] = sum(self.client.run(_busy_threads(), workers=alive).values()) if alive else 0
         except Exception:
             state["executing"] = 0
         return state
@@ -193,7 +200,7 @@ class Cluster:
         """
         deadline = time.monotonic() + grace
         while True:
-            state = self.state()
+            state = self.state(gone)
             problems = []
             lingering = set(gone) & set(state["addresses"])
             if state["workers"] - len(lingering) < self.n_workers:
