@@ -159,3 +159,38 @@ def test_a_run_stopped_midway_keeps_the_cells_done_so_far(tmp_path):
     assert data["complete"] is False
     assert len(data["cells"]) >= 2
     _check_schema(data)
+
+
+def test_runs_of_each_context_merge_into_one_run(tmp_path):
+    """nox runs the script cells, then the kernel cells alongside asv: `merge` makes them one sidecar."""
+    parts = []
+    for context in ("script", "kernel"):
+        part = tmp_path / f"{context}.json"
+        proc = run_cli("run", "--cases", str(FIXTURE_CASES), "--only", "plain_pass", "--only", "task_raises",
+                       "--context", context, "--json", str(part), "--no-progress", "--no-table",
+                       "--env-id", "e", "--commit", "c" * 40, "--machine", "m")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "surprise(s)" not in proc.stdout  # --no-table
+        parts.append(part)
+    out = tmp_path / "merged.json"
+    proc = run_cli("merge", "--json", str(out), str(parts[1]), str(parts[0]))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "@kernel" in proc.stdout and "@script" in proc.stdout and "0 surprise(s) in 12 cells" in proc.stdout
+    merged = json.loads(out.read_text())
+    assert merged["env_id"] == "e" and merged["commit"] == "c" * 40 and merged["complete"] is True
+    keys = [(c["case"], c["method"], c["context"]) for c in merged["cells"]]
+    # one cell per case x method x context, in a single run's order: kernel part first on the command
+    # line, yet each case's cells stay together
+    assert len(keys) == len(set(keys)) == 12
+    assert [k[0] for k in keys] == ["plain_pass"] * 6 + ["task_raises"] * 6
+    assert merged["timing"]["cells"] == 12
+    assert sorted(p["contexts"][0] for p in merged["parts"]) == ["kernel", "script"]
+
+    # parts of different runs, or the same part twice, are refused with the reason
+    other = json.loads(parts[0].read_text())
+    other["env_id"] = "another"
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    bad = run_cli("merge", "--json", str(tmp_path / "x.json"), str(parts[1]), str(tmp_path / "other.json"))
+    assert bad.returncode == 2 and "'env_id'" in bad.stderr and not (tmp_path / "x.json").exists()
+    twice = run_cli("merge", "--json", str(tmp_path / "y.json"), str(parts[0]), str(parts[0]))
+    assert twice.returncode == 2 and "in two parts" in twice.stderr and "plain_pass" in twice.stderr
