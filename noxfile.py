@@ -263,7 +263,7 @@ def installed_versions(python: str) -> dict:
 class SharedCluster:
     """One cluster per environment, shared by asv's benchmark processes.
 
-    Started before the harness run (which owns a cluster of its own) so that it is up by the time
+    Started before the harness runs (each owns a cluster of its own) so that it is up by the time
     asv needs it; ``address`` waits for it.
     """
 
