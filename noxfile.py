@@ -439,6 +439,11 @@ def matrix_impl(session, env, replica: int = 1):
             if done:
                 session.run(python, "-m", "picklematrix", "merge", "--json", str(sidecar), *done, external=True,
                             success_codes=[0, 1])
+            if done and len(done) < len(parts):
+                # a part that never ran: the sidecar is a partial run (the report says so)
+                data = json.loads(sidecar.read_text())
+                data["complete"] = False
+                sidecar.write_text(json.dumps(data, indent=1))
         if not failed and len(parts) > 1:
             # Every cell selected here is recorded anew, the first part's are kept: only the second
             # part's cells (see asv_patterns), read from the merged sidecar.

@@ -194,3 +194,12 @@ def test_runs_of_each_context_merge_into_one_run(tmp_path):
     assert bad.returncode == 2 and "'env_id'" in bad.stderr and not (tmp_path / "x.json").exists()
     twice = run_cli("merge", "--json", str(tmp_path / "y.json"), str(parts[0]), str(parts[0]))
     assert twice.returncode == 2 and "in two parts" in twice.stderr and "plain_pass" in twice.stderr
+    # a part that stopped before its end makes the merged run a partial one, said on stderr
+    stopped = json.loads(parts[1].read_text())
+    stopped["complete"] = False
+    stopped["cells"] = stopped["cells"][:2]
+    (tmp_path / "stopped.json").write_text(json.dumps(stopped))
+    partial = run_cli("merge", "--json", str(tmp_path / "z.json"), str(parts[0]), str(tmp_path / "stopped.json"))
+    assert partial.returncode == 0 and "stopped before its end" in partial.stderr
+    merged = json.loads((tmp_path / "z.json").read_text())
+    assert merged["complete"] is False and len(merged["cells"]) == 8

@@ -268,15 +268,15 @@ def _merge(args) -> int:
             return EXIT_BAD_INPUT
     try:
         merged = merge_runs(parts)
-    except (ValueError, KeyError) as e:
-        print(f"error: cannot merge {', '.join(args.parts)}: {e}", file=sys.stderr)
+        result = RunResult(env=merged["env"], cells=[CellResult(**cell) for cell in merged["cells"]],
+                           broken_cases=merged["broken_cases"])
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"error: cannot merge {', '.join(args.parts)}: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     tmp = args.json + ".partial"
     with open(tmp, "w") as f:
         json.dump(merged, f, indent=1)
     os.replace(tmp, args.json)
-    result = RunResult(env=merged["env"], cells=[CellResult(**cell) for cell in merged["cells"]],
-                       broken_cases=merged["broken_cases"])
     print(format_table(result))
     if not merged["complete"]:
         print(f"warning: a part stopped before its end; {args.json} holds the cells done", file=sys.stderr)
