@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from picklematrix.matrix import VERSIONS_PROBE, MatrixError, asv_env_name, load_matrix  # noqa: E402
-from picklematrix.corpus import CONTEXTS  # noqa: E402
 from picklematrix.selection import ASV_TIMED_CONTEXTS, SAMPLES, asv_patterns  # noqa: E402
 
 # Interpreters come from pyenv's installs (.python-version lists them); never download one.
@@ -263,7 +262,7 @@ def installed_versions(python: str) -> dict:
 class SharedCluster:
     """One cluster per environment, shared by asv's benchmark processes.
 
-    Started before the harness runs (each owns a cluster of its own) so that it is up by the time
+    Started before the harness run (which owns a cluster of its own) so that it is up by the time
     asv needs it; ``address`` waits for it.
     """
 
@@ -345,121 +344,47 @@ def matrix_impl(session, env, replica: int = 1):
     sidecar.parent.mkdir(parents=True, exist_ok=True)
     only = [g for g in os.environ.get("PICKLEMATRIX_ONLY", "").split(",") if g]
     cases = [d for d in os.environ.get("PICKLEMATRIX_CASES", "").split(os.pathsep) if d]
-
-    def harness(contexts: list, part: Path) -> list:
-        # The harness run starts and owns its cluster: it may replace workers or the whole cluster after
-        # a hung or killed cell. asv's benchmark processes (which only time cells that passed) share
-        # another, one per env. Three timing samples per passing cell: asv takes them for the contexts
-        # it times, the harness for the rest.
-        args = [python, "-m", "picklematrix", "run", *(a for c in contexts for a in ("--context", c)),
-                "--samples", str(SAMPLES), *(f"--samples={context}=1" for context in ASV_TIMED_CONTEXTS),
-                "--no-table", "--json", str(part), "--env-id", env.env_id, "--commit", commit, "--machine", machine]
-        for d in cases:
-            args += ["--cases", d]
-        for g in only:
-            args += ["--only", g]
-        return args
-
+    # The harness run starts and owns its cluster: it may replace workers or
+    # the whole cluster after a hung or killed cell. asv's benchmark processes
+    # (which only time cells that passed) then share one cluster of this env.
+    # Three timing samples per passing cell: asv takes them for the contexts it times, the harness for the rest.
+    run_args = ["run", "--context", "all", "--samples", str(SAMPLES),
+                *(f"--samples={context}=1" for context in ASV_TIMED_CONTEXTS), "--json", str(sidecar),
+                "--env-id", env.env_id, "--commit", commit, "--machine", machine]
+    for d in cases:
+        run_args += ["--cases", d]
+    for g in only:
+        run_args += ["--only", g]
     tmp = Path(session.create_tmp()).resolve()
     stage = tmp / "asv-results"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir()
-    # The harness runs in two parts. First the contexts whose cells asv times (script); then the others
-    # (kernel), in a process of their own while asv records the first part's cells. Last, asv adds the
-    # second part's outcomes to the same recording.
-    first = [c for c in CONTEXTS if c in ASV_TIMED_CONTEXTS]
-    rest = [c for c in CONTEXTS if c not in ASV_TIMED_CONTEXTS]
-    parts = [(contexts, tmp / f"outcomes-{'-'.join(contexts)}.json") for contexts in (first, rest) if contexts]
-    for _, part in parts:
-        part.unlink(missing_ok=True)
-    failed = []  # (contexts, exit status) of harness parts that did not finish
-    code = 0
-    asv_seconds = rest_seconds = 0.0
-    tools = tools_python()
-    config = asv_config(stage)
-    asv_env = asv_home(tmp)
-    if not _asv_knows_machine(asv_env, machine):
-        session.run(tools, "-m", "asv", "machine", "--yes", "--machine", machine, "--config", config,
-                    external=True, silent=True, env=asv_env)
-
-    def asv_run(patterns, sidecar_path, what):
-        command = [tools, "-m", "asv", "run", "--config", config, "--environment", f"picklematrix:{python}",
-                   "--set-commit-hash", commit, "--machine", machine, "--launch-method", "forkserver",
-                   "--show-stderr"]
-        session.log(" ".join(command) + f" -b ... ({len(patterns)} cell selections: {what})")
-        started_at = time.perf_counter()
-        status = subprocess.run(command + [arg for p in patterns for arg in ("-b", p)],
-                                env={**os.environ, **asv_env, "PICKLEMATRIX_SIDECAR": str(sidecar_path),
-                                     "PICKLEMATRIX_SCHEDULER": cluster.address}).returncode
-        return status, time.perf_counter() - started_at
-
     # asv's cluster starts now, while the harness runs: it is up when asv needs it
     cluster = SharedCluster(python, tmp / "cluster.json")
     try:
-        rest_proc = None
-        try:
-            harness_started = time.perf_counter()
-            command = harness(*parts[0])
-            session.log(" ".join(command))
-            # exit 1 (surprises) is a finding, recorded like any other result; 2 is bad input
-            status = subprocess.run(command).returncode
-            first_seconds = time.perf_counter() - harness_started
-            if status not in (0, 1):
-                failed.append((parts[0][0], status))
-                if status == 2 and len(parts) > 1:
-                    # bad input (a broken case file: named above); the other cases ran all the same, and
-                    # their other contexts still run: the sidecar holds every cell, as without the split
-                    session.log(" ".join(harness(*parts[1])))
-                    subprocess.run(harness(*parts[1]))
-            else:
-                if len(parts) > 1:
-                    command = harness(*parts[1])
-                    session.log(" ".join(command) + "  (alongside asv: the two print in turn)")
-                    rest_proc = subprocess.Popen(command)
-                # Only the cells each benchmark can measure (see picklematrix.selection): asv records the
-                # rest as n/a without starting a process for each, as their setup would have said.
-                first_part = parts[0][1]
-                code, asv_seconds = asv_run(asv_patterns(json.loads(first_part.read_text())["cells"]),
-                                            first_part, f"the {', '.join(first)} cells")
-                if rest_proc is not None:
-                    status = rest_proc.wait()
-                    rest_seconds = time.perf_counter() - harness_started - first_seconds
-                    if status not in (0, 1):
-                        failed.append((parts[1][0], status))
-        finally:
-            if rest_proc is not None and rest_proc.poll() is None:
-                rest_proc.terminate()  # it unwinds as for Ctrl-C: its cluster and kernel are shut down
-                try:
-                    rest_proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    rest_proc.kill()
-                    rest_proc.wait()
-            # What the parts measured lands in one sidecar, even when a part failed or the run was stopped.
-            done = [str(part) for _, part in parts if part.exists()]
-            if done:
-                session.run(python, "-m", "picklematrix", "merge", "--json", str(sidecar), *done, external=True,
-                            success_codes=[0, 1])
-            if done and len(done) < len(parts):
-                # a part that never ran: the sidecar is a partial run (the report says so)
-                data = json.loads(sidecar.read_text())
-                data["complete"] = False
-                sidecar.write_text(json.dumps(data, indent=1))
-        if not failed and len(parts) > 1:
-            # Every cell selected here is recorded anew, the first part's are kept: only the second
-            # part's cells (see asv_patterns), read from the merged sidecar.
-            patterns = asv_patterns(json.loads(parts[1][1].read_text())["cells"], keep_empty=False)
-            if patterns:
-                more, seconds = asv_run(patterns, sidecar, f"the {', '.join(rest)} cells")
-                code = code or more
-                asv_seconds += seconds
+        # exit 1 (surprises) is a finding, recorded like any other result; 2 is bad input
+        harness_started = time.perf_counter()
+        session.run(python, "-m", "picklematrix", *run_args, external=True, success_codes=[0, 1])
+        harness_seconds = time.perf_counter() - harness_started
+        asv_started = time.perf_counter()
+        tools = tools_python()
+        config = asv_config(stage)
+        asv_env = asv_home(tmp)
+        if not _asv_knows_machine(asv_env, machine):
+            session.run(tools, "-m", "asv", "machine", "--yes", "--machine", machine, "--config", config,
+                        external=True, silent=True, env=asv_env)
+        # Only the cells each benchmark can measure (see picklematrix.selection): asv records the rest
+        # as n/a without starting a process for each, as their setup would have said.
+        patterns = asv_patterns(json.loads(sidecar.read_text())["cells"])
+        command = [tools, "-m", "asv", "run", "--config", config, "--environment", f"picklematrix:{python}",
+                   "--set-commit-hash", commit, "--machine", machine, "--launch-method", "forkserver",
+                   "--show-stderr"]
+        session.log(" ".join(command) + f" -b ... ({len(patterns)} cell selections)")
+        code = subprocess.run(command + [arg for p in patterns for arg in ("-b", p)],
+                              env={**os.environ, **asv_env, "PICKLEMATRIX_SIDECAR": str(sidecar),
+                                   "PICKLEMATRIX_SCHEDULER": cluster.address}).returncode
     finally:
         cluster.stop()
-    if failed:
-        contexts, status = failed[0]
-        if (stage / machine / result_file.name).exists():
-            merge_asv_results(stage, machine, result_file.name)
-        session.error(f"{env.env_id}: the harness run of the {', '.join(contexts)} cells exited with status "
-                      f"{status} (see its output above); the cells it did run are in {sidecar.relative_to(RESULTS)}")
     if not (stage / machine / result_file.name).exists():
         session.error(f"asv wrote no {result_file.name} (in {stage / machine}): see its output above")
     # asv exits non-zero when a benchmark failed; the others' results are kept all the same
@@ -468,8 +393,8 @@ def matrix_impl(session, env, replica: int = 1):
         session.error(f"{env.env_id}: asv run exited with status {code} (a benchmark failed: see its output "
                       f"above); what it did record is in {result_file.relative_to(RESULTS)}")
     session.log(f"{env.env_id}: recorded {result_file.relative_to(RESULTS)} and {sidecar.name} in "
-                f"{time.perf_counter() - started:.1f} s (env {env_seconds:.1f} s, harness {first_seconds:.1f} s "
-                f"then {rest_seconds:.1f} s alongside asv, asv {asv_seconds:.1f} s)")
+                f"{time.perf_counter() - started:.1f} s (env {env_seconds:.1f} s, harness {harness_seconds:.1f} s, "
+                f"asv {time.perf_counter() - asv_started:.1f} s)")
 
 
 def replicate_count(session) -> int:

@@ -56,12 +56,12 @@ def nox_matrix(work: Path, results: Path, *, envs: list[str], only: str, cache: 
 
 
 def session_seconds(log: str) -> dict:
-    """{env id: (total, env build, harness alone, harness alongside asv, asv)} as each session logged them."""
+    """{env id: (total, env build, harness, asv incl. its cluster)} as each session logged them."""
     out = {}
-    pattern = (r"nox > (\S+): recorded \S+ and \S+ in ([\d.]+) s \(env ([\d.]+) s, harness ([\d.]+) s "
-               r"then ([\d.]+) s alongside asv, asv ([\d.]+) s\)")
+    pattern = (r"nox > (\S+): recorded \S+ and \S+ in ([\d.]+) s \(env ([\d.]+) s, harness ([\d.]+) s, "
+               r"asv ([\d.]+) s\)")
     for m in re.finditer(pattern, log):
-        out[m.group(1)] = tuple(float(m.group(i)) for i in range(2, 7))
+        out[m.group(1)] = tuple(float(m.group(i)) for i in range(2, 6))
     return out
 
 
@@ -71,10 +71,12 @@ def sidecar_figures(results: Path) -> list[dict]:
         data = json.loads(Path(path).read_text())
         timing = data.get("timing", {})
         asv_file = Path(path[: -len(".outcomes")] + ".json")
+        asv_seconds = None
         asv_repeats = {}  # (family/case, method, context) -> samples asv took
         if asv_file.exists():
             asv = json.loads(asv_file.read_text().replace("NaN", "null"))
             cols = asv["result_columns"]
+            asv_seconds = sum(dict(zip(cols, v))["duration"] or 0 for v in asv["results"].values())
             timed_result = dict(zip(cols, asv["results"].get(COMPUTE) or []))
             if timed_result:
                 combos = itertools.product(*timed_result["params"])
@@ -95,6 +97,7 @@ def sidecar_figures(results: Path) -> list[dict]:
             "compute": timing.get("compute_seconds"),
             "overhead_per_cell": ((timing["run_seconds"] - timing["compute_seconds"]) / cells) if timing else None,
             "compute_per_cell": (timing["compute_seconds"] / cells) if timing else None,
+            "asv": asv_seconds,
             # per passing cell, from whoever took its samples: asv (its contexts) or the harness
             "samples_min": min((asv_repeats.get((f"{c['family']}/{c['case']}", c["method"], c["context"]), 0)
                                 if c["context"] in ASV_TIMED_CONTEXTS else len(c.get("samples") or [])
@@ -184,15 +187,13 @@ def main(argv=None) -> int:
     if not args.skip_profile:
         print(f"warm: {warm:7.1f} s end to end ({warm / 60:.1f} min)")
     per_session = session_seconds(log)
-    # harness: both parts' run time (sidecar); alone: its first part's wall time, before asv starts;
-    # beside: the second part's, alongside asv's run of the first part's cells; asv: both asv runs
-    print(f"{'env':42} {'session':>8} {'env':>6} {'cluster':>8} {'harness':>8} {'alone':>6} {'beside':>7} "
-          f"{'asv':>6} {'cells':>6} {'ovh/cell':>9} {'cmp/cell':>9} {'samples':>7}")
-    nan5 = (float("nan"),) * 5
+    print(f"{'env':42} {'session':>8} {'env':>6} {'cluster':>8} {'harness':>8} {'asv run':>8} {'asv bm':>8} "
+          f"{'cells':>6} {'ovh/cell':>9} {'cmp/cell':>9} {'samples':>7}")
+    nan4 = (float("nan"),) * 4
     for row in ([] if args.skip_profile else sidecar_figures(work / "results-warm")):
-        total, build, alone, beside, asv_run = per_session.get(row["env"], nan5)
+        total, build, _harness, asv_run = per_session.get(row["env"], nan4)
         print(f"{row['env']:42} {total:8.1f} {build:6.1f} {row['cluster_start']:8.1f} "
-              f"{row['harness']:8.1f} {alone:6.1f} {beside:7.1f} {asv_run:6.1f} {row['cells']:6d} "
+              f"{row['harness']:8.1f} {asv_run:8.1f} {row['asv'] or 0:8.1f} {row['cells']:6d} "
               f"{row['overhead_per_cell']:9.3f} {row['compute_per_cell']:9.3f} {row['samples_min']:7d}")
         ctx = row["overhead_by_context"]
         if ctx:

@@ -73,19 +73,3 @@ def test_the_benchmark_names_are_the_suites_own(benchmark):
 
     module, cls, method = benchmark.split(".")
     assert module == "cells" and callable(getattr(getattr(suites, cls), method))
-
-
-def test_a_run_that_adds_cells_selects_only_those():
-    # nox's second asv run adds the kernel cells' outcomes to the recording; a benchmark none of them
-    # can feed (time_compute: asv times script cells only) must select nothing, or asv would record
-    # every cell of it anew as n/a over the first run's timings
-    cells = [_cell("f/a", "dask.compute", "kernel", "pass", graph_bytes=10),
-             _cell("f/b", "Client.compute", "kernel", "serialize-error")]
-    patterns = asv_patterns(cells, keep_empty=False)
-    selected = _asv_selection(cells, patterns)
-    assert selected.get(COMPUTE, set()) == set()
-    assert selected[OUTCOME] == {("f/a", "dask.compute", "kernel"), ("f/b", "Client.compute", "kernel")}
-    assert selected[GRAPH_SIZE] == {("f/a", "dask.compute", "kernel")}
-    # the first run keeps an empty benchmark listed (every cell n/a), as before
-    assert _asv_selection(cells, asv_patterns(cells))[COMPUTE] == set(itertools.product(
-        ["f/a", "f/b"], METHODS, CONTEXTS))

@@ -1,4 +1,4 @@
-"""Command line: ``python -m picklematrix cases|run|merge|cluster``.
+"""Command line: ``python -m picklematrix cases|run``.
 
 Exit status everywhere: 0 all as expected, 1 surprises, 2 bad input.
 """
@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus_args(p)
     p.add_argument("--method", action="append", choices=list(METHODS), metavar="NAME",
                    help=f"compute method; repeatable; default all ({', '.join(METHODS)})")
-    p.add_argument("--context", action="append", choices=[*CONTEXTS, "all"],
-                   help="where cells run; repeatable (default: script)")
+    p.add_argument("--context", default="script", choices=[*CONTEXTS, "all"],
+                   help="where cells run (default: script)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON (see README)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="use this existing cluster instead of starting a LocalCluster (never restarted)")
@@ -72,15 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timing samples per passing cell (default 1); CONTEXT=N sets one context's "
                         "(e.g. --samples 3 --samples script=1); repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
-    p.add_argument("--no-table", action="store_true",
-                   help="no table at the end (a run that is one part of a merged one: see merge)")
     p.add_argument("--env-id", help="matrix environment id, recorded in the JSON (set by nox -s matrix)")
     p.add_argument("--commit", help="harness commit, recorded in the JSON (set by nox -s matrix)")
     p.add_argument("--machine", help="machine name, recorded in the JSON (set by nox -s matrix)")
-
-    p = sub.add_parser("merge", help="join the JSON of runs of one env (e.g. one per context) into one")
-    p.add_argument("parts", nargs="+", metavar="PART", help="a run's JSON (python -m picklematrix run --json)")
-    p.add_argument("--json", required=True, metavar="PATH", help="where to write the joined JSON")
 
     p = sub.add_parser("cluster", help="run a LocalCluster (127.0.0.1, no dashboard) until terminated")
     p.add_argument("--state-file", required=True, help="where to write {address, pid} once it is up")
@@ -96,8 +90,6 @@ def main(argv=None) -> int:
         with Cluster(n_workers=args.workers) as cluster:
             cluster.serve(args.state_file)
         return EXIT_OK
-    if args.command == "merge":
-        return _merge(args)
     try:
         cases, problems = load_corpus(args.cases)
     except CorpusError as e:
@@ -139,8 +131,7 @@ def _run(args, cases, problems) -> int:
         print(f"error: no case matches --only {args.only}", file=sys.stderr)
         return EXIT_BAD_INPUT
     methods = args.method or list(METHODS)
-    given = args.context or ["script"]
-    contexts = list(CONTEXTS) if "all" in given else [c for c in CONTEXTS if c in given]
+    contexts = list(CONTEXTS) if args.context == "all" else [args.context]
     import signal
     import time
 
@@ -188,8 +179,7 @@ def _run(args, cases, problems) -> int:
     finally:
         cluster.close()
     result.broken_cases = broken
-    if not args.no_table:
-        print(format_table(result))
+    print(format_table(result))
     final = result.to_json()
     final["timing"] = {"cluster_start_seconds": cluster_seconds,
                        "run_seconds": time.perf_counter() - t0 - cluster_seconds,
@@ -198,88 +188,6 @@ def _run(args, cases, problems) -> int:
     write(final, done, complete=True)  # the cells as on_cell serialized them, one per cell of the run
     if problems:
         return EXIT_BAD_INPUT
-    return EXIT_SURPRISES if result.surprises else EXIT_OK
-
-
-# Fields every part of a merged run must agree on: they describe the env and the run, not a part.
-_SAME = ("env", "env_id", "commit", "machine", "case_dirs")
-# The parts' timing figures, added up: each part starts its own cluster and runs its own cells.
-_TIMING_SUMS = ("cluster_start_seconds", "run_seconds", "cells", "compute_seconds")
-
-
-def merge_runs(parts: list) -> dict:
-    """One run's JSON from the JSON of runs of the same env over other cells (``ValueError`` if they differ).
-
-    Cells keep their grid order (case, method, context); a cell in two parts is an error. The merged run is
-    complete only if every part is; each part's own cluster and timing block is kept under ``parts``.
-    """
-    if not parts:
-        raise ValueError("nothing to merge")
-    first = parts[0]
-    for i, part in enumerate(parts[1:], 2):
-        for key in _SAME:
-            if part.get(key) != first.get(key):
-                raise ValueError(f"part {i} differs from part 1 in {key!r}: {part.get(key)!r} against "
-                                 f"{first.get(key)!r} (parts of one run come from one env and one commit)")
-    cells, seen, order = [], set(), {}
-    for part in parts:
-        for cell in part["cells"]:
-            key = (cell["family"], cell["case"], cell["method"], cell["context"])
-            if key in seen:
-                raise ValueError(f"cell {cell['family']}/{cell['case']} [{cell['method']} @{cell['context']}] "
-                                 "is in two parts")
-            seen.add(key)
-            for i, name in enumerate(key):
-                order.setdefault(i, {}).setdefault(name, len(order[i]))
-            cells.append(cell)
-    # first appearance of family/case, then method, then context: the order of a single run
-    cells.sort(key=lambda c: (order[0][c["family"]], order[1][c["case"]], order[2][c["method"]],
-                              order[3][c["context"]]))
-    merged = {key: first.get(key) for key in _SAME}
-    merged["broken_cases"] = list({json.dumps(b, sort_keys=True): b
-                                   for part in parts for b in part.get("broken_cases") or []}.values())
-    merged["complete"] = all(part.get("complete", True) for part in parts)
-    timings = [part.get("timing") for part in parts]
-    if all(timings):
-        merged["timing"] = {key: sum(t.get(key) or 0 for t in timings) for key in _TIMING_SUMS}
-    clusters = [part.get("cluster") or {} for part in parts]
-    merged["cluster"] = {"restarts": sum(c.get("restarts") or 0 for c in clusters),
-                         "warnings": [w for c in clusters for w in c.get("warnings") or []]}
-    for key in ("kernel_starts",):
-        if any(key in c for c in clusters):
-            merged["cluster"][key] = sum(c.get(key) or 0 for c in clusters)
-    merged["parts"] = [{"contexts": sorted({c["context"] for c in part["cells"]}), "cells": len(part["cells"]),
-                        "complete": part.get("complete", True), "cluster": part.get("cluster"),
-                        "timing": part.get("timing")} for part in parts]
-    merged["cells"] = cells
-    return merged
-
-
-def _merge(args) -> int:
-    from .runner import CellResult, RunResult
-
-    parts = []
-    for path in args.parts:
-        try:
-            with open(path) as f:
-                parts.append(json.load(f))
-        except (OSError, ValueError) as e:
-            print(f"error: cannot read {path}: {e}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-    try:
-        merged = merge_runs(parts)
-        result = RunResult(env=merged["env"], cells=[CellResult(**cell) for cell in merged["cells"]],
-                           broken_cases=merged["broken_cases"])
-    except (ValueError, KeyError, TypeError) as e:
-        print(f"error: cannot merge {', '.join(args.parts)}: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    tmp = args.json + ".partial"
-    with open(tmp, "w") as f:
-        json.dump(merged, f, indent=1)
-    os.replace(tmp, args.json)
-    print(format_table(result))
-    if not merged["complete"]:
-        print(f"warning: a part stopped before its end; {args.json} holds the cells done", file=sys.stderr)
     return EXIT_SURPRISES if result.surprises else EXIT_OK
 
 

@@ -48,14 +48,12 @@ def why_not(benchmark: str, cell: dict | None) -> str | None:
 _MAX_PATTERN = 32_000
 
 
-def asv_patterns(cells: list, benchmarks=(OUTCOME, GRAPH_SIZE, COMPUTE), *, keep_empty: bool = True) -> list[str]:
+def asv_patterns(cells: list, benchmarks=(OUTCOME, GRAPH_SIZE, COMPUTE)) -> list[str]:
     """``asv run -b`` patterns selecting, per benchmark, the cells it can measure.
 
     asv matches ``-b`` against ``name(param, param, param)`` with each param
     as its repr. A benchmark that can measure no cell keeps all of them: asv
-    then still lists it, every cell n/a by its setup. Not with ``keep_empty=False``
-    (an ``asv run`` that adds cells to a recording: every cell it selects is
-    recorded anew, and n/a would replace what the first run measured).
+    then still lists it, every cell n/a by its setup.
     """
     patterns = []
     for benchmark in benchmarks:
@@ -65,8 +63,6 @@ def asv_patterns(cells: list, benchmarks=(OUTCOME, GRAPH_SIZE, COMPUTE), *, keep
                 key = (cell["method"], cell["context"])
                 groups.setdefault(key, []).append(f"{cell['family']}/{cell['case']}")
         if not groups:
-            if not keep_empty:
-                continue
             patterns.append(f"^{re.escape(benchmark)}\\(")
             continue
         for (method, context), cases in sorted(groups.items()):
