@@ -147,6 +147,7 @@ def test_asv_results_are_named_and_labelled_by_installed_versions(shards):
     values = iter(outcome_result["result"])
     cells = _cells(_sidecar(tmp / "shard1", A))
     checked = 0
+    checked_contexts = set()
     for case in cases:
         for method in methods:
             for context in contexts:
@@ -157,7 +158,9 @@ def test_asv_results_are_named_and_labelled_by_installed_versions(shards):
                 else:
                     assert CODE_OUTCOMES[int(code)] == cell["outcome"]
                     checked += 1
+                    checked_contexts.add(context.strip("'"))
     assert checked >= 10
+    assert checked_contexts == set(CONTEXTS)
     timed = dict(zip(columns, data["results"]["cells.Compute.time_compute"]))
     assert any(v is not None and v > 0 for v in timed["result"])
     sizes = dict(zip(columns, data["results"]["cells.GraphSize.track_graph_bytes"]))
@@ -284,3 +287,21 @@ def test_a_benchmark_failing_under_asv_fails_the_env_but_keeps_its_results(tmp_p
     outcomes = recorded.get_result_value("cells.Outcome.track_outcome",
                                          recorded.get_result_params("cells.Outcome.track_outcome"))
     assert outcomes[0] == 0  # and its outcomes are there
+
+
+def test_a_broken_case_file_fails_the_env_and_the_other_cases_are_kept(tmp_path):
+    cases = tmp_path / "cases"
+    (cases / "mix").mkdir(parents=True)
+    (cases / "mix" / "good.py").write_text(
+        (ROOT / "tests" / "data" / "asv_failing" / "timing" / "plain.py").read_text().replace('"timing"', '"mix"'))
+    (cases / "mix" / "broken.py").write_text("CASE = {\n")  # a syntax error
+    results = tmp_path / "results"
+    proc = _nox(tmp_path, results, A, extra_env={"PICKLEMATRIX_CASES": str(cases), "PICKLEMATRIX_ONLY": ""})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert "broken.py" in out and "exit code 2" in out
+    # the good case ran in every context and is in the sidecar, named broken file and all
+    (sidecar,) = _machine_dir(results).glob("*.outcomes")
+    data = json.loads(sidecar.read_text())
+    assert {(c["case"], c["context"]) for c in data["cells"]} == {("good", context) for context in CONTEXTS}
+    assert any("broken.py" in b["path"] for b in data["broken_cases"])
