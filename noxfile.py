@@ -239,7 +239,7 @@ def record_env_error(env, commit, machine, stage, message) -> Path:
 # An env's packages are byte-compiled once, after installing. uv leaves that to the first import, and under
 # PYTHONDONTWRITEBYTECODE=1 (common in images and CI) no import writes a .pyc: every process of a run (the
 # harness, its forkserver, each kernel, asv's discovery and benchmark server) then compiled distributed,
-# IPython, ... from source again, a quarter of a harness run's CPU. (pip, and so asv's own envs, compile at
+# IPython, ... from source again, a fifth of a harness run's CPU. (pip, and so asv's own envs, compile at
 # install.) compileall skips what is up to date: a warm env costs a tenth of a second.
 COMPILE_PACKAGES = ("import compileall, sysconfig\n"
                     "compileall.compile_dir(sysconfig.get_path('purelib'), quiet=2)")

@@ -28,13 +28,13 @@ from .processes import process_context
 # second: it is stopped when the case's timeout is up.
 CONNECT_ALLOWANCE = 15.0
 GRACE = 1.0
+# events after which the cell's compute clock starts again
+CLOCK_EVENTS = ("compute-start", "sample")
 
 
 def compute_wait(case: Case, method: str) -> float:
     """How long the harness waits for one compute call of ``case`` by ``method``."""
     return case.timeout + (GRACE if METHODS[method].own_wait else 0.0)
-# events after which the cell's compute clock starts again
-CLOCK_EVENTS = ("compute-start", "sample")
 
 
 @dataclass
