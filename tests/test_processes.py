@@ -67,3 +67,20 @@ def test_the_nanny_report_names_each_worker_process(cluster):
     assert report.count("running") == cluster.n_workers, report
     for pid in pids:
         assert f"worker pid {pid} exists" in report, report
+
+
+def test_a_health_check_just_after_a_worker_died_does_not_wait_on_it(cluster):
+    # A worker the scheduler still lists when health() asks the workers would cost distributed's 30 s
+    # connect timeout (and fail health's own 10 s grace). Each round races a kill against the scheduler
+    # noticing it; three rounds catch a regression most of the time, and a pass never waits 30 s.
+    import signal
+    import time
+
+    for _ in range(3):
+        pids = cluster.client.run(os.getpid)
+        os.kill(pids[sorted(pids)[0]], signal.SIGKILL)
+        started = time.monotonic()
+        health = cluster.health(grace=10)
+        waited = time.monotonic() - started
+        assert health.ok, health.problems
+        assert waited < 15, f"health() took {waited:.1f} s"

@@ -178,16 +178,23 @@ class Cluster:
 
         ``gone``: workers just killed. They are not asked: the scheduler may
         not have dropped them yet, and a message to a dead worker waits out
-        distributed's connect timeout (30 s) before failing.
+        distributed's connect timeout (30 s) before failing. Without ``gone``
+        the scheduler picks the workers itself, when it handles the request:
+        a list read here a moment earlier could hold a worker that has died
+        since, with the same wait.
         """
         if self.owned:
             state = _scheduler_state()(self.local_cluster.scheduler)
         else:
             # nested functions pickle by value: the cluster need not have picklematrix
             state = self.client.run_on_scheduler(_scheduler_state())
-        alive = [a for a in state["addresses"] if a not in gone]
         try:
-            state["executing"] = sum(self.client.run(_busy_threads(), workers=alive).values()) if alive else 0
+            if gone:
+                alive = [a for a in state["addresses"] if a not in gone]
+                busy = self.client.run(_busy_threads(), workers=alive) if alive else {}
+            else:
+                busy = self.client.run(_busy_threads())
+            state["executing"] = sum(busy.values())
         except Exception:
             state["executing"] = 0
         return state
