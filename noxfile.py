@@ -169,7 +169,10 @@ def _tools_python(venv: Path) -> str:
     subprocess.run([_uv(), "venv", "-q", "--allow-existing", "-p", sys.executable, str(venv)], check=True)
     subprocess.run([_uv(), "pip", "install", "-q", "-p", str(python), ASV, ASV_RUNNER, "jinja2", "packaging",
                     "-e", str(ROOT)], check=True)
-    compile_packages(str(python))
+    problem = compile_packages(str(python))
+    if problem:
+        print(f"picklematrix: could not byte-compile the asv tools venv {venv} ({problem}); asv runs slower",
+              file=sys.stderr)
     stamp.write_text(wanted)
     return str(python)
 
