@@ -147,3 +147,35 @@ def test_timing_samples_per_context(cluster, fixture_cases, tmp_path):
     runner = CellRunner(cluster, samples={"kernel": 3}, log_dir=str(tmp_path))
     cell = runner.run(fixture_cases["plain_pass"], "Client.compute", "script")
     assert cell.outcome == oc.PASS and len(cell.samples) == 1  # a context not given: one sample
+
+
+def test_the_runner_leaves_its_log_dir_only_when_a_dead_cell_left_output(cluster, fixture_cases, tmp_path):
+    import os
+
+    from picklematrix.corpus import load_corpus
+    from picklematrix.runner import CellRunner
+
+    (tmp_path / "cases" / "odd").mkdir(parents=True)
+    (tmp_path / "cases" / "odd" / "dies_at_top_level.py").write_text(
+        'CASE = {"family": "odd", "summary": "ends its own process before any compute", "expect": "harness-error"}\n'
+        "import os, sys\n"
+        "print('last words', file=sys.stderr, flush=True)\n"
+        "os._exit(5)\n")
+    (dying,), problems = load_corpus([tmp_path / "cases"])
+    assert not problems, problems
+
+    quiet = CellRunner(cluster)
+    assert quiet.run(fixture_cases["plain_pass"], "dask.compute").outcome == oc.PASS
+    quiet.close()
+    assert not os.path.exists(quiet.log_dir)  # nothing to keep: no empty dir left behind per run
+
+    runner = CellRunner(cluster)
+    cell = runner.run(dying, "dask.compute")
+    runner.close()
+    assert cell.outcome == oc.HARNESS_ERROR and not cell.surprise, cell
+    log = os.path.join(runner.log_dir, os.listdir(runner.log_dir)[0])
+    assert log in cell.detail
+    with open(log) as f:
+        assert "last words" in f.read()
+    os.unlink(log)
+    os.rmdir(runner.log_dir)

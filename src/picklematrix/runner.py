@@ -127,6 +127,9 @@ class CellRunner:
         self.cluster = cluster
         self.samples = samples
         self.ctx = process_context()
+        # A directory of its own unless given: where a cell that died leaves its output (its
+        # detail names the file). Removed at close when no cell left anything there.
+        self.own_log_dir = log_dir is None
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="picklematrix-cells-")
         self.env = environment_versions()
         self.versions = flat_versions(self.env)
@@ -313,6 +316,11 @@ class CellRunner:
             self.kernel_startup_seconds = self.kernel.startup_seconds
             self.kernel.close()
             self.kernel = None
+        if self.own_log_dir:
+            try:
+                os.rmdir(self.log_dir)  # only if empty: a dead cell's output is kept
+            except OSError:
+                pass
 
     def _run_child(self, case: Case, method: str, context: str):
         from .cell import child_main
