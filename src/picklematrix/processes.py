@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import multiprocessing
 
-PRELOAD = ["picklematrix.cell", "dask", "distributed", "cloudpickle"]
+# picklematrix.preload: what a forked process's first Client would do, done once in the server
+PRELOAD = ["picklematrix.cell", "dask", "distributed", "cloudpickle", "picklematrix.preload"]
 
 
 def start_method() -> str:

@@ -25,6 +25,7 @@ import dask  # noqa: F401
 import distributed  # noqa: F401
 
 from . import cell as _cell  # noqa: F401
+from . import preload as _preload  # noqa: F401 - and what every process's first Client does
 from .corpus import BUILTIN_CASES, CONTEXTS, load_corpus, select
 from .methods import METHODS
 from .selection import why_not
