@@ -1,9 +1,9 @@
 """The harness of two commits side by side, in one run, in one environment.
 
-    python bench/harness_ab.py --base REV [--python PATH] [--rounds 2] [--only GLOB ...]
+    python bench/harness_ab.py --base REV [--python PATH] [--rounds 2] [--only GLOB ...] [--context all]
 
 Checks REV out into a temporary git worktree and runs ``python -m picklematrix run --context all --samples 3``
-with that tree's ``src`` first on ``PYTHONPATH``, then with this tree's, alternating for ``--rounds`` rounds (the
+(``--context`` picks one) with that tree's ``src`` first on ``PYTHONPATH``, then with this tree's, alternating for ``--rounds`` rounds (the
 corpus each tree carries: a case's own settings, e.g. its timeout, belong to the change being measured). Prints
 each run's wall time, harness overhead per cell by context, and the ratios base/this.
 """
@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_once(python: str, src: Path, only: list[str], out: Path) -> dict:
+def run_once(python: str, src: Path, only: list[str], out: Path, context: str = "all") -> dict:
     env = dict(os.environ, PYTHONPATH=str(src))
-    args = [python, "-m", "picklematrix", "run", "--context", "all", "--samples", "3", "--no-progress",
+    args = [python, "-m", "picklematrix", "run", "--context", context, "--samples", "3", "--no-progress",
             "--json", str(out)]
     for glob in only:
         args += ["--only", glob]
@@ -49,7 +49,10 @@ def main(argv=None) -> int:
     p.add_argument("--python", default=sys.executable, help="an env's interpreter (dask, distributed, ipykernel)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--only", action="append", default=[])
+    p.add_argument("--context", default="all", help="script, kernel or all (default)")
     args = p.parse_args(argv)
+    if os.sep in args.python:  # the runs start in a temporary directory: a relative path would not be found
+        args.python = os.path.abspath(args.python)
 
     work = Path(tempfile.mkdtemp(prefix="pm-ab-"))
     base_tree = work / "base"
@@ -60,7 +63,7 @@ def main(argv=None) -> int:
         runs: dict = {"base": [], "this": []}
         for i in range(args.rounds):
             for label, src in trees.items():
-                r = run_once(args.python, src, args.only, work / f"{label}-{i}.json")
+                r = run_once(args.python, src, args.only, work / f"{label}-{i}.json", args.context)
                 runs[label].append(r)
                 print(f"round {i + 1} {label:4}: {r['wall']:7.1f} s; overhead per cell "
                       + ", ".join(f"{k} {v:.3f} s" for k, v in sorted(r["overhead"].items())), flush=True)
