@@ -161,13 +161,22 @@ def test_the_runner_leaves_its_log_dir_only_when_a_dead_cell_left_output(cluster
         "import os, sys\n"
         "print('last words', file=sys.stderr, flush=True)\n"
         "os._exit(5)\n")
-    (dying,), problems = load_corpus([tmp_path / "cases"])
+    (tmp_path / "cases" / "odd" / "dies_quietly.py").write_text(
+        'CASE = {"family": "odd", "summary": "ends its own process, saying nothing", "expect": "harness-error"}\n'
+        "import os\n"
+        "os._exit(5)\n")
+    cases, problems = load_corpus([tmp_path / "cases"])
     assert not problems, problems
+    dying, quiet_death = sorted(cases, key=lambda c: c.case_id)
 
+    # nothing to keep: no empty dir (or empty log) left behind per run
     quiet = CellRunner(cluster)
     assert quiet.run(fixture_cases["plain_pass"], "dask.compute").outcome == oc.PASS
+    assert quiet.run(fixture_cases["no_result_bound"], "dask.compute").outcome == oc.HARNESS_ERROR
+    cell = quiet.run(quiet_death, "dask.compute")
+    assert cell.outcome == oc.HARNESS_ERROR and cell.detail == "cell process died without output", cell
     quiet.close()
-    assert not os.path.exists(quiet.log_dir)  # nothing to keep: no empty dir left behind per run
+    assert not os.path.exists(quiet.log_dir), os.listdir(quiet.log_dir)
 
     runner = CellRunner(cluster)
     cell = runner.run(dying, "dask.compute")

@@ -218,9 +218,13 @@ class CellRunner:
                 cell = result(outcome=oc.RAN_LOCALLY, root_cause=cause,
                               detail="the local computation ended the process")
             else:
-                cell = result(outcome=oc.HARNESS_ERROR, root_cause=cause,
-                              detail=f"cell process died; output in {log_path}" if log_path else
-                              answer.get("detail") or "the kernel died")
+                if not log_path:
+                    detail = answer.get("detail") or "the kernel died"
+                elif _has_output(log_path):
+                    detail = f"cell process died; output in {log_path}"
+                else:
+                    detail = "cell process died without output"
+                cell = result(outcome=oc.HARNESS_ERROR, root_cause=cause, detail=detail)
                 needs_restart = bool(answer.get("submitted"))
         if needs_restart:
             warning = self.cluster.make_healthy(f"{case.case_id} [{method}] ({cell.outcome})")
@@ -231,8 +235,12 @@ class CellRunner:
                 warning = self.cluster.make_healthy(f"{case.case_id} [{method}]: {'; '.join(health.problems)}")
         if warning:
             cell.detail = f"{cell.detail + '; ' if cell.detail else ''}{warning}"
-        if log_path and cell.outcome != oc.HARNESS_ERROR and os.path.exists(log_path):
-            os.unlink(log_path)
+        # A cell's output is kept only where a harness error may need it, and only if there is some.
+        if log_path and (cell.outcome != oc.HARNESS_ERROR or not _has_output(log_path)):
+            try:
+                os.unlink(log_path)
+            except FileNotFoundError:
+                pass
         return cell
 
     def _kernel(self):
@@ -369,6 +377,13 @@ class CellRunner:
                 proc.kill()
                 proc.join(5)
         return state, proc.exitcode, timed_out, log_path
+
+
+def _has_output(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:
+        return False
 
 
 def _absorb(state: dict, event: dict) -> None:
