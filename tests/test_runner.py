@@ -165,9 +165,12 @@ def test_the_runner_leaves_its_log_dir_only_when_a_dead_cell_left_output(cluster
         'CASE = {"family": "odd", "summary": "ends its own process, saying nothing", "expect": "harness-error"}\n'
         "import os\n"
         "os._exit(5)\n")
+    (tmp_path / "cases" / "odd" / "says_why.py").write_text(
+        'CASE = {"family": "odd", "summary": "prints, then binds no result", "expect": "harness-error"}\n'
+        "print('the reason')\n")
     cases, problems = load_corpus([tmp_path / "cases"])
     assert not problems, problems
-    dying, quiet_death = sorted(cases, key=lambda c: c.case_id)
+    dying, quiet_death, says_why = sorted(cases, key=lambda c: c.case_id)
 
     # nothing to keep: no empty dir (or empty log) left behind per run
     quiet = CellRunner(cluster)
@@ -179,12 +182,14 @@ def test_the_runner_leaves_its_log_dir_only_when_a_dead_cell_left_output(cluster
     assert not os.path.exists(quiet.log_dir), os.listdir(quiet.log_dir)
 
     runner = CellRunner(cluster)
-    cell = runner.run(dying, "dask.compute")
+    cells = [runner.run(dying, "dask.compute"), runner.run(says_why, "dask.compute")]
     runner.close()
-    assert cell.outcome == oc.HARNESS_ERROR and not cell.surprise, cell
-    log = os.path.join(runner.log_dir, os.listdir(runner.log_dir)[0])
-    assert log in cell.detail
-    with open(log) as f:
-        assert "last words" in f.read()
-    os.unlink(log)
+    for cell, words in zip(cells, ["last words", "the reason"]):
+        assert cell.outcome == oc.HARNESS_ERROR and not cell.surprise, cell
+        log = cell.detail.split("output in ")[1]
+        assert os.path.dirname(log) == runner.log_dir
+        with open(log) as f:
+            assert words in f.read()
+        os.unlink(log)
+    assert cells[1].detail.startswith("cell did not bind")  # its own detail first, then where its output is
     os.rmdir(runner.log_dir)

@@ -235,8 +235,12 @@ class CellRunner:
                 warning = self.cluster.make_healthy(f"{case.case_id} [{method}]: {'; '.join(health.problems)}")
         if warning:
             cell.detail = f"{cell.detail + '; ' if cell.detail else ''}{warning}"
-        # A cell's output is kept only where a harness error may need it, and only if there is some.
-        if log_path and (cell.outcome != oc.HARNESS_ERROR or not _has_output(log_path)):
+        # A cell's output is kept only where a harness error may need it, and only if there is some;
+        # a kept file is named in the cell's detail.
+        if log_path and cell.outcome == oc.HARNESS_ERROR and _has_output(log_path):
+            if log_path not in (cell.detail or ""):
+                cell.detail = f"{cell.detail + '; ' if cell.detail else ''}output in {log_path}"
+        elif log_path:
             try:
                 os.unlink(log_path)
             except FileNotFoundError:
