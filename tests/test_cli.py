@@ -140,9 +140,11 @@ def test_a_run_stopped_midway_keeps_the_cells_done_so_far(tmp_path):
     from .conftest import ROOT
 
     out = tmp_path / "r.json"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "picklematrix", "run", "--cases", str(FIXTURE_CASES),
                              "--json", str(out), "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, env=dict(os.environ, TMPDIR=str(tmp)))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -159,3 +161,5 @@ def test_a_run_stopped_midway_keeps_the_cells_done_so_far(tmp_path):
     assert data["complete"] is False
     assert len(data["cells"]) >= 2
     _check_schema(data)
+    # nor did it leave its cell-log dir behind, with the empty log of the cell it was running
+    assert not list(tmp.glob("picklematrix-cells-*")), [str(p) for p in tmp.rglob("*")]

@@ -329,8 +329,14 @@ class CellRunner:
             self.kernel.close()
             self.kernel = None
         if self.own_log_dir:
+            # Empty logs too (a cell cut short when the run was stopped), then the dir if that emptied it:
+            # a dead cell's output is kept.
             try:
-                os.rmdir(self.log_dir)  # only if empty: a dead cell's output is kept
+                for name in os.listdir(self.log_dir):
+                    path = os.path.join(self.log_dir, name)
+                    if not _has_output(path):
+                        os.unlink(path)
+                os.rmdir(self.log_dir)
             except OSError:
                 pass
 
