@@ -3,9 +3,10 @@
     python bench/harness_ab.py --base REV [--python PATH] [--rounds 2] [--only GLOB ...] [--context all]
 
 Checks REV out into a temporary git worktree and runs ``python -m picklematrix run --context all --samples 3``
-(``--context`` picks one) with that tree's ``src`` first on ``PYTHONPATH``, then with this tree's, alternating for ``--rounds`` rounds (the
-corpus each tree carries: a case's own settings, e.g. its timeout, belong to the change being measured). Prints
-each run's wall time, harness overhead per cell by context, and the ratios base/this.
+(``--context`` picks one) with that tree's ``src`` first on ``PYTHONPATH``, then with this tree's, alternating
+for ``--rounds`` rounds (the corpus each tree carries: a case's own settings, e.g. its timeout, belong to the
+change being measured). Prints each run's wall time, harness overhead per cell by context, and the ratios
+base/this.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def main(argv=None) -> int:
     p.add_argument("--python", default=sys.executable, help="an env's interpreter (dask, distributed, ipykernel)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--only", action="append", default=[])
-    p.add_argument("--context", default="all", help="script, kernel or all (default)")
+    p.add_argument("--context", default="all", choices=["script", "kernel", "all"],
+                   help="the context(s) to run (default all)")
     args = p.parse_args(argv)
     if os.sep in args.python:  # the runs start in a temporary directory: a relative path would not be found
         args.python = os.path.abspath(args.python)
