@@ -220,12 +220,19 @@ class CellRunner:
             else:
                 if not log_path:
                     detail = answer.get("detail") or "the kernel died"
-                elif _has_output(log_path):
-                    detail = f"cell process died; output in {log_path}"
-                else:
-                    detail = "cell process died without output"
+                else:  # where its output is, if any, is added below
+                    detail = "cell process died" if _has_output(log_path) else "cell process died without output"
                 cell = result(outcome=oc.HARNESS_ERROR, root_cause=cause, detail=detail)
                 needs_restart = bool(answer.get("submitted"))
+        # A cell's output is kept only where a harness error may need it, and only if there is some;
+        # a kept file is named in the cell's detail.
+        if log_path and cell.outcome == oc.HARNESS_ERROR and _has_output(log_path):
+            cell.detail = f"{cell.detail + '; ' if cell.detail else ''}output in {log_path}"
+        elif log_path:
+            try:
+                os.unlink(log_path)
+            except FileNotFoundError:
+                pass
         if needs_restart:
             warning = self.cluster.make_healthy(f"{case.case_id} [{method}] ({cell.outcome})")
         else:
@@ -235,16 +242,6 @@ class CellRunner:
                 warning = self.cluster.make_healthy(f"{case.case_id} [{method}]: {'; '.join(health.problems)}")
         if warning:
             cell.detail = f"{cell.detail + '; ' if cell.detail else ''}{warning}"
-        # A cell's output is kept only where a harness error may need it, and only if there is some;
-        # a kept file is named in the cell's detail.
-        if log_path and cell.outcome == oc.HARNESS_ERROR and _has_output(log_path):
-            if log_path not in (cell.detail or ""):
-                cell.detail = f"{cell.detail + '; ' if cell.detail else ''}output in {log_path}"
-        elif log_path:
-            try:
-                os.unlink(log_path)
-            except FileNotFoundError:
-                pass
         return cell
 
     def _kernel(self):
