@@ -26,8 +26,55 @@ def test_kernel_is_started_once_and_private(krunner, fixture_cases):
     assert kernel.starts == 1
     assert stat.S_IMODE(os.stat(kernel.tmp).st_mode) & 0o777 == 0o700  # jupyter adds the sticky bit
     connection = json.loads(open(kernel.km.connection_file).read())
-    assert connection["ip"] == "127.0.0.1" and connection["transport"] == "tcp"
+    assert connection["transport"] == "ipc" and os.path.dirname(connection["ip"]) == kernel.tmp
     assert os.path.dirname(kernel.km.connection_file) == kernel.tmp
+
+
+def _tcp_listening_ports(pid: int) -> set:
+    """The TCP ports process ``pid`` listens on."""
+    sockets = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        if target.startswith("socket:["):
+            sockets.add(target[len("socket:["):-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in sockets:  # LISTEN, and the process's own
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_the_kernel_channels_are_unix_sockets(krunner, fixture_cases):
+    """Not TCP ports picked before the kernel binds them, which another process could take first."""
+    assert krunner.run(fixture_cases["plain_pass"], "dask.compute", "kernel").outcome == oc.PASS
+    kernel = krunner.kernel
+    connection = json.loads(open(kernel.km.connection_file).read())
+    channels = [connection[f"{name}_port"] for name in ("shell", "iopub", "stdin", "control", "hb")]
+    assert not set(channels) & _tcp_listening_ports(kernel.km.provisioner.process.pid)
+    for port in channels:
+        assert stat.S_ISSOCK(os.stat(f"{connection['ip']}-{port}").st_mode)
+
+
+def test_a_long_tmpdir_puts_the_kernel_sockets_in_a_short_one(tmp_path, monkeypatch):
+    import tempfile
+
+    from picklematrix.kernel import KernelSession
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    kernel = KernelSession()
+    try:
+        assert kernel.tmp.startswith(str(deep)) and not kernel.sockets.startswith(str(deep))
+        kernel.start()
+        reply = kernel.execute("print(6 * 7)", 30)
+        assert reply.status == "ok" and reply.stdout == ["42"]
+    finally:
+        kernel.close()
+    assert not os.path.exists(kernel.tmp) and not os.path.exists(kernel.sockets)
 
 
 def test_kernel_cells_classify_like_script_cells(krunner, fixture_cases):

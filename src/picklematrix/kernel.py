@@ -9,8 +9,13 @@ creates ``client``, the case's cell, and a compute cell that runs the method
 stdout.
 
 The kernel's connection file and IPython profile (with its history database)
-live in a private temporary directory; its ports are on 127.0.0.1. A cell that
-wedges or kills the kernel costs that cell; the kernel is replaced.
+live in a private temporary directory, and so do its sockets: the kernel talks
+over Unix sockets (ZMQ's ``ipc`` transport), not TCP. Over TCP, jupyter_client
+picks five free ports and the kernel binds them a second later; on a busy
+machine another process (a replaced dask worker, a client connecting) can take
+one first, and that kernel then hangs in its start-up (seen: "Address already
+in use", 60 s lost and a harness error for the cell). A cell that wedges or
+kills the kernel costs that cell; the kernel is replaced.
 
 Runs inside every matrix environment (jupyter_client and ipykernel installed there).
 """
@@ -45,6 +50,10 @@ COMPUTE_CELL = (
 )
 
 
+# the longest directory for the kernel's sockets: "<dir>/k<n>-<port>" stays under the 107-byte limit
+_MAX_SOCKET_DIR = 90
+
+
 class KernelDied(Exception):
     pass
 
@@ -69,6 +78,8 @@ class KernelSession:
         self.python = python
         self.startup_timeout = startup_timeout
         self.tmp = tempfile.mkdtemp(prefix="picklematrix-kernel-")  # mode 0700: private
+        # A Unix socket's path has at most 107 bytes; a long TMPDIR gets a short directory for them.
+        self.sockets = self.tmp if len(self.tmp) <= _MAX_SOCKET_DIR else tempfile.mkdtemp(prefix="pmk-", dir="/tmp")
         self.km = None
         self.kc = None
         self.ready = False
@@ -96,8 +107,8 @@ class KernelSession:
         self._launched_at = time.perf_counter()
         ksm = KernelSpecManager(kernel_dirs=[self._spec_dir()])
         km = KernelManager(kernel_name="picklematrix", kernel_spec_manager=ksm)
-        km.ip = "127.0.0.1"
-        km.transport = "tcp"
+        km.transport = "ipc"
+        km.ip = os.path.join(self.sockets, f"k{self.starts + 1}")  # sockets <ip>-1 ... <ip>-5
         km.connection_file = os.path.join(self.tmp, f"kernel-{self.starts + 1}.json")
         env = dict(os.environ)
         env.update(
@@ -151,6 +162,7 @@ class KernelSession:
     def close(self):
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree(self.sockets, ignore_errors=True)
 
     def execute(self, code: str, timeout: float, *, clock_events=(), clock_timeout: float | None = None
                 ) -> ExecuteResult:
