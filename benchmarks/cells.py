@@ -15,28 +15,30 @@ class CellSuite:
     param_names = suite.PARAM_NAMES
     timeout = 120
 
-    def setup_cache(self):
-        return suite.load_cells()
+    if suite.SIDECAR_CELLS is None:
+        # asv on its own (no sidecar from nox -s matrix): the corpus runs once, here, and asv
+        # passes its cells to every benchmark before the params (hence the *args below).
+        def setup_cache(self):
+            return suite.load_cells()
 
-    # Without a sidecar (asv on its own) setup_cache runs the whole corpus.
-    setup_cache.timeout = 3600
+        setup_cache.timeout = 3600
 
 
 class Outcome(CellSuite):
-    def setup(self, cells, case, method, context):
-        self.cell = suite.cell_for(cells, selection.OUTCOME, case, method, context)
+    def setup(self, *args):
+        self.cell = suite.cell_for(selection.OUTCOME, *args)
 
-    def track_outcome(self, cells, case, method, context):
+    def track_outcome(self, *args):
         return OUTCOME_CODES[self.cell["outcome"]]
 
     track_outcome.unit = "outcome code"
 
 
 class GraphSize(CellSuite):
-    def setup(self, cells, case, method, context):
-        self.cell = suite.cell_for(cells, selection.GRAPH_SIZE, case, method, context)
+    def setup(self, *args):
+        self.cell = suite.cell_for(selection.GRAPH_SIZE, *args)
 
-    def track_graph_bytes(self, cells, case, method, context):
+    def track_graph_bytes(self, *args):
         return self.cell["graph_bytes"]
 
     track_graph_bytes.unit = "bytes"
@@ -48,15 +50,15 @@ class Compute(CellSuite):
     rounds = 1
     warmup_time = 0
 
-    def setup(self, cells, case, method, context):
-        cell = suite.cell_for(cells, selection.COMPUTE, case, method, context)
-        self.prepared = suite.PreparedCell(cell, case, method, context)
+    def setup(self, *args):
+        cell = suite.cell_for(selection.COMPUTE, *args)
+        self.prepared = suite.PreparedCell(cell, *args[-3:])
 
-    def teardown(self, cells, case, method, context):
+    def teardown(self, *args):
         # asv tears down even when setup said "n/a"
         prepared = getattr(self, "prepared", None)
         if prepared is not None:
             prepared.close()
 
-    def time_compute(self, cells, case, method, context):
+    def time_compute(self, *args):
         self.prepared.compute()

@@ -7,7 +7,7 @@ the same in every environment; a cell that does not apply says so in
 
 Outcomes and graph sizes come from the harness run of this environment (the
 outcome sidecar, path in ``PICKLEMATRIX_SIDECAR``), made just before ``asv run``
-against the same shared cluster. ``time_compute`` times the compute call for
+against the same shared cluster; without one, asv's ``setup_cache`` runs the corpus. ``time_compute`` times the compute call for
 real, in the benchmark process, against that cluster (``PICKLEMATRIX_SCHEDULER``):
 one cluster per environment, never one per cell.
 """
@@ -65,31 +65,45 @@ def params():
 PARAM_NAMES = ["case", "method", "context"]
 
 
-def load_cells() -> dict:
-    """{"family/case|method|context": cell dict} for this environment.
-
-    From the outcome sidecar that ``nox -s matrix`` wrote just before ``asv run``;
-    when asv runs on its own (no sidecar: e.g. asv's built-in environments),
-    the corpus is run here, on a LocalCluster of its own.
-    """
-    path = os.environ.get(SIDECAR_VAR)
-    if path:
-        with open(path) as f:
-            cells = json.load(f)["cells"]
-    else:
-        from .cluster import Cluster
-        from .runner import run_corpus
-
-        with Cluster() as cluster:
-            run = run_corpus(list(cases().values()), list(METHODS), list(CONTEXTS), cluster=cluster,
-                             progress=False)
-        cells = [c.to_json() for c in run.cells]
+def _by_key(cells: list) -> dict:
     return {f"{c['family']}/{c['case']}|{c['method']}|{c['context']}": c for c in cells}
 
 
-def cell_for(cache: dict, benchmark: str, case: str, method: str, context: str) -> dict:
-    """The sidecar's cell for this benchmark; ``NotImplementedError`` (asv's n/a) if it cannot measure it."""
-    cell = cache.get(f"{case}|{method}|{context}")
+def _read_sidecar(path: str) -> dict:
+    with open(path) as f:
+        return _by_key(json.load(f)["cells"])
+
+
+# With a sidecar (nox -s matrix), its cells are read when this module is imported. asv imports it
+# once in its forkserver and forks a process per benchmark and cell: each finds them in memory. (Through
+# asv's setup_cache, each would unpickle them from a file, and asv would start one more process, which
+# imports dask and distributed, only to read the sidecar; the benchmarks then have no setup_cache.)
+SIDECAR_CELLS = _read_sidecar(os.environ[SIDECAR_VAR]) if os.environ.get(SIDECAR_VAR) else None
+
+
+def load_cells() -> dict:
+    """{"family/case|method|context": cell dict} for this environment, with no sidecar: asv on its own.
+
+    asv's ``setup_cache`` calls this (e.g. in asv's built-in environments): the
+    corpus is run here, on a LocalCluster of its own.
+    """
+    from .cluster import Cluster
+    from .runner import run_corpus
+
+    with Cluster() as cluster:
+        run = run_corpus(list(cases().values()), list(METHODS), list(CONTEXTS), cluster=cluster, progress=False)
+    return _by_key([c.to_json() for c in run.cells])
+
+
+def cell_for(benchmark: str, *args) -> dict:
+    """The cell a benchmark measures; ``NotImplementedError`` (asv's n/a) if it cannot measure it.
+
+    ``args`` are what asv passes the benchmark: ``case, method, context``, after ``setup_cache``'s
+    cells when there is no sidecar.
+    """
+    cells = SIDECAR_CELLS if SIDECAR_CELLS is not None else args[0]
+    case, method, context = args[-3:]
+    cell = cells.get(f"{case}|{method}|{context}")
     reason = why_not(benchmark, cell)
     if reason is not None:
         raise NotImplementedError(f"{case} [{method} @{context}] {reason}")
