@@ -193,3 +193,33 @@ def test_the_runner_leaves_its_log_dir_only_when_a_dead_cell_left_output(cluster
         os.unlink(log)
     assert cells[1].detail.startswith("cell did not bind")  # its own detail first, then where its output is
     os.rmdir(runner.log_dir)
+
+
+def test_a_cell_process_ends_before_the_next_cell_starts(cluster, fixture_cases, tmp_path):
+    """A cell's process closes its client after sending its result, while the harness checks the
+    cluster; the next cell waits for it. Here its client's close takes 2 s."""
+    from picklematrix.corpus import load_corpus
+    from picklematrix.runner import CellRunner
+
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "slow_close.py").write_text(
+        'CASE = {"family": "outcomes", "summary": "a client whose close takes 2 s", "expect": "pass"}\n'
+        "import time\n"
+        "import dask\n"
+        "client.close = lambda *args, **kwargs: time.sleep(2)\n"
+        "result = dask.delayed(sum)([1, 2])\n"
+        "expected = 3\n")
+    (slow_close,), problems = load_corpus([str(tmp_path / "cases")])
+    assert not problems, problems
+    runner = CellRunner(cluster)
+    try:
+        assert runner.run(slow_close, "dask.compute").outcome == oc.PASS
+        first = runner.ending
+        assert first is not None and first.exitcode is None  # still closing its client
+        assert runner.run(fixture_cases["plain_pass"], "dask.compute").outcome == oc.PASS
+        assert first.exitcode == 0  # waited for before the next cell started
+        assert runner.run(slow_close, "Client.compute").outcome == oc.PASS
+        last = runner.ending
+    finally:
+        runner.close()
+    assert last.exitcode == 0  # close waits too

@@ -206,6 +206,15 @@ class Cluster:
         has dropped them, the cluster is not whole yet.
         """
         deadline = time.monotonic() + grace
+        if self.owned:
+            # The scheduler is in this process: wait for the cell's tasks to clear there (a cell's
+            # process releases them as it closes its client, which may still be going on), checking
+            # often and cheaply, before asking the workers (a round trip) whether any still runs one.
+            scheduler = self.local_cluster.scheduler
+            # (list(): copied without letting the scheduler's thread in between)
+            while (scheduler.tasks or any(ws.processing for ws in list(scheduler.workers.values()))) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.002)
         while True:
             state = self.state(gone)
             problems = []

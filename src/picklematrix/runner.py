@@ -134,6 +134,9 @@ class CellRunner:
         self.env = environment_versions()
         self.versions = flat_versions(self.env)
         self.kernel = None
+        # A cell process that has sent its result and is closing its client: reaped when the next
+        # cell starts (see _reap), so that its ending overlaps this cell's health check.
+        self.ending = None
         self.kernel_starts = 0
         self.kernel_startup_seconds: list = []
 
@@ -154,6 +157,7 @@ class CellRunner:
 
     def run(self, case: Case, method: str, context: str = "script") -> CellResult:
         t0 = time.perf_counter()
+        self._reap()  # no cell starts before the previous cell's process has ended
         cell = self._run(case, method, context)
         cell.wall_seconds = time.perf_counter() - t0
         return cell
@@ -224,6 +228,8 @@ class CellRunner:
                     detail = "cell process died" if _has_output(log_path) else "cell process died without output"
                 cell = result(outcome=oc.HARNESS_ERROR, root_cause=cause, detail=detail)
                 needs_restart = bool(answer.get("submitted"))
+        if cell.outcome == oc.HARNESS_ERROR:
+            self._reap()  # its output is complete before it is looked at
         # A cell's output is kept only where a harness error may need it, and only if there is some;
         # a kept file is named in the cell's detail.
         if log_path and cell.outcome == oc.HARNESS_ERROR and _has_output(log_path):
@@ -319,7 +325,14 @@ class CellRunner:
             return state, "during the compute call" if r == "died" else None, r == "timeout", None
         return state, None, False, None
 
+    def _reap(self):
+        """Wait for the cell process that is ending (killed if it has not within 10 s)."""
+        proc, self.ending = self.ending, None
+        if proc is not None:
+            _end(proc, kill=False)
+
     def close(self):
+        self._reap()
         if self.kernel is not None:
             self.kernel_starts = self.kernel.starts
             self.kernel_startup_seconds = self.kernel.startup_seconds
@@ -378,12 +391,21 @@ class CellRunner:
         finally:
             reader.close()
             if timed_out or state.get("event") != "result":
-                proc.kill()
-            proc.join(10)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(5)
+                _end(proc, kill=True)
+            else:
+                # Its result is in; it closes its client and exits while the harness checks the
+                # cluster's health. The next cell waits for it (_reap).
+                self.ending = proc
         return state, proc.exitcode, timed_out, log_path
+
+
+def _end(proc, *, kill: bool) -> None:
+    if kill:
+        proc.kill()
+    proc.join(10)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(5)
 
 
 def _has_output(path: str) -> bool:
