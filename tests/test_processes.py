@@ -84,3 +84,29 @@ def test_a_health_check_just_after_a_worker_died_does_not_wait_on_it(cluster):
         waited = time.monotonic() - started
         assert health.ok, health.problems
         assert waited < 15, f"health() took {waited:.1f} s"
+
+
+def test_a_worker_that_does_not_answer_costs_a_health_check_seconds_not_a_connect_timeout(cluster):
+    # A worker process that is stuck (here: stopped) is still listed by the scheduler; asking it
+    # whether it runs a task would wait out distributed's 30 s connect timeout, at every check.
+    import signal
+    import time
+
+    import threading
+
+    pids = cluster.client.run(os.getpid)
+    pid = pids[sorted(pids)[0]]
+    found = []
+    check = threading.Thread(target=lambda: found.append(cluster.health(grace=3)), daemon=True)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        check.start()
+        check.join(20)  # (without the bound, it waited on the stopped worker for good)
+        waited = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    check.join(60)
+    assert waited < 10, f"health() took {waited:.1f} s"
+    assert "a worker did not answer" in found[0].problems, found[0].problems
+    assert cluster.health(grace=10).ok

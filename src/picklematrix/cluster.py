@@ -13,6 +13,7 @@ problems are reported instead.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -30,6 +31,11 @@ class Health:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+# How long a health check waits for the workers' answer before asking again (a healthy answer takes
+# milliseconds; a worker that has just died, but is still listed, would not answer for 30 s).
+ANSWER_WITHIN = 2.0
 
 
 def _scheduler_state():
@@ -173,7 +179,7 @@ class Cluster:
             except OSError:
                 pass
 
-    def state(self, gone: tuple = ()) -> dict:
+    def state(self, gone: tuple = (), answer_within: float = ANSWER_WITHIN) -> dict:
         """The scheduler's view, and how many worker threads still run a task.
 
         ``gone``: workers just killed. They are not asked: the scheduler may
@@ -181,7 +187,9 @@ class Cluster:
         distributed's connect timeout (30 s) before failing. Without ``gone``
         the scheduler picks the workers itself, when it handles the request:
         a list read here a moment earlier could hold a worker that has died
-        since, with the same wait.
+        since, with the same wait. Still, the scheduler itself may not have
+        noticed a death yet: if the workers have not all answered within
+        ``answer_within`` seconds, ``state["unanswered"]`` says so.
         """
         if self.owned:
             state = _scheduler_state()(self.local_cluster.scheduler)
@@ -191,13 +199,25 @@ class Cluster:
         try:
             if gone:
                 alive = [a for a in state["addresses"] if a not in gone]
-                busy = self.client.run(_busy_threads(), workers=alive) if alive else {}
+                busy = self._ask_workers(alive, answer_within) if alive else {}
             else:
-                busy = self.client.run(_busy_threads())
+                busy = self._ask_workers(None, answer_within)
             state["executing"] = sum(busy.values())
+        except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11
+            state["executing"] = 0
+            state["unanswered"] = True
         except Exception:
             state["executing"] = 0
         return state
+
+    def _ask_workers(self, workers, within: float) -> dict:
+        """{worker: threads running a task}, or ``TimeoutError`` after ``within`` seconds.
+
+        A worker that died a moment ago may still be listed by the scheduler, and a message to it
+        waits out distributed's connect timeout (30 s) before failing: the scheduler drops it
+        meanwhile, and the caller asks again.
+        """
+        return self.client.sync(self.client._run, _busy_threads(), workers=workers, callback_timeout=within)
 
     def health(self, *, grace: float = 3.0, gone: tuple = ()) -> Health:
         """Idle and whole? Waits up to ``grace`` seconds for a just-ended cell's tasks to clear.
@@ -216,8 +236,10 @@ class Cluster:
                     and time.monotonic() < deadline:
                 time.sleep(0.002)
         while True:
-            state = self.state(gone)
+            state = self.state(gone, answer_within=min(ANSWER_WITHIN, max(0.5, deadline - time.monotonic())))
             problems = []
+            if state.get("unanswered"):
+                problems.append("a worker did not answer")
             lingering = set(gone) & set(state["addresses"])
             if state["workers"] - len(lingering) < self.n_workers:
                 problems.append(f"{state['workers'] - len(lingering)} of {self.n_workers} workers connected")
