@@ -7,9 +7,10 @@ the same in every environment; a cell that does not apply says so in
 
 Outcomes and graph sizes come from the harness run of this environment (the
 outcome sidecar, path in ``PICKLEMATRIX_SIDECAR``), made just before ``asv run``
-against the same shared cluster; without one, asv's ``setup_cache`` runs the corpus. ``time_compute`` times the compute call for
-real, in the benchmark process, against that cluster (``PICKLEMATRIX_SCHEDULER``):
-one cluster per environment, never one per cell.
+against the same shared cluster; without one, asv's ``setup_cache`` runs the
+corpus. ``time_compute`` times the compute call for real, in the benchmark
+process, against that cluster (``PICKLEMATRIX_SCHEDULER``): one cluster per
+environment, never one per cell.
 """
 
 from __future__ import annotations
