@@ -44,7 +44,8 @@ def _scheduler_state():
             "workers": len(dask_scheduler.workers),
             "addresses": sorted(dask_scheduler.workers),
             "tasks": len(dask_scheduler.tasks),
-            "processing": sum(len(ws.processing) for ws in dask_scheduler.workers.values()),
+            # list(): copied in one step, without the scheduler's thread changing the dict midway
+            "processing": sum(len(ws.processing) for ws in list(dask_scheduler.workers.values())),
         }
 
     return state
@@ -230,10 +231,11 @@ class Cluster:
             # The scheduler is in this process: wait for the cell's tasks to clear there (a cell's
             # process releases them as it closes its client, which may still be going on), checking
             # often and cheaply, before asking the workers (a round trip) whether any still runs one.
-            scheduler = self.local_cluster.scheduler
-            # (list(): copied without letting the scheduler's thread in between)
-            while (scheduler.tasks or any(ws.processing for ws in list(scheduler.workers.values()))) \
-                    and time.monotonic() < deadline:
+            read = _scheduler_state()
+            while time.monotonic() < deadline:
+                now = read(self.local_cluster.scheduler)
+                if not (now["tasks"] or now["processing"]):
+                    break
                 time.sleep(0.002)
         while True:
             state = self.state(gone, answer_within=min(ANSWER_WITHIN, max(0.5, deadline - time.monotonic())))
