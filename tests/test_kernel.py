@@ -111,3 +111,22 @@ def test_a_killed_kernel_costs_one_cell(krunner, fixture_cases):
     assert cell.outcome == oc.RAN_LOCALLY
     assert cell.root_cause["type"] == "KernelDied"
     assert krunner.run(fixture_cases["plain_pass"], "dask.compute", "kernel").outcome == oc.PASS
+
+
+def test_kernel_reports_samples_without_progress_messages_between_them(krunner, fixture_cases, cluster):
+    """Printed: the clock events and the result, in order; where the work went: in the events file."""
+    from picklematrix.kernel import COMPUTE_CELL, PREPARE_CELL
+
+    assert krunner.run(fixture_cases["plain_pass"], "Client.compute", "kernel").outcome == oc.PASS
+    kernel = krunner.kernel
+    events_path = os.path.join(kernel.tmp, "events-test.jsonl")
+    assert kernel.execute(PREPARE_CELL.format(address=cluster.address, default=True), 30).status == "ok"
+    assert kernel.execute(fixture_cases["plain_pass"].source, 30).status == "ok"
+    reply = kernel.execute(COMPUTE_CELL.format(method="Client.compute", case="plain_pass", timeout=30, samples=3,
+                                               events_path=events_path), 60)
+    assert reply.status == "ok"
+    assert [e["event"] for e in reply.events] == ["compute-start", "sample", "sample", "result"]
+    assert len(reply.result_event["samples"]) == 3 and reply.result_event["submitted"]
+    with open(events_path) as f:
+        written = [json.loads(line)["event"] for line in f]
+    assert written == ["compute-start", "submitted", "sent", "result"]

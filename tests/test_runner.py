@@ -223,3 +223,21 @@ def test_a_cell_process_ends_before_the_next_cell_starts(cluster, fixture_cases,
     finally:
         runner.close()
     assert last.exitcode == 0  # close waits too
+
+
+def test_timing_samples_after_the_first_time_the_call_alone(cluster):
+    """Where the work went is reported during the first call only; the further samples time the bare call."""
+    import dask
+    from distributed import Client
+
+    from picklematrix.cell import compute_phase
+
+    events = []
+    with Client(cluster.address, set_as_default=True, timeout=30) as client:
+        ns = {"result": dask.delayed(sum)([1, 2, 3]), "expected": 6}
+        result = compute_phase(ns, client, "Client.compute", case_id="c", context="script", timeout=30,
+                               samples=3, emit=events.append)
+    assert result["outcome"] == oc.PASS and len(result["samples"]) == 3
+    assert [e["event"] for e in events] == ["compute-start", "submitted", "sent", "sample", "sample"]
+    # and the result says where the work went too (a kernel reports it to the harness only there)
+    assert result["submitted"] and result["sent"] and result["graph_bytes"] == events[2]["graph_bytes"]
