@@ -241,3 +241,27 @@ def test_timing_samples_after_the_first_time_the_call_alone(cluster):
     assert [e["event"] for e in events] == ["compute-start", "submitted", "sent", "sample", "sample"]
     # and the result says where the work went too (a kernel reports it to the harness only there)
     assert result["submitted"] and result["sent"] and result["graph_bytes"] == events[2]["graph_bytes"]
+
+
+def test_each_timing_sample_computes_the_cell_again(cluster, tmp_path):
+    """A sample must not find the previous call's result still held (the same graph has the same keys)."""
+    import dask
+    from distributed import Client
+
+    from picklematrix.cell import compute_phase
+
+    runs = tmp_path / "runs"
+
+    def task(path):
+        with open(path, "a") as f:  # on a worker: once per time the task really runs
+            f.write("ran\n")
+        return 1
+
+    for method in ("Client.compute", "dask.compute"):
+        runs.write_text("")
+        with Client(cluster.address, set_as_default=True, timeout=30) as client:
+            ns = {"result": dask.delayed(task, pure=True)(str(runs)), "expected": 1}
+            result = compute_phase(ns, client, method, case_id="c", context="script", timeout=30, samples=5,
+                                   emit=lambda event: None)
+        assert result["outcome"] == oc.PASS and len(result["samples"]) == 5
+        assert runs.read_text().count("ran") == 5, method

@@ -1,34 +1,50 @@
 """What asv's benchmark processes do with a cell (picklematrix.suite), outside asv."""
 
 import json
+import os
 import subprocess
 import sys
 
 from .conftest import ROOT
 
+CASE = '''CASE = {"family": "timing", "summary": "Counts the times its task runs", "expect": "pass"}
+import dask
+
+
+def task(path):
+    with open(path, "a") as f:
+        f.write("ran\\\\n")
+    return 1
+
+
+result = dask.delayed(task, pure=True)(RUNS)
+expected = 1
+'''
+
+# what asv does in a benchmark process: setup before each sample, then the timed call
 SCRIPT = """
-import json, sys
-from picklematrix import selection, suite
-cell = {"family": "functions", "case": "lambda_square", "method": "Client.compute", "context": "script",
+import json
+from picklematrix import suite
+cell = {"family": "timing", "case": "counted", "method": "Client.compute", "context": "script",
         "outcome": "pass", "detail": None}
-args = ("functions/lambda_square", "Client.compute", "script")
-# what asv does: setup before each sample, then the timed call
 prepared = []
 for _ in range(3):
-    prepared.append(suite.prepared_cell(cell, *args))
+    prepared.append(suite.prepared_cell(cell, "timing/counted", "Client.compute", "script"))
     prepared[-1].compute()
-print(json.dumps({"same": all(p is prepared[0] for p in prepared),
-                  "clients": len({id(p.client) for p in prepared})}))
+print(json.dumps({"same": all(p is prepared[0] for p in prepared)}))
 """
 
 
-def test_asv_samples_of_a_cell_share_one_client_and_definition(cluster):
-    """asv re-runs setup before every sample; the samples still repeat the call on one client,
-    as the harness's samples do, instead of timing a fresh client's first call each time."""
-    import os
-
-    env = dict(os.environ, PICKLEMATRIX_SCHEDULER=cluster.address, PICKLEMATRIX_ONLY="functions/lambda_square")
+def test_asv_samples_of_a_cell_share_one_client_and_each_computes_it(cluster, tmp_path):
+    """asv re-runs setup before every sample; the samples still repeat the call on one client, as the
+    harness's samples do, and each computes the cell anew (none finds the last one's result held)."""
+    runs = tmp_path / "runs"
+    runs.write_text("")
+    (tmp_path / "cases" / "timing").mkdir(parents=True)
+    (tmp_path / "cases" / "timing" / "counted.py").write_text(CASE.replace("RUNS", repr(str(runs))))
+    env = dict(os.environ, PICKLEMATRIX_SCHEDULER=cluster.address, PICKLEMATRIX_CASES=str(tmp_path / "cases"))
     proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.splitlines()[-1]) == {"same": True, "clients": 1}
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"same": True}
+    assert runs.read_text().count("ran") == 3

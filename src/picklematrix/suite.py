@@ -25,8 +25,8 @@ import sys
 import dask  # noqa: F401
 import distributed  # noqa: F401
 
-from . import cell as _cell  # noqa: F401
 from . import preload as _preload  # noqa: F401 - and what every process's first Client does
+from .cell import settle
 from .corpus import BUILTIN_CASES, CONTEXTS, load_corpus, select
 from .methods import METHODS
 from .selection import why_not
@@ -150,7 +150,8 @@ def prepared_cell(cell: dict, case_key: str, method: str, context: str) -> "Prep
     samples still share one client and one definition of the cell, as the
     harness's own samples do (in the kernel context and in a script cell's
     process): the first sample is a fresh client's first call, the others
-    repeat the call. A client per sample would time only first calls, so
+    repeat the call, each once the client has released the last one's
+    result (``cell.settle``). A client per sample would time only first calls, so
     the script context's timings would not compare with the kernel's, and
     each sample would cost a connect and a close more. The client is not
     closed: the benchmark process ends right after its samples (asv ends it
@@ -160,6 +161,8 @@ def prepared_cell(cell: dict, case_key: str, method: str, context: str) -> "Prep
     prepared = _PREPARED.get(key)
     if prepared is None:
         prepared = _PREPARED[key] = PreparedCell(cell, case_key, method, context)
+    else:
+        settle(prepared.client)  # the last sample's futures released: this one computes again
     return prepared
 
 
