@@ -239,8 +239,7 @@ def test_timing_samples_after_the_first_time_the_call_alone(cluster):
                                samples=3, emit=events.append)
     assert result["outcome"] == oc.PASS and len(result["samples"]) == 3
     assert [e["event"] for e in events] == ["compute-start", "submitted", "sent", "sample", "sample"]
-    # and the result says where the work went too (a kernel reports it to the harness only there)
-    assert result["submitted"] and result["sent"] and result["graph_bytes"] == events[2]["graph_bytes"]
+    assert result["graph_bytes"] == events[2]["graph_bytes"]
 
 
 def test_each_timing_sample_computes_the_cell_again(cluster, tmp_path):

@@ -258,10 +258,6 @@ def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: 
     pickle_logger.addHandler(capture)
     tap = _Tap(client, emit)
 
-    def result(**fields):
-        # where the work went, in the result too: a kernel reports it to the harness only there
-        return _result(case_id, method_name, context, submitted=tap.submitted, sent=tap.sent, **fields)
-
     try:
         targets_cluster = method.targets_cluster(client)
         emit({"event": "compute-start", "targets_cluster": targets_cluster})
@@ -272,17 +268,18 @@ def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: 
         except BaseException as e:  # noqa: BLE001 - SystemExit from a local task counts too
             elapsed = time.perf_counter() - start
             if isinstance(e, ComputeTimeout):
-                return result(outcome=oc.TIMEOUT, seconds=elapsed,
-                              graph_bytes=tap.graph_bytes if tap.sent else None, detail=str(e))
+                return _result(case_id, method_name, context, outcome=oc.TIMEOUT, seconds=elapsed,
+                               graph_bytes=tap.graph_bytes if tap.sent else None, detail=str(e))
             outcome = oc.classify_failure(e, submitted=tap.submitted or targets_cluster, sent=tap.sent)
             cause = oc.root_cause(e, capture.exceptions)
-            return result(outcome=outcome, root_cause=oc.describe(cause), seconds=elapsed, samples=[elapsed],
-                          graph_bytes=tap.graph_bytes if tap.sent else None,
-                          detail=f"{type(e).__name__} from {method_name}")
+            return _result(case_id, method_name, context, outcome=outcome, root_cause=oc.describe(cause),
+                           seconds=elapsed, samples=[elapsed], graph_bytes=tap.graph_bytes if tap.sent else None,
+                           detail=f"{type(e).__name__} from {method_name}")
         times.append(time.perf_counter() - start)
         submitted, sent, graph_bytes = tap.submitted, tap.sent, tap.graph_bytes
         # The further samples time the method's call alone: where the work went is known by now,
-        # and reporting it again (a message to the harness per step) would be timed with it.
+        # and reporting it again (a message to the harness per step; a flushed print in a kernel)
+        # would be timed with it.
         tap.remove()
 
         ok, check_failure = _check(ns, value)
@@ -305,8 +302,9 @@ def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: 
                 method.call(ns["result"], client, timeout)
                 times.append(time.perf_counter() - t0)
         times_sorted = sorted(times)
-        return result(outcome=outcome, root_cause=cause, seconds=times_sorted[len(times_sorted) // 2],
-                      samples=times, graph_bytes=graph_bytes if sent else None, detail=detail)
+        return _result(case_id, method_name, context, outcome=outcome, root_cause=cause,
+                       seconds=times_sorted[len(times_sorted) // 2], samples=times,
+                       graph_bytes=graph_bytes if sent else None, detail=detail)
     finally:
         pickle_logger.removeHandler(capture)
         tap.remove()
@@ -360,20 +358,6 @@ def run_cell(request: dict, conn) -> None:
 
 
 KERNEL_MARK = "\x1epicklematrix-event "
-# How a kernel reports each event: (written to the events file, printed, print flushed). The events
-# before and during a timed compute call are reported without a flushed print: one waits on the kernel's
-# output thread, and on a 2-core VM the compute calls after it were timed 2-3x slower than back to back
-# (kernel samples about 23 ms, script samples 7 ms, for the same cell). Unflushed, ipykernel's own thread
-# sends them within its flush interval (0.2 s), so the harness's clock for a sample starts that much
-# later at most. The harness reads the events file when the kernel dies or hangs, and needs nothing
-# there but where the work went; otherwise the result event says it too.
-_KERNEL_EVENTS = {
-    "compute-start": (True, True, False),
-    "submitted": (True, False, False),
-    "sent": (True, False, False),
-    "sample": (False, True, False),
-}
-_KERNEL_RESULT = (True, True, True)
 
 
 def kernel_reset() -> None:
@@ -412,11 +396,10 @@ def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: i
     """Called by the harness inside a Jupyter kernel, after the case's cell ran there.
 
     Events and the result go to stdout as marked JSON lines: the harness reads
-    them from the kernel's iopub stream. Those that say where the work went
-    are appended to ``events_path`` (only there, when it is given): a write to
-    a file is done when ``write`` returns, while output on iopub is lost if
-    the task kills the kernel before zmq sends it. Which event goes where,
-    and which print is flushed: ``_KERNEL_EVENTS``.
+    them from the kernel's iopub stream, as they are printed. They are also
+    appended to ``events_path``: a write to a file is done when ``write``
+    returns, while output on iopub is lost if the task kills the kernel
+    before zmq sends it.
     """
     import json
 
@@ -424,17 +407,12 @@ def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: i
     ns = shell.user_ns
 
     def emit(event):
-        to_file, printed, flushed = _KERNEL_EVENTS.get(event.get("event"), _KERNEL_RESULT)
+        sys.__stdout__.flush()
         line = json.dumps(event, default=str)
-        if events_path and to_file:
+        if events_path:
             with open(events_path, "a") as f:
                 f.write(line + "\n")
-        elif not events_path:
-            printed = True
-        if flushed:
-            sys.__stdout__.flush()
-        if printed:
-            print(KERNEL_MARK + line, flush=flushed)
+        print(KERNEL_MARK + line, flush=True)
 
     client = ns.get("client")
     result = compute_phase(ns, client, method_name, case_id=case_id, context="kernel", timeout=timeout,
