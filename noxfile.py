@@ -258,6 +258,35 @@ def compile_packages(python: str) -> str | None:
     return None if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["?"])[-1]
 
 
+def _editable_stamp(python: str) -> Path:
+    return Path(python).parents[1] / "picklematrix-editable.txt"
+
+
+def _editable_wanted() -> str:
+    import hashlib
+
+    return f"{ROOT}\n{hashlib.sha256((ROOT / 'pyproject.toml').read_bytes()).hexdigest()}\n"
+
+
+def installed_editable(python: str) -> bool:
+    """The env has this checkout installed editable, from this pyproject.toml: no reinstall needed.
+
+    uv rebuilds an editable install every time it is asked for one (a setuptools build: 2-3 s a
+    session, where checking the pinned packages takes a tenth of a second). Installed from another
+    checkout, or by other means, or before pyproject.toml changed: installed again.
+    """
+    stamp = _editable_stamp(python)
+    if not stamp.exists() or stamp.read_text() != _editable_wanted():
+        return False
+    for found in Path(python).parents[1].glob("lib/python*/site-packages/picklematrix-*.dist-info/direct_url.json"):
+        try:
+            url = json.loads(found.read_text())
+        except (OSError, ValueError):
+            return False
+        return url.get("url") == ROOT.as_uri() and bool(url.get("dir_info", {}).get("editable"))
+    return False
+
+
 def installed_versions(python: str) -> dict:
     return json.loads(subprocess.run([python, "-c", VERSIONS_PROBE], capture_output=True, text=True, check=True).stdout)
 
@@ -311,9 +340,12 @@ def matrix_impl(session, env, replica: int = 1):
         machine = f"{machine}-rep{replica}"
     python = str(Path(session.virtualenv.location) / "bin" / "python")
 
+    this_checkout = [] if installed_editable(python) else ["-e", str(ROOT)]
     install = subprocess.run(
-        [_uv(), "pip", "install", "-p", python, *env.requirements(), *MATRIX.common_packages, "-e", str(ROOT)],
+        [_uv(), "pip", "install", "-p", python, *env.requirements(), *MATRIX.common_packages, *this_checkout],
         capture_output=True, text=True)
+    if install.returncode == 0 and this_checkout:
+        _editable_stamp(python).write_text(_editable_wanted())
     if install.returncode != 0:
         where = record_env_error(env, commit, machine, "install", install.stderr or install.stdout)
         session.error(f"{env.env_id}: cannot install {' '.join(env.requirements())}:\n"
