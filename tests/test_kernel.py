@@ -113,7 +113,6 @@ def test_a_killed_kernel_costs_one_cell(krunner, fixture_cases):
     assert krunner.run(fixture_cases["plain_pass"], "dask.compute", "kernel").outcome == oc.PASS
 
 
-
 def test_kernel_samples_after_the_first_have_no_progress_messages(krunner, fixture_cases, cluster):
     """As in a script cell's process: where the work went is reported during the first call only."""
     from picklematrix.kernel import COMPUTE_CELL, PREPARE_CELL

@@ -257,7 +257,6 @@ def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: 
     pickle_logger = logging.getLogger("distributed.protocol")
     pickle_logger.addHandler(capture)
     tap = _Tap(client, emit)
-
     try:
         targets_cluster = method.targets_cluster(client)
         emit({"event": "compute-start", "targets_cluster": targets_cluster})

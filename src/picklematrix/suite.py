@@ -146,16 +146,14 @@ _PREPARED: dict = {}
 def prepared_cell(cell: dict, case_key: str, method: str, context: str) -> "PreparedCell":
     """The cell ``Compute`` times, connected and defined once per benchmark process.
 
-    asv re-runs ``setup`` (and ``teardown``) around every timing sample. The
-    samples still share one client and one definition of the cell, as the
-    harness's own samples do (in the kernel context and in a script cell's
-    process): the first sample is a fresh client's first call, the others
-    repeat the call, each once the client has released the last one's
-    result (``cell.settle``). A client per sample would time only first calls, so
-    the script context's timings would not compare with the kernel's, and
-    each sample would cost a connect and a close more. The client is not
-    closed: the benchmark process ends right after its samples (asv ends it
-    with ``os._exit``) and the scheduler then drops the client.
+    asv re-runs ``setup`` (and ``teardown``) around every timing sample. The samples still share one
+    client and one definition of the cell, as the harness's own samples do (in the kernel context
+    and in a script cell's process): the first sample is a fresh client's first call, the others
+    repeat the call, each once the client has released the last one's result (``cell.settle``). A
+    client per sample would time only first calls, so the script context's timings would not compare
+    with the kernel's, and each sample would cost a connect and a close more. The client is not
+    closed: the benchmark process ends right after its samples (asv ends it with ``os._exit``) and
+    the scheduler then drops the client.
     """
     key = (case_key, method, context)
     prepared = _PREPARED.get(key)
