@@ -278,13 +278,13 @@ def installed_editable(python: str) -> bool:
     stamp = _editable_stamp(python)
     if not stamp.exists() or stamp.read_text() != _editable_wanted():
         return False
-    for found in Path(python).parents[1].glob("lib/python*/site-packages/picklematrix-*.dist-info/direct_url.json"):
-        try:
-            url = json.loads(found.read_text())
-        except (OSError, ValueError):
-            return False
-        return url.get("url") == ROOT.as_uri() and bool(url.get("dir_info", {}).get("editable"))
-    return False
+    found = next(Path(python).parents[1].glob("lib/python*/site-packages/picklematrix-*.dist-info/direct_url.json"),
+                 None)
+    try:
+        url = json.loads(found.read_text()) if found else {}
+    except (OSError, ValueError):
+        return False
+    return url.get("url") == ROOT.as_uri() and bool(url.get("dir_info", {}).get("editable"))
 
 
 def installed_versions(python: str) -> dict:
