@@ -86,6 +86,35 @@ def test_kernel_cells_classify_like_script_cells(krunner, fixture_cases):
     assert krunner.run(fixture_cases["no_result_bound"], "dask.compute", "kernel").outcome == oc.HARNESS_ERROR
 
 
+def test_a_kernel_cell_is_done_before_its_client_has_closed(krunner, fixture_cases, tmp_path):
+    """As in the script context, the client closes while the harness checks the cluster, and the next
+    case starts only once it has: here the close takes 2 s and then leaves a file."""
+    from picklematrix.corpus import load_corpus
+
+    closed = tmp_path / "closed"
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "slow_close.py").write_text(
+        'CASE = {"family": "outcomes", "summary": "a client whose close takes 2 s", "expect": "pass"}\n'
+        "import time\n"
+        "import dask\n"
+        f"client.close = lambda *args, **kwargs: (time.sleep(2), open({str(closed)!r}, 'a').write('x'))\n"
+        "result = dask.delayed(sum)([1, 2])\n"
+        "expected = 3\n")
+    (tmp_path / "cases" / "after_close.py").write_text(
+        'CASE = {"family": "outcomes", "summary": "runs after the slow close", "expect": "pass"}\n'
+        "import dask\n"
+        f"assert open({str(closed)!r}).read() == 'x', 'the last client is not closed (once) yet'\n"
+        "result = dask.delayed(sum)([3, 4])\n"
+        "expected = 7\n")
+    cases, problems = load_corpus([str(tmp_path / "cases")])
+    assert not problems, problems
+    after_close, slow_close = sorted(cases, key=lambda c: c.case_id)
+    assert krunner.run(slow_close, "Client.compute", "kernel").outcome == oc.PASS
+    assert not closed.exists()  # still closing
+    cell = krunner.run(after_close, "dask.compute", "kernel")
+    assert cell.outcome == oc.PASS, cell  # its cell ran once the close was done, and it was done once
+
+
 def test_notebook_model_captures_the_namespace_on_old_pydantic(krunner, fixture_cases):
     if installed_version("pydantic") >= "2.9":
         pytest.fail("needs pydantic < 2.9 (nox -s tests installs 2.8.2)")

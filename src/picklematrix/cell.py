@@ -18,6 +18,7 @@ import logging
 import operator
 import os
 import sys
+import threading
 import time
 import types
 import weakref
@@ -358,11 +359,18 @@ def run_cell(request: dict, conn) -> None:
 
 KERNEL_MARK = "\x1epicklematrix-event "
 
+# The last kernel cell's client, closing in a thread of the kernel (see kernel_compute), and how long
+# the next case's kernel_reset waits for that close (it gives ``close`` 5 s).
+_closing: tuple | None = None
+CLOSE_WAIT = 10.0
+
 
 def kernel_reset() -> None:
     """Called by the harness inside a Jupyter kernel before each case: a fresh notebook.
 
-    Closes the previous case's ``client``, then does what ``%reset -f`` does
+    Waits until the previous case's ``client`` has closed (``kernel_compute``
+    closes it in a thread), or closes it (a case that did not get as far as
+    its compute cell), then does what ``%reset -f`` does
     (``InteractiveShell.reset(new_session=False)``: namespace, output cache,
     aliases) except its full ``gc.collect()``, which costs more than the rest of
     a cell (about 60 ms with dask, distributed and pydantic loaded); the
@@ -373,9 +381,15 @@ def kernel_reset() -> None:
     import __future__
     import gc
 
+    global _closing
+    closed = None
+    if _closing is not None:
+        thread, closed = _closing
+        _closing = None
+        thread.join(CLOSE_WAIT)
     shell = get_ipython()  # noqa: F821 - only ever called inside an IPython kernel
     old = shell.user_ns.get("client")
-    if old is not None and type(old).__module__.startswith("distributed"):
+    if old is not None and old is not closed and type(old).__module__.startswith("distributed"):
         try:
             old.close(timeout=5)
         except Exception:
@@ -417,11 +431,20 @@ def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: i
     result = compute_phase(ns, client, method_name, case_id=case_id, context="kernel", timeout=timeout,
                            samples=samples, emit=emit)
     emit(result)
-    # as the script context's process does once its result is sent
-    try:
-        client.close(timeout=5)
-    except Exception:
-        pass
+    # As the script context's process does once its result is sent, the client closes while the harness
+    # checks the cluster: in a thread, so that this cell is done now. The next case's kernel_reset
+    # waits for it before anything else runs in the kernel.
+    global _closing
+
+    def close():
+        try:
+            client.close(timeout=5)
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=close, name="picklematrix-close-client", daemon=True)
+    thread.start()
+    _closing = (thread, client)
 
 
 def _short_repr(value, limit=200) -> str:

@@ -41,8 +41,9 @@ PREPARE_CELL = (
     "from distributed import Client\n"
     "client = Client({address!r}, set_as_default={default}, timeout=30)"
 )
-# After the case's own cell: the compute method runs inside the kernel; the
-# client is closed once the result is out.
+# After the case's own cell: the compute method runs inside the kernel; once
+# the result is out, the client closes in a thread of the kernel while the
+# harness checks the cluster (the next preparing cell waits for it).
 COMPUTE_CELL = (
     "import picklematrix.cell as _picklematrix_cell\n"
     "_picklematrix_cell.kernel_compute({method!r}, case_id={case!r}, timeout={timeout!r}, samples={samples!r},\n"
