@@ -31,6 +31,7 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from picklematrix.corpus import ABSENT  # noqa: E402
 from picklematrix.matrix import VERSIONS_PROBE, MatrixError, asv_env_name, load_matrix  # noqa: E402
 from picklematrix.selection import ASV_TIMED_CONTEXTS, SAMPLES, asv_patterns  # noqa: E402
 
@@ -359,7 +360,7 @@ def matrix_impl(session, env, replica: int = 1):
                 " ".join(f"{k}={v}" for k, v in found["versions"].items()))
     wrong = [f"{name} {found['versions'].get(name)} (pinned {version})"
              for name, version in env.pins().items() if found["versions"].get(name) != version]
-    if env.pydantic == "none" and found["versions"].get("pydantic"):
+    if env.pydantic == ABSENT and found["versions"].get("pydantic"):
         wrong.append(f"pydantic {found['versions']['pydantic']} (pinned: absent)")
     if not found["python"].startswith(env.python + "."):
         wrong.append(f"python {found['python']} (pinned {env.python})")

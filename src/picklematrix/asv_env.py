@@ -18,6 +18,7 @@ import json
 from asv import util
 from asv.environment import EnvironmentUnavailable, ExistingEnvironment
 
+from .corpus import ABSENT
 from .matrix import VERSIONS_PROBE, asv_env_name, asv_requirements
 
 class PicklematrixEnvironment(ExistingEnvironment):
@@ -39,4 +40,4 @@ class PicklematrixEnvironment(ExistingEnvironment):
 
     @property
     def name(self):
-        return asv_env_name(self._python, {k: (None if v == "none" else v) for k, v in self._requirements.items()})
+        return asv_env_name(self._python, {k: (None if v == ABSENT else v) for k, v in self._requirements.items()})

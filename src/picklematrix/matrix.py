@@ -15,6 +15,8 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from .corpus import ABSENT  # the one spelling of "not installed" in files people write and read
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -22,8 +24,6 @@ except ModuleNotFoundError:  # Python 3.10
 
 MATRIX_FILE = Path(__file__).resolve().parents[2] / "matrix.toml"
 AXES = ("python", "cloudpickle", "dask", "pydantic")
-ID_PREFIX = {"cloudpickle": "cp", "dask": "dask", "pydantic": "pyd", "python": "py"}
-NONE = "none"  # a pydantic axis value: not installed
 ENV_ID = re.compile(r"^cp(?P<cloudpickle>[^-]+)-dask(?P<dask>[^-]+)-pyd(?P<pydantic>[^-]+)-py(?P<python>[^-]+)$")
 
 
@@ -43,9 +43,9 @@ class Env:
         return f"cp{self.cloudpickle}-dask{self.dask}-pyd{self.pydantic}-py{self.python}"
 
     def pins(self) -> dict:
-        """Distribution -> exact version (pydantic absent when 'none')."""
+        """Distribution -> exact version (pydantic left out when absent)."""
         out = {"cloudpickle": self.cloudpickle, "dask": self.dask, "distributed": self.dask}
-        if self.pydantic != NONE:
+        if self.pydantic != ABSENT:
             out["pydantic"] = self.pydantic
         return out
 
@@ -65,7 +65,7 @@ class Exclusion:
     def matches(self, env: Env) -> bool:
         for axis, spec in self.conditions.items():
             value = getattr(env, axis)
-            if value == NONE:
+            if value == ABSENT:
                 return False
             if not _spec(spec).contains(Version(value), prereleases=True):
                 return False
@@ -135,7 +135,7 @@ def asv_env_name(python_version: str, versions: dict) -> str:
 
 def asv_requirements(versions: dict) -> dict:
     """Installed versions as asv "requirements": shown as filters in the asv report."""
-    return {name: (versions.get(name) or NONE) for name in ("cloudpickle", "dask", "distributed", "pydantic")}
+    return {name: (versions.get(name) or ABSENT) for name in ("cloudpickle", "dask", "distributed", "pydantic")}
 
 
 def _spec(text: str) -> SpecifierSet:
@@ -178,7 +178,7 @@ def load_matrix(path: str | Path = MATRIX_FILE) -> Matrix:
             bad(f"[axes] {axis} must be a non-empty list of versions")
             continue
         for v in values:
-            if axis == "pydantic" and v == NONE:
+            if axis == "pydantic" and v == ABSENT:
                 continue
             if not isinstance(v, str) or "-" in v:
                 bad(f"[axes] {axis}: {v!r} is not a version string")

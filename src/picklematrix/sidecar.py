@@ -1,0 +1,143 @@
+"""The outcome sidecar (``*.outcomes``): the one module that writes, reads and validates it.
+
+asv keeps no exception text, so each asv result file has a sidecar next to it holding the harness's cells
+(outcome, expectation, root cause, samples, ...) and the run's head (env versions, cluster, broken cases).
+Writers go through :class:`SidecarWriter`; readers through :func:`read`. Standard library only: this runs
+inside every matrix environment as well as in the report's.
+
+A file is ``{"format": 1, <head fields>, "complete": bool, "cells": [cell, ...]}``; ``docs/results.md``
+describes the fields. Every write replaces the whole file atomically (write a private temporary file in the
+same directory, then ``os.replace``): a reader never sees half a file, whatever stops the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT = 1
+SUFFIX = ".outcomes"
+CELL_FIELDS = ("case", "family", "method", "context", "outcome")
+
+
+class SidecarError(Exception):
+    """A sidecar cannot be written or read; the message names the file and what to do."""
+
+
+def cell_key(cell: dict) -> str:
+    """``family/case|method|context``: how asv's benchmark parameters and the report name one cell."""
+    return f"{cell['family']}/{cell['case']}|{cell['method']}|{cell['context']}"
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step; the directory is created if needed."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise SidecarError(f"cannot write {path}: {e.strerror or e}; choose a results directory you can "
+                           "write to (PICKLEMATRIX_RESULTS=DIR, or --json PATH)") from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class SidecarWriter:
+    """Writes one run's sidecar: the head once, then after every cell, then complete.
+
+    The file is rewritten after every cell (``complete: false`` until :meth:`finish`), so a harness that dies
+    loses nothing already measured. Each cell is serialized once, when it is added: rewriting costs a join.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, head: dict):
+        self.path = None if path is None else Path(path)
+        self.head = dict(head)
+        self._cells: list[str] = []
+
+    def add(self, cell: dict) -> None:
+        self._cells.append(json.dumps(cell))
+        self._write(complete=False)
+
+    def finish(self, **head) -> None:
+        """Mark the run complete, adding ``head``'s fields (e.g. ``timing``) to the head."""
+        self.head.update(head)
+        self._write(complete=True)
+
+    def _write(self, *, complete: bool) -> None:
+        if self.path is None:
+            return
+        head = {k: v for k, v in self.head.items() if k not in ("cells", "complete", "format")}
+        text = json.dumps({"format": FORMAT, **head, "complete": complete}, indent=1)
+        # the head as json.dumps writes it, its closing brace replaced by the already serialized cells
+        text = text[: text.rindex("}")].rstrip() + ',\n "cells": [\n' + ",\n".join(self._cells) + "\n ]\n}\n"
+        write_atomic(self.path, text)
+
+
+@dataclass
+class Sidecar:
+    """One sidecar as read: its head, its valid cells, and what was wrong with the rest."""
+
+    path: Path
+    head: dict
+    cells: list = field(default_factory=list)
+    complete: bool = True
+    malformed: int = 0  # cells left out: missing fields or an unknown outcome
+
+    @property
+    def env(self) -> dict:
+        return self.head.get("env") or {}
+
+    @property
+    def python(self) -> str | None:
+        return self.env.get("python")
+
+    @property
+    def versions(self) -> dict:
+        return dict(self.env.get("versions") or {})
+
+    def by_key(self) -> dict:
+        """{``family/case|method|context``: cell}."""
+        return {cell_key(c): c for c in self.cells}
+
+
+def _valid_cell(cell, outcomes) -> bool:
+    return (isinstance(cell, dict) and all(isinstance(cell.get(k), str) for k in CELL_FIELDS)
+            and (outcomes is None or cell["outcome"] in outcomes))
+
+
+def read(path: str | os.PathLike, *, outcomes=None) -> Sidecar:
+    """Read and validate a sidecar.
+
+    Raises :class:`SidecarError` for a file that cannot be used at all (missing, unreadable, truncated, not a
+    sidecar, a newer format). A partial run (``complete: false``) and malformed cells are not errors: they are
+    reported on the returned :class:`Sidecar` (``complete``, ``malformed``) for the caller to name.
+    ``outcomes``: the known outcome names; a cell with another outcome counts as malformed.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SidecarError(f"{path}: cannot read the outcome sidecar: {e.strerror or e}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise SidecarError(f"{path}: not valid JSON (truncated? the harness may have been killed while an "
+                           f"older version wrote it): {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise SidecarError(f"{path}: not an outcome sidecar (no 'cells' list)")
+    version = data.get("format", FORMAT)
+    if not isinstance(version, int) or version > FORMAT:
+        raise SidecarError(f"{path}: sidecar format {version!r} is newer than this picklematrix reads "
+                           f"({FORMAT}); upgrade picklematrix")
+    head = {k: v for k, v in data.items() if k not in ("cells", "complete", "format")}
+    valid = [c for c in data["cells"] if _valid_cell(c, outcomes)]
+    return Sidecar(path=path, head=head, cells=valid, complete=bool(data.get("complete", True)),
+                   malformed=len(data["cells"]) - len(valid))
