@@ -1,19 +1,36 @@
 """The corpus loader and validator, and expectation resolution (no cluster needed)."""
 
+import shutil
 import textwrap
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
+from picklematrix import requirements_check
 from picklematrix.corpus import (
     BUILTIN_CASES,
     Case,
+    CorpusError,
+    builtin_path,
+    case_files,
     expected_outcome,
     load_corpus,
+    version_condition,
+    version_matches,
 )
+from picklematrix.matrix import MATRIX_FILE, MatrixError, load_matrix, parse_env_id
 from picklematrix.methods import METHODS
 from picklematrix.outcomes import OUTCOMES
 
-from .conftest import BROKEN_CASES, run_cli
+from .conftest import BROKEN_CASES, ROOT, run_cli
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 
 def _problems_by_file(problems):
@@ -121,3 +138,213 @@ def test_expectation_resolution(rules, method, want):
 def test_outcome_vocabulary_is_fixed():
     assert OUTCOMES == ("pass", "wrong-result", "serialize-error", "deserialize-error", "task-error",
                         "ran-locally", "timeout", "worker-died", "not-applicable", "harness-error")
+
+
+# --------------------------------------------------------------------------- where the corpus is, and an empty one
+
+def test_corpus_under_a_hidden_directory_loads(tmp_path):
+    # pipx, `uv tool` and caches live under ~/.local and ~/.cache: only dot-names inside the corpus are skipped
+    root = tmp_path / ".cache" / "pm" / "cases"
+    shutil.copytree(BUILTIN_CASES, root)
+    (root / "functions" / ".ipynb_checkpoints").mkdir()
+    (root / "functions" / ".ipynb_checkpoints" / "lambda_square-checkpoint.py").write_text("CASE = {}\n")
+    (root / "functions" / "__pycache__").mkdir(exist_ok=True)
+    (root / "functions" / "__pycache__" / "stray.py").write_text("CASE = {}\n")
+    (root / "functions" / "_helpers.py").write_text("x = 1\n")
+    (root / ".hidden.py").write_text("CASE = {}\n")
+    cases, problems = load_corpus([root])
+    builtin, _ = load_corpus([BUILTIN_CASES])
+    assert not problems, "\n".join(map(str, problems))
+    assert sorted(c.case_id for c in cases) == sorted(c.case_id for c in builtin)
+    assert len(case_files(root)) == len(builtin)
+
+
+@pytest.mark.parametrize("layout", ["empty", "only_skipped"])
+def test_a_folder_without_case_files_is_an_error(tmp_path, layout):
+    d = tmp_path / "mine"
+    d.mkdir()
+    if layout == "only_skipped":
+        (d / ".ipynb_checkpoints").mkdir()
+        (d / ".ipynb_checkpoints" / "a.py").write_text("CASE = {}\n")
+        (d / "_helper.py").write_text("")
+        (d / "notes.txt").write_text("")
+    with pytest.raises(CorpusError) as err:
+        load_corpus([d])
+    assert str(d) in str(err.value) and "no case files" in str(err.value)
+    assert "<family>/<case_id>.py" in str(err.value) and "CASE = {...}" in str(err.value)
+    # one empty folder among good ones is still a mistake worth stopping for
+    with pytest.raises(CorpusError, match="no case files"):
+        load_corpus([BUILTIN_CASES, d])
+
+
+@pytest.mark.parametrize("command", [["cases"], ["cases", "--check"], ["run", "--no-progress"]])
+def test_cli_exits_2_on_an_empty_corpus(tmp_path, command):
+    proc = run_cli(*command, "--cases", str(tmp_path))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no case files" in proc.stderr and str(tmp_path) in proc.stderr
+    assert "no problems" not in proc.stdout
+
+
+def test_the_builtin_corpus_and_matrix_of_a_checkout_are_read_in_place():
+    # an editable install: edits to cases/ and matrix.toml show without reinstalling
+    assert builtin_path("cases") == BUILTIN_CASES == ROOT / "cases"
+    assert builtin_path("matrix.toml") == MATRIX_FILE == ROOT / "matrix.toml"
+    assert builtin_path("no-such-thing") is None
+
+
+# --------------------------------------------------------------------------- version conditions
+
+@pytest.mark.parametrize(
+    "condition, matching, not_matching",
+    [
+        # a bare version is its release series
+        ("2.9", ["2.9", "2.9.0", "2.9.2", "2.9.0rc1"], ["2.8.2", "2.10.0", "2.90"]),
+        ("3", ["3.0.0", "3.1.3"], ["2.2.1", "4.0"]),
+        ("3.11", ["3.11.7", "3.11"], ["3.1", "3.12.1"]),
+        ("2024.6.2", ["2024.6.2"], ["2024.6.20", "2026.8.0"]),
+        ("2.9.*", ["2.9.2"], ["2.8.2"]),
+        # a bare version with a pre/post/dev/local part is that version exactly
+        ("2.9.0rc1", ["2.9.0rc1"], ["2.9.0", "2.9.0rc2"]),
+        (">=2.9", ["2.9.0", "2.14.4"], ["2.8.2"]),
+        ("<2.9", ["2.8.2", "1.10.21"], ["2.9.0", "2.9.2"]),
+        ("~=2.9", ["2.9.2", "2.14.4"], ["2.8.2", "3.0"]),
+        ("!=2.9.1", ["2.9.2", "2.8.2"], ["2.9.1"]),
+        ("==2.9.2", ["2.9.2"], ["2.9.1"]),
+        (">=2.5,<2.9", ["2.5.0", "2.8.2"], ["2.4.0", "2.9.0"]),
+        (" >= 2.5 , < 2.9 ", ["2.8.2"], ["2.9.2"]),
+        ("2.9, !=2.9.1", ["2.9.0", "2.9.2"], ["2.9.1", "2.10.0"]),
+        ("absent", [None], ["2.9.2"]),
+    ],
+)
+def test_version_conditions_as_people_write_them(condition, matching, not_matching):
+    for v in matching:
+        assert version_matches(condition, v), (condition, v)
+    for v in not_matching:
+        assert not version_matches(condition, v), (condition, v)
+    if condition != "absent":
+        assert not version_matches(condition, None)  # a specifier never matches a package that is absent
+        assert isinstance(version_condition(condition), SpecifierSet)
+
+
+@pytest.mark.parametrize(
+    "condition, says",
+    [
+        ("=2.9", "write '==2.9'"),
+        ("<<2.9", "'<<2.9' is not a version specifier"),
+        (">=2.5,", "empty clause"),
+        ("", "empty clause"),
+        ("2.x", "'2.x' is not a version"),
+        ("~=2", "'~=2' is not a version specifier"),
+        (3.1, "float, not a string: quote it"),
+    ],
+)
+def test_bad_version_conditions_say_what_to_write(condition, says):
+    with pytest.raises(InvalidSpecifier) as err:
+        version_condition(condition)
+    assert says in str(err.value)
+    assert ">=2.5,<2.9" in str(err.value) or "=2.9" in str(err.value)
+
+
+def test_case_files_accept_every_condition_form(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "conditions.py").write_text(textwrap.dedent('''
+        CASE = {"family": "mine", "summary": "every form", "expect": "pass", "expect_when": [
+            [{"pydantic": "2.9"}, "task-error"],
+            [{"pydantic": "~=2.9"}, "task-error"],
+            [{"pydantic": ">=2.5,<2.9", "python": "3.11"}, "task-error"],
+            [{"cloudpickle": "!=3.1.0", "dask": "2024.6.2"}, "task-error"],
+            [{"pydantic": "absent"}, "not-applicable"],
+        ]}
+        import dask
+        result = dask.delayed(int)(1)
+        expected = 1
+    '''))
+    (case,), problems = load_corpus([tmp_path])
+    assert not problems
+
+    def want(**versions):
+        return expected_outcome(case, method="Client.compute", context="script", versions=dict(VERSIONS, **versions))
+
+    assert want(pydantic="2.9.2") == "task-error"  # 2.9 is the 2.9 series, not 2.9.0 alone
+    assert want(pydantic="2.8.2", python="3.11.7") == "task-error"
+    assert want(pydantic="2.8.2", python="3.12.1") == "pass"
+    assert want(pydantic=None) == "not-applicable"
+
+
+def test_matrix_exclusions_use_the_same_conditions(tmp_path):
+    axes = textwrap.dedent('''
+        [axes]
+        python = ["3.10", "3.11"]
+        cloudpickle = ["3.0.0"]
+        dask = ["2024.6.2"]
+        pydantic = ["2.8.2", "absent"]
+        [[exclude]]
+        python = "3.10"
+        pydantic = "2.8"
+        reason = "a bare version is its series, as in case files"
+        [[exclude]]
+        python = ">=3.11"
+        pydantic = "absent"
+        reason = "absent matches the env without pydantic"
+        [profiles.default]
+        baseline = "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11"
+        product = true
+    ''')
+    (tmp_path / "matrix.toml").write_text(axes)
+    m = load_matrix(tmp_path / "matrix.toml")
+    assert {e.env_id for e in m.profile("default").envs} == {
+        "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11", "cp3.0.0-dask2024.6.2-pydabsent-py3.10"}
+    assert "pydantic" not in parse_env_id("cp3.0.0-dask2024.6.2-pydabsent-py3.10").pins()
+    # TOML reads python = 3.10 as the number 3.1: refused, never misread
+    (tmp_path / "matrix.toml").write_text(axes.replace('python = "3.10"', "python = 3.10"))
+    with pytest.raises(MatrixError, match=r"\[\[exclude\]\] #1: python = 3.1: .*quote it"):
+        load_matrix(tmp_path / "matrix.toml")
+
+
+# --------------------------------------------------------------------------- declared requirements
+
+def _pyproject():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_declared_lower_bounds_admit_every_matrix_env():
+    # every matrix env installs this checkout next to its pins: a bound above a pin is unresolvable
+    deps = {Requirement(r).name: Requirement(r) for r in _pyproject()["project"]["dependencies"]}
+    for name in ("dask", "distributed", "cloudpickle", "packaging"):
+        assert name in deps, f"pyproject.toml does not declare {name}"
+    matrix = load_matrix()
+    for env in matrix.profile("full").envs:
+        for name, version in env.pins().items():
+            if name in deps:
+                assert deps[name].specifier.contains(version), f"{env.env_id}: {deps[name]} excludes {version}"
+    oldest = {a: min(matrix.axes[a], key=Version) for a in ("cloudpickle", "dask")}
+    assert str(deps["dask"].specifier) == str(deps["distributed"].specifier) == f">={oldest['dask']}"
+    assert str(deps["cloudpickle"].specifier) == f">={oldest['cloudpickle']}"
+    assert "tomli" in deps and deps["tomli"].marker.evaluate({"python_version": "3.10"})
+    assert not deps["tomli"].marker.evaluate({"python_version": "3.11"})
+    # the packages every env gets for the kernel context satisfy the kernel extra
+    common = {Requirement(r).name: Requirement(r) for r in matrix.common_packages}
+    for r in map(Requirement, _pyproject()["project"]["optional-dependencies"]["kernel"]):
+        pinned = str(common[r.name].specifier).removeprefix("==")
+        assert r.specifier.contains(pinned), f"matrix.toml's {common[r.name]} does not satisfy the kernel extra's {r}"
+
+
+def test_requirements_check_knows_the_extras_pyproject_declares():
+    extras = _pyproject()["project"]["optional-dependencies"]
+    for extra, names in requirements_check.EXTRAS.items():
+        declared = {canonicalize_name(Requirement(r).name) for r in extras[extra]}
+        assert declared == {canonicalize_name(n) for n in names}, extra
+
+
+def test_a_missing_extra_names_what_to_install(monkeypatch):
+    requirements_check.require("kernel", "the kernel context")  # the test env has them
+    monkeypatch.setitem(requirements_check.EXTRAS, "kernel", ("ipykernel", "no-such-distribution-pm"))
+    assert requirements_check.missing("kernel") == ["no-such-distribution-pm"]
+    with pytest.raises(requirements_check.MissingExtra) as err:
+        requirements_check.require("kernel", "the kernel context")
+    assert "the kernel context needs no-such-distribution-pm" in str(err.value)
+    assert 'pip install "picklematrix[kernel]"' in str(err.value)
+
+
+def test_the_console_command_is_the_cli():
+    assert _pyproject()["project"]["scripts"] == {"picklematrix": "picklematrix.cli:main"}

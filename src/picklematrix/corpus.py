@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import importlib.metadata
+import importlib.resources
 import os
 import platform
 from dataclasses import dataclass, field
@@ -38,8 +39,41 @@ CASE_KEYS = {
 }
 ABSENT = "absent"
 
-# The corpus shipped with the project: <repo>/cases.
-BUILTIN_CASES = Path(__file__).resolve().parents[2] / "cases"
+# Where a wheel carries the top-level cases/ and matrix.toml (hatch_build.py puts them there).
+BUILTIN_DIR = "builtin"
+# What a case file looks like, for errors about a corpus that has none.
+CASE_FILE_HINT = ("a case is <dir>/<family>/<case_id>.py with a literal CASE = {...} dict at the top "
+                  "(see docs/cases.md)")
+
+
+def builtin_path(name: str) -> Path | None:
+    """Where the project's own ``cases`` directory or ``matrix.toml`` is, or None if nowhere.
+
+    Installed from a wheel they are inside the package (``picklematrix/builtin/<name>``). Imported
+    from a checkout (an editable install, or ``src`` on ``sys.path`` as the noxfile does) they are
+    the checkout's top-level ones, read in place, so edits show without reinstalling.
+    """
+    package = importlib.resources.files(__package__)
+    if not isinstance(package, Path):  # imported from a zip: no directory to run cases from
+        return None
+    shipped = package / BUILTIN_DIR / name
+    if shipped.exists():
+        return shipped
+    # A checkout is recognised by its layout (<root>/src/picklematrix next to <root>/pyproject.toml),
+    # not assumed: an installed package two levels below anything must not pick up a stray cases/.
+    root = package.parent.parent
+    if package.parent.name == "src" and (root / "pyproject.toml").is_file() and (root / name).exists():
+        return root / name
+    return None
+
+
+def _builtin_or_where_expected(name: str) -> Path:
+    return builtin_path(name) or Path(str(importlib.resources.files(__package__))) / BUILTIN_DIR / name
+
+
+# The built-in corpus. When it is missing (a broken install) this still names where it was looked
+# for, so that load_corpus's "not a directory" error says where.
+BUILTIN_CASES = _builtin_or_where_expected("cases")
 
 
 @dataclass(frozen=True)
@@ -103,22 +137,48 @@ def _known_methods() -> tuple:
     return tuple(METHODS)
 
 
+def case_files(root: Path) -> list[Path]:
+    """The case files under ``root``, sorted.
+
+    Left out, judged by the path *relative to root* (a corpus may itself live under a hidden
+    directory such as ``~/.cache`` or ``~/.local``): anything under a directory whose name starts
+    with ``.`` (``.ipynb_checkpoints``, ``.git``) or ``__pycache__``, and files whose name starts
+    with ``.`` or ``_`` (helpers next to the cases).
+    """
+    out = []
+    for path in root.rglob("*.py"):
+        *folders, name = path.relative_to(root).parts
+        if name.startswith((".", "_")) or any(f.startswith(".") or f == "__pycache__" for f in folders):
+            continue
+        out.append(path)
+    return sorted(out)
+
+
 def load_corpus(dirs=None, *, method_names=None) -> tuple[list[Case], list[CaseProblem]]:
     """Every valid case under ``dirs`` (default: the built-in corpus), and every problem.
 
-    A broken case is reported and left out; the others still load.
+    A broken case is reported and left out; the others still load. Raises CorpusError when a
+    directory is missing or holds no case file at all: an empty corpus is a mistake (a wrong
+    path, a checkout without its cases), never a run with nothing to report.
     """
-    dirs = [Path(d) for d in (dirs or [BUILTIN_CASES])]
+    if not dirs:
+        if builtin_path("cases") is None:
+            raise CorpusError(f"the built-in corpus is not installed (looked for {BUILTIN_CASES}, and for cases/ "
+                              "in a checkout): reinstall picklematrix, or pass --cases DIR")
+        dirs = [BUILTIN_CASES]
+    dirs = [Path(d) for d in dirs]
     method_names = tuple(method_names) if method_names is not None else _known_methods()
     cases: list[Case] = []
     problems: list[CaseProblem] = []
     seen: dict[str, str] = {}
     for d in dirs:
         if not d.is_dir():
-            raise CorpusError(f"--cases {d}: not a directory (expected <dir>/<family>/<case_id>.py)")
-        for path in sorted(d.rglob("*.py")):
-            if path.name.startswith("_") or any(p.startswith(".") for p in path.parts):
-                continue
+            raise CorpusError(f"--cases {d}: not a directory ({CASE_FILE_HINT})")
+        files = case_files(d)
+        if not files:
+            raise CorpusError(f"--cases {d}: no case files in it ({CASE_FILE_HINT}; files and folders starting "
+                              "with '.' or '_' are skipped)")
+        for path in files:
             case, found = _load_case(path, d, method_names)
             problems.extend(found)
             if case is None:
@@ -259,13 +319,73 @@ def _rule_problems(rule, method_names) -> list[str]:
             out.append(f"unknown context {value!r} (known: {', '.join(CONTEXTS)})")
         elif key in VERSION_KEYS and value != ABSENT:
             try:
-                SpecifierSet(value)
-            except InvalidSpecifier:
-                out.append(f"bad version specifier {value!r} for {key!r} (e.g. '<2.9', '>=3.1.0', 'absent')")
+                version_condition(value)
+            except InvalidSpecifier as e:
+                out.append(f"bad version specifier {value!r} for {key!r}: {e}")
     return out
 
 
+_CONDITION_HELP = ("write a version (2.9: any 2.9.x), 'absent', or PEP 440 specifiers joined by commas "
+                   "(>=2.9, <2.9, ~=2.9, !=2.9.1, ==2.9.2, >=2.5,<2.9)")
+
+
+def version_condition(text: str) -> SpecifierSet:
+    """A version condition as people write it in case files and matrix.toml, as a SpecifierSet.
+
+    Comma-separated clauses, all of which must hold. A clause is a PEP 440 specifier (``>=2.9``,
+    ``<2.9``, ``~=2.9``, ``!=2.9.1``, ``==2.9.2``, ``==2.9.*``) or a bare version, which means that
+    release series: ``2.9`` is ``==2.9.*`` (2.9.0, 2.9.2, ...), ``3`` any 3.x, ``2024.6.2`` that
+    release (and any 2024.6.2.x). A bare version with a pre-, post-, dev- or local part
+    (``2.9.0rc1``) means exactly that version. (PEP 440 alone would read ``==2.9`` as 2.9.0 only,
+    which is never what ``"python": "3.11"`` means.) ``"absent"`` is not handled here: see
+    :func:`version_matches`. Raises InvalidSpecifier saying what is wrong and what to write.
+    """
+    if not isinstance(text, str):
+        raise InvalidSpecifier(f"{text!r} is a {type(text).__name__}, not a string: quote it; {_CONDITION_HELP}")
+    clauses = [c.strip() for c in text.split(",")]
+    if not all(clauses):
+        raise InvalidSpecifier(f"{text!r} has an empty clause; {_CONDITION_HELP}")
+    specifiers = []
+    for clause in clauses:
+        culprit = repr(clause) if len(clauses) == 1 else f"{clause!r} in {text!r}"
+        if clause[0].isdigit():
+            series = clause[:-2] if clause.endswith(".*") else clause
+            try:
+                version = Version(series)
+            except InvalidVersion:
+                raise InvalidSpecifier(f"{culprit} is not a version; {_CONDITION_HELP}") from None
+            exact = clause == series and (version.pre or version.post is not None or version.dev is not None
+                                          or version.local)
+            clause = f"=={clause}" if exact or clause != series else f"=={clause}.*"
+        elif clause.startswith("=") and not clause.startswith(("==", "===")):
+            raise InvalidSpecifier(f"{culprit}: write {'=' + clause!r}, or a bare version for its series")
+        try:
+            specifiers.append(SpecifierSet(clause))
+        except InvalidSpecifier:
+            raise InvalidSpecifier(f"{culprit} is not a version specifier; {_CONDITION_HELP}") from None
+    out = SpecifierSet()
+    for spec in specifiers:
+        out &= spec
+    return out
+
+
+def version_matches(condition: str, installed: str | None) -> bool:
+    """Does an installed version (None: not installed) meet a condition (see :func:`version_condition`)?
+
+    ``"absent"`` matches only a package that is not installed, and any other condition only one
+    that is. Pre-releases count as what they are a pre-release of. An installed version that is
+    not PEP 440 matches nothing.
+    """
+    if condition == ABSENT or installed is None:
+        return condition == ABSENT and installed is None
+    try:
+        return version_condition(condition).contains(Version(installed), prereleases=True)
+    except InvalidVersion:
+        return False
+
+
 def conditions_match(conditions: dict, *, method: str, context: str, versions: dict) -> bool:
+    """Do all of an ``expect_when`` rule's conditions hold for this cell?"""
     for key, value in conditions.items():
         if key == "method":
             if value != method:
@@ -273,19 +393,8 @@ def conditions_match(conditions: dict, *, method: str, context: str, versions: d
         elif key == "context":
             if value != context:
                 return False
-        else:
-            installed = versions.get(key)
-            if value == ABSENT:
-                if installed is not None:
-                    return False
-                continue
-            if installed is None:
-                return False
-            try:
-                if not SpecifierSet(value).contains(Version(installed), prereleases=True):
-                    return False
-            except InvalidVersion:
-                return False
+        elif not version_matches(value, versions.get(key)):
+            return False
     return True
 
 

@@ -12,17 +12,20 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import InvalidSpecifier
 from packaging.version import InvalidVersion, Version
 
-from .corpus import ABSENT  # the one spelling of "not installed" in files people write and read
+# ABSENT: the one spelling of "not installed" in files people write and read; exclusions are
+# version conditions exactly as case files write them.
+from .corpus import ABSENT, _builtin_or_where_expected, builtin_path, version_condition, version_matches
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-MATRIX_FILE = Path(__file__).resolve().parents[2] / "matrix.toml"
+# The project's matrix: the checkout's matrix.toml, or the copy a wheel carries (corpus.builtin_path).
+MATRIX_FILE = _builtin_or_where_expected("matrix.toml")
 AXES = ("python", "cloudpickle", "dask", "pydantic")
 ENV_ID = re.compile(r"^cp(?P<cloudpickle>[^-]+)-dask(?P<dask>[^-]+)-pyd(?P<pydantic>[^-]+)-py(?P<python>[^-]+)$")
 
@@ -63,13 +66,9 @@ class Exclusion:
     reason: str
 
     def matches(self, env: Env) -> bool:
-        for axis, spec in self.conditions.items():
-            value = getattr(env, axis)
-            if value == ABSENT:
-                return False
-            if not _spec(spec).contains(Version(value), prereleases=True):
-                return False
-        return True
+        """All of the entry's conditions hold for ``env`` (``pydantic = "absent"`` matches an env without it)."""
+        return all(version_matches(condition, None if getattr(env, axis) == ABSENT else getattr(env, axis))
+                   for axis, condition in self.conditions.items())
 
 
 @dataclass
@@ -138,19 +137,21 @@ def asv_requirements(versions: dict) -> dict:
     return {name: (versions.get(name) or ABSENT) for name in ("cloudpickle", "dask", "distributed", "pydantic")}
 
 
-def _spec(text: str) -> SpecifierSet:
-    text = text.strip()
-    if text and text[0].isdigit():
-        text = "==" + text
-    return SpecifierSet(text)
-
-
 def parse_env_id(env_id: str) -> Env | None:
     m = ENV_ID.match(env_id)
     return Env(**m.groupdict()) if m else None
 
 
-def load_matrix(path: str | Path = MATRIX_FILE) -> Matrix:
+def load_matrix(path: str | Path | None = None) -> Matrix:
+    """Read and validate a matrix file (default: the project's own, :data:`MATRIX_FILE`).
+
+    Raises MatrixError naming every bad entry; nothing is returned from an invalid file.
+    """
+    if path is None:
+        if builtin_path("matrix.toml") is None:
+            raise MatrixError(f"the built-in matrix is not installed (looked for {MATRIX_FILE}, and for matrix.toml "
+                              "in a checkout): reinstall picklematrix, or name a matrix file")
+        path = MATRIX_FILE
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -203,10 +204,12 @@ def load_matrix(path: str | Path = MATRIX_FILE) -> Matrix:
             if k not in AXES:
                 bad(f"{label}: unknown axis {k!r}")
                 continue
+            if k == "pydantic" and v == ABSENT:
+                continue
             try:
-                _spec(str(v))
-            except InvalidSpecifier:
-                bad(f"{label}: {k} = {v!r} is neither a version nor a specifier")
+                version_condition(v)  # a TOML number (python = 3.10, read as 3.1) is refused here, not misread
+            except InvalidSpecifier as e:
+                bad(f"{label}: {k} = {v!r}: {e}")
         exclusions.append(Exclusion(conditions, reason or ""))
 
     common = data.get("common", {}).get("packages", [])
