@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from picklematrix import pins  # noqa: E402
 from picklematrix.matrix import load_matrix  # noqa: E402
 from picklematrix.selection import ASV_TIMED_CONTEXTS, COMPUTE  # noqa: E402
 
@@ -115,7 +116,8 @@ def builtin_asv(work: Path, envs, only: str, matrix, cold: bool = False) -> floa
     for env_id in envs:
         e = matrix.env(env_id)
         req = {name: version for name, version in e.pins().items()}
-        req.update({"ipykernel": "6.29.5", "jupyter_client": "8.6.3", "packaging": "", "asv_runner": "0.3.2"})
+        # the harness's own packages, as nox -s matrix installs them (picklematrix.pins.ENV)
+        req.update(dict(requirement.split("==") for requirement in pins.ENV))
         include.append({"python": e.python, "req": req})
     conf = {
         "version": 1, "project": "picklematrix", "project_url": "https://pypi.org/project/dask/",
