@@ -1,0 +1,350 @@
+"""Recording one matrix env: which commit and machine, the harness run, asv on a shared cluster, the merge.
+
+``nox -s matrix`` calls :func:`record_env` once per env (and replica). Each env records into a private
+directory and its files join ``results/`` under a lock, so envs may record side by side (nox -j).
+A failure raises :class:`RecordingError` with a message that names the env and what to do; an env
+that cannot be built also leaves a ``<commit>-<env id>.env-error`` file in the results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import asvconf, envs
+from .matrix import asv_env_name
+from .selection import ASV_TIMED_CONTEXTS, SAMPLES, asv_patterns
+
+
+class RecordingError(Exception):
+    """This env was not (fully) recorded; the message says why and what to do."""
+
+
+# The commit a nox invocation records under is read once, when nox first loads the noxfile. Under
+# nox -j every session runs in a nox process of its own that loads it again: the environment hands
+# them the first reading.
+RUN_COMMIT_VAR = "_PICKLEMATRIX_RUN_COMMIT"
+
+
+def git(checkout: Path, *args) -> str:
+    return subprocess.run(["git", *args], cwd=checkout, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def remember_run_commit(checkout: Path) -> None:
+    """Note HEAD as this nox run's commit, unless a parent nox process did already."""
+    if RUN_COMMIT_VAR not in os.environ:
+        with contextlib.suppress(OSError, subprocess.CalledProcessError):
+            os.environ[RUN_COMMIT_VAR] = git(checkout, "rev-parse", "HEAD")
+            # (not a git checkout: recording_target says so when asked to record)
+
+
+def recording_target(checkout: Path) -> tuple[str, str]:
+    """(commit, machine) to record under.
+
+    A dirty tree is refused unless explicitly labelled (PICKLEMATRIX_DIRTY_LABEL); so is a HEAD that
+    moved since this nox run began (its results would describe two commits).
+    """
+    commit = os.environ.get(RUN_COMMIT_VAR)
+    try:
+        head = git(checkout, "rev-parse", "HEAD")
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise RecordingError(f"cannot read the harness commit (results are keyed by it): git rev-parse HEAD "
+                             f"failed in {checkout}: {e}") from None
+    if commit != head:
+        raise RecordingError(f"HEAD moved from {str(commit)[:8]} to {head[:8]} while this nox run was going: one "
+                             "run's results must describe one commit. Run nox again to record this env under the "
+                             "new one.")
+    machine = os.environ.get("PICKLEMATRIX_MACHINE") or socket.gethostname().split(".")[0]
+    dirty = git(checkout, "status", "--porcelain")
+    if dirty:
+        label = os.environ.get("PICKLEMATRIX_DIRTY_LABEL")
+        if not label:
+            raise RecordingError(
+                "refusing to record results from a tree with uncommitted changes (results are keyed by "
+                f"commit {commit[:8]}, which would not describe them):\n{dirty}\n"
+                "commit first, or set PICKLEMATRIX_DIRTY_LABEL=<label> to record under machine "
+                f"'{machine}-<label>'")
+        if not re.fullmatch(r"[A-Za-z0-9_.]+", label):
+            raise RecordingError(f"PICKLEMATRIX_DIRTY_LABEL={label!r}: use letters, digits, '_' and '.' only")
+        machine = f"{machine}-{label}"
+    return commit, machine
+
+
+def replicate_count() -> int:
+    """PICKLEMATRIX_REPLICATE=N records each env N times; copies 2..N go under machine "<machine>-rep<i>".
+
+    The copies are A/A pairs of the first recording (fresh harness run, fresh cluster, fresh asv run):
+    `nox -s review` counts the changes an A/A pair shows to tell noise from a real difference.
+    """
+    text = os.environ.get("PICKLEMATRIX_REPLICATE", "1")
+    if not text.isdigit() or int(text) < 1:
+        raise RecordingError(f"PICKLEMATRIX_REPLICATE={text!r}: use a whole number >= 1 (2 records an A/A pair)")
+    return int(text)
+
+
+# Unix socket paths have at most 107 bytes, and multiprocessing (distributed's forkserver workers),
+# asv's forkserver and the kernel's ZMQ sockets all put theirs under TMPDIR. nox points TMPDIR into
+# the session's venv dir, <checkout>/.nox/<session>/tmp: from an ordinary checkout path that is too
+# long, and the worker processes never start (the run hangs). The harness and asv get a short one.
+SHORT_TMP_BASES = ("/tmp", "/var/tmp")
+SHORT_TMP_MAX = 40  # leaves 67 bytes for e.g. pymp-XXXXXXXX/listener-XXXXXXXX below the private dir
+
+
+def short_tmp_base() -> str:
+    """A writable directory with a short path to make private temporary directories in."""
+    for base in (os.environ.get("TMPDIR"), *SHORT_TMP_BASES):
+        if base and len(base) <= SHORT_TMP_MAX and os.path.isdir(base) and os.access(base, os.W_OK | os.X_OK):
+            return base
+    raise RecordingError(f"no writable temporary directory with a path of at most {SHORT_TMP_MAX} characters "
+                         f"(tried TMPDIR, {', '.join(SHORT_TMP_BASES)}): Unix sockets need one; set TMPDIR")
+
+
+@contextlib.contextmanager
+def short_tmpdir():
+    """A private directory with a short path, for the TMPDIR of the harness and asv; removed afterwards.
+
+    Cell output the harness kept for a ``harness-error`` (``picklematrix-cells-*``, named in the cell's
+    detail) stays, and so does the directory holding it.
+    """
+    path = tempfile.mkdtemp(prefix="pm-", dir=short_tmp_base())
+    try:
+        yield path
+    finally:
+        for entry in Path(path).iterdir():
+            if entry.name.startswith("picklematrix-cells-") and entry.is_dir() and any(entry.iterdir()):
+                continue
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(path)  # not empty: kept cell output
+
+
+def process_env(python: str, tmpdir: str) -> dict:
+    """The environment of a process of the env ``python``'s venv: on PATH first, TMPDIR ``tmpdir``."""
+    venv = str(Path(python).parents[1])
+    return {**os.environ, "VIRTUAL_ENV": venv, "PATH": f"{venv}/bin{os.pathsep}{os.environ.get('PATH', '')}",
+            "TMPDIR": tmpdir}
+
+
+class SharedCluster:
+    """One cluster per environment, shared by asv's benchmark processes.
+
+    Started before the harness run (which owns a cluster of its own) so that it is up by the time
+    asv needs it; ``address`` waits for it.
+    """
+
+    def __init__(self, python: str, state_file: Path, env: dict | None = None):
+        self.state_file = state_file
+        state_file.unlink(missing_ok=True)
+        # The cluster's logs go to a file: a pipe nobody reads fills up, and
+        # then the scheduler and nannies block on their next log line.
+        self.log = state_file.with_suffix(".log")
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen([python, "-m", "picklematrix", "cluster", "--state-file", str(state_file)],
+                                         stdout=log, stderr=subprocess.STDOUT, env=env)
+        self._address = None
+
+    @property
+    def address(self) -> str:
+        if self._address is None:
+            deadline = time.monotonic() + 120
+            while not self.state_file.exists():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RecordingError(f"asv's cluster did not start (log {self.log}):\n"
+                                         f"{self.log.read_text()[-3000:]}")
+                time.sleep(0.05)
+            self._address = json.loads(self.state_file.read_text())["address"]
+        return self._address
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+@dataclass
+class Target:
+    """Where one recording of one env goes: ``results/<machine>/<commit[:8]>-...``."""
+
+    results: Path
+    commit: str
+    machine: str
+
+    def path(self, name: str, suffix: str) -> Path:
+        return self.results / self.machine / f"{self.commit[:8]}-{name}{suffix}"
+
+
+def record_env_error(target: Target, env, stage: str, message: str) -> Path:
+    """The ``.env-error`` file of an env that could not be built: the report shows it in the env's place."""
+    out = target.path(env.env_id, ".env-error")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"env": env.as_dict(), "commit": target.commit, "machine": target.machine,
+                               "stage": stage, "message": message[-20000:], "recorded": time.time()}, indent=1))
+    return out
+
+
+def merge_asv_results(stage: Path, results: Path, machine: str, result_name: str) -> None:
+    """Move one env's asv recording from its private results dir ``stage`` into ``results``.
+
+    asv rewrites ``benchmarks.json`` and ``<machine>/machine.json`` on every run, so envs running at
+    the same time (nox -j) each record into a dir of their own; here, one at a time, their files join
+    the shared one (the same corpus gives the same ``benchmarks.json``).
+    """
+    with envs.lock(results / ".merge.lock"):
+        (results / machine).mkdir(parents=True, exist_ok=True)
+        for rel in ("benchmarks.json", f"{machine}/machine.json", f"{machine}/{result_name}"):
+            tmp = results / f"{rel}.tmp-{os.getpid()}"
+            shutil.copyfile(stage / rel, tmp)
+            os.replace(tmp, results / rel)
+
+
+def asv_home(tmp: Path) -> dict:
+    """A HOME of this session's own for asv.
+
+    Every ``asv machine`` and ``asv run`` rewrites ``~/.asv-machine.json`` in place: two envs recording
+    at once (nox -j) would read each other's half-written file. git keeps the user's global config.
+    """
+    home = tmp / "asv-home"
+    home.mkdir(exist_ok=True)
+    env = {"HOME": str(home)}
+    gitconfig = Path.home() / ".gitconfig"
+    if gitconfig.exists():
+        env["GIT_CONFIG_GLOBAL"] = str(gitconfig)
+    return env
+
+
+def asv_knows_machine(asv_env: dict, machine: str) -> bool:
+    """``asv machine`` ran for this name in this asv HOME already (it costs a start of asv)."""
+    try:
+        known = json.loads((Path(asv_env["HOME"]) / ".asv-machine.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(known.get(machine), dict)
+
+
+def harness_command(python: str, env_id: str, sidecar: Path, commit: str, machine: str) -> list[str]:
+    """``python -m picklematrix run`` as nox -s matrix runs it, with PICKLEMATRIX_CASES and _ONLY applied.
+
+    Three timing samples per passing cell: asv takes them for the contexts it times, the harness for
+    the rest. PICKLEMATRIX_CASES (os.pathsep-separated dirs) replaces the built-in corpus.
+    """
+    args = [python, "-m", "picklematrix", "run", "--context", "all", "--samples", str(SAMPLES),
+            *(f"--samples={context}=1" for context in ASV_TIMED_CONTEXTS), "--json", str(sidecar),
+            "--env-id", env_id, "--commit", commit, "--machine", machine]
+    for d in (d for d in os.environ.get("PICKLEMATRIX_CASES", "").split(os.pathsep) if d):
+        args += ["--cases", d]
+    for g in (g for g in os.environ.get("PICKLEMATRIX_ONLY", "").split(",") if g):
+        args += ["--only", g]
+    return args
+
+
+def run_harness(command: list[str], env: dict, env_id: str, log) -> None:
+    """The harness run; exit 1 (surprises) is a finding, recorded like any other result."""
+    log(" ".join(command))
+    code = subprocess.run(command, env=env).returncode
+    if code not in (0, 1):
+        raise RecordingError(f"{env_id}: the harness exited with exit code {code} (2: bad input, e.g. a broken "
+                             "case file; see its output above)")
+
+
+def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path, scheduler: str,
+            asv_env: dict, log) -> int:
+    """``asv run`` of the cells of ``sidecar`` in ``python``'s env, on the cluster at ``scheduler``; its exit code.
+
+    ``tools`` is the tools venv's interpreter, ``asv_env`` the environment (HOME, TMPDIR) asv runs in.
+    """
+    if not asv_knows_machine(asv_env, target.machine):
+        proc = subprocess.run([tools, "-m", "asv", "machine", "--yes", "--machine", target.machine,
+                               "--config", str(config)], env=asv_env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RecordingError(f"asv machine --machine {target.machine} failed ({tools}):\n"
+                                 f"{(proc.stderr or proc.stdout)[-3000:]}")
+    # Only the cells each benchmark can measure (see picklematrix.selection): asv records the rest
+    # as n/a without starting a process for each, as their setup would have said.
+    patterns = asv_patterns(json.loads(sidecar.read_text())["cells"])
+    command = [tools, "-m", "asv", "run", "--config", str(config), "--environment", f"picklematrix:{python}",
+               "--set-commit-hash", target.commit, "--machine", target.machine, "--launch-method", "forkserver",
+               "--show-stderr"]
+    log(" ".join(command) + f" -b ... ({len(patterns)} cell selections)")
+    return subprocess.run(command + [arg for p in patterns for arg in ("-b", p)],
+                          env={**asv_env, "PICKLEMATRIX_SIDECAR": str(sidecar), "PICKLEMATRIX_SCHEDULER": scheduler}
+                          ).returncode
+
+
+def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Path, *, replica: int = 1,
+               force: bool = False, log=print, warn=print) -> None:
+    """Build ``env`` in the venv of ``python``, check its versions, run the corpus, record it with asv.
+
+    ``session_tmp`` keeps what outlives one recording (asv's HOME, its private results dir).
+    Raises :class:`RecordingError`; an env that cannot be built is also recorded as an ``.env-error``.
+    """
+    started = time.perf_counter()
+    commit, machine = recording_target(checkout)
+    if replica > 1:  # PICKLEMATRIX_REPLICATE: an A/A copy, see replicate_count()
+        machine = f"{machine}-rep{replica}"
+    target = Target(results, commit, machine)
+    try:
+        found = envs.prepare(env, python, checkout, warn=warn)
+    except envs.EnvError as e:
+        where = record_env_error(target, env, e.stage, str(e))
+        headline, _, detail = str(e).partition("\n")
+        raise RecordingError(f"{headline}\n{detail[-3000:]}\n(recorded in {where})".replace("\n\n", "\n")) from None
+    log(f"{env.env_id}: python {found['python']} " + " ".join(f"{k}={v}" for k, v in found["versions"].items()))
+    env_seconds = time.perf_counter() - started  # uv install (a no-op when warm) and the version check
+
+    name = asv_env_name(found["python"], found["versions"])
+    result_file, sidecar = target.path(name, ".json"), target.path(name, ".outcomes")
+    target.path(env.env_id, ".env-error").unlink(missing_ok=True)
+    if result_file.exists() and sidecar.exists() and not force:
+        log(f"{env.env_id}: already recorded for {commit[:8]} ({result_file.name}); --force re-records")
+        return
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    stage = session_tmp / "asv-results"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    config = asvconf.write_config(session_tmp / asvconf.CONFIG_NAME, checkout=checkout, results_dir=stage,
+                                  html_dir=asvconf.default_html_dir(checkout, results),
+                                  env_dir=session_tmp / "asv-env")
+    with short_tmpdir() as tmpdir:
+        run_env = process_env(python, tmpdir)
+        # The harness run starts and owns its cluster: it may replace workers or the whole cluster after
+        # a hung or killed cell. asv's benchmark processes (which only time cells that passed) share one
+        # cluster of this env, started now, while the harness runs, so that it is up when asv needs it.
+        with SharedCluster(python, session_tmp / "cluster.json", env=run_env) as cluster:
+            harness_started = time.perf_counter()
+            run_harness(harness_command(python, env.env_id, sidecar, commit, machine), run_env, env.env_id, log)
+            harness_seconds = time.perf_counter() - harness_started
+            asv_started = time.perf_counter()
+            tools = envs.tools_python(checkout)
+            asv_env = {**os.environ, "TMPDIR": tmpdir, **asv_home(session_tmp)}
+            code = run_asv(tools, python, config, target, sidecar, cluster.address, asv_env, log)
+    if not (stage / machine / result_file.name).exists():
+        raise RecordingError(f"{env.env_id}: asv wrote no {result_file.name} (in {stage / machine}): see its "
+                             "output above")
+    # asv exits non-zero when a benchmark failed; the others' results are kept all the same
+    merge_asv_results(stage, results, machine, result_file.name)
+    if code:
+        raise RecordingError(f"{env.env_id}: asv run exited with status {code} (a benchmark failed: see its output "
+                             f"above); what it did record is in {result_file.relative_to(results)}")
+    log(f"{env.env_id}: recorded {result_file.relative_to(results)} and {sidecar.name} in "
+        f"{time.perf_counter() - started:.1f} s (env {env_seconds:.1f} s, harness {harness_seconds:.1f} s, "
+        f"asv {time.perf_counter() - asv_started:.1f} s)")
