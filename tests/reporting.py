@@ -82,7 +82,7 @@ class Recorded:
 
     def copy(self, dest: Path) -> Path:
         """A private copy of the results, for tests that damage them."""
-        shutil.copytree(self.results, dest, ignore=shutil.ignore_patterns("reviews", "matrix.*"))
+        shutil.copytree(self.results, dest, ignore=shutil.ignore_patterns("reviews", "table.*"))
         return dest
 
 
@@ -166,7 +166,7 @@ class Published:
     site: Path
     results: Path
     proc: subprocess.CompletedProcess
-    matrix: dict
+    table: dict
 
 
 def published(tmp_path_factory) -> Published:
@@ -175,13 +175,13 @@ def published(tmp_path_factory) -> Published:
         return _MEMO["published"]
     rec = recorded(tmp_path_factory)
     results = rec.copy(tmp_path_factory.mktemp("published") / "results")
-    review = subprocess.run([sys.executable, "-m", "picklematrix.review", "--results", str(results),
+    review = subprocess.run([sys.executable, "-m", "picklematrix.report.review", "--results", str(results),
                              "--change", "pydantic=2.8.2..2.9.2", "--quiet"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert review.returncode == 0, review.stdout + review.stderr
     site = results.parent / "html"
     proc = subprocess.run([sys.executable, "-m", "picklematrix.report", "--results", str(results), "--html",
                            str(site)], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-    matrix = json.loads((results / "matrix.json").read_text()) if (results / "matrix.json").exists() else {}
-    _MEMO["published"] = Published(site, results, proc, matrix)
+    table = json.loads((results / "table.json").read_text()) if (results / "table.json").exists() else {}
+    _MEMO["published"] = Published(site, results, proc, table)
     return _MEMO["published"]

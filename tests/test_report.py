@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from picklematrix import report as rp
+from picklematrix.report import assets, render
+from picklematrix.report.asv_site import asv_graph_url
 
 from .conftest import ROOT
 from .reporting import BROKEN, A, B, published, recorded
@@ -43,17 +44,17 @@ def _case(matrix, key):
 @pytest.mark.slow
 def test_report_builds_and_exits_0(pub):
     assert pub.proc.returncode == 0, pub.proc.stdout + pub.proc.stderr
-    for name in ("index.html", "matrix.html", "matrix.md", "matrix.json", "graphs", "index.json"):
+    for name in ("index.html", "matrix.html", "table.md", "table.json", "graphs", "index.json"):
         assert (pub.site / name).exists(), name
-    assert (pub.results / "matrix.md").exists() and (pub.results / "matrix.json").exists()
+    assert (pub.results / "table.md").exists() and (pub.results / "table.json").exists()
 
 
 @pytest.mark.slow
 def test_asv_pages_load_nothing_from_other_hosts(pub):
     index = (pub.site / "index.html").read_text()
-    assert rp.remote_loads(index) == []
+    assert assets.remote_loads(index) == []
     assert "cdnjs" not in index and "cdn.jsdelivr" not in index and "code.jquery" not in index
-    for asset in rp.WEB_ASSETS:
+    for asset in assets.WEB_ASSETS:
         local = pub.site / "vendor" / asset.package.dirname / asset.path
         assert local.is_file() and local.stat().st_size > 1000, local
         assert f'src="vendor/{asset.package.dirname}/{asset.path}"' in index or \
@@ -66,12 +67,12 @@ def test_asv_pages_load_nothing_from_other_hosts(pub):
     assert 'src="vendor/jquery-3.3.1/dist/jquery.min.js" integrity="sha256-FgpCb/' in index
     assert '<li id="nav-li-matrix"><a href="matrix.html">' in index
     for page in pub.site.rglob("*.html"):
-        assert rp.remote_loads(page.read_text()) == [], page
+        assert assets.remote_loads(page.read_text()) == [], page
 
 
 @pytest.mark.slow
-def test_matrix_json_holds_the_envs_the_error_and_the_flip(pub, rec):
-    m = pub.matrix
+def test_table_json_holds_the_envs_the_error_and_the_flip(pub, rec):
+    m = pub.table
     assert m["commit"] == rec.commit
     keys = [e["env_id"] for e in m["environments"]]
     assert keys[0] == A and _env(m, A)["baseline"]  # the baseline first
@@ -95,10 +96,10 @@ def test_matrix_json_holds_the_envs_the_error_and_the_flip(pub, rec):
 
 
 @pytest.mark.slow
-def test_matrix_md_is_a_compact_summary(pub):
-    md = (pub.results / "matrix.md").read_text()
-    assert len(md) < rp.MD_LIMIT
-    assert md.startswith("## picklematrix outcome matrix")
+def test_table_md_is_a_compact_summary(pub):
+    md = (pub.results / "table.md").read_text()
+    assert len(md) < render.MD_LIMIT
+    assert md.startswith("## picklematrix outcome table")
     assert f"`{BROKEN}` | could not be built (install)" in md
     differs = md.split("### Cells whose outcome differs between environments")[1].split("###")[0]
     row = next(line for line in differs.splitlines() if "toplevel_model" in line and "Client.compute @ kernel" in line)
@@ -109,18 +110,19 @@ def test_matrix_md_is_a_compact_summary(pub):
 @pytest.mark.slow
 def test_exception_text_is_escaped_everywhere(pub):
     """Root causes are real text like "<function pickle_a_local_lambda.<locals>.<lambda> at 0x...>"."""
-    m = pub.matrix
+    m = pub.table
     cells = [v for env in _case(m, "escaping/pickle_local_lambda")["cells"].values() for v in env.values() if v]
     messages = [v["root_cause"]["message"] for v in cells if v.get("root_cause")]
     assert any("<locals>" in msg and "<lambda>" in msg for msg in messages), messages
     html = (pub.site / "matrix.html").read_text()
     assert "<locals>" not in html and "<lambda>" not in html
     assert "&lt;locals&gt;.&lt;lambda&gt;" in html
-    md = (pub.results / "matrix.md").read_text()
+    md = (pub.results / "table.md").read_text()
     for line in md.splitlines():
-        # in markdown, angle brackets only ever appear inside code spans
+        # in markdown, an angle bracket outside a code span is always escaped the markdown way ("\<")
         outside = re.sub(r"(`+).*?\1", "", line)
-        assert "<" not in outside, line
+        assert not re.search(r"(?<!\\)<", outside), line
+        assert "&lt;" not in line, line
 
 
 @pytest.mark.slow
@@ -129,7 +131,7 @@ def test_matrix_page_links_reviews_and_asv_graphs(pub):
     assert f'href="reviews/{A}..{B}.html"' in html  # the baseline review, made by the report
     assert (pub.site / "reviews" / f"{A}..{B}.html").exists()
     assert "review vs baseline" in html
-    graph = rp.asv_graph_url("cells.Outcome.track_outcome", "pydantic/toplevel_model")
+    graph = asv_graph_url("cells.Outcome.track_outcome", "pydantic/toplevel_model")
     assert graph == "index.html#cells.Outcome.track_outcome?p-case=%27pydantic%2Ftoplevel_model%27"
     assert f'href="{graph}"' in html
     benchmarks = json.loads((pub.results / "benchmarks.json").read_text())
@@ -168,7 +170,7 @@ def test_bad_and_foreign_results_are_named_and_the_rest_is_built(rec, tmp_path):
 
     proc = report_cli(results, tmp_path / "html", "--commit", rec.commit[:8])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    m = json.loads((results / "matrix.json").read_text())
+    m = json.loads((results / "table.json").read_text())
     problems = {p["file"]: p["message"] for p in m["problems"]}
     assert "not a loadable asv result" in problems[str(a_json)]
     assert "without its asv result" in problems[str(b_json.with_suffix(".outcomes"))]
@@ -207,29 +209,41 @@ def test_every_cdn_file_of_asvs_page_has_a_pinned_copy():
     index = (Path(asv.__file__).parent / "www" / "index.html").read_text()
     urls = set(re.findall(r'(?:src|href)="(https://[^"]+)"', index))
     loaded = {u for u in urls if "github.com" not in u}
-    assert loaded == {a.url for a in rp.WEB_ASSETS}
+    assert loaded == {a.url for a in assets.WEB_ASSETS}
 
 
 def test_an_unknown_cdn_file_stops_the_rewrite(tmp_path):
     page = '<script src="https://cdn.example.org/new-dependency.js"></script>'
-    with pytest.raises(rp.AssetError, match="no pinned local copy"):
-        rp.localize_html(page, tmp_path)
+    with pytest.raises(assets.AssetError, match="no pinned local copy"):
+        assets.localize_html(page, tmp_path)
 
 
 def test_a_tampered_tarball_is_never_used(tmp_path):
-    pkg = rp.NpmPackage("blueimp-md5", "2.19.0", rp._MD5.integrity)
+    md5 = next(a.package for a in assets.WEB_ASSETS if a.package.name == "blueimp-md5")
+    pkg = assets.NpmPackage("blueimp-md5", "2.19.0", md5.integrity)
     cached = tmp_path / "blueimp-md5-2.19.0.tgz"
     cached.write_bytes(b"not the package")
     if shutil.which("npm"):
         # re-fetched from the registry and checked against the pin
-        assert rp._matches_integrity(rp.fetch_package(pkg, tmp_path).read_bytes(), pkg.integrity)
-    wrong = rp.NpmPackage("blueimp-md5", "2.19.0", "sha512-" + "A" * 86 + "==")
-    with pytest.raises(rp.AssetError, match="does not match its pinned integrity|npm not found"):
-        rp.fetch_package(wrong, tmp_path / "other")
+        assert assets.matches_integrity(assets.fetch_package(pkg, tmp_path).read_bytes(), pkg.integrity)
+    wrong = assets.NpmPackage("blueimp-md5", "2.19.0", "sha512-" + "A" * 86 + "==")
+    with pytest.raises(assets.AssetError, match="does not match its pinned integrity|npm not found"):
+        assets.fetch_package(wrong, tmp_path / "other")
 
 
 def test_markdown_code_spans_survive_tables_and_markup():
-    assert rp.md_code("f.<locals>.<lambda>") == "`f.<locals>.<lambda>`"
-    assert rp.md_code("a|b") == "`a\\|b`"
-    assert rp.md_code("uses `x` inside") == "``uses `x` inside``"
-    assert rp.md_text("<b>bold</b> | *x*") == "&lt;b&gt;bold&lt;/b&gt; \\| \\*x\\*"
+    assert render.md_code("f.<locals>.<lambda>") == "`f.<locals>.<lambda>`"
+    assert render.md_code("a|b") == "`a\\|b`"
+    assert render.md_code("uses `x` inside") == "``uses `x` inside``"
+    # markdown's own escapes, not HTML entities: "&lt;" is what a terminal would show
+    assert render.md_text("<b>bold</b> | *x* &amp;") == "\\<b\\>bold\\</b\\> \\| \\*x\\* \\&amp;"
+
+
+def test_our_messages_keep_their_code_spans_in_markdown_and_html():
+    message = 'no A/A pair (record one with `PICKLEMATRIX_REPLICATE=2 nox -s "matrix(<baseline>)"`) <b>|'
+    md = render.md_prose(message)
+    assert md == 'no A/A pair (record one with `PICKLEMATRIX_REPLICATE=2 nox -s "matrix(<baseline>)"`) \\<b\\>\\|'
+    assert str(render.html_prose(message)) == (
+        'no A/A pair (record one with <code>PICKLEMATRIX_REPLICATE=2 nox -s &#34;matrix(&lt;baseline&gt;)&#34;'
+        '</code>) &lt;b&gt;|')
+    assert render.md_prose("an odd ` backtick") == "an odd \\` backtick"

@@ -4,11 +4,13 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from picklematrix import report as rp
-from picklematrix import review as rv
+from picklematrix.report import compare as rv
+from picklematrix.report.results import Recording, ResultSet, load_results
+from picklematrix.report.review import render_review_md
 
 from .conftest import ROOT
 from .reporting import BROKEN, A, B, recorded
@@ -23,7 +25,7 @@ def rec(tmp_path_factory):
 
 
 def review_cli(results, *args, out=None):
-    cmd = [sys.executable, "-m", "picklematrix.review", "--results", str(results), *args]
+    cmd = [sys.executable, "-m", "picklematrix.report.review", "--results", str(results), *args]
     if out is not None:
         cmd += ["--out", str(out)]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
@@ -63,7 +65,7 @@ def test_the_reverse_direction_breaks_and_exits_1(rec, tmp_path):
 
 
 def _review(rec, a, b, **kw):
-    rs = rp.load_results(rec.results)
+    rs = load_results(rec.results)
     return rv.build_review(rs, rv.resolve_env(rs, a, "from"), rv.resolve_env(rs, b, "to"), **kw)
 
 
@@ -128,10 +130,10 @@ def test_a_noisy_aa_pair_makes_the_threshold_unsafe(rec, tmp_path):
         path.write_text(json.dumps(data))
     proc = review_cli(results, "--from", A, "--to", B, out=tmp_path / "out")
     assert "UNSAFE threshold" in proc.stdout, proc.stdout + proc.stderr
-    rs = rp.load_results(results)
+    rs = load_results(results)
     noise = rv.measure_noise(rs, rv.resolve_env(rs, A, "from"), 1.1, None)
     assert noise["safe"] is False and noise["changes"] >= 1
-    assert noise["safe_factor"] is None or noise["safe_factor"] > 10 or "re-run with --factor" in noise["message"]
+    assert noise["safe_factor"] is None or noise["safe_factor"] > 10 or "re-run with `--factor" in noise["message"]
 
 
 @pytest.mark.slow
@@ -176,8 +178,11 @@ def test_without_an_aa_pair_the_noise_is_not_measured(rec, tmp_path):
     proc = review_cli(results, "--from", A, "--to", B, out=tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert "noise not measured" in proc.stdout and "PICKLEMATRIX_REPLICATE=2" in proc.stdout
+    # the command to run, as typed: a code span in the markdown the terminal shows, no HTML entities
+    assert '`PICKLEMATRIX_REPLICATE=2 nox -s "matrix(<baseline>)"`' in proc.stdout and "&lt;" not in proc.stdout
     html = (tmp_path / "out" / f"{A}..{B}.html").read_text()
     assert "noise not measured" in html
+    assert "<code>PICKLEMATRIX_REPLICATE=2 nox -s &#34;matrix(&lt;baseline&gt;)&#34;</code>" in html
     named = review_cli(rec.results, "--from", A, "--to", B, "--aa", "no-such-machine", out=tmp_path / "out2")
     assert named.returncode == 0 and "no recording of" in named.stdout
 
@@ -196,3 +201,54 @@ def test_flip_classification():
     assert rv.classify_flip(cell("pass"), cell("ran-locally")) == "other"
     assert rv.classify_flip(cell("ran-locally"), cell("ran-locally")) is None
     assert rv.classify_flip(cell("serialize-error", "TypeError"), cell("serialize-error", "TypeError")) is None
+
+
+def test_the_noise_hint_reads_as_typed_in_markdown():
+    """Without an A/A pair the review says how to record one; the terminal shows the command as typed."""
+    a = Recording(machine="m", commit="c" * 40, env_name="envA", env_id="A")
+    b = Recording(machine="m", commit="c" * 40, env_name="envB", env_id="B")
+    rs = ResultSet(results_dir=Path("results"), recordings=[a, b], problems=[], commit="c" * 40, benchmarks=None)
+    md = render_review_md(rv.build_review(rs, a, b))
+    noise = next(line for line in md.splitlines() if line.startswith("**Noise:**"))
+    assert '`PICKLEMATRIX_REPLICATE=2 nox -s "matrix(<baseline>)"`' in noise
+    assert "&lt;" not in md and "&gt;" not in md
+
+
+def _stats(samples):
+    from asv_runner.statistics import compute_stats
+
+    return compute_stats(samples, 1)
+
+
+# (a's samples, b's samples, factor): what asv compare decides for these is what faster_beyond must decide
+TIMING_CASES = [
+    ([1.0, 1.01, 0.99], [1.2, 1.21, 1.19], 1.1),   # 20% apart, tight intervals: a change
+    ([1.0, 1.01, 0.99], [1.05, 1.06, 1.04], 1.1),  # 5% apart: below the factor
+    ([1.0, 2.0, 3.0], [1.5, 2.6, 3.5], 1.1),       # beyond the factor, but the intervals overlap
+    ([1.0, 1.5, 0.5], [2.0, 2.1, 1.9], 1.1),       # 2x apart, a's interval wide but clear of b's
+    ([1.0], [1.2], 1.1),                           # one sample each: the factor alone
+    ([1.0], [1.05], 1.1),
+    ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0], 1.1),       # identical
+    ([0.010, 0.011, 0.0105], [0.030, 0.031, 0.029], 2.0),
+    ([0.010, 0.011, 0.0105], [0.030, 0.031, 0.029], 3.5),
+]
+
+
+@pytest.mark.parametrize("xs, ys, factor", TIMING_CASES)
+def test_faster_beyond_decides_as_asv_compare(xs, ys, factor):
+    from asv.commands.compare import _is_result_better  # asv's private rule, as the oracle only
+
+    (va, sa), (vb, sb) = _stats(xs), _stats(ys)
+    for (v1, s1, x1), (v2, s2, x2) in (((va, sa, xs), (vb, sb, ys)), ((vb, sb, ys), (va, sa, xs))):
+        assert rv.faster_beyond(v1, v2, s1, s2, factor) == _is_result_better(v1, v2, (s1, x1), (s2, x2), factor)
+        assert rv.faster_beyond(v1, v2, None, None, factor) == _is_result_better(v1, v2, None, None, factor)
+
+
+def test_faster_beyond_needs_the_factor_and_separate_intervals():
+    tight_a, tight_b = _stats([1.0, 1.01, 0.99]), _stats([1.2, 1.21, 1.19])
+    assert rv.faster_beyond(tight_a[0], tight_b[0], tight_a[1], tight_b[1], 1.1)
+    assert not rv.faster_beyond(tight_b[0], tight_a[0], tight_b[1], tight_a[1], 1.1)  # slower, not faster
+    wide_a, wide_b = _stats([1.0, 2.0, 3.0]), _stats([1.5, 2.6, 3.5])
+    assert wide_a[0] < wide_b[0] / 1.1 and not rv.faster_beyond(wide_a[0], wide_b[0], wide_a[1], wide_b[1], 1.1)
+    one_a, one_b = _stats([1.0]), _stats([1.2])  # one sample: infinite intervals, the factor decides
+    assert rv.faster_beyond(one_a[0], one_b[0], one_a[1], one_b[1], 1.1)

@@ -1,0 +1,122 @@
+"""asv's site: staging the loadable results, running the real ``asv publish``, and links into its pages."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+from ..asvconf import AsvConfigError, write_config
+from ..corpus import ABSENT
+from ..selection import COMPUTE, GRAPH_SIZE, OUTCOME
+from .results import ResultSet, param_value
+
+NAV_LINK = '<li id="nav-li-matrix"><a href="matrix.html">Outcome matrix</a></li>'
+
+
+def stage_results(rs: ResultSet, stage: Path) -> dict:
+    """A results dir asv can publish without tripping: only loadable files, one benchmarks.json for all.
+
+    ``benchmarks.json`` is rewritten by every ``asv run`` with the params of that run's corpus
+    (``PICKLEMATRIX_ONLY``); asv drops from its graphs every result whose params it does not list. The staged
+    copy lists every case/method/context some result has. Returns {benchmark: values added per param}.
+    """
+    machines = set()
+    union: dict[str, list] = {}
+    for r in rs.recordings:
+        if r.asv_path is None or r.asv_result is None:
+            continue
+        machine_json = r.asv_path.parent / "machine.json"
+        if not machine_json.exists():
+            continue
+        dest = stage / r.machine
+        dest.mkdir(parents=True, exist_ok=True)
+        if r.machine not in machines:
+            shutil.copy2(machine_json, dest / "machine.json")
+            machines.add(r.machine)
+        shutil.copy2(r.asv_path, dest / r.asv_path.name)
+        for key in (OUTCOME, GRAPH_SIZE, COMPUTE):
+            slots = union.setdefault(key, [])
+            for i, values in enumerate(r.asv_result.get_result_params(key) or []):
+                while len(slots) <= i:
+                    slots.append([])
+                slots[i].extend(v for v in values if v not in slots[i])
+    if not rs.benchmarks:
+        return {}
+    benchmarks = json.loads(json.dumps(rs.benchmarks))
+    widened = {}
+    for key, params in union.items():
+        old = (benchmarks.get(key) or {}).get("params")
+        if not old or len(old) != len(params):
+            continue
+        new = [_merge_params(o, u) for o, u in zip(old, params)]
+        if new != old:
+            widened[key] = [len(n) - len(o) for o, n in zip(old, new)]
+            benchmarks[key]["params"] = new
+    (stage / "benchmarks.json").write_text(json.dumps(benchmarks, indent=1))
+    return widened
+
+
+def _merge_params(old: list, found: list) -> list:
+    added = [v for v in found if v not in old]
+    if not added:
+        return list(old)
+    merged = list(old) + added
+    if all("/" in param_value(v) for v in merged):  # case keys: family/case, sorted as the suite sorts them
+        merged.sort(key=param_value)
+    return merged
+
+
+def asv_publish(rs: ResultSet, site: Path, checkout: Path | None) -> tuple[bool, str, dict]:
+    """Run the real ``asv publish`` into ``site``. Returns (ok, asv's output or why not, params widened).
+
+    asv's configuration is the checkout's asv.conf.json (:mod:`picklematrix.asvconf`), pointed at a staged
+    copy of the results.
+    """
+    if checkout is None:
+        return False, ("no picklematrix checkout to take asv's configuration from: run from the checkout "
+                       "(as `nox -s report` does) or pass --checkout DIR"), {}
+    with tempfile.TemporaryDirectory(prefix="picklematrix-publish-") as tmp:
+        stage = Path(tmp) / "results"
+        stage.mkdir()
+        widened = stage_results(rs, stage)
+        if not any(stage.glob("*/machine.json")):
+            return False, "no asv result could be published (every asv result file was unreadable or missing)", {}
+        if not (stage / "benchmarks.json").exists():
+            return False, f"{rs.results_dir / 'benchmarks.json'} is missing or unreadable: asv cannot publish", {}
+        try:
+            conf = write_config(Path(tmp) / "asv.conf.json", checkout=checkout, results_dir=stage, html_dir=site,
+                                env_dir=Path(tmp) / "env")
+        except AsvConfigError as e:
+            return False, str(e), {}
+        proc = subprocess.run([sys.executable, "-m", "asv", "publish", "--config", str(conf)],
+                              capture_output=True, text=True, timeout=600, cwd=tmp, check=False)
+        output = (proc.stdout + proc.stderr).strip()
+        ok = proc.returncode == 0 and (site / "index.html").exists()
+        return ok, output, widened
+
+
+def add_nav_link(html: str) -> str:
+    """asv's index.html with a link to the matrix page in its navigation bar."""
+    anchor = '<li id="nav-li-regressions">'
+    if anchor in html and NAV_LINK not in html:
+        return html.replace(anchor, NAV_LINK + "\n\t" + anchor, 1)
+    return html
+
+
+def asv_graph_url(benchmark: str, case_key: str, env: dict | None = None) -> str:
+    """A link into asv's page for one case's graph (asv matches params by their repr).
+
+    The x axis stays asv's default (harness commits): asv 0.6.6 draws nothing with a string param as x axis.
+    ``env`` (a table environment) narrows the graph to its versions, as asv's requirement filters name them.
+    """
+    parts = [f"p-case={quote(repr(case_key), safe='')}"]
+    if env:
+        for name in ("cloudpickle", "dask", "pydantic"):
+            value = (env.get("versions") or {}).get(name)
+            parts.append(f"{name}={quote(value or ABSENT, safe='')}")
+    return f"index.html#{benchmark}?{'&'.join(parts)}"

@@ -1,0 +1,188 @@
+"""``nox -s report``: the whole report built in order (asv's site, web assets, reviews, the table), and its CLI.
+
+    python -m picklematrix.report [--results DIR] [--html DIR] [--commit REV] [--checkout DIR] [--strict]
+
+Runs in the orchestrating environment (asv 0.6.6, jinja2; see ``tools_python()`` in noxfile.py), from the
+checkout (or with ``--checkout``): asv's configuration and matrix.toml are the checkout's.
+
+- ``asv publish`` runs over a *staged* copy of the results holding only files that load, so one truncated
+  or foreign file costs that file, named in the report, and never the whole site.
+- asv's pages are made to work offline from pinned npm packages (:mod:`picklematrix.report.assets`).
+- The matrix page (``<html>/matrix.html``), ``<results>/table.md`` and ``<results>/table.json`` show the
+  outcome table of one harness commit: rows are cases, columns environments, a cell holds the outcome of
+  every compute method x context.
+
+Exit status: 0 built (problems with individual result files are listed, not fatal); 1 built only in part
+(asv publish or the web assets failed; or ``--strict`` and some result file had a problem); 2 bad input
+(no results, unknown ``--commit``, a ``--checkout`` that is not one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..asvconf import AsvConfigError, default_html_dir
+from .assets import AssetError, localize_site, remote_loads
+from .asv_site import add_nav_link, asv_publish
+from .checkout import CheckoutError, default_results_dir, matrix_order, resolve_checkout
+from .compare import build_review
+from .render import render_table_html, render_table_md
+from .results import BadInput, Problem, ResultSet, load_results
+from .review import render_review_html
+from .table import build_table
+
+EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT = 0, 1, 2
+TABLE_FILES = ("table.json", "table.md")
+
+
+@dataclass
+class ReportOutcome:
+    """What ``build_report`` made, and what went wrong on the way."""
+
+    site: Path
+    table: dict
+    problems: list  # Problems with result files
+    failures: list  # parts of the report that could not be built
+    assets: list = field(default_factory=list)
+
+
+def site_dir(results_dir: Path, html_dir=None, checkout: Path | None = None) -> Path:
+    """``html_dir``, else the checkout's asv ``html_dir`` for its own results, else ``<results>/../html``."""
+    if html_dir:
+        return Path(html_dir).resolve()
+    if checkout is not None:
+        try:
+            return default_html_dir(checkout, results_dir)
+        except AsvConfigError:
+            pass  # asv_publish names the unreadable configuration
+    return results_dir.resolve().parent / "html"
+
+
+def build_report(results_dir, html_dir=None, commit=None, asset_cache=None, checkout: Path | None = None,
+                 log=print) -> ReportOutcome:
+    """Everything ``nox -s report`` writes. Raises BadInput when there is nothing to report."""
+    results_dir = Path(results_dir).resolve()
+    site = site_dir(results_dir, html_dir, checkout)
+    rs = load_results(results_dir, commit, checkout)
+    failures: list[str] = []
+    site.parent.mkdir(parents=True, exist_ok=True)
+    ok, output, widened = asv_publish(rs, site, checkout)
+    assets = []
+    if not ok:
+        failures.append(f"asv publish failed; the matrix page is still written:\n{output[-4000:]}")
+        site.mkdir(parents=True, exist_ok=True)
+    else:
+        log(f"asv publish: {site / 'index.html'}")
+        for key, added in widened.items():
+            rs.problems.append(Problem(str(results_dir / "benchmarks.json"),
+                                       f"lists fewer params for {key} than the results have (an `asv run` with "
+                                       f"PICKLEMATRIX_ONLY rewrote it); widened for the report by {added}"))
+        try:
+            assets = localize_site(site, Path(asset_cache) if asset_cache else None)
+        except (AssetError, OSError, subprocess.SubprocessError) as e:
+            failures.append(f"asv's pages still load their scripts from CDNs (no internet, no graphs): {e}")
+        index = site / "index.html"
+        index.write_text(add_nav_link(index.read_text()))
+    order, baseline = matrix_order(checkout)
+    table = build_table(rs, order, baseline)
+    saved = copy_saved_reviews(results_dir, site)
+    reviews = saved + write_baseline_reviews(rs, table, site, failures, skip={r["href"] for r in saved})
+    (site / "matrix.html").write_text(render_table_html(table, reviews))
+    texts = {"table.json": json.dumps(table, indent=1) + "\n", "table.md": render_table_md(table)}
+    for where in (results_dir, site):
+        for name, text in texts.items():
+            (where / name).write_text(text)
+    if ok and not any("CDNs" in f for f in failures):
+        for page in site.glob("*.html"):
+            remote = remote_loads(page.read_text())
+            if remote:
+                failures.append(f"{page} still loads from other hosts: {', '.join(remote)}")
+    return ReportOutcome(site, table, rs.problems, failures, assets)
+
+
+def write_baseline_reviews(rs: ResultSet, table: dict, site: Path, failures: list, skip=frozenset()) -> list:
+    """A review of baseline -> each other env (same machine), linked from the matrix page's column headers.
+
+    A review of the same pair saved by ``nox -s review`` (in ``skip``) is kept as it is.
+    """
+    base = next((e for e in table["environments"] if e["baseline"]), None)
+    if base is None:
+        return []
+    by_key = {r.key: r for r in rs.current()}
+    out = []
+    for e in table["environments"]:
+        if e["kind"] != "result" or e["replica_of"] or e["key"] == base["key"] or e["machine"] != base["machine"]:
+            continue
+        try:
+            review = build_review(rs, by_key[base["key"]], by_key[e["key"]], baseline=table["baseline"])
+            name = f"reviews/{review['slug']}.html"
+            if name in skip:
+                continue
+            page = render_review_html(review)
+        except Exception as exc:  # noqa: BLE001 -- one review must not cost the page; the failure is reported
+            failures.append(f"review {base['env_id']} -> {e['env_id']}: {type(exc).__name__}: {exc}")
+            continue
+        (site / "reviews").mkdir(exist_ok=True)
+        (site / name).write_text(page)
+        out.append({"href": name, "from": review["from"]["label"], "to": review["to"]["label"],
+                    "from_key": base["key"], "to_key": e["key"], "verdict": review["verdict"],
+                    "status": review["exit_status"]})
+    return out
+
+
+def copy_saved_reviews(results_dir: Path, site: Path) -> list:
+    """Reviews written by ``nox -s review`` (``<results>/reviews/*.html``), copied into the site."""
+    out = []
+    for page in sorted((results_dir / "reviews").glob("*.html")):
+        (site / "reviews").mkdir(exist_ok=True)
+        shutil.copy2(page, site / "reviews" / page.name)
+        try:
+            info = json.loads(page.with_suffix(".meta").read_text())
+        except (OSError, ValueError):
+            info = {}
+        out.append({"href": f"reviews/{page.name}", "from": info.get("from", page.stem), "to": info.get("to", ""),
+                    "from_key": info.get("from_key"), "to_key": info.get("to_key"),
+                    "verdict": info.get("verdict", ""), "status": info.get("exit_status")})
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m picklematrix.report", description=__doc__.splitlines()[0])
+    p.add_argument("--results", help="results directory (default: $PICKLEMATRIX_RESULTS or <checkout>/results)")
+    p.add_argument("--html", help="where the site goes (default: the checkout's html/ for its own results, "
+                                  "else <results>/../html)")
+    p.add_argument("--commit", help="harness commit whose table to show (default: the checked-out one if it "
+                                    "has results, else the one with the most envs)")
+    p.add_argument("--checkout", metavar="DIR", help="the picklematrix checkout whose asv.conf.json and "
+                                                    "matrix.toml to use (default: the current directory)")
+    p.add_argument("--asset-cache", help="npm tarball cache (default: $PICKLEMATRIX_ASSET_CACHE or "
+                                         "~/.cache/picklematrix/npm)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any result file had a problem")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        checkout = resolve_checkout(args.checkout)
+        results = Path(args.results) if args.results else default_results_dir(checkout)
+        out = build_report(results, args.html, args.commit, args.asset_cache, checkout)
+    except (BadInput, CheckoutError) as e:
+        print(f"picklematrix report: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for p in out.problems:
+        print(f"warning: {p}", file=sys.stderr)
+    for f in out.failures:
+        print(f"error: {f}", file=sys.stderr)
+    print(f"matrix page: {out.site / 'matrix.html'}\nasv site:    {out.site / 'index.html'}\n"
+          f"table:       {', '.join(str(results / name) for name in TABLE_FILES)}\n"
+          f"browse:      python3 -m http.server --bind 127.0.0.1 --directory {out.site} 8080")
+    if out.failures or (args.strict and out.problems):
+        return EXIT_PARTIAL
+    return EXIT_OK

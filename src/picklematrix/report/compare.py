@@ -1,0 +1,306 @@
+"""Comparing two recorded envs: picking them, outcome flips, timing changes, A/A noise, the review as data."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from ..corpus import ABSENT
+from ..outcomes import HARNESS_ERROR, PASS
+from ..selection import COMPUTE
+from .results import BadInput, Recording, ResultSet, isna
+from .table import BAD, cell_sort_key, cell_view
+
+EXIT_OK, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_FACTOR = 1.1  # asv compare's default
+FACTOR_LADDER = (1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+VERSION_NAMES = ("python", "cloudpickle", "dask", "distributed", "pydantic")
+CHANGE = re.compile(r"^(?P<name>[A-Za-z_][\w.-]*)=(?P<a>[^.,=][^=,]*?)\.\.(?P<b>[^=,]+)$")
+AA_HINT = "record one with `PICKLEMATRIX_REPLICATE=2 nox -s \"matrix(<baseline>)\"`"
+
+
+# --------------------------------------------------------------------------- picking the envs
+
+
+def versions_of(rec: Recording) -> dict:
+    """{python, cloudpickle, dask, distributed, pydantic: installed version or None}."""
+    return {"python": rec.python, **{k: rec.versions.get(k) for k in VERSION_NAMES if k != "python"}}
+
+
+def _matches_version(actual: str | None, wanted: str) -> bool:
+    if wanted == ABSENT:
+        return actual is None
+    if actual is None:
+        return False
+    # python=3.11 matches 3.11.7
+    return actual == wanted or actual.startswith(wanted + ".")
+
+
+def _describe(recs) -> str:
+    return "\n".join(f"  {r.key}  ({r.short_label})" for r in recs) or "  (none)"
+
+
+def _candidates(rs: ResultSet) -> list:
+    return [r for r in rs.current() if not r.is_error and not r.replica_of]
+
+
+def resolve_env(rs: ResultSet, spec: str, role: str) -> Recording:
+    """The one recording ``spec`` names at the result set's commit; BadInput naming what exists otherwise."""
+    spec = spec.strip()
+    everything = rs.current()
+    if "=" in spec and "/" not in spec.split("=", 1)[0]:
+        wanted = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
+        unknown = [k for k in wanted if k not in VERSION_NAMES]
+        if unknown:
+            raise BadInput(f"--{role} {spec}: unknown name(s) {', '.join(unknown)} (use {', '.join(VERSION_NAMES)})")
+        found = [r for r in _candidates(rs) if all(_matches_version(versions_of(r).get(k), v)
+                                                   for k, v in wanted.items())]
+    else:
+        found = [r for r in everything if spec in (r.key, r.env_name, r.env_id)
+                 and (not r.replica_of or spec == r.key)]
+    if not found:
+        elsewhere = sorted({r.commit[:8] for r in rs.recordings if r.commit != rs.commit
+                            and spec in (r.key, r.env_name, r.env_id)})
+        hint = (f"\nIt was recorded by harness commit(s) {', '.join(elsewhere)}: add --commit {elsewhere[-1]} "
+                "(both envs must come from one harness commit)." if elsewhere else "")
+        raise BadInput(f"--{role} {spec}: no such environment recorded at harness commit {rs.commit[:8]} in "
+                       f"{rs.results_dir}. Recorded there:\n{_describe(everything)}{hint}")
+    if len(found) > 1:
+        raise BadInput(f"--{role} {spec}: {len(found)} environments match; name one as <machine>/<env>:\n"
+                       f"{_describe(found)}")
+    rec = found[0]
+    if rec.is_error:
+        first = next((ln for ln in rec.error["message"].splitlines() if ln.strip()), "")
+        raise BadInput(f"--{role} {spec}: this environment could not be built ({rec.error['stage']}: {first}); "
+                       f"see {rec.error_path}. Nothing to review.")
+    return rec
+
+
+def resolve_change(rs: ResultSet, change: str, base: str | None = None, baseline: str | None = None) -> tuple:
+    """(from, to) for a version change ``name=A..B``; ``baseline`` (matrix.toml's) wins when several pairs fit."""
+    m = CHANGE.match(change.strip())
+    if not m:
+        raise BadInput(f"{change!r}: a version change reads NAME=A..B, e.g. pydantic=2.8.2..2.9.2")
+    name, a, b = m.group("name"), m.group("a"), m.group("b")
+    if name not in VERSION_NAMES:
+        raise BadInput(f"{change}: {name} is not one of {', '.join(VERSION_NAMES)}")
+    if base:
+        starts = [resolve_env(rs, base, "base")]
+        if not _matches_version(versions_of(starts[0]).get(name), a):
+            raise BadInput(f"--base {base} has {name} {versions_of(starts[0]).get(name)}, not {a}")
+    else:
+        starts = [r for r in _candidates(rs) if _matches_version(versions_of(r).get(name), a)]
+    pairs = []
+    for r in starts:
+        for t in _candidates(rs):
+            if t.machine != r.machine or not _matches_version(versions_of(t).get(name), b):
+                continue
+            if all(versions_of(t).get(k) == versions_of(r).get(k) for k in VERSION_NAMES
+                   if k != name and not (name == "dask" and k == "distributed")):
+                pairs.append((r, t))
+    if not pairs:
+        raise BadInput(f"{change}: no two environments recorded at {rs.commit[:8]} differ only in {name} "
+                       f"{a} -> {b}. Recorded:\n{_describe(_candidates(rs))}")
+    if len(pairs) > 1:
+        preferred = [p for p in pairs if p[0].env_id == baseline]
+        if len(preferred) == 1:
+            return preferred[0]
+        listing = "\n".join(f"  --from {p[0].key} --to {p[1].key}" for p in pairs)
+        raise BadInput(f"{change}: {len(pairs)} pairs of environments differ only in {name}; pick one with "
+                       f"--base ENV or:\n{listing}")
+    return pairs[0]
+
+
+def find_replica(rs: ResultSet, rec: Recording, machine: str | None = None) -> Recording | None:
+    """The A/A copy of ``rec``: the same env and commit recorded on ``<machine>-rep<i>`` (or ``machine``)."""
+    for r in rs.current():
+        if r.is_error or r is rec or r.env_name != rec.env_name:
+            continue
+        if machine is not None:
+            if r.machine == machine:
+                return r
+        elif r.replica_of == rec.machine:
+            return r
+    return None
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def faster_beyond(a: float, b: float, a_stats: dict | None, b_stats: dict | None, factor: float) -> bool:
+    """Whether timing ``a`` is faster than ``b`` by more than ``factor``, as ``asv compare`` decides it.
+
+    asv 0.6.6's rule (``asv.commands.compare._is_result_better``, private to asv, hence restated here):
+    ``a < b / factor``, and, when both results carry statistics of more than one sample, their 99% confidence
+    intervals (``ci_99_a``..``ci_99_b``) must not overlap. With one sample there is nothing to test: the factor
+    decides. (asv runs a Mann-Whitney U test instead of the interval test when both sides have 6 or more raw
+    samples; a cell here has ``selection.SAMPLES`` = 3, where asv uses the intervals too.)
+    """
+    if a_stats and b_stats and a_stats.get("repeat", 0) != 1 and b_stats.get("repeat", 0) != 1:
+        overlap = a_stats["ci_99_b"] >= b_stats["ci_99_a"] and a_stats["ci_99_a"] <= b_stats["ci_99_b"]
+        if overlap:
+            return False
+    return a < b / factor
+
+
+def _kind(outcome: str | None) -> str:
+    if outcome is None:
+        return "missing"
+    if outcome == PASS:
+        return "good"
+    if outcome in BAD:
+        return "bad"
+    return "neutral"  # ran-locally, not-applicable, harness-error
+
+
+def _rc_type(cell: dict) -> str | None:
+    rc = cell.get("root_cause")
+    return rc.get("type") if isinstance(rc, dict) else None
+
+
+def classify_flip(before: dict, after: dict) -> str | None:
+    """fixed | broken | failure-changed | other, or None when nothing changed."""
+    a, b = before["outcome"], after["outcome"]
+    ka, kb = _kind(a), _kind(b)
+    if ka == "bad" and kb == "good":
+        return "fixed"
+    if ka == "good" and kb == "bad":
+        return "broken"
+    if ka == "bad" and kb == "bad":
+        if a != b or _rc_type(before) != _rc_type(after):
+            return "failure-changed"
+        return None
+    return "other" if a != b else None
+
+
+def compare_timings(a: Recording, b: Recording, factor: float) -> dict:
+    """Timing changes a -> b beyond ``factor``, decided the way ``asv compare`` decides them."""
+    from asv_runner.statistics import get_err
+
+    slower, faster = [], []
+    compared = not_comparable = 0
+    version_a, version_b = a.benchmark_versions.get(COMPUTE), b.benchmark_versions.get(COMPUTE)
+    for key in sorted(set(a.timings) & set(b.timings), key=cell_sort_key):
+        va, sa, _ = a.timings[key]
+        vb, sb, _ = b.timings[key]
+        if isna(va) or isna(vb):
+            continue
+        if version_a and version_b and version_a != version_b:
+            not_comparable += 1
+            continue
+        compared += 1
+        entry = {"case": key[0], "method": key[1], "context": key[2], "before": va, "after": vb,
+                 "ratio": (vb / va) if va else math.inf,
+                 "before_err": get_err(va, sa) if sa else None, "after_err": get_err(vb, sb) if sb else None}
+        if faster_beyond(va, vb, sa, sb, factor):
+            slower.append(entry)
+        elif faster_beyond(vb, va, sb, sa, factor):
+            faster.append(entry)
+    return {"slower": slower, "faster": faster, "compared": compared, "not_comparable": not_comparable}
+
+
+def compare_outcomes(a: Recording, b: Recording) -> dict:
+    """The cells whose outcome flips a -> b, by kind, and the cells only one side has."""
+    flips = {"fixed": [], "broken": [], "failure-changed": [], "other": []}
+    for key in sorted(set(a.cells) & set(b.cells), key=cell_sort_key):
+        before, after = a.cells[key], b.cells[key]
+        kind = classify_flip(before, after)
+        if kind:
+            flips[kind].append({"case": key[0], "method": key[1], "context": key[2],
+                                "before": cell_view(before), "after": cell_view(after)})
+    only_a = [list(k) for k in sorted(set(a.cells) - set(b.cells), key=cell_sort_key)]
+    only_b = [list(k) for k in sorted(set(b.cells) - set(a.cells), key=cell_sort_key)]
+    harness = [list(k) for k in sorted(b.cells, key=cell_sort_key) if b.cells[k]["outcome"] == HARNESS_ERROR]
+    return {"flips": flips, "only_from": only_a, "only_to": only_b, "harness_errors": harness}
+
+
+def _aa_pair(rs: ResultSet, a: Recording, aa_machine: str | None, baseline: str | None):
+    replica = find_replica(rs, a, aa_machine)
+    if replica is not None:
+        return a, replica
+    if aa_machine is None:
+        base = next((r for r in _candidates(rs) if r.env_id == baseline and r.machine == a.machine), None)
+        rep = find_replica(rs, base) if base is not None else None
+        if rep is not None:
+            return base, rep
+    return None
+
+
+def measure_noise(rs: ResultSet, a: Recording, factor: float, aa_machine: str | None,
+                  baseline: str | None = None) -> dict:
+    """The A/A pair's changes at ``factor`` (and the smallest quiet factor on the ladder).
+
+    The pair is ``a`` and its copy (on ``aa_machine`` if given), else the ``baseline`` env and its copy.
+    """
+    pair = _aa_pair(rs, a, aa_machine, baseline)
+    if pair is None:
+        hint = f"no recording of {a.env_name} on machine {aa_machine}" if aa_machine else f"no A/A pair recorded ({AA_HINT})"
+        return {"pair": None, "changes": None, "safe": None, "safe_factor": None, "flaky": [], "compared": 0,
+                "changed_cells": [], "message": f"noise not measured: {hint}; timing changes below are unverified"}
+    x, y = pair
+    timing = compare_timings(x, y, factor)
+    changes = len(timing["slower"]) + len(timing["faster"])
+    flaky = [dict(f, kind=k) for k, fl in compare_outcomes(x, y)["flips"].items() for f in fl]
+    safe_factor = next((f for f in FACTOR_LADDER if not any(compare_timings(x, y, f)[k] for k in ("slower", "faster"))),
+                       None)
+    out = {"pair": {"a": x.key, "b": y.key}, "changes": changes, "safe": changes == 0, "safe_factor": safe_factor,
+           "flaky": flaky, "compared": timing["compared"], "changed_cells": timing["slower"] + timing["faster"]}
+    if changes == 0:
+        out["message"] = (f"A/A pair {x.machine} vs {y.machine} ({x.short_label}) shows 0 timing changes at "
+                          f"×{factor:g} over {timing['compared']} timed cells: the threshold is safe")
+    else:
+        better = (f"; it is quiet from ×{safe_factor:g}: re-run with `--factor {safe_factor:g}`" if safe_factor
+                  else f"; no factor up to ×{FACTOR_LADDER[-1]:g} quiets it")
+        out["message"] = (f"UNSAFE threshold: the A/A pair {x.machine} vs {y.machine} ({x.short_label}) shows "
+                          f"{changes} timing change(s) at ×{factor:g} — the same env, measured twice{better}")
+    if flaky:
+        out["message"] += f"; {len(flaky)} cell(s) changed outcome between the two A/A runs (flaky)"
+    return out
+
+
+def _env_view(rec: Recording) -> dict:
+    return {"key": rec.key, "env_id": rec.env_id, "env_name": rec.env_name, "machine": rec.machine,
+            "versions": versions_of(rec), "label": rec.short_label, "version_label": ", ".join(rec.version_label()),
+            "notes": list(rec.notes)}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text)
+
+
+def build_review(rs: ResultSet, a: Recording, b: Recording, factor: float = DEFAULT_FACTOR,
+                 aa_machine: str | None = None, baseline: str | None = None) -> dict:
+    """The review of a -> b as data (what the markdown, the HTML and the exit status come from).
+
+    ``baseline``: matrix.toml's baseline env id, whose A/A pair measures the noise when ``a`` has none.
+    """
+    outcomes = compare_outcomes(a, b)
+    timing = compare_timings(a, b, factor)
+    noise = measure_noise(rs, a, factor, aa_machine, baseline)
+    flaky_keys = {(f["case"], f["method"], f["context"]) for f in noise["flaky"]}
+    for flips in outcomes["flips"].values():
+        for f in flips:
+            f["flaky"] = (f["case"], f["method"], f["context"]) in flaky_keys
+    va, vb = versions_of(a), versions_of(b)
+    changed = [{"name": k, "from": va.get(k), "to": vb.get(k)} for k in VERSION_NAMES if va.get(k) != vb.get(k)]
+    files = {str(p) for r in (a, b) for p in (r.asv_path, r.sidecar_path) if p is not None}
+    warnings = [str(p) for p in rs.problems if p.path in files]
+    warnings += [f"{r.key}: no asv timings (asv result missing or unreadable): timing not compared"
+                 for r in (a, b) if not r.timings]
+    broken, slower = outcomes["flips"]["broken"], timing["slower"]
+    if broken or slower:
+        verdict = ", ".join(x for x in (f"{len(broken)} cell(s) broke" if broken else "",
+                                        f"{len(slower)} cell(s) slower beyond ×{factor:g}" if slower else "") if x)
+    else:
+        verdict = f"nothing broke, nothing got slower beyond ×{factor:g}"
+    if noise["safe"] is False and slower:
+        verdict += " (threshold unsafe: the A/A pair shows changes too)"
+    return {
+        "slug": _slug(f"{a.short_label}..{b.short_label}" + (f"@{b.machine}" if a.machine != b.machine else "")),
+        "commit": rs.commit, "results_dir": str(rs.results_dir), "factor": factor,
+        "from": _env_view(a), "to": _env_view(b), "changed": changed,
+        "flips": outcomes["flips"], "only_from": outcomes["only_from"], "only_to": outcomes["only_to"],
+        "harness_errors": outcomes["harness_errors"], "timing": timing, "noise": noise, "warnings": warnings,
+        "verdict": verdict, "exit_status": EXIT_CHANGED if (broken or slower) else EXIT_OK,
+        "cells_compared": len(set(a.cells) & set(b.cells)),
+    }

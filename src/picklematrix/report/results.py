@@ -1,0 +1,377 @@
+"""Loading recorded results: asv result files, outcome sidecars and environment errors, and their Problems."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import sidecar
+from ..corpus import ABSENT
+from ..matrix import Env
+from ..outcomes import CODE_OUTCOMES, HARNESS_ERROR, OUTCOMES
+from ..selection import COMPUTE, OUTCOME
+from .checkout import git_head
+
+REPLICA = re.compile(r"^(?P<base>.+)-rep(?P<n>\d+)$")
+VERSION_NAMES = ("cloudpickle", "dask", "distributed", "pydantic")
+RESULT_SUFFIXES = (".json", sidecar.SUFFIX, ".env-error")
+
+
+class BadInput(Exception):
+    """The command cannot do anything useful with what it was given (exit 2)."""
+
+
+@dataclass
+class Problem:
+    """Something wrong with one results file; the report is built without it (or without part of it)."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass
+class Recording:
+    """One environment recorded on one machine for one harness commit, or an env that could not be built."""
+
+    machine: str
+    commit: str
+    env_name: str  # asv's env name; the env id for an environment error
+    env_id: str | None = None
+    python: str | None = None
+    versions: dict = field(default_factory=dict)
+    cells: dict = field(default_factory=dict)  # (family/case, method, context) -> sidecar cell
+    timings: dict = field(default_factory=dict)  # (family/case, method, context) -> (value, stats, samples)
+    benchmark_versions: dict = field(default_factory=dict)
+    case_dirs: list = field(default_factory=list)  # the corpus dirs the sidecar says the run read
+    asv_path: Path | None = None
+    sidecar_path: Path | None = None
+    error_path: Path | None = None
+    error: dict | None = None  # {"stage", "message", "env"} of an environment error
+    asv_result: object = None  # asv.results.Results
+    complete: bool = True
+    mtime: float = 0.0
+    notes: list = field(default_factory=list)  # caveats shown with this env (partial run, no timings, ...)
+
+    @property
+    def key(self) -> str:
+        return f"{self.machine}/{self.env_name}"
+
+    @property
+    def is_error(self) -> bool:
+        return self.error is not None
+
+    @property
+    def replica_of(self) -> str | None:
+        """The machine this is an A/A copy of (``PICKLEMATRIX_REPLICATE`` records copies as ``<machine>-rep<i>``)."""
+        m = REPLICA.match(self.machine)
+        return m.group("base") if m else None
+
+    @property
+    def short_label(self) -> str:
+        return self.env_id or self.env_name
+
+    def version_label(self) -> list[str]:
+        """Installed versions, one per line, as the column header shows them."""
+        if self.is_error and not self.python:
+            env = self.error.get("env", {}) if self.error else {}
+            return [f"py{env.get('python', '?')}", f"cloudpickle {env.get('cloudpickle', '?')}",
+                    f"dask {env.get('dask', '?')}", f"pydantic {env.get('pydantic', '?')}"]
+        v = self.versions
+        lines = [f"py{self.python}", f"cloudpickle {v.get('cloudpickle') or ABSENT}",
+                 f"dask {v.get('dask') or ABSENT}"]
+        if v.get("distributed") != v.get("dask"):
+            lines.append(f"distributed {v.get('distributed') or ABSENT}")
+        lines.append(f"pydantic {v.get('pydantic') or ABSENT}")
+        return lines
+
+
+@dataclass
+class ResultSet:
+    """Every loadable recording of a results directory, the problems met, and the harness commit shown."""
+
+    results_dir: Path
+    recordings: list  # every loadable recording, all commits
+    problems: list
+    commit: str  # the harness commit the report shows
+    benchmarks: dict | None
+
+    def current(self) -> list[Recording]:
+        return [r for r in self.recordings if r.commit == self.commit]
+
+
+def isna(value) -> bool:
+    """asv's "no value": None (failed) or NaN (skipped, n/a)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def param_value(text) -> str:
+    """An asv param value as the harness names it: asv stores their repr (``"'functions/lambda_square'"``)."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return str(text)
+    return value if isinstance(value, str) else str(value)
+
+
+def _unrolled(result, key) -> dict:
+    """{(case, method, context): (value, stats, samples)} of one benchmark in one asv result."""
+    params = result.get_result_params(key)
+    if not params:
+        return {}
+    combos = list(itertools.product(*params))  # asv stores a parameterized result in this order
+
+    def column(values):
+        return values if values is not None else [None] * len(combos)
+
+    columns = (result.get_result_value(key, params), result.get_result_stats(key, params),
+               result.get_result_samples(key, params))
+    return {tuple(param_value(p) for p in combo): (value, stat, sample)
+            for combo, value, stat, sample in zip(combos, *map(column, columns))}
+
+
+def derive_env_id(python: str | None, versions: dict) -> str | None:
+    """matrix.toml's env id for installed versions (python by minor version), as ``nox -s matrix`` names it."""
+    if not python or not versions.get("cloudpickle") or not versions.get("dask"):
+        return None
+    return Env(python=".".join(python.split(".")[:2]), cloudpickle=versions["cloudpickle"], dask=versions["dask"],
+               pydantic=versions.get("pydantic") or ABSENT).env_id
+
+
+def _load_json(path: Path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _load_asv_result(path: Path, machine: str, problems: list):
+    from asv import util as asv_util
+    from asv.results import Results
+
+    try:
+        return Results.load(str(path), machine_name=machine)
+    except asv_util.UserError as e:
+        problems.append(Problem(str(path), f"not a loadable asv result (truncated or corrupt?): {e}"))
+    except (KeyError, TypeError, ValueError) as e:
+        problems.append(Problem(str(path), f"not an asv result file: {type(e).__name__}: {e}"))
+    return None
+
+
+def load_results(results_dir, commit: str | None = None, checkout: Path | None = None) -> ResultSet:
+    """Every recording under ``results_dir`` that can be read; every file that cannot is a Problem.
+
+    ``commit`` (a prefix is enough) picks the harness commit the report shows; default: the commit checked
+    out in ``checkout`` if it has results, else the one with the most envs.
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise BadInput(f"{results_dir}: no such results directory (record some with `nox -s matrix`)")
+    problems: list[Problem] = []
+    benchmarks = None
+    bpath = results_dir / "benchmarks.json"
+    if bpath.exists():
+        try:
+            benchmarks = _load_json(bpath)
+        except (OSError, ValueError) as e:
+            problems.append(Problem(str(bpath), f"unreadable ({e}); asv's graphs need it: re-run `nox -s matrix`"))
+    recordings: list[Recording] = []
+    for mdir in sorted(p for p in results_dir.iterdir() if p.is_dir()):
+        files = sorted(p for p in mdir.iterdir() if p.is_file())
+        if not any(p.suffix in RESULT_SUFFIXES and p.name != "machine.json" for p in files):
+            continue
+        _check_machine_json(mdir, problems)
+        recordings.extend(_load_machine(mdir.name, files, problems))
+    if not recordings:
+        raise BadInput(f"{results_dir}: no results (expected <machine>/<commit>-<env>.json/.outcomes from "
+                       "`nox -s matrix`)" + ("; unreadable: " + "; ".join(map(str, problems)) if problems else ""))
+    chosen = _choose_commit(recordings, commit, checkout)
+    for r in recordings:
+        if r.commit != chosen:
+            for path in (r.asv_path, r.sidecar_path, r.error_path):
+                if path is not None:
+                    problems.append(Problem(str(path), f"recorded by harness commit {r.commit[:8]}, not "
+                                                       f"{chosen[:8]} which this report shows (asv's graphs "
+                                                       f"include it; `--commit {r.commit[:8]}` shows its table)"))
+    return ResultSet(results_dir, recordings, problems, chosen, benchmarks)
+
+
+def _check_machine_json(mdir: Path, problems: list) -> None:
+    mjson = mdir / "machine.json"
+    try:
+        mdata = _load_json(mjson)
+        if mdata.get("machine") != mdir.name:
+            problems.append(Problem(str(mjson), f"names machine {mdata.get('machine')!r}, but lives in "
+                                                 f"{mdir.name}/: asv will not read this directory"))
+    except FileNotFoundError:
+        problems.append(Problem(str(mjson), "missing: asv skips this machine's results (its timings are "
+                                            "left out; outcomes are still shown)"))
+    except (OSError, ValueError) as e:
+        problems.append(Problem(str(mjson), f"unreadable ({e}): asv skips this machine's results"))
+
+
+def _choose_commit(recordings: list, commit: str | None, checkout: Path | None) -> str:
+    """The harness commit to show, made the full hash on every recording of it that has only its short form."""
+    commits = {r.commit for r in recordings}
+    if commit:
+        matches = {c for c in commits if c.startswith(commit) or (len(c) == 8 and commit.startswith(c))}
+        if len(matches) != 1:
+            known = ", ".join(sorted(c[:8] for c in commits))
+            raise BadInput(f"--commit {commit}: {'ambiguous' if matches else 'no results for it'} "
+                           f"(results exist for harness commits {known})")
+        chosen = matches.pop()
+    else:
+        chosen = _default_commit(recordings, git_head(checkout))
+    # a short (file-name) commit and its full hash are the same commit
+    full = {r.commit for r in recordings if len(r.commit) > 8 and r.commit.startswith(chosen[:8])}
+    if full:
+        chosen = full.pop()
+        for r in recordings:
+            if r.commit == chosen[:8]:
+                r.commit = chosen
+    return chosen
+
+
+def _default_commit(recordings, head: str | None) -> str:
+    """The checked-out harness commit if it has results; else the commit with the most envs (newest wins ties)."""
+    if head and any(head.startswith(r.commit[:8]) for r in recordings):
+        return next(r.commit for r in recordings if head.startswith(r.commit[:8]))
+    counts: dict[str, list] = {}
+    for r in recordings:
+        counts.setdefault(r.commit[:8], []).append(r)
+    best = max(counts.values(), key=lambda rs: (len(rs), max(r.mtime for r in rs)))
+    return max(best, key=lambda r: len(r.commit)).commit
+
+
+def _load_machine(machine: str, files: list, problems: list) -> list[Recording]:
+    by_stem: dict[str, dict] = {}
+    for path in files:
+        if path.name != "machine.json" and path.suffix in RESULT_SUFFIXES:
+            by_stem.setdefault(path.stem, {})[path.suffix] = path
+    out = []
+    for stem, paths in sorted(by_stem.items()):
+        commit8, _, env_name = stem.partition("-")
+        rec = Recording(machine=machine, commit=commit8, env_name=env_name or stem)
+        rec.mtime = max(p.stat().st_mtime for p in paths.values())
+        if ".env-error" in paths:
+            if _load_env_error(rec, paths[".env-error"], problems):
+                out.append(rec)
+            continue
+        result = None
+        if ".json" in paths:
+            rec.asv_path = paths[".json"]
+            result = _load_asv_result(rec.asv_path, machine, problems)
+        if sidecar.SUFFIX in paths:
+            rec.sidecar_path = paths[sidecar.SUFFIX]
+            _load_sidecar(rec, problems)
+        if result is not None:
+            _merge_asv(rec, result, problems)
+            if not rec.cells and not rec.timings:  # nothing to show, but asv can still graph it
+                out.append(rec)
+                continue
+        elif rec.asv_path is None and rec.sidecar_path is not None and rec.cells:
+            rec.notes.append("no asv result next to the sidecar: no timings")
+            problems.append(Problem(str(rec.sidecar_path), f"outcome sidecar without its asv result "
+                                                           f"({stem}.json): `asv run` did not finish for this env; "
+                                                           "outcomes are shown, timings are not"))
+        elif rec.asv_path is not None and rec.sidecar_path is not None and rec.cells:
+            rec.notes.append("asv result unreadable: no timings")
+        if rec.cells or rec.timings:
+            out.append(rec)
+    return out
+
+
+def _load_env_error(rec: Recording, path: Path, problems: list) -> bool:
+    rec.error_path = path
+    try:
+        data = _load_json(path)
+    except (OSError, ValueError) as e:
+        problems.append(Problem(str(path), f"unreadable environment error ({e})"))
+        return False
+    env = data.get("env") or {}
+    rec.error = {"stage": data.get("stage", "?"), "message": str(data.get("message", "")), "env": env}
+    rec.env_id = env.get("env_id") or rec.env_name
+    rec.commit = data.get("commit") or rec.commit
+    return True
+
+
+def _load_sidecar(rec: Recording, problems: list) -> None:
+    path = rec.sidecar_path
+    try:
+        sc = sidecar.read(path, outcomes=OUTCOMES)
+    except sidecar.SidecarError as e:
+        # the error names the file; the Problem names it once
+        problems.append(Problem(str(path), "unreadable outcome sidecar: " + str(e).removeprefix(f"{path}: ")))
+        return
+    rec.python = sc.python
+    rec.versions = sc.versions
+    rec.env_id = sc.head.get("env_id") or rec.env_id
+    rec.case_dirs = [str(d) for d in sc.head.get("case_dirs") or []]
+    commit = sc.head.get("commit")
+    if commit:
+        if not commit.startswith(rec.commit):
+            problems.append(Problem(str(path), f"says harness commit {commit[:8]} but its name says "
+                                               f"{rec.commit}: the file was renamed or copied; using {rec.commit}"))
+        else:
+            rec.commit = commit
+    rec.complete = sc.complete
+    if not sc.complete:
+        rec.notes.append("partial run: the harness stopped before the end")
+        problems.append(Problem(str(path), f"partial run (complete: false): the harness stopped after "
+                                           f"{len(sc.cells) + sc.malformed} cells; those are shown"))
+    rec.cells = {(f"{c['family']}/{c['case']}", c["method"], c["context"]): c for c in sc.cells}
+    if sc.malformed:
+        problems.append(Problem(str(path), f"{sc.malformed} malformed cell(s) left out (missing fields or an "
+                                           f"unknown outcome; known: {', '.join(OUTCOMES)})"))
+
+
+def _asv_version(result, name: str) -> str | None:
+    value = result.params.get(name)
+    return None if value in (None, ABSENT) else value
+
+
+def _merge_asv(rec: Recording, result, problems: list) -> None:
+    if not rec.commit or not result.commit_hash.startswith(rec.commit[:8]):
+        problems.append(Problem(str(rec.asv_path), f"asv says commit {result.commit_hash[:8]}, the file name "
+                                                   f"says {rec.commit[:8]}"))
+    if len(result.commit_hash) > len(rec.commit):
+        rec.commit = result.commit_hash
+    if rec.sidecar_path is None:
+        _cells_from_asv(rec, result, problems)
+    else:
+        if result.params.get("python") and rec.python and result.params["python"] != rec.python:
+            problems.append(Problem(str(rec.asv_path), f"asv ran python {result.params['python']}, the sidecar "
+                                                       f"says {rec.python}: not the same environment"))
+        for name in VERSION_NAMES:
+            asv_v = _asv_version(result, name)
+            if rec.versions and asv_v != rec.versions.get(name):
+                problems.append(Problem(str(rec.asv_path), f"asv ran {name} {asv_v}, the sidecar says "
+                                                           f"{rec.versions.get(name)}: not the same environment"))
+    rec.env_name = result.env_name
+    rec.asv_result = result
+    rec.timings = _unrolled(result, COMPUTE)
+    rec.benchmark_versions = dict(result.benchmark_version)
+
+
+def _cells_from_asv(rec: Recording, result, problems: list) -> None:
+    """No sidecar: asv's outcome codes still say what happened, without root causes."""
+    rec.python = result.params.get("python")
+    rec.versions = {k: _asv_version(result, k) for k in VERSION_NAMES}
+    rec.env_id = rec.env_id or derive_env_id(rec.python, rec.versions)
+    rec.notes.append("no outcome sidecar: outcomes from asv's codes, no root causes")
+    problems.append(Problem(str(rec.asv_path), f"asv result without its outcome sidecar "
+                                               f"({rec.asv_path.stem}{sidecar.SUFFIX}): outcomes come from asv's "
+                                               "outcome codes, root causes are unknown"))
+    for (case, method, context), (value, _stats, _samples) in _unrolled(result, OUTCOME).items():
+        if isna(value):
+            continue
+        family, _, case_id = case.partition("/")
+        rec.cells[(case, method, context)] = {
+            "case": case_id, "family": family, "method": method, "context": context,
+            "outcome": CODE_OUTCOMES.get(int(value), HARNESS_ERROR), "expected": None, "surprise": False,
+            "root_cause": None, "seconds": None, "graph_bytes": None, "detail": "from asv's outcome code"}

@@ -1,0 +1,187 @@
+"""``nox -s review -- --from ENV --to ENV``: what a dependency upgrade changes, told apart from noise.
+
+    python -m picklematrix.report.review --from ENV --to ENV [--results DIR] [--factor 1.1] [--aa MACHINE]
+    python -m picklematrix.report.review --change pydantic=2.8.2..2.9.2 [--base ENV]
+    python -m picklematrix.report.review --from pydantic=2.8.2..2.9.2
+
+ENV is an env id (``cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11``), asv's env name, ``<machine>/<env>`` when several
+machines recorded it, or ``name=version[,name=version]`` (``pydantic=2.8.2``, ``pydantic=absent``) when that
+picks one env. A version change ``NAME=A..B`` reviews the env with NAME=A (the baseline's when it qualifies)
+against the env that differs from it only in NAME=B.
+
+It lists the cells that flip (fixed: fail -> pass; broken: pass -> fail; failure changed: another failure
+outcome or root cause type; other changes, e.g. pass -> ran-locally) and the timings that changed beyond
+``--factor``, decided by asv compare's rule (the factor, and the 99% confidence intervals must not overlap:
+:func:`picklematrix.report.compare.faster_beyond`). Noise: when the from-env (or the baseline) was recorded
+twice (``PICKLEMATRIX_REPLICATE=2 nox -s matrix`` records a copy under machine ``<machine>-rep2``), the same
+test runs on that A/A pair; any change there makes the threshold unsafe, and the review says from which
+factor on the A/A pair is quiet.
+
+Writes markdown to stdout and ``<results>/reviews/<from>..<to>.md``, and HTML to ``.html`` next to it
+(``nox -s report`` links it from the matrix page). Exit status: 0 nothing broke and nothing got slower beyond
+the threshold; 1 something broke or got slower; 2 bad input (unknown env, no results, an env that could not be
+built).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from ..corpus import ABSENT
+from .checkout import CheckoutError, default_results_dir, matrix_order, resolve_checkout
+from .compare import CHANGE, DEFAULT_FACTOR, EXIT_BAD_INPUT, build_review, resolve_change, resolve_env
+from .render import cell_md, md_code, md_prose, md_text, render_page
+from .results import BadInput, load_results
+
+FLIP_TITLES = {"fixed": "Fixed (fail → pass)", "broken": "Broken (pass → fail)",
+               "failure-changed": "Failure changed (another failure or root cause)",
+               "other": "Other outcome changes"}
+
+
+def seconds(v) -> str:
+    """A timing for people: µs, ms or s; ``–`` for none."""
+    if v is None:
+        return "–"
+    if v < 1e-3:
+        return f"{v * 1e6:.0f} µs"
+    if v < 1:
+        return f"{v * 1e3:.2f} ms"
+    return f"{v:.3f} s"
+
+
+def _outcome_md(v: dict | None) -> str:
+    return cell_md(v, limit=200, mark=False)
+
+
+def render_review_md(review: dict) -> str:
+    """The review as markdown: what stdout shows and ``<slug>.md`` holds (fits a PR comment)."""
+    a, b = review["from"], review["to"]
+    lines = [f"## picklematrix review: {md_code(a['label'])} → {md_code(b['label'])}", ""]
+    if review["changed"]:
+        lines.append("Changed: " + ", ".join(f"**{c['name']}** {c['from'] or ABSENT} → {c['to'] or ABSENT}"
+                                             for c in review["changed"]) + ".")
+    lines.append(f"From {md_text(a['version_label'])} on {md_code(a['machine'])}; to "
+                 f"{md_text(b['version_label'])} on {md_code(b['machine'])}; harness commit "
+                 f"{md_code(review['commit'][:8])}.")
+    mark = "❌" if review["exit_status"] else "✅"
+    lines += ["", f"**{mark} {md_prose(review['verdict'])}** (exit status {review['exit_status']})", ""]
+    f, t = review["flips"], review["timing"]
+    lines += ["| | cells |", "|---|---:|"]
+    lines += [f"| {FLIP_TITLES[kind]} | {len(f[kind])} |" for kind in ("fixed", "broken", "failure-changed", "other")]
+    lines.append(f"| Slower beyond ×{review['factor']:g} | {len(t['slower'])} |")
+    lines.append(f"| Faster beyond ×{review['factor']:g} | {len(t['faster'])} |")
+    lines += ["", f"{review['cells_compared']} cells compared, {t['compared']} timings compared.", "",
+              f"**Noise:** {md_prose(review['noise']['message'])}.", ""]
+    for kind in ("broken", "fixed", "failure-changed", "other"):
+        if not f[kind]:
+            continue
+        lines += [f"### {FLIP_TITLES[kind]}", "", "| case | method | context | before | after |",
+                  "|---|---|---|---|---|"]
+        for x in f[kind]:
+            flaky = " (flaky in A/A)" if x.get("flaky") else ""
+            lines.append(f"| {md_code(x['case'])}{flaky} | {md_text(x['method'])} | "
+                         f"{md_text(x['context'])} | {_outcome_md(x['before'])} | {_outcome_md(x['after'])} |")
+        lines.append("")
+    for kind, title in (("slower", "Slower"), ("faster", "Faster")):
+        if not t[kind]:
+            continue
+        lines += [f"### {title} beyond ×{review['factor']:g}", "",
+                  "| case | method | context | before | after | ratio |", "|---|---|---|---:|---:|---:|"]
+        for x in t[kind]:
+            lines.append(f"| {md_code(x['case'])} | {md_text(x['method'])} | {md_text(x['context'])} | "
+                         f"{seconds(x['before'])} | {seconds(x['after'])} | {x['ratio']:.2f} |")
+        lines.append("")
+    if review["only_from"] or review["only_to"]:
+        lines += [(f"Cells only in the from-env: {len(review['only_from'])}; only in the to-env: "
+                   f"{len(review['only_to'])} (different corpus or a partial run)."), ""]
+    if review["harness_errors"]:
+        lines += [f"Harness errors in the to-env: {len(review['harness_errors'])} cell(s) could not be run.", ""]
+    if review["warnings"]:
+        lines += ["### Warnings", ""] + [f"- {md_prose(w)}" for w in review["warnings"]] + [""]
+    return "\n".join(lines)
+
+
+def render_review_html(review: dict) -> str:
+    """The review as a page of the site (``reviews/<slug>.html``, linked from the matrix page)."""
+    return render_page("review.html.j2", r=review, titles=FLIP_TITLES, seconds=seconds)
+
+
+def write_review(review: dict, out_dir: Path) -> tuple[Path, Path]:
+    """``<slug>.md``, ``<slug>.html`` and the ``.meta`` the matrix page reads, in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = out_dir / f"{review['slug']}.md"
+    html = out_dir / f"{review['slug']}.html"
+    md.write_text(render_review_md(review))
+    html.write_text(render_review_html(review))
+    # what the matrix page shows about it (not .json: asv would try to read that as a result file)
+    html.with_suffix(".meta").write_text(json.dumps({
+        "from": review["from"]["label"], "to": review["to"]["label"], "verdict": review["verdict"],
+        "from_key": review["from"]["key"], "to_key": review["to"]["key"],
+        "exit_status": review["exit_status"], "commit": review["commit"]}))
+    return md, html
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m picklematrix.report.review",
+                                description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="exit status: 0 nothing broke or got slower; 1 something did; 2 bad input")
+    p.add_argument("--from", dest="from_env", metavar="ENV", help="the env before (or a change NAME=A..B)")
+    p.add_argument("--to", dest="to_env", metavar="ENV", help="the env after")
+    p.add_argument("--change", metavar="NAME=A..B", help="a version change, e.g. pydantic=2.8.2..2.9.2")
+    p.add_argument("--base", metavar="ENV", help="with a version change: the env to start from")
+    p.add_argument("--results", help="results directory (default: $PICKLEMATRIX_RESULTS or <checkout>/results)")
+    p.add_argument("--checkout", metavar="DIR", help="the picklematrix checkout: its matrix.toml names the "
+                                                    "baseline (default: the current directory)")
+    p.add_argument("--commit", help="harness commit to review at (default: the checked-out one if it has "
+                                    "results, else the one with the most envs)")
+    p.add_argument("--factor", type=float, default=DEFAULT_FACTOR,
+                   help=f"timing threshold, as in asv compare (default {DEFAULT_FACTOR})")
+    p.add_argument("--aa", metavar="MACHINE", help="machine holding the A/A copy of the from-env "
+                                                  "(default: <machine>-rep<i>)")
+    p.add_argument("--out", help="where the .md/.html go (default: <results>/reviews)")
+    p.add_argument("--quiet", action="store_true", help="no markdown on stdout")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.factor <= 1.0 or not math.isfinite(args.factor):
+            raise BadInput(f"--factor {args.factor}: must be a number > 1 (1.1 = 10% slower)")
+        change = args.change
+        if change is None and args.from_env and args.to_env is None and CHANGE.match(args.from_env):
+            change = args.from_env
+        if change is None and not (args.from_env and args.to_env):
+            raise BadInput("say what to review: --from ENV --to ENV, or --change NAME=A..B")
+        checkout = resolve_checkout(args.checkout)
+        results = Path(args.results) if args.results else default_results_dir(checkout)
+        _, baseline = matrix_order(checkout)
+        rs = load_results(results, args.commit, checkout)
+        if change is not None:
+            a, b = resolve_change(rs, change, args.base, baseline)
+        else:
+            a = resolve_env(rs, args.from_env, "from")
+            b = resolve_env(rs, args.to_env, "to")
+        if a.key == b.key:
+            raise BadInput(f"--from and --to are the same environment ({a.key})")
+        review = build_review(rs, a, b, args.factor, args.aa, baseline)
+    except (BadInput, CheckoutError) as e:
+        print(f"picklematrix review: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    md, html = write_review(review, Path(args.out) if args.out else results / "reviews")
+    if not args.quiet:
+        print(render_review_md(review))
+    print(f"review: {md}\n        {html}  (nox -s report links it from the matrix page)", file=sys.stderr)
+    return review["exit_status"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
