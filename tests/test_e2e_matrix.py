@@ -302,3 +302,33 @@ def test_a_broken_case_file_fails_the_env_and_the_other_cases_are_kept(tmp_path)
     data = json.loads(sidecar.read_text())
     assert {(c["case"], c["context"]) for c in data["cells"]} == {("good", context) for context in CONTEXTS}
     assert any("broken.py" in b["path"] for b in data["broken_cases"])
+
+
+def test_a_checkout_at_a_long_path_records(tmp_path):
+    """From a clone of this repository's HEAD at a path over 100 characters, one env records.
+
+    nox points each session's TMPDIR below the checkout (<checkout>/.nox/<session>/tmp), where the Unix
+    sockets of multiprocessing, asv's forkserver and the kernel would pass the 107-byte limit: the
+    worker processes never started and the run hung. The timeout turns a hang into a failure.
+    """
+    checkout = tmp_path / ("a-checkout-at-an-ordinary-path-" + "long" * 20)
+    assert len(str(checkout)) > 100
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(checkout)], check=True)
+    results = tmp_path / "results"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICKLEMATRIX_") and k != "TMPDIR"}
+    env.update(PICKLEMATRIX_RESULTS=str(results), PICKLEMATRIX_ONLY="functions/lambda_square",
+               PICKLEMATRIX_MACHINE="longpath", PICKLEMATRIX_TOOLS_VENV=str(tmp_path / "tools"))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "nox", "-s", f"matrix({A})"], cwd=checkout, env=env,
+                              capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"nox -s matrix({A}) from {checkout} did not finish in 900 s (the Unix socket hang?):\n"
+                    f"{(e.stdout or b'')[-3000:]!r}")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    sidecar = _sidecar(results, A)
+    assert sidecar["complete"] and len(sidecar["cells"]) == 3 * 2  # one case x three methods x two contexts
+    assert {c["outcome"] for c in sidecar["cells"]} <= {"pass", "ran-locally"}, sidecar["cells"]
+    machine = _machine_dir(results)
+    assert machine.name == "longpath"
+    assert [p for p in machine.glob("*.json") if p.name != "machine.json"], sorted(p.name for p in machine.iterdir())

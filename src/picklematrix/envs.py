@@ -100,13 +100,21 @@ def installed_editable(python: str, checkout: Path) -> bool:
     return url.get("url") == checkout.as_uri() and bool(url.get("dir_info", {}).get("editable"))
 
 
-def install(python: str, requirements: list[str], checkout: Path) -> None:
-    """``requirements`` and ``checkout`` (editable, unless already there) into ``python``'s env."""
+def install(python: str, requirements: list[str], checkout: Path, checkout_deps: bool = True) -> None:
+    """``requirements`` and ``checkout`` (editable, unless already there) into ``python``'s env.
+
+    ``checkout_deps=False`` installs the checkout without its dependencies (dask, distributed, ...):
+    what the asv tools venv needs of it is the asv plugin and the report, which do not import them.
+    """
     this_checkout = [] if installed_editable(python, checkout) else ["-e", str(checkout)]
-    proc = subprocess.run([uv(), "pip", "install", "-p", python, *requirements, *this_checkout],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise EnvError("install", (proc.stderr or proc.stdout).strip())
+    if checkout_deps:
+        steps = [[*requirements, *this_checkout]]
+    else:
+        steps = [requirements, ["--no-deps", *this_checkout] if this_checkout else []]
+    for args in filter(None, steps):
+        proc = subprocess.run([uv(), "pip", "install", "-p", python, *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise EnvError("install", (proc.stderr or proc.stdout).strip())
     if this_checkout:
         _editable_stamp(python).write_text(_editable_wanted(checkout))
 
@@ -161,11 +169,11 @@ def tools_python(checkout: Path, venv: Path | None = None) -> str:
     with lock(venv.parent / f".{venv.name}.lock"):
         python = venv_python(venv)
         stamp = venv / "picklematrix-tools.txt"
-        wanted = "\n".join([*pins.TOOLS, f"-e {checkout}", "byte-compiled"])
+        wanted = "\n".join([*pins.TOOLS, f"-e {checkout} --no-deps", "byte-compiled"])
         if Path(python).exists() and stamp.exists() and stamp.read_text() == wanted:
             return python
         subprocess.run([uv(), "venv", "-q", "--allow-existing", "-p", sys.executable, str(venv)], check=True)
-        install(python, pins.TOOLS, checkout)
+        install(python, pins.TOOLS, checkout, checkout_deps=False)
         problem = compile_packages(python)
         if problem:
             print(f"picklematrix: could not byte-compile the asv tools venv {venv} ({problem}); asv runs slower",

@@ -30,7 +30,8 @@ JUPYTER_CLIENT = "jupyter_client==8.6.3"
 
 NOX = ["nox[uv]==2026.10.20", "uv==0.13.9", FILELOCK]
 ENV = [PACKAGING, ASV_RUNNER, IPYKERNEL, JUPYTER_CLIENT]
-TOOLS = [ASV, ASV_RUNNER, JINJA2, PACKAGING, FILELOCK]
+# the checkout goes in without its dependencies (dask, ...): matrix.py needs tomli on Python 3.10
+TOOLS = [ASV, ASV_RUNNER, JINJA2, PACKAGING, FILELOCK, 'tomli==2.5.0; python_version < "3.11"']
 LINT = ["ruff==0.8.6"]
 
 # The tests' own env: newest dask with pydantic 2.8.2, so that the namespace capture of notebook

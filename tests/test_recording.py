@@ -1,0 +1,155 @@
+"""picklematrix.recording: the commit and machine a recording goes under, its short TMPDIR, the merge."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from picklematrix import recording
+from picklematrix.matrix import parse_env_id
+
+from .conftest import ROOT
+
+ENV = parse_env_id("cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11")
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A real git repository with one commit, taken as this nox run's commit."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    for args in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
+                                  "-m", "first"]):
+        subprocess.run(["git", *args], cwd=path, check=True)
+    monkeypatch.delenv(recording.RUN_COMMIT_VAR, raising=False)
+    for var in ("PICKLEMATRIX_DIRTY_LABEL", "PICKLEMATRIX_MACHINE", "PICKLEMATRIX_REPLICATE"):
+        monkeypatch.delenv(var, raising=False)
+    recording.remember_run_commit(path)
+    return path
+
+
+def test_a_clean_tree_records_under_its_commit_and_this_machine(repo, monkeypatch):
+    monkeypatch.setenv("PICKLEMATRIX_MACHINE", "box")
+    commit, machine = recording.recording_target(repo)
+    assert commit == recording.git(repo, "rev-parse", "HEAD") and machine == "box"
+
+
+def test_a_dirty_tree_needs_a_label_and_records_under_it(repo, monkeypatch):
+    (repo / "new.txt").write_text("uncommitted\n")
+    monkeypatch.setenv("PICKLEMATRIX_MACHINE", "box")
+    with pytest.raises(recording.RecordingError, match="new.txt") as err:
+        recording.recording_target(repo)
+    assert "PICKLEMATRIX_DIRTY_LABEL" in str(err.value)
+    monkeypatch.setenv("PICKLEMATRIX_DIRTY_LABEL", "wip")
+    assert recording.recording_target(repo)[1] == "box-wip"
+    monkeypatch.setenv("PICKLEMATRIX_DIRTY_LABEL", "no spaces")
+    with pytest.raises(recording.RecordingError, match="letters, digits"):
+        recording.recording_target(repo)
+
+
+def test_a_head_that_moved_since_the_run_began_is_refused(repo):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "2"],
+                   cwd=repo, check=True)
+    with pytest.raises(recording.RecordingError, match="HEAD moved from"):
+        recording.recording_target(repo)
+
+
+def test_not_a_git_checkout_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv(recording.RUN_COMMIT_VAR, raising=False)
+    with pytest.raises(recording.RecordingError, match=str(tmp_path)):
+        recording.recording_target(tmp_path)
+
+
+@pytest.mark.parametrize("text, count", [("1", 1), ("3", 3), ("0", None), ("two", None)])
+def test_replicate_count(monkeypatch, text, count):
+    monkeypatch.setenv("PICKLEMATRIX_REPLICATE", text)
+    if count is None:
+        with pytest.raises(recording.RecordingError, match="PICKLEMATRIX_REPLICATE"):
+            recording.replicate_count()
+    else:
+        assert recording.replicate_count() == count
+
+
+def test_the_short_tmpdir_is_short_even_under_a_long_tmpdir_and_goes_away(monkeypatch, tmp_path):
+    long = tmp_path / ("x" * 90)
+    long.mkdir()
+    monkeypatch.setenv("TMPDIR", str(long))
+    with recording.short_tmpdir() as tmp:
+        assert len(tmp) <= recording.SHORT_TMP_MAX + 12 and not tmp.startswith(str(long))
+        os.mkdir(os.path.join(tmp, "pymp-x"))
+        open(os.path.join(tmp, "pymp-x", "f"), "w").close()
+    assert not os.path.exists(tmp)
+
+
+def test_the_short_tmpdir_keeps_cell_output_the_sidecar_names():
+    with recording.short_tmpdir() as tmp:
+        kept = os.path.join(tmp, "picklematrix-cells-abc")
+        os.mkdir(kept)
+        open(os.path.join(kept, "lambda-Client.compute.log"), "w").close()
+        os.mkdir(os.path.join(tmp, "picklematrix-cells-empty"))
+    try:
+        assert os.listdir(tmp) == ["picklematrix-cells-abc"]
+    finally:
+        shutil.rmtree(tmp)
+
+
+def test_processes_of_the_env_get_the_short_tmpdir_and_can_make_sockets_in_it():
+    with recording.short_tmpdir() as tmp:
+        env = recording.process_env(sys.executable, tmp)
+        assert env["TMPDIR"] == tmp and env["PATH"].startswith(os.path.dirname(sys.executable))
+        code = ("from multiprocessing.connection import Listener\n"
+                "with Listener(family='AF_UNIX') as l: print(l.address)")
+        address = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                 check=True, timeout=60).stdout.strip()
+        assert address.startswith(tmp)
+
+
+def test_a_socket_path_below_nox_s_tmpdir_of_a_long_checkout_is_too_long(tmp_path):
+    # what made `nox -s matrix` hang from an ordinary checkout path, as a plain error
+    long = tmp_path / ("a-checkout-at-an-ordinary-path-" + "long" * 20) / ".nox" / "matrix-cp3-0-0" / "tmp"
+    long.mkdir(parents=True)
+    code = ("import multiprocessing.connection as c\n"
+            "with c.Listener(family='AF_UNIX') as l: print(l.address)")
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TMPDIR": str(long)},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "too long" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_harness_command_applies_cases_and_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("PICKLEMATRIX_CASES", os.pathsep.join(["a", "b"]))
+    monkeypatch.setenv("PICKLEMATRIX_ONLY", "x/*,y")
+    args = recording.harness_command("py", ENV.env_id, tmp_path / "s.outcomes", "c" * 40, "m")
+    assert args[:4] == ["py", "-m", "picklematrix", "run"]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--cases"] == ["a", "b"]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--only"] == ["x/*", "y"]
+
+
+def test_an_env_error_is_recorded_where_the_report_reads_it(tmp_path):
+    target = recording.Target(tmp_path / "results", "f" * 40, "box")
+    path = recording.record_env_error(target, ENV, "install", "x" * 30000)
+    assert path == tmp_path / "results" / "box" / f"ffffffff-{ENV.env_id}.env-error"
+    data = json.loads(path.read_text())
+    assert data["stage"] == "install" and data["env"]["env_id"] == ENV.env_id and len(data["message"]) == 20000
+
+
+def test_merge_copies_one_env_s_asv_files_into_the_results(tmp_path):
+    stage, results = tmp_path / "stage", tmp_path / "results"
+    (stage / "box").mkdir(parents=True)
+    for rel, text in (("benchmarks.json", "{}"), ("box/machine.json", '{"machine": "box"}'), ("box/r.json", "1")):
+        (stage / rel).write_text(text)
+    recording.merge_asv_results(stage, results, "box", "r.json")
+    assert (results / "box" / "r.json").read_text() == "1"
+    assert sorted(p.name for p in results.rglob("*") if p.is_file()) == [
+        ".merge.lock", "benchmarks.json", "machine.json", "r.json"]
+
+
+def test_asv_gets_a_home_of_its_own(tmp_path):
+    env = recording.asv_home(tmp_path)
+    assert env["HOME"] == str(tmp_path / "asv-home")
+    assert not recording.asv_knows_machine(env, "box")
+    (tmp_path / "asv-home" / ".asv-machine.json").write_text(json.dumps({"box": {"machine": "box"}}))
+    assert recording.asv_knows_machine(env, "box")
+
