@@ -11,7 +11,6 @@ import pytest
 from picklematrix import recording
 from picklematrix.matrix import parse_env_id
 
-from .conftest import ROOT
 
 ENV = parse_env_id("cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11")
 
