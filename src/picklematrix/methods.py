@@ -18,7 +18,6 @@ class ComputeMethod:
     default_client: bool
     # The outcome expected when a case says nothing more specific.
     default_expectation: str | None = None
-    description: str = ""
     # Whether dask would send this call's work to the distributed client
     # (asked of dask itself before the call; the call then shows whether the
     # graph really went).
@@ -82,7 +81,6 @@ METHODS = {
             _dask_compute,
             default_client=True,
             targets_cluster=_default_scheduler_is_distributed,
-            description="dask.compute(result) with the client as default scheduler",
         ),
         ComputeMethod(
             "dask.compute(client=)",
@@ -90,7 +88,6 @@ METHODS = {
             default_client=False,
             targets_cluster=_default_scheduler_is_distributed,
             default_expectation="ran-locally",
-            description="dask.compute(result, client=c), c made with set_as_default=False",
         ),
         ComputeMethod(
             "Client.compute",
@@ -98,7 +95,6 @@ METHODS = {
             default_client=True,
             targets_cluster=lambda client: True,
             own_wait=True,
-            description="client.compute(result).result(timeout=...)",
         ),
     )
 }

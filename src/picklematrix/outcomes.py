@@ -134,43 +134,29 @@ def _is_killed_worker(exc: BaseException) -> bool:
     return False
 
 
+# Where distributed pickles and unpickles: (module path parts, names of the functions that do it).
+_SERIALIZING = ((("distributed", "protocol"),
+                 ("dumps", "serialize", "pickle_dumps", "serialize_and_split", "_encode_default")),)
+_DESERIALIZING = ((("distributed", "protocol"),
+                   ("loads", "deserialize", "pickle_loads", "deserialize_and_unsplit", "_decode_default")),
+                  (("distributed", "scheduler.py"), ("update_graph", "_materialize_graph")))
+
+
+def _raised_in(exc: BaseException, places) -> bool:
+    """Whether a frame of ``exc``'s traceback is in one of ``places`` (see _SERIALIZING)."""
+    return any(_in_module(fr.filename, *parts) and fr.name in names
+               for fr in _frames(exc) for parts, names in places)
+
+
 def _raised_in_serialization(exc: BaseException) -> bool:
-    for e in exception_chain(exc):
-        for fr in _frames(e):
-            if _in_module(fr.filename, "distributed", "protocol") and fr.name in (
-                "dumps",
-                "serialize",
-                "pickle_dumps",
-                "serialize_and_split",
-                "_encode_default",
-            ):
-                return True
-            if _in_module(fr.filename, "cloudpickle") and "dump" in fr.name:
-                return True
-        if isinstance(e, pickle.PicklingError):
-            return True
-    return False
+    return any(isinstance(e, pickle.PicklingError) or _raised_in(e, _SERIALIZING)
+               or any(_in_module(fr.filename, "cloudpickle") and "dump" in fr.name for fr in _frames(e))
+               for e in exception_chain(exc))
 
 
 def _raised_in_deserialization(exc: BaseException) -> bool:
-    for e in exception_chain(exc):
-        if isinstance(e, pickle.UnpicklingError):
-            return True
-        for fr in _frames(e):
-            if _in_module(fr.filename, "distributed", "protocol") and fr.name in (
-                "loads",
-                "deserialize",
-                "pickle_loads",
-                "deserialize_and_unsplit",
-                "_decode_default",
-            ):
-                return True
-            if _in_module(fr.filename, "distributed", "scheduler.py") and fr.name in (
-                "update_graph",
-                "_materialize_graph",
-            ):
-                return True
-    return False
+    return any(isinstance(e, pickle.UnpicklingError) or _raised_in(e, _DESERIALIZING)
+               for e in exception_chain(exc))
 
 
 def classify_failure(exc: BaseException, *, submitted: bool, sent: bool) -> str:

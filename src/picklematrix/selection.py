@@ -6,15 +6,15 @@ matrix``, which passes asv only the cells the rule accepts (``asv run -b``).
 asv starts one process per benchmark and cell; the ones it is not given are
 recorded as n/a without a process, which is what their setup would have said.
 
-Imports nothing heavy: the noxfile uses it in the orchestrating environment.
+Imports nothing heavy (picklematrix.outcomes is standard library only): the noxfile uses it in the
+orchestrating environment.
 """
 
 from __future__ import annotations
 
 import re
 
-NOT_APPLICABLE = "not-applicable"
-PASS = "pass"
+from .outcomes import NOT_APPLICABLE, PASS
 
 OUTCOME = "cells.Outcome.track_outcome"
 GRAPH_SIZE = "cells.GraphSize.track_graph_bytes"
