@@ -34,6 +34,10 @@ def test_run_writes_json_and_exits_0_without_surprises(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(out.read_text())
     _check_schema(data)
+    assert set(data) == {"format", "env", "cluster", "broken_cases", "env_id", "commit", "machine", "case_dirs",
+                         "complete", "cells", "timing"}
+    assert data["complete"] is True and data["format"] == 1
+    assert set(data["timing"]) == {"cluster_start_seconds", "run_seconds", "cells", "compute_seconds"}
     assert {(c["case"], c["method"]) for c in data["cells"]} == {
         (case, m) for case in ("plain_pass", "task_raises")
         for m in ("dask.compute", "dask.compute(client=)", "Client.compute")
@@ -71,6 +75,18 @@ def test_broken_cases_are_skipped_named_and_exit_2(tmp_path):
     # the valid cases still ran and kept their results
     assert {c["case"] for c in data["cells"]} == {"bad_outcome", "syntax_error", "twice"}
     assert len(data["broken_cases"]) == 9
+
+
+def test_an_unwritable_results_place_is_one_line_naming_it_and_exit_2(tmp_path):
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the results directory should be")
+    out = blocker / "machine" / "r.json"
+    proc = run_cli("run", "--cases", str(FIXTURE_CASES), "--only", "plain_pass", "--method", "dask.compute",
+                   "--json", str(out), "--no-progress")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(out) in errors[0], proc.stderr
 
 
 def test_no_matching_case_is_bad_input():

@@ -179,7 +179,7 @@ def test_the_runner_leaves_its_log_dir_only_when_a_dead_cell_left_output(cluster
     cell = quiet.run(quiet_death, "dask.compute")
     assert cell.outcome == oc.HARNESS_ERROR and cell.detail == "cell process died without output", cell
     quiet.close()
-    assert not os.path.exists(quiet.log_dir), os.listdir(quiet.log_dir)
+    assert not os.path.exists(quiet.script.log_dir), os.listdir(quiet.script.log_dir)
 
     runner = CellRunner(cluster)
     cells = [runner.run(dying, "dask.compute"), runner.run(says_why, "dask.compute")]
@@ -187,12 +187,12 @@ def test_the_runner_leaves_its_log_dir_only_when_a_dead_cell_left_output(cluster
     for cell, words in zip(cells, ["last words", "the reason"]):
         assert cell.outcome == oc.HARNESS_ERROR and not cell.surprise, cell
         log = cell.detail.split("output in ")[1]
-        assert os.path.dirname(log) == runner.log_dir
+        assert os.path.dirname(log) == runner.script.log_dir
         with open(log) as f:
             assert words in f.read()
         os.unlink(log)
     assert cells[1].detail.startswith("cell did not bind")  # its own detail first, then where its output is
-    os.rmdir(runner.log_dir)
+    os.rmdir(runner.script.log_dir)
 
 
 def test_a_cell_process_ends_before_the_next_cell_starts(cluster, fixture_cases, tmp_path):
@@ -214,12 +214,12 @@ def test_a_cell_process_ends_before_the_next_cell_starts(cluster, fixture_cases,
     runner = CellRunner(cluster)
     try:
         assert runner.run(slow_close, "dask.compute").outcome == oc.PASS
-        first = runner.ending
+        first = runner.script.ending
         assert first is not None and first.exitcode is None  # still closing its client
         assert runner.run(fixture_cases["plain_pass"], "dask.compute").outcome == oc.PASS
         assert first.exitcode == 0  # waited for before the next cell started
         assert runner.run(slow_close, "Client.compute").outcome == oc.PASS
-        last = runner.ending
+        last = runner.script.ending
     finally:
         runner.close()
     assert last.exitcode == 0  # close waits too

@@ -1,3 +1,5 @@
+"""``python -m picklematrix``: the command line (picklematrix.cli)."""
+
 import sys
 
 from .cli import main

@@ -1,5 +1,8 @@
-"""One cell, run in a child process: define the case, run one compute method, classify.
+"""One cell's own side: define the case as a script's top level, run one compute method, classify.
 
+``child_main`` is a script-context cell's process (picklematrix.script starts
+it); ``compute_phase`` also runs in the kernel (picklematrix.inkernel), and
+``define_cell`` in asv's benchmark processes (picklematrix.suite).
 Runs inside every matrix environment. The harness process never executes a
 case: this module runs in a process of its own per cell, so a case that hangs,
 calls ``os._exit`` or corrupts interpreter state costs that one cell only.
@@ -18,86 +21,13 @@ import logging
 import operator
 import os
 import sys
-import threading
 import time
 import types
 import weakref
 
 from . import outcomes as oc
 from .methods import METHODS, ComputeTimeout
-
-
-class _PickleLogCapture(logging.Handler):
-    """Collects the exceptions distributed logs while pickling ("Failed to serialize")."""
-
-    def __init__(self):
-        super().__init__(level=logging.DEBUG)
-        self.exceptions = []
-
-    def emit(self, record):
-        if record.exc_info and record.exc_info[1] is not None:
-            self.exceptions.append(record.exc_info[1])
-
-
-def _nbytes(frame) -> int:
-    try:
-        return memoryview(frame).nbytes
-    except TypeError:
-        return 0
-
-
-def _graph_bytes(msg: dict) -> int:
-    """Size of the serialized graph in an "update-graph" message, across distributed versions."""
-    frames = []
-    if "graph_frames" in msg:  # distributed <= 2024.x: serialize(ToPickle(dsk))
-        frames = list(msg["graph_frames"])
-    for key in ("expr_ser", "graph"):  # newer: Serialized(header, frames)
-        ser = msg.get(key)
-        if ser is not None and hasattr(ser, "frames"):
-            frames.extend(ser.frames)
-    return sum(_nbytes(f) for f in frames)
-
-
-class _Tap:
-    """Observes, on the client, whether work was submitted to and sent to the scheduler."""
-
-    def __init__(self, client, emit):
-        self.submitted = False
-        self.sent = False
-        self.graph_bytes = 0
-        self.emit = emit
-        self.client = client
-        graph_to_futures = client._graph_to_futures
-        send = client._send_to_scheduler
-
-        @functools.wraps(graph_to_futures)
-        def _graph_to_futures(*args, **kwargs):
-            if not self.submitted:
-                self.submitted = True
-                self._event({"event": "submitted"})
-            return graph_to_futures(*args, **kwargs)
-
-        @functools.wraps(send)
-        def _send_to_scheduler(msg):
-            if isinstance(msg, dict) and msg.get("op") == "update-graph":
-                self.sent = True
-                self.graph_bytes += _graph_bytes(msg)
-                self._event({"event": "sent", "graph_bytes": self.graph_bytes})
-            return send(msg)
-
-        # Instance attributes shadow the methods for this client only.
-        client._graph_to_futures = _graph_to_futures
-        client._send_to_scheduler = _send_to_scheduler
-
-    def remove(self):
-        for name in ("_graph_to_futures", "_send_to_scheduler"):
-            self.client.__dict__.pop(name, None)
-
-    def _event(self, event):
-        try:
-            self.emit(event)
-        except Exception:
-            pass
+from .observe import PickleLogCapture, Tap
 
 
 def _fresh_main_module(path: str) -> types.ModuleType:
@@ -185,7 +115,7 @@ def define_cell(source: str, path: str, client) -> dict:
     return main.__dict__
 
 
-def _connect(address: str, *, default: bool, timeout: float):
+def connect_client(address: str, *, default: bool, timeout: float):
     from distributed import Client
 
     return Client(address, set_as_default=default, timeout=timeout)
@@ -254,10 +184,10 @@ def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: 
     if "expected" not in ns and not callable(ns.get("check")):
         return _result(case_id, method_name, context, detail="cell binds neither `expected` nor `check(value)`")
 
-    capture = _PickleLogCapture()
+    capture = PickleLogCapture()
     pickle_logger = logging.getLogger("distributed.protocol")
     pickle_logger.addHandler(capture)
-    tap = _Tap(client, emit)
+    tap = Tap(client, emit)
     try:
         targets_cluster = method.targets_cluster(client)
         emit({"event": "compute-start", "targets_cluster": targets_cluster})
@@ -328,7 +258,7 @@ def run_cell(request: dict, conn) -> None:
 
     main = _fresh_main_module(request["path"])
     try:
-        client = _connect(request["scheduler"], default=method.default_client, timeout=min(timeout, 30))
+        client = connect_client(request["scheduler"], default=method.default_client, timeout=min(timeout, 30))
     except Exception as e:
         conn.send(_result(case_id, method_name, context, root_cause=oc.describe(e),
                           detail="could not connect a client"))
@@ -355,96 +285,6 @@ def run_cell(request: dict, conn) -> None:
             client.close(timeout=5)
         except Exception:
             pass
-
-
-KERNEL_MARK = "\x1epicklematrix-event "
-
-# The last kernel cell's client, closing in a thread of the kernel (see kernel_compute), and how long
-# the next case's kernel_reset waits for that close (it gives ``close`` 5 s).
-_closing: tuple | None = None
-CLOSE_WAIT = 10.0
-
-
-def kernel_reset() -> None:
-    """Called by the harness inside a Jupyter kernel before each case: a fresh notebook.
-
-    Waits until the previous case's ``client`` has closed (``kernel_compute``
-    closes it in a thread), or closes it (a case that did not get as far as
-    its compute cell), then does what ``%reset -f`` does
-    (``InteractiveShell.reset(new_session=False)``: namespace, output cache,
-    aliases) except its full ``gc.collect()``, which costs more than the rest of
-    a cell (about 60 ms with dask, distributed and pydantic loaded); the
-    interpreter's own collector still runs as it would in a notebook. Then it
-    drops the ``from __future__`` flags an earlier case left: IPython keeps
-    them for every later cell, ``%reset`` included.
-    """
-    import __future__
-    import gc
-
-    global _closing
-    closed = None
-    if _closing is not None:
-        thread, closed = _closing
-        _closing = None
-        thread.join(CLOSE_WAIT)
-    shell = get_ipython()  # noqa: F821 - only ever called inside an IPython kernel
-    old = shell.user_ns.get("client")
-    if old is not None and old is not closed and type(old).__module__.startswith("distributed"):
-        try:
-            old.close(timeout=5)
-        except Exception:
-            pass
-    collect = gc.collect
-    gc.collect = lambda generation=2: 0
-    try:
-        shell.reset(new_session=False)
-    finally:
-        gc.collect = collect
-    for name in __future__.all_feature_names:
-        shell.compile.flags &= ~getattr(__future__, name).compiler_flag
-
-
-def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: int = 1,
-                   events_path: str | None = None) -> None:
-    """Called by the harness inside a Jupyter kernel, after the case's cell ran there.
-
-    Events and the result go to stdout as marked JSON lines: the harness reads
-    them from the kernel's iopub stream, as they are printed. They are also
-    appended to ``events_path``: a write to a file is done when ``write``
-    returns, while output on iopub is lost if the task kills the kernel
-    before zmq sends it.
-    """
-    import json
-
-    shell = get_ipython()  # noqa: F821 - only ever called inside an IPython kernel
-    ns = shell.user_ns
-
-    def emit(event):
-        sys.__stdout__.flush()
-        line = json.dumps(event, default=str)
-        if events_path:
-            with open(events_path, "a") as f:
-                f.write(line + "\n")
-        print(KERNEL_MARK + line, flush=True)
-
-    client = ns.get("client")
-    result = compute_phase(ns, client, method_name, case_id=case_id, context="kernel", timeout=timeout,
-                           samples=samples, emit=emit)
-    emit(result)
-    # As the script context's process does once its result is sent, the client closes while the harness
-    # checks the cluster: in a thread, so that this cell is done now. The next case's kernel_reset
-    # waits for it before anything else runs in the kernel.
-    global _closing
-
-    def close():
-        try:
-            client.close(timeout=5)
-        except Exception:
-            pass
-
-    thread = threading.Thread(target=close, name="picklematrix-close-client", daemon=True)
-    thread.start()
-    _closing = (thread, client)
 
 
 def _short_repr(value, limit=200) -> str:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m picklematrix cases|run``.
+"""Command line: ``python -m picklematrix cases|run|cluster``, a thin shell over the package's functions.
 
 Exit status everywhere: 0 all as expected, 1 surprises, 2 bad input.
 """
@@ -6,12 +6,14 @@ Exit status everywhere: 0 all as expected, 1 surprises, 2 bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import signal
 import sys
+import time
 from collections import Counter
 
 from .corpus import CONTEXTS, CorpusError, load_corpus, relpath, select
+from .sidecar import SidecarError, SidecarWriter
 
 EXIT_OK, EXIT_SURPRISES, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -85,10 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "cluster":
-        from .cluster import Cluster
+        from .cluster import serve
 
-        with Cluster(n_workers=args.workers) as cluster:
-            cluster.serve(args.state_file)
+        serve(args.state_file, n_workers=args.workers)
         return EXIT_OK
     try:
         cases, problems = load_corpus(args.cases)
@@ -119,7 +120,8 @@ def _cases(args, cases, problems) -> int:
 
 
 def _run(args, cases, problems) -> int:
-    from .cluster import Cluster
+    from .cluster import open_cluster
+    from .corpus import environment_versions
     from .methods import METHODS
     from .runner import run_corpus
 
@@ -130,62 +132,40 @@ def _run(args, cases, problems) -> int:
     if not cases:
         print(f"error: no case matches --only {args.only}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    methods = args.method or list(METHODS)
-    contexts = list(CONTEXTS) if args.context == "all" else [args.context]
-    import signal
-    import time
-
     # Stopped (a CI job cancelled, nox interrupted): unwind as for Ctrl-C, so the
     # cluster and the kernel are shut down; the JSON already holds every cell done.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     t0 = time.perf_counter()
     try:
-        cluster = Cluster(args.scheduler, n_workers=args.workers, restartable=args.restartable).start()
+        cluster = open_cluster(args.scheduler, n_workers=args.workers, restartable=args.restartable)
     except Exception as e:
         where = args.scheduler or "a LocalCluster on 127.0.0.1"
         print(f"error: cannot start/connect to {where}: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     cluster_seconds = time.perf_counter() - t0
     broken = [{"path": p.path, "line": p.line, "message": p.message} for p in problems]
-    meta = {"env_id": args.env_id, "commit": args.commit, "machine": args.machine,
-            "case_dirs": [os.path.abspath(d) for d in (args.cases or [])]}
-    done = []
-    from .corpus import environment_versions
-
-    env = environment_versions()
-
-    def write(head, cell_texts, complete):
-        """The JSON file: ``head``'s fields, then the cells (each already serialized: this runs after every cell)."""
-        if not args.json:
-            return
-        head = dict(head, **meta, broken_cases=broken, complete=complete)
-        head.pop("cells", None)
-        text = json.dumps(head, indent=1)
-        text = text[: text.rindex("}")].rstrip() + ',\n "cells": [\n' + ",\n".join(cell_texts) + "\n ]\n}\n"
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        tmp = args.json + ".partial"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, args.json)
-
-    def on_cell(cell):
-        # Written after every cell: a crash of the harness loses nothing already measured.
-        done.append(json.dumps(cell.to_json()))
-        write({"env": env}, done, complete=False)
-
+    sidecar = SidecarWriter(args.json, {
+        "env": environment_versions(), "env_id": args.env_id, "commit": args.commit, "machine": args.machine,
+        "case_dirs": [os.path.abspath(d) for d in (args.cases or [])], "broken_cases": broken})
     try:
-        result = run_corpus(cases, methods, contexts, cluster=cluster, samples=samples_by_context(args.samples),
-                            progress=not args.no_progress, on_cell=on_cell)
-    finally:
-        cluster.close()
-    result.broken_cases = broken
-    print(format_table(result))
-    final = result.to_json()
-    final["timing"] = {"cluster_start_seconds": cluster_seconds,
-                       "run_seconds": time.perf_counter() - t0 - cluster_seconds,
-                       "cells": len(result.cells),
-                       "compute_seconds": sum(sum(c.samples) for c in result.cells)}
-    write(final, done, complete=True)  # the cells as on_cell serialized them, one per cell of the run
+        try:
+            # Written after every cell: a crash of the harness loses nothing already measured.
+            result = run_corpus(cases, args.method or list(METHODS),
+                                list(CONTEXTS) if args.context == "all" else [args.context], cluster=cluster,
+                                samples=samples_by_context(args.samples), progress=not args.no_progress,
+                                on_cell=lambda cell: sidecar.add(cell.to_json()))
+        finally:
+            cluster.close()
+        result.broken_cases = broken
+        print(format_table(result))
+        sidecar.finish(cluster=result.cluster, timing={
+            "cluster_start_seconds": cluster_seconds,
+            "run_seconds": time.perf_counter() - t0 - cluster_seconds,
+            "cells": len(result.cells),
+            "compute_seconds": sum(sum(c.samples) for c in result.cells)})
+    except SidecarError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if problems:
         return EXIT_BAD_INPUT
     return EXIT_SURPRISES if result.surprises else EXIT_OK

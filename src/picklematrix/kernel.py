@@ -1,4 +1,4 @@
-"""The ``kernel`` context: cells run in a real IPython kernel, as in a notebook.
+"""The kernel context, harness side: cells run in a real IPython kernel, as in a notebook.
 
 One kernel (ipykernel, driven with jupyter_client) per run, reused across
 cells: start-up is paid once. For each cell the harness executes, in order,
@@ -6,7 +6,7 @@ the notebook cells a user would have: a cell that starts a fresh namespace
 (what ``%reset -f`` does, so that cases do not see each other's names) and
 creates ``client``, the case's cell, and a compute cell that runs the method
 *inside the kernel* and prints its events and result as marked JSON lines on
-stdout.
+stdout (that code is picklematrix.inkernel).
 
 The kernel's connection file and IPython profile (with its history database)
 live in a private temporary directory, and so do its sockets: the kernel talks
@@ -29,15 +29,19 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 
-from .cell import KERNEL_MARK
+from . import outcomes as oc
+from .attempt import CLOCK_EVENTS, CONNECT_ALLOWANCE, Attempt, compute_wait
+from .inkernel import KERNEL_MARK
+from .methods import METHODS
 
 # Before each case, one cell: the previous case's client closed, a fresh
 # namespace without an earlier case's ``from __future__`` flags (see
-# picklematrix.cell.kernel_reset), then the user's ``client``.
+# picklematrix.inkernel.kernel_reset), then the user's ``client``.
 PREPARE_CELL = (
-    "import picklematrix.cell\n"
-    "picklematrix.cell.kernel_reset()\n"
+    "import picklematrix.inkernel\n"
+    "picklematrix.inkernel.kernel_reset()\n"
     "from distributed import Client\n"
     "client = Client({address!r}, set_as_default={default}, timeout=30)"
 )
@@ -45,9 +49,9 @@ PREPARE_CELL = (
 # the result is out, the client closes in a thread of the kernel while the
 # harness checks the cluster (the next preparing cell waits for it).
 COMPUTE_CELL = (
-    "import picklematrix.cell as _picklematrix_cell\n"
-    "_picklematrix_cell.kernel_compute({method!r}, case_id={case!r}, timeout={timeout!r}, samples={samples!r},\n"
-    "                                  events_path={events_path!r})"
+    "import picklematrix.inkernel as _picklematrix_inkernel\n"
+    "_picklematrix_inkernel.kernel_compute({method!r}, case_id={case!r}, timeout={timeout!r}, samples={samples!r},\n"
+    "                                      events_path={events_path!r})"
 )
 
 
@@ -55,17 +59,15 @@ COMPUTE_CELL = (
 _MAX_SOCKET_DIR = 90
 
 
-class KernelDied(Exception):
-    pass
-
-
+@dataclass
 class ExecuteResult:
-    def __init__(self):
-        self.status = None  # ok | error | timeout | died
-        self.ename = None
-        self.evalue = None
-        self.events: list = []
-        self.stdout: list = []
+    """What one notebook cell gave: how it ended, its error, its marked events and its other stdout lines."""
+
+    status: str | None = None  # ok | error | timeout | died
+    ename: str | None = None
+    evalue: str | None = None
+    events: list = field(default_factory=list)
+    stdout: list = field(default_factory=list)
 
     @property
     def result_event(self):
@@ -160,6 +162,53 @@ class KernelSession:
         self.stop()
         self.launch()
 
+    def run_cell(self, case, method: str, *, address: str, samples: int) -> Attempt:
+        """Run one cell of ``case`` by ``method`` as a notebook would: the preparing cell (``client`` for the
+        scheduler at ``address``), the case's cell, the compute cell. A cell that wedges or kills the kernel
+        costs that cell: the kernel is replaced."""
+        attempt = Attempt()
+
+        def step(code, timeout, what, **clock) -> ExecuteResult:
+            reply = self.execute(code, timeout, **clock)
+            for event in reply.events:
+                attempt.absorb(event)
+            if reply.status in ("timeout", "died"):
+                # A wedged or dead kernel is not reused: its threads and state are suspect.
+                self.replace()
+            elif reply.status == "error" and what != "cell":
+                attempt.fail({"type": reply.ename, "message": reply.evalue}, f"{what} failed")
+            return reply
+
+        def ended(reply: ExecuteResult, where: str) -> bool:
+            if reply.status == "timeout":
+                attempt.timed_out = True
+            elif reply.status == "died":
+                attempt.died = where
+            return reply.status in ("timeout", "died")
+
+        reply = step(PREPARE_CELL.format(address=address, default=METHODS[method].default_client),
+                     CONNECT_ALLOWANCE, "preparing the notebook")
+        if ended(reply, "while preparing the notebook") or reply.status == "error":
+            return attempt
+        reply = step(case.source, case.timeout + CONNECT_ALLOWANCE, "cell")
+        if ended(reply, "while running the case's cell"):
+            return attempt
+        if reply.status == "error":
+            # (its client is closed by the next case's preparing cell)
+            failure = {"type": reply.ename, "message": reply.evalue}
+            if reply.ename == "NotImplementedError":
+                return attempt.fail(failure, "cell raised NotImplementedError", outcome=oc.NOT_APPLICABLE)
+            return attempt.fail(failure, "the cell itself raised before any compute call")
+        events_path = os.path.join(self.tmp, "events.jsonl")
+        if os.path.exists(events_path):
+            os.unlink(events_path)
+        reply = step(COMPUTE_CELL.format(method=method, case=case.case_id, timeout=case.timeout, samples=samples,
+                                         events_path=events_path),
+                     CONNECT_ALLOWANCE, "compute", clock_events=CLOCK_EVENTS, clock_timeout=compute_wait(case, method))
+        if ended(reply, "during the compute call"):
+            _absorb_written(attempt, events_path)
+        return attempt
+
     def close(self):
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -214,3 +263,17 @@ class KernelSession:
             out.events.append(json.loads(partial[len(KERNEL_MARK):]))
         out.status = "error" if out.ename else "ok"
         return out
+
+
+def _absorb_written(attempt: Attempt, events_path: str) -> None:
+    """Fold in what the kernel wrote to ``events_path`` before it died or hung (iopub may have lost it)."""
+    if not os.path.exists(events_path):
+        return
+    with open(events_path) as f:
+        for line in f:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # the last line, cut short by the death
+            if event.get("event") != "result":
+                attempt.absorb(event)

@@ -15,7 +15,6 @@ environment, never one per cell.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -29,7 +28,10 @@ from . import preload as _preload  # noqa: F401 - and what every process's first
 from .cell import settle
 from .corpus import BUILTIN_CASES, CONTEXTS, load_corpus, select
 from .methods import METHODS
+from .outcomes import OUTCOMES
 from .selection import why_not
+from .sidecar import cell_key
+from .sidecar import read as read_sidecar
 
 SIDECAR_VAR = "PICKLEMATRIX_SIDECAR"
 SCHEDULER_VAR = "PICKLEMATRIX_SCHEDULER"
@@ -66,20 +68,12 @@ def params():
 PARAM_NAMES = ["case", "method", "context"]
 
 
-def _by_key(cells: list) -> dict:
-    return {f"{c['family']}/{c['case']}|{c['method']}|{c['context']}": c for c in cells}
-
-
-def _read_sidecar(path: str) -> dict:
-    with open(path) as f:
-        return _by_key(json.load(f)["cells"])
-
-
 # With a sidecar (nox -s matrix), its cells are read when this module is imported. asv imports it
 # once in its forkserver and forks a process per benchmark and cell: each finds them in memory. (Through
 # asv's setup_cache, each would unpickle them from a file, and asv would start one more process, which
 # imports dask and distributed, only to read the sidecar; the benchmarks then have no setup_cache.)
-SIDECAR_CELLS = _read_sidecar(os.environ[SIDECAR_VAR]) if os.environ.get(SIDECAR_VAR) else None
+SIDECAR_CELLS = (read_sidecar(os.environ[SIDECAR_VAR], outcomes=OUTCOMES).by_key()
+                 if os.environ.get(SIDECAR_VAR) else None)
 
 
 def load_cells() -> dict:
@@ -88,12 +82,12 @@ def load_cells() -> dict:
     asv's ``setup_cache`` calls this (e.g. in asv's built-in environments): the
     corpus is run here, on a LocalCluster of its own.
     """
-    from .cluster import Cluster
+    from .cluster import OwnedCluster
     from .runner import run_corpus
 
-    with Cluster() as cluster:
+    with OwnedCluster() as cluster:
         run = run_corpus(list(cases().values()), list(METHODS), list(CONTEXTS), cluster=cluster, progress=False)
-    return _by_key([c.to_json() for c in run.cells])
+    return {cell_key(c): c for c in (cell.to_json() for cell in run.cells)}
 
 
 def cell_for(benchmark: str, *args) -> dict:
@@ -128,13 +122,13 @@ def _own_cluster():
     """
     global _OWN_CLUSTER
     if _OWN_CLUSTER is None:
-        from .cluster import Cluster
+        from .cluster import OwnedCluster
 
         cell_main = sys.modules.get("__main__")
         sys.modules["__main__"] = _MAIN
         try:
             # Spawned, not forked: this process starts its one worker once; a forkserver first would only add.
-            _OWN_CLUSTER = Cluster(n_workers=1, fork_workers=False).start()
+            _OWN_CLUSTER = OwnedCluster(n_workers=1, fork_workers=False).start()
         finally:
             sys.modules["__main__"] = cell_main
     return _OWN_CLUSTER
@@ -169,7 +163,7 @@ class PreparedCell:
 
     def __init__(self, cell: dict, case_key: str, method: str, context: str):
         """``cell``: from ``cell_for(..., COMPUTE, ...)``, a passing script cell."""
-        from .cell import _connect, define_cell
+        from .cell import connect_client, define_cell
 
         # The env's shared cluster (nox -s matrix); asv on its own has none to
         # share, so this process brings one (the cost nox -s matrix avoids).
@@ -177,7 +171,7 @@ class PreparedCell:
         case = cases()[case_key]
         self.method = METHODS[method]
         self.timeout = case.timeout
-        self.client = _connect(address, default=self.method.default_client, timeout=30)
+        self.client = connect_client(address, default=self.method.default_client, timeout=30)
         self.namespace = define_cell(case.source, case.path, self.client)
 
     def compute(self):
