@@ -172,7 +172,11 @@ def tools_python(checkout: Path, venv: Path | None = None) -> str:
         wanted = "\n".join([*pins.TOOLS, f"-e {checkout} --no-deps", "byte-compiled"])
         if Path(python).exists() and stamp.exists() and stamp.read_text() == wanted:
             return python
-        subprocess.run([uv(), "venv", "-q", "--allow-existing", "-p", sys.executable, str(venv)], check=True)
+        proc = subprocess.run([uv(), "venv", "-q", "--allow-existing", "-p", sys.executable, str(venv)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise EnvError("install", f"cannot make the asv tools venv {venv} (PICKLEMATRIX_TOOLS_VENV) with "
+                                      f"{sys.executable}: {proc.stderr.strip()[-2000:]}")
         install(python, pins.TOOLS, checkout, checkout_deps=False)
         problem = compile_packages(python)
         if problem:
