@@ -13,9 +13,9 @@ BROKEN_CASES = DATA / "broken"
 @pytest.fixture(scope="session")
 def cluster():
     """One real LocalCluster (worker processes) shared by the runner tests."""
-    from picklematrix.cluster import Cluster
+    from picklematrix.cluster import OwnedCluster
 
-    with Cluster(n_workers=2) as c:
+    with OwnedCluster(n_workers=2) as c:
         yield c
 
 

@@ -82,11 +82,13 @@ def test_an_unwritable_results_place_is_one_line_naming_it_and_exit_2(tmp_path):
     blocker.write_text("a file where the results directory should be")
     out = blocker / "machine" / "r.json"
     proc = run_cli("run", "--cases", str(FIXTURE_CASES), "--only", "plain_pass", "--method", "dask.compute",
-                   "--json", str(out), "--no-progress")
+                   "--json", str(out))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(out) in errors[0], proc.stderr
+    # said before anything ran: no cell's progress line, no table
+    assert "plain_pass" not in proc.stdout + proc.stderr.replace(str(out), "")
 
 
 def test_no_matching_case_is_bad_input():

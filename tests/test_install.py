@@ -113,3 +113,11 @@ def test_an_empty_case_folder_is_an_error_there_too(installed):
     empty.mkdir(exist_ok=True)
     proc = _run(installed, "picklematrix", "cases", "--cases", str(empty))
     assert proc.returncode == 2 and "no case files" in proc.stderr
+
+
+def test_the_kernel_context_without_the_kernel_extra_names_the_extra(installed):
+    # the wheel was installed without [kernel]: nothing may start before saying what to install
+    proc = _run(installed, "picklematrix", "run", "--only", "functions/lambda_square", "--context", "kernel")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert 'pip install "picklematrix[kernel]"' in proc.stderr and "ipykernel" in proc.stderr
+    assert "Traceback" not in proc.stderr and "cells" not in proc.stdout

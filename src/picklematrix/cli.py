@@ -1,4 +1,4 @@
-"""Command line: ``python -m picklematrix cases|run|cluster``, a thin shell over the package's functions.
+"""Command line: ``picklematrix cases|run|cluster`` (also ``python -m picklematrix``), a thin shell over the package's functions.
 
 Exit status everywhere: 0 all as expected, 1 surprises, 2 bad input.
 """
@@ -13,6 +13,7 @@ import time
 from collections import Counter
 
 from .corpus import CONTEXTS, CorpusError, load_corpus, relpath, select
+from .requirements_check import MissingExtra, require
 from .sidecar import SidecarError, SidecarWriter
 
 EXIT_OK, EXIT_SURPRISES, EXIT_BAD_INPUT = 0, 1, 2
@@ -51,7 +52,7 @@ def samples_by_context(given) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     from .methods import METHODS
 
-    parser = argparse.ArgumentParser(prog="python -m picklematrix", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="picklematrix", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("cases", help="list the corpus; --check validates it")
@@ -132,6 +133,18 @@ def _run(args, cases, problems) -> int:
     if not cases:
         print(f"error: no case matches --only {args.only}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    contexts = list(CONTEXTS) if args.context == "all" else [args.context]
+    broken = [{"path": p.path, "line": p.line, "message": p.message} for p in problems]
+    sidecar = SidecarWriter(args.json, {
+        "env": environment_versions(), "env_id": args.env_id, "commit": args.commit, "machine": args.machine,
+        "case_dirs": [os.path.abspath(d) for d in (args.cases or [])], "broken_cases": broken})
+    try:
+        if "kernel" in contexts:
+            require("kernel", "the kernel context (--context kernel|all)")
+        sidecar.start()  # before the cluster: an unwritable --json fails now, not after the first cell
+    except (MissingExtra, SidecarError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     # Stopped (a CI job cancelled, nox interrupted): unwind as for Ctrl-C, so the
     # cluster and the kernel are shut down; the JSON already holds every cell done.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -143,15 +156,11 @@ def _run(args, cases, problems) -> int:
         print(f"error: cannot start/connect to {where}: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     cluster_seconds = time.perf_counter() - t0
-    broken = [{"path": p.path, "line": p.line, "message": p.message} for p in problems]
-    sidecar = SidecarWriter(args.json, {
-        "env": environment_versions(), "env_id": args.env_id, "commit": args.commit, "machine": args.machine,
-        "case_dirs": [os.path.abspath(d) for d in (args.cases or [])], "broken_cases": broken})
     try:
         try:
             # Written after every cell: a crash of the harness loses nothing already measured.
             result = run_corpus(cases, args.method or list(METHODS),
-                                list(CONTEXTS) if args.context == "all" else [args.context], cluster=cluster,
+                                contexts, cluster=cluster,
                                 samples=samples_by_context(args.samples), progress=not args.no_progress,
                                 on_cell=lambda cell: sidecar.add(cell.to_json()))
         finally:

@@ -168,10 +168,6 @@ class OwnedCluster(BaseCluster):
         self.local_cluster = self.client = None
 
 
-# The name the test suite's fixture (tests/conftest.py) starts its cluster by.
-Cluster = OwnedCluster
-
-
 class ExistingCluster(BaseCluster):
     """A cluster at an address the run was given: never replaced.
 

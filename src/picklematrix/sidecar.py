@@ -62,6 +62,10 @@ class SidecarWriter:
         self.head = dict(head)
         self._cells: list[str] = []
 
+    def start(self) -> None:
+        """Write the head with no cells yet: an unwritable place fails here, before anything has run."""
+        self._write(complete=False)
+
     def add(self, cell: dict) -> None:
         self._cells.append(json.dumps(cell))
         self._write(complete=False)
