@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from ..outcomes import OUTCOMES, PASS, RAN_LOCALLY
+from ..selection import COMPUTE, OUTCOME
 from .asv_site import asv_graph_url
 from .table import BAD
 
@@ -54,7 +55,8 @@ def jinja_env():
     env.filters["plural"] = lambda n, word: f"{n} {word}" + ("" if n == 1 else "s")
     env.filters["prose"] = html_prose
     env.globals.update(marks=OUTCOME_MARKS, outcome_list=OUTCOMES, asv_graph_url=asv_graph_url,
-                       failures=BAD, short_method=short_method, outcome_class=outcome_class)
+                       short_method=short_method, outcome_class=outcome_class,
+                       outcome_benchmark=OUTCOME, compute_benchmark=COMPUTE)
     return env
 
 
