@@ -181,3 +181,12 @@ def test_a_run_stopped_midway_keeps_the_cells_done_so_far(tmp_path):
     _check_schema(data)
     # nor did it leave its cell-log dir behind, with the empty log of the cell it was running
     assert not list(tmp.glob("picklematrix-cells-*")), [str(p) for p in tmp.rglob("*")]
+
+
+def test_report_and_review_are_subcommands_with_their_own_options(tmp_path):
+    missing = tmp_path / "no-results"
+    for command in ("report", "review"):
+        pair = ["--from", "pydantic=2.8.2", "--to", "pydantic=2.9.2"] if command == "review" else []
+        proc = run_cli(command, "--results", str(missing), *pair, timeout=120)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"picklematrix {command}" in proc.stderr and str(missing) in proc.stderr

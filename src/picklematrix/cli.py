@@ -1,4 +1,4 @@
-"""Command line: ``picklematrix cases|run|cluster`` (also ``python -m picklematrix``), a thin shell over the package's functions.
+"""Command line: ``picklematrix cases|run|cluster|report|review`` (also ``python -m picklematrix``), a thin shell over the package's functions.
 
 Exit status everywhere: 0 all as expected, 1 surprises, 2 bad input.
 """
@@ -52,7 +52,9 @@ def samples_by_context(given) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     from .methods import METHODS
 
-    parser = argparse.ArgumentParser(prog="picklematrix", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="picklematrix",
+                                     description="Which objects survive which Dask compute path, measured: "
+                                                 "run the corpus, then report and review the results.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("cases", help="list the corpus; --check validates it")
@@ -79,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit", help="harness commit, recorded in the JSON (set by nox -s matrix)")
     p.add_argument("--machine", help="machine name, recorded in the JSON (set by nox -s matrix)")
 
+    # report and review have command lines of their own (picklematrix.report.build / .review); these
+    # subcommands hand them the rest of the arguments, so `picklematrix report --help` shows theirs.
+    for name, helptext in (("report", "build the asv site, the matrix page and table.md/table.json"),
+                           ("review", "review an upgrade: what changes from env A to env B")):
+        p = sub.add_parser(name, help=helptext, add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER)
+
     p = sub.add_parser("cluster", help="run a LocalCluster (127.0.0.1, no dashboard) until terminated")
     p.add_argument("--state-file", required=True, help="where to write {address, pid} once it is up")
     p.add_argument("--workers", type=int, default=2)
@@ -86,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("report", "review"):
+        return _report_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "cluster":
         from .cluster import serve
@@ -100,6 +112,19 @@ def main(argv=None) -> int:
     if args.command == "cases":
         return _cases(args, cases, problems)
     return _run(args, cases, problems)
+
+
+def _report_command(name: str, argv: list) -> int:
+    try:
+        require("report", f"picklematrix {name}")
+    except MissingExtra as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if name == "report":
+        from .report.build import main as command
+    else:
+        from .report.review import main as command
+    return command(argv)
 
 
 def _print_problems(problems, out=sys.stderr):

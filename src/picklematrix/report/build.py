@@ -153,7 +153,7 @@ def copy_saved_reviews(results_dir: Path, site: Path) -> list:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m picklematrix.report", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="picklematrix report", description=__doc__.splitlines()[0])
     p.add_argument("--results", help="results directory (default: $PICKLEMATRIX_RESULTS or <checkout>/results)")
     p.add_argument("--html", help="where the site goes (default: the checkout's html/ for its own results, "
                                   "else <results>/../html)")

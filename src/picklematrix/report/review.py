@@ -129,7 +129,7 @@ def write_review(review: dict, out_dir: Path) -> tuple[Path, Path]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m picklematrix.report.review",
+    p = argparse.ArgumentParser(prog="picklematrix review",
                                 description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="exit status: 0 nothing broke or got slower; 1 something did; 2 bad input")
