@@ -138,7 +138,7 @@ def lint(session):
 
 @nox.session(python=False)
 def report(session):
-    """asv's HTML site working offline, the outcome matrix page, results/matrix.md and results/matrix.json.
+    """asv's HTML site working offline, the matrix page, results/table.md and results/table.json.
 
     nox -s report [-- --commit REV --html DIR --strict]; browse with any static server, e.g.
     python3 -m http.server --bind 127.0.0.1 --directory html 8080
@@ -153,7 +153,7 @@ def review(session):
 
     Exits with the review's own status: 0 nothing broke, 1 something broke or got slower, 2 bad input.
     """
-    _run_tools_module(session, "picklematrix.review", "--results", str(RESULTS))
+    _run_tools_module(session, "picklematrix.report.review", "--results", str(RESULTS))
 
 
 def _run_tools_module(session, module, *args):

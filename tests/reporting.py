@@ -32,9 +32,6 @@ MATRIX = textwrap.dedent(f"""
     dask = ["2024.6.2", "2026.8.0"]
     pydantic = ["2.8.2", "2.9.2", "2.14.4"]
 
-    [common]
-    packages = ["packaging", "asv_runner==0.3.2", "ipykernel==6.29.5", "jupyter_client==8.6.3"]
-
     [profiles.default]
     baseline = "{A}"
     envs = ["{A}", "{B}", "{BROKEN}"]

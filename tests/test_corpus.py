@@ -9,7 +9,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from picklematrix import requirements_check
+from picklematrix import pins, requirements_check
 from picklematrix.corpus import (
     BUILTIN_CASES,
     Case,
@@ -324,21 +324,13 @@ def test_declared_lower_bounds_admit_every_matrix_env():
     assert not deps["tomli"].marker.evaluate({"python_version": "3.11"})
     # what matrix envs and the asv tools venv get besides the axes satisfies the extras they stand in for
     extras = _pyproject()["project"]["optional-dependencies"]
-    for extra, pinned in (("kernel", _pins("ENV", matrix.common_packages)), ("report", _pins("TOOLS", []))):
-        pins = {canonicalize_name(Requirement(r).name): Requirement(r) for r in pinned}
+    for extra, pinned in (("kernel", pins.ENV), ("report", pins.TOOLS)):
+        by_name = {canonicalize_name(Requirement(r).name): Requirement(r) for r in pinned}
         for r in map(Requirement, extras[extra]):
-            pin = pins.get(canonicalize_name(r.name))
+            pin = by_name.get(canonicalize_name(r.name))
             if pin is not None:
                 assert r.specifier.contains(str(pin.specifier).removeprefix("==")), f"{pin} is not in [{extra}]'s {r}"
 
-
-def _pins(group: str, before: list) -> list:
-    """A group of the harness's own pins (src/picklematrix/pins.py), or where they were kept before it."""
-    try:
-        from picklematrix import pins
-    except ImportError:
-        return before
-    return [*before, *getattr(pins, group)]
 
 
 def test_requirements_check_knows_the_extras_pyproject_declares():

@@ -90,6 +90,8 @@ def test_asv_env_name_labels_by_installed_versions():
          'envs = ["cp3.1.0-dask2024.6.2-pyd2.8.2-py3.11"]\n',
          "[[exclude]] #1 needs a 'reason'"),
         (GOOD_AXES + '[profiles.nightly]\nbaseline = "x"\nproduct = true\n', "needs a 'default' profile"),
+        ("[common]\npackages = []\n" + GOOD_AXES + '[profiles.default]\nbaseline = "x"\nproduct = true\n',
+         "src/picklematrix/pins.py"),
         ("[axes\n", "not valid TOML"),
     ],
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier
@@ -84,7 +84,6 @@ class Matrix:
     axes: dict
     exclusions: list
     profiles: dict
-    common_packages: list = field(default_factory=list)
     path: str = str(MATRIX_FILE)
 
     def excluded(self, env: Env) -> Exclusion | None:
@@ -166,8 +165,11 @@ def load_matrix(path: str | Path | None = None) -> Matrix:
         problems.append(f"{where}: {msg}")
 
     for key in data:
-        if key not in ("axes", "exclude", "profiles", "common"):
-            bad(f"unknown top-level table [{key}] (known: axes, exclude, profiles, common)")
+        if key == "common":
+            bad("[common] is no longer read: the harness's own packages are pinned in src/picklematrix/pins.py "
+                "(ENV); delete the table")
+        elif key not in ("axes", "exclude", "profiles"):
+            bad(f"unknown top-level table [{key}] (known: axes, exclude, profiles)")
 
     axes = data.get("axes", {})
     for axis in axes:
@@ -212,11 +214,8 @@ def load_matrix(path: str | Path | None = None) -> Matrix:
                 bad(f"{label}: {k} = {v!r}: {e}")
         exclusions.append(Exclusion(conditions, reason or ""))
 
-    common = data.get("common", {}).get("packages", [])
-    if not isinstance(common, list) or not all(isinstance(x, str) for x in common):
-        bad("[common] packages must be a list of requirement strings")
 
-    matrix = Matrix(axes=axes, exclusions=exclusions, profiles={}, common_packages=list(common), path=where)
+    matrix = Matrix(axes=axes, exclusions=exclusions, profiles={}, path=where)
     if problems:
         raise MatrixError("\n".join(problems))
 
