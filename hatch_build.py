@@ -2,7 +2,7 @@
 
 The repository keeps ``cases/`` and ``matrix.toml`` at the top level, where people edit them. A
 wheel installed with no checkout needs them inside the package (``picklematrix/builtin/``), where
-``picklematrix.corpus.builtin_path`` finds them. An editable install reads the checkout's own
+``picklematrix.locations.builtin_path`` finds them. An editable install reads the checkout's own
 files instead, so that edits show without reinstalling: a copy of them in site-packages (what
 hatchling's declarative ``force-include`` would also put there) could only go stale.
 """

@@ -14,16 +14,15 @@ from picklematrix.corpus import (
     BUILTIN_CASES,
     Case,
     CorpusError,
-    builtin_path,
     case_files,
     expected_outcome,
     load_corpus,
-    version_condition,
-    version_matches,
 )
+from picklematrix.locations import builtin_path
 from picklematrix.matrix import MATRIX_FILE, MatrixError, load_matrix, parse_env_id
 from picklematrix.methods import METHODS
 from picklematrix.outcomes import OUTCOMES
+from picklematrix.versions import version_condition, version_matches
 
 from .conftest import BROKEN_CASES, ROOT, run_cli
 

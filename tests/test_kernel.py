@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from picklematrix import outcomes as oc
-from picklematrix.corpus import installed_version
+from picklematrix.versions import installed_version
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from packaging.version import Version
 
 from picklematrix import outcomes as oc
-from picklematrix.corpus import installed_version
+from picklematrix.versions import installed_version
 
 from .conftest import FIXTURE_CASES
 

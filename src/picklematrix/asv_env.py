@@ -18,7 +18,7 @@ import json
 from asv import util
 from asv.environment import EnvironmentUnavailable, ExistingEnvironment
 
-from .corpus import ABSENT
+from .versions import ABSENT
 from .matrix import VERSIONS_PROBE, asv_env_name, asv_requirements
 
 class PicklematrixEnvironment(ExistingEnvironment):

@@ -147,7 +147,7 @@ def _cases(args, cases, problems) -> int:
 
 def _run(args, cases, problems) -> int:
     from .cluster import open_cluster
-    from .corpus import environment_versions
+    from .versions import environment_versions
     from .methods import METHODS
     from .runner import run_corpus
 

@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import ast
 import fnmatch
-import importlib.metadata
-import importlib.resources
 import os
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.specifiers import InvalidSpecifier
 
+from .locations import builtin_or_expected, builtin_path
 from .outcomes import OUTCOMES
+from .versions import ABSENT, VERSION_KEYS, installed_version, version_condition, version_matches
 
 DEFAULT_TIMEOUT = 30.0
 CONTEXTS = ("script", "kernel")
 CONDITION_KEYS = ("method", "context", "python", "cloudpickle", "dask", "distributed", "pydantic")
-VERSION_KEYS = ("python", "cloudpickle", "dask", "distributed", "pydantic")
 CASE_KEYS = {
     "family": str,
     "summary": str,
@@ -37,43 +34,15 @@ CASE_KEYS = {
     "expect_when": list,
     "contexts": list,
 }
-ABSENT = "absent"
 
-# Where a wheel carries the top-level cases/ and matrix.toml (hatch_build.py puts them there).
-BUILTIN_DIR = "builtin"
 # What a case file looks like, for errors about a corpus that has none.
 CASE_FILE_HINT = ("a case is <dir>/<family>/<case_id>.py with a literal CASE = {...} dict at the top "
                   "(see docs/cases.md)")
 
 
-def builtin_path(name: str) -> Path | None:
-    """Where the project's own ``cases`` directory or ``matrix.toml`` is, or None if nowhere.
-
-    Installed from a wheel they are inside the package (``picklematrix/builtin/<name>``). Imported
-    from a checkout (an editable install, or ``src`` on ``sys.path`` as the noxfile does) they are
-    the checkout's top-level ones, read in place, so edits show without reinstalling.
-    """
-    package = importlib.resources.files(__package__)
-    if not isinstance(package, Path):  # imported from a zip: no directory to run cases from
-        return None
-    shipped = package / BUILTIN_DIR / name
-    if shipped.exists():
-        return shipped
-    # A checkout is recognised by its layout (<root>/src/picklematrix next to <root>/pyproject.toml),
-    # not assumed: an installed package two levels below anything must not pick up a stray cases/.
-    root = package.parent.parent
-    if package.parent.name == "src" and (root / "pyproject.toml").is_file() and (root / name).exists():
-        return root / name
-    return None
-
-
-def _builtin_or_where_expected(name: str) -> Path:
-    return builtin_path(name) or Path(str(importlib.resources.files(__package__))) / BUILTIN_DIR / name
-
-
 # The built-in corpus. When it is missing (a broken install) this still names where it was looked
 # for, so that load_corpus's "not a directory" error says where.
-BUILTIN_CASES = _builtin_or_where_expected("cases")
+BUILTIN_CASES = builtin_or_expected("cases")
 
 
 @dataclass(frozen=True)
@@ -106,29 +75,6 @@ class Case:
 
 class CorpusError(Exception):
     """The corpus cannot be used at all (e.g. a --cases directory is missing)."""
-
-
-def installed_version(distribution: str) -> str | None:
-    """The installed version of a distribution, without importing it."""
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def environment_versions() -> dict:
-    """Versions that expectations and results are keyed by. Never imports pydantic."""
-    return {
-        "python": platform.python_version(),
-        "versions": {
-            name: installed_version(name)
-            for name in ("cloudpickle", "dask", "distributed", "pydantic")
-        },
-    }
-
-
-def flat_versions(env: dict) -> dict:
-    return {"python": env["python"], **env["versions"]}
 
 
 def _known_methods() -> tuple:
@@ -323,65 +269,6 @@ def _rule_problems(rule, method_names) -> list[str]:
             except InvalidSpecifier as e:
                 out.append(f"bad version specifier {value!r} for {key!r}: {e}")
     return out
-
-
-_CONDITION_HELP = ("write a version (2.9: any 2.9.x), 'absent', or PEP 440 specifiers joined by commas "
-                   "(>=2.9, <2.9, ~=2.9, !=2.9.1, ==2.9.2, >=2.5,<2.9)")
-
-
-def version_condition(text: str) -> SpecifierSet:
-    """A version condition as people write it in case files and matrix.toml, as a SpecifierSet.
-
-    Comma-separated clauses, all of which must hold. A clause is a PEP 440 specifier (``>=2.9``,
-    ``<2.9``, ``~=2.9``, ``!=2.9.1``, ``==2.9.2``, ``==2.9.*``) or a bare version, which means that
-    release series: ``2.9`` is ``==2.9.*`` (2.9.0, 2.9.2, ...), ``3`` any 3.x, ``2024.6.2`` that
-    release (and any 2024.6.2.x). A bare version with a pre-, post-, dev- or local part
-    (``2.9.0rc1``) means exactly that version. (PEP 440 alone would read ``==2.9`` as 2.9.0 only,
-    which is never what ``"python": "3.11"`` means.) ``"absent"`` is not handled here: see
-    :func:`version_matches`. Raises InvalidSpecifier saying what is wrong and what to write.
-    """
-    if not isinstance(text, str):
-        raise InvalidSpecifier(f"{text!r} is a {type(text).__name__}, not a string: quote it; {_CONDITION_HELP}")
-    clauses = [c.strip() for c in text.split(",")]
-    if not all(clauses):
-        raise InvalidSpecifier(f"{text!r} has an empty clause; {_CONDITION_HELP}")
-    specifiers = []
-    for clause in clauses:
-        culprit = repr(clause) if len(clauses) == 1 else f"{clause!r} in {text!r}"
-        if clause[0].isdigit():
-            series = clause[:-2] if clause.endswith(".*") else clause
-            try:
-                version = Version(series)
-            except InvalidVersion:
-                raise InvalidSpecifier(f"{culprit} is not a version; {_CONDITION_HELP}") from None
-            exact = clause == series and (version.pre or version.post is not None or version.dev is not None
-                                          or version.local)
-            clause = f"=={clause}" if exact or clause != series else f"=={clause}.*"
-        elif clause.startswith("=") and not clause.startswith(("==", "===")):
-            raise InvalidSpecifier(f"{culprit}: write {'=' + clause!r}, or a bare version for its series")
-        try:
-            specifiers.append(SpecifierSet(clause))
-        except InvalidSpecifier:
-            raise InvalidSpecifier(f"{culprit} is not a version specifier; {_CONDITION_HELP}") from None
-    out = SpecifierSet()
-    for spec in specifiers:
-        out &= spec
-    return out
-
-
-def version_matches(condition: str, installed: str | None) -> bool:
-    """Does an installed version (None: not installed) meet a condition (see :func:`version_condition`)?
-
-    ``"absent"`` matches only a package that is not installed, and any other condition only one
-    that is. Pre-releases count as what they are a pre-release of. An installed version that is
-    not PEP 440 matches nothing.
-    """
-    if condition == ABSENT or installed is None:
-        return condition == ABSENT and installed is None
-    try:
-        return version_condition(condition).contains(Version(installed), prereleases=True)
-    except InvalidVersion:
-        return False
 
 
 def conditions_match(conditions: dict, *, method: str, context: str, versions: dict) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from . import pins
-from .corpus import ABSENT
+from .versions import ABSENT
 from .matrix import VERSIONS_PROBE
 
 

@@ -17,15 +17,16 @@ from packaging.version import InvalidVersion, Version
 
 # ABSENT: the one spelling of "not installed" in files people write and read; exclusions are
 # version conditions exactly as case files write them.
-from .corpus import ABSENT, _builtin_or_where_expected, builtin_path, version_condition, version_matches
+from .locations import builtin_or_expected, builtin_path
+from .versions import ABSENT, version_condition, version_matches
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-# The project's matrix: the checkout's matrix.toml, or the copy a wheel carries (corpus.builtin_path).
-MATRIX_FILE = _builtin_or_where_expected("matrix.toml")
+# The project's matrix: the checkout's matrix.toml, or the copy a wheel carries (locations.builtin_path).
+MATRIX_FILE = builtin_or_expected("matrix.toml")
 AXES = ("python", "cloudpickle", "dask", "pydantic")
 ENV_ID = re.compile(r"^cp(?P<cloudpickle>[^-]+)-dask(?P<dask>[^-]+)-pyd(?P<pydantic>[^-]+)-py(?P<python>[^-]+)$")
 

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 
 from . import outcomes as oc
 from .attempt import CONNECT_ALLOWANCE, Attempt
-from .corpus import Case, environment_versions, expected_outcome, flat_versions
+from .corpus import Case, expected_outcome
+from .versions import environment_versions, flat_versions
 from .methods import METHODS
 from .progress import Progress
 from .script import ScriptCells, has_output
