@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import shutil
 import subprocess
 import threading
 import time
@@ -19,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from picklematrix import envs
+
 from .reporting import BROKEN, A, B, published
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--window-size=1400,1000", "--remote-debugging-port=0"]
@@ -53,9 +53,10 @@ class Browser:
     def __init__(self, profile: Path):
         import websocket  # websocket-client
 
-        if not Path(CHROMIUM).exists():
-            pytest.fail("Debian's chromium is needed for this test: apt-get update && apt-get install -y chromium")
-        self.proc = subprocess.Popen([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        chromium = envs.find_chromium()
+        if chromium is None:
+            pytest.fail(envs.chromium_missing())  # never a skip: a test that cannot run has not passed
+        self.proc = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60

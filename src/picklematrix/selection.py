@@ -6,8 +6,8 @@ matrix``, which passes asv only the cells the rule accepts (``asv run -b``).
 asv starts one process per benchmark and cell; the ones it is not given are
 recorded as n/a without a process, which is what their setup would have said.
 
-Imports nothing heavy (picklematrix.outcomes is standard library only): the noxfile uses it in the
-orchestrating environment.
+Imports nothing heavy (picklematrix.outcomes is standard library only): picklematrix.recording uses it in
+the orchestrating environment.
 """
 
 from __future__ import annotations

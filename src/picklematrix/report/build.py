@@ -2,7 +2,7 @@
 
     python -m picklematrix.report [--results DIR] [--html DIR] [--commit REV] [--checkout DIR] [--strict]
 
-Runs in the orchestrating environment (asv 0.6.6, jinja2; see ``tools_python()`` in noxfile.py), from the
+Runs in the orchestrating environment (asv 0.6.6, jinja2; see ``picklematrix.envs.tools_python``), from the
 checkout (or with ``--checkout``): asv's configuration and matrix.toml are the checkout's.
 
 - ``asv publish`` runs over a *staged* copy of the results holding only files that load, so one truncated
