@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"compute method; repeatable; default all ({', '.join(METHODS)})")
     p.add_argument("--context", default="script", choices=[*CONTEXTS, "all"],
                    help="where cells run (default: script)")
-    p.add_argument("--json", metavar="PATH", help="write the results as JSON (see README)")
+    p.add_argument("--json", metavar="PATH", help="write the results (the outcome sidecar) as JSON; format: docs/results.md")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="use this existing cluster instead of starting a LocalCluster (never restarted)")
     p.add_argument("--restartable", action="store_true",
