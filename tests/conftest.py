@@ -4,6 +4,13 @@ from pathlib import Path
 
 import pytest
 
+from picklematrix.recording import RUN_COMMIT_VAR
+
+# `nox -s tests` hands its own nox run's commit to pytest in this variable (every nox process of one
+# run records under one commit). The nox runs the tests start are runs of their own, at whatever HEAD
+# is when they start: inherited, a commit made while the suite runs would make them refuse to record.
+os.environ.pop(RUN_COMMIT_VAR, None)
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 FIXTURE_CASES = DATA / "cases"
