@@ -41,6 +41,15 @@ OUTCOME_CODES = {name: code for code, name in enumerate(OUTCOMES)}
 CODE_OUTCOMES = {code: name for name, code in OUTCOME_CODES.items()}
 
 # Outcomes that mean "the object did not survive the trip".
+# Where along the trip a cell's failure happened (a cell's "stage"): the client pickles the graph, the
+# scheduler or a worker unpickles it, the task runs, the worker pickles the result, the client unpickles it.
+STAGE_CLIENT_PICKLE = "client-pickles-graph"
+STAGE_CLUSTER_UNPICKLE = "cluster-unpickles-graph"
+STAGE_TASK = "task-runs"
+STAGE_WORKER_PICKLE = "worker-pickles-result"
+STAGE_CLIENT_UNPICKLE = "client-unpickles-result"
+STAGES = (STAGE_CLIENT_PICKLE, STAGE_CLUSTER_UNPICKLE, STAGE_TASK, STAGE_WORKER_PICKLE, STAGE_CLIENT_UNPICKLE)
+
 FAILURES = frozenset(
     {WRONG_RESULT, SERIALIZE_ERROR, DESERIALIZE_ERROR, TASK_ERROR, WORKER_DIED}
 )

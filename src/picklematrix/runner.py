@@ -34,6 +34,8 @@ class CellResult:
     expected: str
     surprise: bool
     root_cause: dict | None = None
+    # where a failure happened: one of outcomes.STAGES (None for a pass, or where it is not known)
+    stage: str | None = None
     seconds: float | None = None
     graph_bytes: int | None = None
     samples: list = field(default_factory=list)
@@ -192,7 +194,8 @@ def _judge(attempt: Attempt, case: Case, method: str, context: str, expected: st
                     else f"cell not defined within {case.timeout + CONNECT_ALLOWANCE:g}s")
     answer = attempt.answer
     if answer is not None:
-        return cell(answer["outcome"], root_cause=answer.get("root_cause"), seconds=answer.get("seconds"),
+        return cell(answer["outcome"], root_cause=answer.get("root_cause"), stage=answer.get("stage"),
+                    seconds=answer.get("seconds"),
                     graph_bytes=answer.get("graph_bytes"), samples=answer.get("samples", []),
                     detail=answer.get("detail"))
     # The cell's process (or the kernel) died without an answer. Where had it got to?
