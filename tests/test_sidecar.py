@@ -7,7 +7,7 @@ import pytest
 
 from picklematrix import sidecar
 from picklematrix.outcomes import OUTCOMES
-from picklematrix.sidecar import FORMAT, SidecarError, SidecarWriter, cell_key, read
+from picklematrix.sidecar import FORMAT, SidecarError, SidecarWriter, cell_key, partial_path, read
 
 HEAD = {"env": {"python": "3.11.7", "versions": {"cloudpickle": "3.0.0", "dask": "2024.6.2",
                                                  "distributed": "2024.6.2", "pydantic": None}},
@@ -44,9 +44,37 @@ def test_a_partial_run_reads_as_incomplete(tmp_path):
     path = tmp_path / "run.outcomes"
     writer = SidecarWriter(path, HEAD)
     writer.add(_cell("a"))  # the harness died here: never finished
-    got = read(path)
+    assert not path.exists()  # the progress is staged beside it, never in its place
+    got = read(partial_path(path))
     assert got.complete is False
     assert [c["case"] for c in got.cells] == ["a"]
+
+
+def test_an_unfinished_run_leaves_the_previous_complete_sidecar_in_place(tmp_path):
+    path = tmp_path / "run.outcomes"
+    first = SidecarWriter(path, HEAD)
+    first.add(_cell("a"))
+    first.add(_cell("b"))
+    first.finish()
+    before = path.read_text()
+    again = SidecarWriter(path, HEAD)
+    again.start()
+    again.add(_cell("a", "serialize-error"))  # stopped here
+    assert path.read_text() == before and read(path).complete
+    assert read(partial_path(path)).complete is False
+    again.add(_cell("b"))
+    again.finish()
+    assert read(path).complete and [c["outcome"] for c in read(path).cells] == ["serialize-error", "pass"]
+    assert not partial_path(path).exists()
+
+
+def test_without_staging_the_progress_is_written_in_place(tmp_path):
+    path = tmp_path / "run.outcomes"
+    writer = SidecarWriter(path, HEAD, staging=False)
+    writer.add(_cell("a"))
+    assert read(path).complete is False and not partial_path(path).exists()
+    writer.finish()
+    assert read(path).complete
 
 
 def test_a_truncated_file_is_an_error_naming_it(tmp_path):
@@ -106,7 +134,7 @@ def test_writes_leave_no_temporary_files(tmp_path):
 
 def test_a_write_cut_short_leaves_the_previous_file_intact(tmp_path, monkeypatch):
     path = tmp_path / "run.outcomes"
-    writer = SidecarWriter(path, HEAD)
+    writer = SidecarWriter(path, HEAD, staging=False)
     writer.add(_cell("a"))
     before = path.read_text()
     real_fdopen = os.fdopen
@@ -138,7 +166,7 @@ def test_a_write_cut_short_leaves_the_previous_file_intact(tmp_path, monkeypatch
 
 def test_a_failed_replace_leaves_the_previous_file_intact(tmp_path, monkeypatch):
     path = tmp_path / "run.outcomes"
-    writer = SidecarWriter(path, HEAD)
+    writer = SidecarWriter(path, HEAD, staging=False)
     writer.add(_cell("a"))
     before = path.read_text()
 

@@ -8,6 +8,10 @@ inside every matrix environment as well as in the report's.
 A file is ``{"format": 1, <head fields>, "complete": bool, "cells": [cell, ...]}``; ``docs/results.md``
 describes the fields. Every write replaces the whole file atomically (write a private temporary file in the
 same directory, then ``os.replace``): a reader never sees half a file, whatever stops the writer.
+
+A run in progress writes to ``<path>.partial`` (:func:`partial_path`); only the complete sidecar replaces
+``<path>``. A complete record from an earlier run at the same path therefore survives a run that is stopped
+(SIGKILL, a cancelled CI job), and the ``.partial`` left behind names the interrupted run.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 FORMAT = 1
 SUFFIX = ".outcomes"
+PARTIAL = ".partial"
 CELL_FIELDS = ("case", "family", "method", "context", "outcome")
 
 
@@ -30,6 +35,12 @@ class SidecarError(Exception):
 def cell_key(cell: dict) -> str:
     """``family/case|method|context``: how asv's benchmark parameters and the report name one cell."""
     return f"{cell['family']}/{cell['case']}|{cell['method']}|{cell['context']}"
+
+
+def partial_path(path: str | os.PathLike) -> Path:
+    """Where a run writes its progress until it completes: ``<path>.partial``."""
+    path = Path(path)
+    return path.with_name(path.name + PARTIAL)
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
@@ -53,12 +64,18 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
 class SidecarWriter:
     """Writes one run's sidecar: the head once, then after every cell, then complete.
 
-    The file is rewritten after every cell (``complete: false`` until :meth:`finish`), so a harness that dies
-    loses nothing already measured. Each cell is serialized once, when it is added: rewriting costs a join.
+    The progress is rewritten after every cell (``complete: false`` until :meth:`finish`), so a harness that
+    dies loses nothing already measured. Each cell is serialized once, when it is added: rewriting costs a join.
+
+    ``staging`` (the default): the progress goes to ``<path>.partial`` and only :meth:`finish` replaces
+    ``path`` (then removes the ``.partial``). A re-run over a complete sidecar that is stopped midway leaves
+    that complete sidecar as it was, never a partial one in its place. ``staging=False`` writes the progress
+    to ``path`` itself.
     """
 
-    def __init__(self, path: str | os.PathLike | None, head: dict):
+    def __init__(self, path: str | os.PathLike | None, head: dict, *, staging: bool = True):
         self.path = None if path is None else Path(path)
+        self.progress_path = None if path is None else (partial_path(path) if staging else self.path)
         self.head = dict(head)
         self._cells: list[str] = []
 
@@ -82,7 +99,11 @@ class SidecarWriter:
         text = json.dumps({"format": FORMAT, **head, "complete": complete}, indent=1)
         # the head as json.dumps writes it, its closing brace replaced by the already serialized cells
         text = text[: text.rindex("}")].rstrip() + ',\n "cells": [\n' + ",\n".join(self._cells) + "\n ]\n}\n"
-        write_atomic(self.path, text)
+        write_atomic(self.path if complete else self.progress_path, text)
+        if complete and self.progress_path != self.path:
+            # after the complete file is in place: a stop between the two leaves a stale .partial beside a
+            # complete sidecar, which readers name, never a missing record
+            self.progress_path.unlink(missing_ok=True)
 
 
 @dataclass
