@@ -120,4 +120,5 @@ def test_nothing_in_the_repository_points_outside_it():
         if path.suffix not in (".py", ".md", ".toml", ".json", ".txt", ".j2", "") or not path.is_file():
             continue
         text = path.read_text(errors="replace")
-        assert "../shared" not in text and "CONTEXT.md" not in text, f"{name} refers to files outside the repo"
+        # spelled in two pieces, so that this file does not find itself
+        assert "../" + "shared" not in text and "CONTEXT" + ".md" not in text, f"{name} refers to files outside the repo"

@@ -150,7 +150,7 @@ def test_bad_and_foreign_results_are_named_and_the_rest_is_built(rec, tmp_path):
     # 2. a sidecar whose asv run never finished
     b_json.unlink()
     # 3. results from another harness commit (the parent commit, really in the repo)
-    parent = subprocess.run(["git", "rev-parse", "HEAD~1"], cwd=ROOT, capture_output=True, text=True,
+    parent = subprocess.run(["git", "rev-parse", f"{rec.commit}~1"], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.strip()
     replica_dir = results / rec.replica
     src = next(replica_dir.glob("*.outcomes"))
