@@ -77,3 +77,38 @@ def test_outcome_codes_are_stable():
     assert oc.OUTCOME_CODES == {"pass": 0, "wrong-result": 1, "serialize-error": 2, "deserialize-error": 3,
                                 "task-error": 4, "ran-locally": 5, "timeout": 6, "worker-died": 7,
                                 "not-applicable": 8, "harness-error": 9}
+
+
+def test_addresses_are_normalised_so_runs_compare():
+    class Thing:
+        pass
+
+    described = oc.describe(TypeError(f"cannot pickle {Thing()!r} or {object()!r}"))
+    assert "0x7" not in described["message"] and described["message"].count("at 0x…>") == 2
+    assert oc.describe(ValueError("flag 0x10 stays")) == {"type": "ValueError", "message": "flag 0x10 stays"}
+
+
+def _formatted(exc_factory) -> str:
+    try:
+        exc_factory()
+    except Exception:
+        import traceback
+
+        return "Could not serialize object of type Session\n" + traceback.format_exc()
+    raise AssertionError("expected an exception")
+
+
+def test_the_root_cause_in_a_traceback_text_is_the_last_attempts_innermost_cause():
+    """What a worker that could not pickle a result sends back is text: the rule of innermost_cause holds."""
+    def attempts():
+        try:
+            raise pickle.PicklingError("first attempt (stdlib pickle)")
+        except pickle.PicklingError:
+            try:
+                raise TypeError(f"cannot pickle '_thread.lock' object at 0x{id(attempts):x}")
+            except TypeError as e:
+                raise RuntimeError("Session cannot be shipped") from e
+
+    parsed = oc._innermost_in_traceback_text(_formatted(attempts))
+    assert parsed == {"type": "TypeError", "message": "cannot pickle '_thread.lock' object at 0x…"}
+    assert oc._innermost_in_traceback_text("Could not serialize object of type X") is None

@@ -151,23 +151,29 @@ def _result(case_id, method, context, **fields):
         "samples": [],
         "graph_bytes": None,
         "detail": None,
+        "stage": None,
     }
     base.update(fields)
     return base
 
 
 def _check(namespace, value):
-    """(ok, failure) where failure is the exception a ``check`` raised."""
+    """(ok, failure, what): failure is the exception the case's own judging raised, ``what`` names it.
+
+    A ``check`` that raises, or an ``expected`` whose ``==`` cannot give a truth value (numpy arrays), is
+    a broken case: it says nothing about the value, so it is not reported as a value that did not match.
+    """
     if "check" in namespace and callable(namespace["check"]):
+        what = "the case's check() raised"
         try:
-            return bool(namespace["check"](value)), None
+            return bool(namespace["check"](value)), None, what
         except Exception as e:
-            return False, e
-    ok = value == namespace["expected"]
+            return False, e, what
+    what = "comparing the value with the case's `expected` raised"
     try:
-        return bool(ok), None
+        return bool(value == namespace["expected"]), None, what
     except Exception as e:  # e.g. numpy arrays compared with ==
-        return False, e
+        return False, e, what
 
 
 def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: str, timeout: float,
@@ -200,9 +206,9 @@ def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: 
             if isinstance(e, ComputeTimeout):
                 return _result(case_id, method_name, context, outcome=oc.TIMEOUT, seconds=elapsed,
                                graph_bytes=tap.graph_bytes if tap.sent else None, detail=str(e))
-            outcome = oc.classify_failure(e, submitted=tap.submitted or targets_cluster, sent=tap.sent)
-            cause = oc.root_cause(e, capture.exceptions)
-            return _result(case_id, method_name, context, outcome=outcome, root_cause=oc.describe(cause),
+            outcome, stage = oc.classify(e, submitted=tap.submitted or targets_cluster, sent=tap.sent)
+            cause = oc.describe_root_cause(e, capture.exceptions)
+            return _result(case_id, method_name, context, outcome=outcome, root_cause=cause, stage=stage,
                            seconds=elapsed, samples=[elapsed], graph_bytes=tap.graph_bytes if tap.sent else None,
                            detail=f"{type(e).__name__} from {method_name}")
         times.append(time.perf_counter() - start)
@@ -212,14 +218,21 @@ def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: 
         # would be timed with it.
         tap.remove()
 
-        ok, check_failure = _check(ns, value)
-        if not submitted:
+        ok, check_failure, judging = _check(ns, value)
+        cause = None
+        if check_failure is not None:
+            # the case is broken, whatever the value: blame the case, naming what in it failed
+            outcome = oc.HARNESS_ERROR
+            cause = oc.describe(check_failure)
+            detail = oc.normalise(f"{judging} {cause['type']}: {cause['message']} "
+                                  f"(on the value {_short_repr(value)}); fix the case")
+        elif not submitted:
             # it returned a value without the cluster ever seeing the graph
             outcome = oc.RAN_LOCALLY
+            detail = None if ok else oc.normalise(f"value {_short_repr(value)} does not match the cell's expectation")
         else:
             outcome = oc.PASS if ok else oc.WRONG_RESULT
-        cause = oc.describe(check_failure) if check_failure is not None else None
-        detail = None if ok else f"value {_short_repr(value)} does not match the cell's expectation"
+            detail = None if ok else oc.normalise(f"value {_short_repr(value)} does not match the cell's expectation")
 
         # Further timing samples only for cells that worked on the cluster:
         # a failure's time is not a benchmark.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import traceback
 
 PASS = "pass"
@@ -98,9 +99,26 @@ def innermost_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+# A memory address in a repr ("<Foo object at 0x7f115c3d9080>") differs from run to run; a root cause that
+# carries one would make every diff of two runs' results show a change. Six or more hex digits: an address,
+# not a small hex constant a message may mean.
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
+ADDRESS_PLACEHOLDER = "0x\u2026"
+
+
+def normalise(text: str | None) -> str | None:
+    """``text`` with memory addresses replaced by ``0x…``: the same failure reads the same in every run."""
+    return None if text is None else _ADDRESS.sub(ADDRESS_PLACEHOLDER, text)
+
+
 def describe(exc: BaseException) -> dict:
-    message = _safe_str(exc)
-    return {"type": _qualified_type(exc), "message": message[:2000]}
+    """The root-cause record of ``exc``: its type, its message (addresses normalised) and, where Python
+    says where in the object the error was met (3.13's pickling notes), that path."""
+    described = {"type": _qualified_type(exc), "message": normalise(_safe_str(exc))[:2000]}
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list) and notes:
+        described["path"] = normalise("; ".join(str(n) for n in notes))[:2000]
+    return described
 
 
 def _qualified_type(exc: BaseException) -> str:
@@ -135,6 +153,57 @@ def root_cause(exc: BaseException, pickle_log_exceptions=()) -> BaseException:
     return innermost_cause(exc)
 
 
+def describe_root_cause(exc: BaseException, pickle_log_exceptions=()) -> dict:
+    """The root-cause record of what a compute call raised: :func:`root_cause`, described; or, when a
+    worker could not pickle the result, the worker's own error, read from the traceback text that is all
+    distributed sends of it."""
+    remote = _remote_serialization_failure(exc)
+    if remote is not None:
+        parsed = _innermost_in_traceback_text(_safe_str(remote))
+        if parsed is not None:
+            return parsed
+    return describe(root_cause(exc, pickle_log_exceptions))
+
+
+_DURING = "\nDuring handling of the above exception, another exception occurred:\n"
+_CAUSED = "\nThe above exception was the direct cause of the following exception:\n"
+
+
+def _innermost_in_traceback_text(text: str) -> dict | None:
+    """The root cause in a formatted exception chain (``traceback.format_exc``'s text), by the rule of
+    :func:`innermost_cause`: the last attempt (after the last "During handling ..."), then down its
+    explicit causes (the first block before "The above exception was the direct cause ...").
+    None when ``text`` holds no traceback."""
+    if "Traceback (most recent call last):" not in text:
+        return None
+    block = text.rsplit(_DURING, 1)[-1].split(_CAUSED, 1)[0]
+    lines = block.strip("\n").split("\n")
+    last_frame = max((i for i, line in enumerate(lines) if line.startswith("  File ")), default=None)
+    if last_frame is None:
+        return None
+    rest = lines[last_frame + 1:]
+    while rest and (rest[0].startswith("    ") or not rest[0].strip()):
+        rest = rest[1:]  # the frame's source line and its ^^^ markers
+    if not rest:
+        return None
+    first, *more = rest
+    kind, sep, message = first.partition(": ")
+    if not sep and kind.endswith(":"):
+        kind = kind[:-1]
+    message = "\n".join([message, *more]) if more else message
+    return {"type": kind.strip(), "message": normalise(message)[:2000]}
+
+
+def _remote_serialization_failure(exc: BaseException) -> BaseException | None:
+    """The exception in ``exc``'s chain that stands for a failure to pickle on the *other* side: distributed
+    sends "could not serialize" in place of the object, and the receiving side's ``serialization_error_loads``
+    raises it (its message: "Could not serialize object of type X" and the sender's traceback, as text)."""
+    for e in exception_chain(exc):
+        if _raised_in(e, ((("distributed", "protocol"), ("serialization_error_loads",)),)):
+            return e
+    return None
+
+
 def _is_killed_worker(exc: BaseException) -> bool:
     # KilledWorker moved between modules over the years; match by name + package.
     for cls in type(exc).__mro__:
@@ -151,9 +220,15 @@ _DESERIALIZING = ((("distributed", "protocol"),
                   (("distributed", "scheduler.py"), ("update_graph", "_materialize_graph")))
 
 
+# Code that runs only on the cluster's side: a frame of it in a traceback the client got means the exception
+# was raised there and sent back (a LocalCluster of worker processes, as the harness starts, or a remote one).
+_CLUSTER_SIDE = ((("distributed", "scheduler.py"), None), (("distributed", "worker.py"), None),
+                 (("distributed", "worker_state_machine.py"), None))
+
+
 def _raised_in(exc: BaseException, places) -> bool:
-    """Whether a frame of ``exc``'s traceback is in one of ``places`` (see _SERIALIZING)."""
-    return any(_in_module(fr.filename, *parts) and fr.name in names
+    """Whether a frame of ``exc``'s traceback is in one of ``places`` (see _SERIALIZING; names None: any)."""
+    return any(_in_module(fr.filename, *parts) and (names is None or fr.name in names)
                for fr in _frames(exc) for parts, names in places)
 
 
@@ -169,7 +244,12 @@ def _raised_in_deserialization(exc: BaseException) -> bool:
 
 
 def classify_failure(exc: BaseException, *, submitted: bool, sent: bool) -> str:
-    """The outcome for an exception raised by a compute call.
+    """The outcome for an exception raised by a compute call (see :func:`classify`)."""
+    return classify(exc, submitted=submitted, sent=sent)[0]
+
+
+def classify(exc: BaseException, *, submitted: bool, sent: bool) -> tuple:
+    """(outcome, stage) for an exception raised by a compute call; stage is one of STAGES, or None.
 
     ``submitted``: the work was headed for the cluster (dask's scheduler for
     the call was the distributed client, or ``Client._graph_to_futures`` ran).
@@ -177,18 +257,27 @@ def classify_failure(exc: BaseException, *, submitted: bool, sent: bool) -> str:
     Both are observed on the client, not guessed from the method's name.
     A failure on the client before anything was sent (pickling the graph, or
     dask preparing it) is a serialize-error: the cluster never got the work.
+    After that, where the exception was raised says the stage: a worker that
+    could not pickle the result sends a stand-in that raises on the client
+    (``serialization_error_loads``); an unpickling failure with cluster-side
+    frames (the scheduler's ``update_graph``, a worker) is the graph's, one
+    without them is the client's, unpickling the result.
     """
     if not submitted:
         # The work never went near the cluster: whatever happened, happened
         # here. The exception stays the root cause, but the outcome is this.
-        return RAN_LOCALLY
+        return RAN_LOCALLY, None
     if _is_killed_worker(exc):
-        return WORKER_DIED
+        return WORKER_DIED, STAGE_TASK
     if not sent:
-        return SERIALIZE_ERROR
+        return SERIALIZE_ERROR, STAGE_CLIENT_PICKLE
+    if _remote_serialization_failure(exc) is not None:
+        return SERIALIZE_ERROR, STAGE_WORKER_PICKLE
     if _raised_in_deserialization(exc):
-        return DESERIALIZE_ERROR
+        cluster_side = any(_raised_in(e, _CLUSTER_SIDE) and _raised_in(e, _DESERIALIZING)
+                           for e in exception_chain(exc))
+        return DESERIALIZE_ERROR, STAGE_CLUSTER_UNPICKLE if cluster_side else STAGE_CLIENT_UNPICKLE
     if _raised_in_serialization(exc):
         # the graph arrived, so this is a worker failing to pickle a result
-        return SERIALIZE_ERROR
-    return TASK_ERROR
+        return SERIALIZE_ERROR, STAGE_WORKER_PICKLE
+    return TASK_ERROR, STAGE_TASK

@@ -1,0 +1,99 @@
+"""Where along the trip a cell failed (its stage), and a root cause that names the culprit, stable from run to run.
+
+Real cells on a real cluster, in both contexts: the fault cases of tests/faults/cases/stages.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from picklematrix import outcomes as oc
+
+STAGE_CASES = Path(__file__).resolve().parent / "cases" / "stages"
+CONTEXTS = ("script", "kernel")
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
+
+
+@pytest.fixture(scope="module")
+def stage_cases():
+    from picklematrix.corpus import load_corpus
+
+    cases, problems = load_corpus([STAGE_CASES.parent])
+    assert not problems, problems
+    return {c.case_id: c for c in cases if c.family == "stages"}
+
+
+@pytest.fixture(scope="module")
+def srunner(cluster, tmp_path_factory):
+    from picklematrix.runner import CellRunner
+
+    r = CellRunner(cluster, log_dir=str(tmp_path_factory.mktemp("stage-logs")))
+    yield r
+    r.close()
+
+
+def run(srunner, stage_cases, case, method, context):
+    cell = srunner.run(stage_cases[case], method, context)
+    assert not cell.surprise, cell
+    return cell
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+@pytest.mark.parametrize("method", ["Client.compute", "dask.compute"])
+def test_a_result_the_worker_cannot_pickle_is_a_serialize_error_on_the_worker(srunner, stage_cases, method, context):
+    cell = run(srunner, stage_cases, "result_reduce_raises", method, context)
+    assert cell.outcome == oc.SERIALIZE_ERROR and cell.stage == oc.STAGE_WORKER_PICKLE, cell
+    # the culprit's own error, not distributed's "Could not serialize object of type ResultHandle"
+    assert cell.root_cause["type"] == "RuntimeError", cell.root_cause
+    assert cell.root_cause["message"] == "ResultHandle at 0x… is process-local", cell.root_cause
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_a_graph_the_cluster_cannot_unpickle_is_a_deserialize_error_there(srunner, stage_cases, context):
+    cell = run(srunner, stage_cases, "graph_load_raises", "Client.compute", context)
+    assert cell.outcome == oc.DESERIALIZE_ERROR and cell.stage == oc.STAGE_CLUSTER_UNPICKLE, cell
+    assert cell.root_cause == {"type": "ValueError", "message": "cannot rebuild LoadBomb here"}, cell.root_cause
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_a_result_the_client_cannot_unpickle_is_a_deserialize_error_on_the_client(srunner, stage_cases, context):
+    cell = run(srunner, stage_cases, "result_load_raises", "Client.compute", context)
+    assert cell.outcome == oc.DESERIALIZE_ERROR and cell.stage == oc.STAGE_CLIENT_UNPICKLE, cell
+    assert cell.root_cause["type"] == "LookupError", cell.root_cause
+
+
+def test_a_graph_the_client_cannot_pickle_fails_at_the_client_and_names_the_inner_culprit(srunner, stage_cases):
+    cell = run(srunner, stage_cases, "wrapped_graph_error", "Client.compute", "script")
+    assert cell.outcome == oc.SERIALIZE_ERROR and cell.stage == oc.STAGE_CLIENT_PICKLE, cell
+    assert cell.root_cause["type"] == "TypeError" and "lock" in cell.root_cause["message"], cell.root_cause
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_a_wrapped_error_on_the_worker_names_the_inner_culprit(srunner, stage_cases, context):
+    cell = run(srunner, stage_cases, "wrapped_result_error", "Client.compute", context)
+    assert cell.outcome == oc.SERIALIZE_ERROR and cell.stage == oc.STAGE_WORKER_PICKLE, cell
+    assert cell.root_cause["type"] == "TypeError" and "lock" in cell.root_cause["message"], cell.root_cause
+
+
+def test_a_task_error_runs_at_the_task_stage_with_addresses_normalised(srunner, stage_cases):
+    cells = [run(srunner, stage_cases, "address_in_error", "Client.compute", "script") for _ in range(2)]
+    for cell in cells:
+        assert cell.outcome == oc.TASK_ERROR and cell.stage == oc.STAGE_TASK, cell
+        assert not ADDRESS.search(cell.root_cause["message"]), cell.root_cause
+        assert "object at 0x…>" in cell.root_cause["message"], cell.root_cause
+    assert cells[0].root_cause == cells[1].root_cause  # the same text from run to run
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_a_check_that_raises_blames_the_case_not_the_value(srunner, stage_cases, context):
+    cell = run(srunner, stage_cases, "check_raises", "Client.compute", context)
+    assert cell.outcome == oc.HARNESS_ERROR, cell
+    assert cell.root_cause["type"] == "AttributeError" and "nonexistent_attribute" in cell.root_cause["message"]
+    assert "check() raised" in cell.detail and "does not match" not in cell.detail, cell.detail
+
+
+def test_a_pass_and_a_local_run_have_no_stage(srunner, stage_cases):
+    assert run(srunner, stage_cases, "graph_load_raises", "dask.compute(client=)", "script").stage is None
