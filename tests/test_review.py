@@ -165,7 +165,9 @@ def test_partial_and_orphaned_results_are_named_in_the_review(rec, tmp_path):
     sidecar_b.write_text(json.dumps(data))
     sidecar_b.with_suffix(".json").unlink()  # the asv result of B is gone: no timings for B
     proc = review_cli(results, "--from", A, "--to", B, out=tmp_path / "out")
-    assert proc.returncode in (0, 1), proc.stderr
+    # 14 cells were never compared: never "nothing broke", always exit 1
+    assert proc.returncode == 1, proc.stderr
+    assert "nothing broke" not in proc.stdout and "14 cell(s) could not be compared" in proc.stdout
     assert "partial run" in proc.stdout and sidecar_b.name in proc.stdout
     assert "outcome sidecar without its asv result" in proc.stdout
     assert "Cells only in the from-env: 14" in proc.stdout

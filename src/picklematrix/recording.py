@@ -4,6 +4,12 @@
 directory and its files join ``results/`` under a lock, so envs may record side by side (nox -j).
 A failure raises :class:`RecordingError` with a message that names the env and what to do; an env
 that cannot be built also leaves a ``<commit>-<env id>.env-error`` file in the results.
+
+A record (the asv result and its outcome sidecar) is replaced only by a complete one. While an env records,
+``<sidecar>.partial`` marks it in ``results/`` (the report names one left behind); the harness writes into
+the session's own directory, and the new sidecar and asv result join ``results/`` together at the end. An
+env whose record is incomplete (a leftover ``.partial``, a sidecar with ``complete: false``, no asv result)
+is not "already recorded": the next run records it again, from the start.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import asvconf, envs
+from . import asvconf, envs, sidecar as sidecars
 from .matrix import asv_env_name
 from .selection import ASV_TIMED_CONTEXTS, SAMPLES, asv_patterns
 
@@ -193,28 +199,101 @@ class Target:
         return self.results / self.machine / f"{self.commit[:8]}-{name}{suffix}"
 
 
+def unwritable(path: Path, results: Path, error: BaseException) -> RecordingError:
+    """The one-line error for a results directory that cannot be written: which path, what to do."""
+    reason = getattr(error, "strerror", None) or str(error)
+    return RecordingError(f"cannot write {path} ({reason}): the results directory {results} is not a writable "
+                          "directory; make it one, or point PICKLEMATRIX_RESULTS at another")
+
+
+@contextlib.contextmanager
+def writing_results(path: Path, results: Path):
+    """Turns an OSError (or a SidecarError) writing ``path`` under ``results`` into :func:`unwritable`'s error."""
+    try:
+        yield
+    except (OSError, sidecars.SidecarError) as e:
+        raise unwritable(path, results, e) from None
+
+
+def check_results_writable(target: Target) -> None:
+    """Fail now, in one line, when the results cannot be written: not after minutes of building and running."""
+    where = target.results / target.machine
+    with writing_results(where, target.results):
+        where.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+
+
 def record_env_error(target: Target, env, stage: str, message: str) -> Path:
-    """The ``.env-error`` file of an env that could not be built: the report shows it in the env's place."""
+    """The ``.env-error`` file of an env that could not be built: the report shows it in the env's place.
+
+    ``message`` is kept whole (up to its last 20,000 characters): a resolver's explanation ("No solution
+    found ... because ...") comes after its first line.
+    """
     out = target.path(env.env_id, ".env-error")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"env": env.as_dict(), "commit": target.commit, "machine": target.machine,
-                               "stage": stage, "message": message[-20000:], "recorded": time.time()}, indent=1))
+    with writing_results(out, target.results):
+        sidecars.write_atomic(out, json.dumps({
+            "env": env.as_dict(), "commit": target.commit, "machine": target.machine, "stage": stage,
+            "message": message[-20000:], "recorded": time.time()}, indent=1))
     return out
 
 
-def merge_asv_results(stage: Path, results: Path, machine: str, result_name: str) -> None:
+def merge_asv_results(stage: Path, results: Path, machine: str, result_name: str,
+                      sidecar: Path | None = None) -> None:
     """Move one env's asv recording from its private results dir ``stage`` into ``results``.
 
     asv rewrites ``benchmarks.json`` and ``<machine>/machine.json`` on every run, so envs running at
     the same time (nox -j) each record into a dir of their own; here, one at a time, their files join
-    the shared one (the same corpus gives the same ``benchmarks.json``).
+    the shared one (the same corpus gives the same ``benchmarks.json``). ``sidecar``, the staged outcome
+    sidecar, joins with its asv result: both are copied first, then put in place one right after the other,
+    and only then is the env's ``.partial`` marker removed.
     """
-    with envs.lock(results / ".merge.lock"):
+    lock = results / ".merge.lock"
+    with writing_results(lock, results), envs.lock(lock):
         (results / machine).mkdir(parents=True, exist_ok=True)
-        for rel in ("benchmarks.json", f"{machine}/machine.json", f"{machine}/{result_name}"):
-            tmp = results / f"{rel}.tmp-{os.getpid()}"
-            shutil.copyfile(stage / rel, tmp)
-            os.replace(tmp, results / rel)
+        for rel in ("benchmarks.json", f"{machine}/machine.json"):
+            _copy_into(stage / rel, results / rel, results)
+        record = [(stage / machine / result_name, results / machine / result_name)]
+        if sidecar is not None:
+            final = results / machine / (Path(result_name).stem + sidecars.SUFFIX)
+            record.append((sidecar, final))
+        staged = [(_copy_beside(src, dst, results), dst) for src, dst in record]
+        for tmp, dst in staged:
+            with writing_results(dst, results):
+                os.replace(tmp, dst)
+        if sidecar is not None:
+            sidecars.partial_path(final).unlink(missing_ok=True)
+
+
+def _copy_beside(src: Path, dst: Path, results: Path) -> Path:
+    """A copy of ``src`` next to ``dst``, under a private name, ready to replace it."""
+    tmp = dst.with_name(f"{dst.name}.tmp-{os.getpid()}")
+    with writing_results(dst, results):
+        shutil.copyfile(src, tmp)
+    return tmp
+
+
+def _copy_into(src: Path, dst: Path, results: Path) -> None:
+    tmp = _copy_beside(src, dst, results)
+    with writing_results(dst, results):
+        os.replace(tmp, dst)
+
+
+def recorded(result_file: Path, sidecar: Path) -> sidecars.Sidecar | None:
+    """The complete record at these paths, or None: "already recorded" means the asv result is there, the
+    sidecar is complete, and no ``.partial`` says a recording of it was interrupted."""
+    if not result_file.exists() or sidecars.partial_path(sidecar).exists():
+        return None
+    try:
+        found = sidecars.read(sidecar)
+    except sidecars.SidecarError:
+        return None
+    return found if found.complete else None
+
+
+def broken_cases_text(broken: list) -> str:
+    return "; ".join(f"{b.get('path')}:{b.get('line')}: {b.get('message')}" for b in broken)
 
 
 def asv_home(tmp: Path) -> dict:
@@ -241,6 +320,15 @@ def asv_knows_machine(asv_env: dict, machine: str) -> bool:
     return isinstance(known.get(machine), dict)
 
 
+def _keep_progress(staged: Path, marker: Path) -> None:
+    """After a failed harness run: its progress (the cells it did) replaces the head-only marker, so the
+    report can say how far it got. Best effort: the marker alone already says the recording was interrupted."""
+    progress = sidecars.partial_path(staged)
+    with contextlib.suppress(OSError):
+        if progress.exists():
+            shutil.copyfile(progress, marker)
+
+
 def harness_command(python: str, env_id: str, sidecar: Path, commit: str, machine: str) -> list[str]:
     """``python -m picklematrix run`` as nox -s matrix runs it, with PICKLEMATRIX_CASES and _ONLY applied.
 
@@ -257,13 +345,24 @@ def harness_command(python: str, env_id: str, sidecar: Path, commit: str, machin
     return args
 
 
-def run_harness(command: list[str], env: dict, env_id: str, log) -> None:
-    """The harness run; exit 1 (surprises) is a finding, recorded like any other result."""
+def run_harness(command: list[str], env: dict, env_id: str, log, sidecar: Path | None = None) -> list:
+    """The harness run; the broken case files it skipped (their problems, from ``sidecar``).
+
+    Exit 1 (surprises) is a finding, recorded like any other result. Exit 2 after a complete run with broken
+    case files is recorded too (the other cases ran): the caller records it and then fails naming them.
+    """
     log(" ".join(command))
     code = subprocess.run(command, env=env).returncode
-    if code not in (0, 1):
-        raise RecordingError(f"{env_id}: the harness exited with exit code {code} (2: bad input, e.g. a broken "
-                             "case file; see its output above)")
+    if code in (0, 1):
+        return []
+    done = None
+    if code == 2 and sidecar is not None:
+        with contextlib.suppress(sidecars.SidecarError):
+            done = sidecars.read(sidecar)
+    if done is not None and done.complete and done.head.get("broken_cases"):
+        return list(done.head["broken_cases"])
+    raise RecordingError(f"{env_id}: the harness exited with exit code {code} (2: bad input; see its output "
+                         "above)")
 
 
 def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path, scheduler: str,
@@ -302,25 +401,46 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
     if replica > 1:  # PICKLEMATRIX_REPLICATE: an A/A copy, see replicate_count()
         machine = f"{machine}-rep{replica}"
     target = Target(results, commit, machine)
+    check_results_writable(target)
     try:
         found = envs.prepare(env, python, checkout, warn=warn)
     except envs.EnvError as e:
         where = record_env_error(target, env, e.stage, str(e))
-        headline, _, detail = str(e).partition("\n")
-        raise RecordingError(f"{headline}\n{detail[-3000:]}\n(recorded in {where})".replace("\n\n", "\n")) from None
+        # the whole message: a resolver's explanation ("because ...") follows its first line
+        raise RecordingError(f"{str(e).strip()[-20000:]}\n(recorded in {where})") from None
     log(f"{env.env_id}: python {found['python']} " + " ".join(f"{k}={v}" for k, v in found["versions"].items()))
     env_seconds = time.perf_counter() - started  # uv install (a no-op when warm) and the version check
 
     name = asv_env_name(found["python"], found["versions"])
-    result_file, sidecar = target.path(name, ".json"), target.path(name, ".outcomes")
-    target.path(env.env_id, ".env-error").unlink(missing_ok=True)
-    if result_file.exists() and sidecar.exists() and not force:
+    result_file, final_sidecar = target.path(name, ".json"), target.path(name, sidecars.SUFFIX)
+    marker = sidecars.partial_path(final_sidecar)
+    error_file = target.path(env.env_id, ".env-error")
+    with writing_results(error_file, results):
+        error_file.unlink(missing_ok=True)
+    done = recorded(result_file, final_sidecar)
+    if done is not None and not force:
         log(f"{env.env_id}: already recorded for {commit[:8]} ({result_file.name}); --force re-records")
+        if done.head.get("broken_cases"):
+            warn(f"{env.env_id}: its record skipped broken case file(s): {broken_cases_text(done.head['broken_cases'])}")
         return
-    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    if marker.exists():
+        log(f"{env.env_id}: {marker} is left from an interrupted recording: recording again, from the start "
+            "(a complete record already there stays until the new one is complete)")
+    elif result_file.exists() or final_sidecar.exists():
+        log(f"{env.env_id}: " + ("re-recording (--force)" if done is not None else "its record is incomplete "
+                                 "(a partial sidecar or no asv result): recording again")
+            + "; the old record stays until the new one is complete")
+    # The marker: what the report names if this recording never completes. The harness writes its sidecar
+    # into this session's directory; the record joins results/ only when complete (merge_asv_results).
+    with writing_results(marker, results):
+        sidecars.SidecarWriter(final_sidecar, {"env_id": env.env_id, "commit": commit, "machine": machine,
+                                               "recording_started": time.time()}).start()
     stage = session_tmp / "asv-results"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
+    sidecar = session_tmp / "record" / final_sidecar.name
+    shutil.rmtree(sidecar.parent, ignore_errors=True)
+    sidecar.parent.mkdir(parents=True)
     config = asvconf.write_config(session_tmp / asvconf.CONFIG_NAME, checkout=checkout, results_dir=stage,
                                   html_dir=asvconf.default_html_dir(checkout, results),
                                   env_dir=session_tmp / "asv-env")
@@ -331,7 +451,12 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
         # cluster of this env, started now, while the harness runs, so that it is up when asv needs it.
         with SharedCluster(python, session_tmp / "cluster.json", env=run_env) as cluster:
             harness_started = time.perf_counter()
-            run_harness(harness_command(python, env.env_id, sidecar, commit, machine), run_env, env.env_id, log)
+            try:
+                broken = run_harness(harness_command(python, env.env_id, sidecar, commit, machine), run_env,
+                                     env.env_id, log, sidecar)
+            except RecordingError:
+                _keep_progress(sidecar, marker)
+                raise
             harness_seconds = time.perf_counter() - harness_started
             asv_started = time.perf_counter()
             tools = envs.tools_python(checkout)
@@ -341,10 +466,15 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
         raise RecordingError(f"{env.env_id}: asv wrote no {result_file.name} (in {stage / machine}): see its "
                              "output above")
     # asv exits non-zero when a benchmark failed; the others' results are kept all the same
-    merge_asv_results(stage, results, machine, result_file.name)
+    merge_asv_results(stage, results, machine, result_file.name, sidecar=sidecar)
     if code:
         raise RecordingError(f"{env.env_id}: asv run exited with status {code} (a benchmark failed: see its output "
                              f"above); what it did record is in {result_file.relative_to(results)}")
+    if broken:
+        # recorded (the other cases ran, asv timed them), and still a failure: the corpus has an error to fix
+        raise RecordingError(f"{env.env_id}: recorded {result_file.relative_to(results)} without "
+                             f"{len(broken)} broken case file(s), skipped: {broken_cases_text(broken)}. Fix them "
+                             "(`picklematrix cases --check`) and re-record with `nox -s matrix -- --force`")
     log(f"{env.env_id}: recorded {result_file.relative_to(results)} and {sidecar.name} in "
         f"{time.perf_counter() - started:.1f} s (env {env_seconds:.1f} s, harness {harness_seconds:.1f} s, "
         f"asv {time.perf_counter() - asv_started:.1f} s)")

@@ -8,7 +8,7 @@ import re
 from ..corpus import ABSENT
 from ..outcomes import HARNESS_ERROR, PASS
 from ..selection import COMPUTE
-from .results import BadInput, Recording, ResultSet, isna
+from .results import BadInput, Recording, ResultSet, error_explanation, isna, name_cells
 from .table import BAD, cell_sort_key, cell_view
 
 EXIT_OK, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2
@@ -70,9 +70,8 @@ def resolve_env(rs: ResultSet, spec: str, role: str) -> Recording:
                        f"{_describe(found)}")
     rec = found[0]
     if rec.is_error:
-        first = next((ln for ln in rec.error["message"].splitlines() if ln.strip()), "")
-        raise BadInput(f"--{role} {spec}: this environment could not be built ({rec.error['stage']}: {first}); "
-                       f"see {rec.error_path}. Nothing to review.")
+        raise BadInput(f"--{role} {spec}: this environment could not be built ({rec.error['stage']}: "
+                       f"{error_explanation(rec.error['message'])}); see {rec.error_path}. Nothing to review.")
     return rec
 
 
@@ -258,6 +257,25 @@ def measure_noise(rs: ResultSet, a: Recording, factor: float, aa_machine: str | 
     return out
 
 
+def not_compared(a: Recording, b: Recording, outcomes: dict) -> dict:
+    """What keeps the review from vouching for every cell: cells one side lacks, partial records.
+
+    A partial record (the harness stopped before the end) may lack cells the other side lacks too, so it
+    counts even when both sides hold the same cells.
+    """
+    cells = [{"case": k[0], "method": k[1], "context": k[2], "missing_in": side.short_label}
+             for side, keys in ((b, outcomes["only_from"]), (a, outcomes["only_to"])) for k in keys]
+    partial = [r.short_label for r in (a, b) if not r.complete]
+    reasons = []
+    if cells:
+        keys = [(c["case"], c["method"], c["context"]) for c in cells]
+        reasons.append(f"{len(cells)} cell(s) recorded on one side only: {name_cells(keys)}")
+    for label in partial:
+        reasons.append(f"the record of {label} is partial (the harness stopped before the end; re-record it "
+                       "with `nox -s matrix`)")
+    return {"cells": cells, "partial": partial, "message": "; ".join(reasons)}
+
+
 def _env_view(rec: Recording) -> dict:
     return {"key": rec.key, "env_id": rec.env_id, "env_name": rec.env_name, "machine": rec.machine,
             "versions": versions_of(rec), "label": rec.short_label, "version_label": ", ".join(rec.version_label()),
@@ -283,14 +301,20 @@ def build_review(rs: ResultSet, a: Recording, b: Recording, factor: float = DEFA
             f["flaky"] = (f["case"], f["method"], f["context"]) in flaky_keys
     va, vb = versions_of(a), versions_of(b)
     changed = [{"name": k, "from": va.get(k), "to": vb.get(k)} for k in VERSION_NAMES if va.get(k) != vb.get(k)]
-    files = {str(p) for r in (a, b) for p in (r.asv_path, r.sidecar_path) if p is not None}
+    files = {str(p) for r in (a, b) for p in (r.asv_path, r.sidecar_path, r.partial_path) if p is not None}
     warnings = [str(p) for p in rs.problems if p.path in files]
     warnings += [f"{r.key}: no asv timings (asv result missing or unreadable): timing not compared"
                  for r in (a, b) if not r.timings]
     broken, slower = outcomes["flips"]["broken"], timing["slower"]
-    if broken or slower:
-        verdict = ", ".join(x for x in (f"{len(broken)} cell(s) broke" if broken else "",
-                                        f"{len(slower)} cell(s) slower beyond ×{factor:g}" if slower else "") if x)
+    missing = not_compared(a, b, outcomes)
+    uncompared = bool(missing["cells"] or missing["partial"])
+    # "nothing broke" only when every cell was compared: a cell never run on one side could have broken
+    if broken or slower or uncompared:
+        verdict = ", ".join(x for x in (
+            f"{len(broken)} cell(s) broke" if broken else "",
+            f"{len(slower)} cell(s) slower beyond ×{factor:g}" if slower else "",
+            (f"{len(missing['cells'])} cell(s) could not be compared" if missing["cells"]
+             else "not every cell could be compared") if uncompared else "") if x)
     else:
         verdict = f"nothing broke, nothing got slower beyond ×{factor:g}"
     if noise["safe"] is False and slower:
@@ -301,6 +325,7 @@ def build_review(rs: ResultSet, a: Recording, b: Recording, factor: float = DEFA
         "from": _env_view(a), "to": _env_view(b), "changed": changed,
         "flips": outcomes["flips"], "only_from": outcomes["only_from"], "only_to": outcomes["only_to"],
         "harness_errors": outcomes["harness_errors"], "timing": timing, "noise": noise, "warnings": warnings,
-        "verdict": verdict, "exit_status": EXIT_CHANGED if (broken or slower) else EXIT_OK,
+        "not_compared": missing,
+        "verdict": verdict, "exit_status": EXIT_CHANGED if (broken or slower or uncompared) else EXIT_OK,
         "cells_compared": len(set(a.cells) & set(b.cells)),
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..outcomes import OUTCOMES, PASS, RAN_LOCALLY
 from ..selection import COMPUTE, OUTCOME
 from .asv_site import asv_graph_url
+from .results import error_explanation
 from .table import BAD
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -144,9 +145,9 @@ def render_table_md(table: dict) -> str:
         name = md_code(e["env_id"] or e["env_name"]) + (" (baseline)" if e["baseline"] else "") + \
             (f" (A/A copy, {md_text(e['machine'])})" if e["replica_of"] else "")
         if e["kind"] == "env-error":
-            first = next((ln for ln in e["error"]["message"].splitlines() if ln.strip()), "")
+            # the resolver's explanation, not just its first line ("cannot install ...")
             lines.append(f"| {name} | could not be built ({md_text(e['error']['stage'])}) | "
-                         f"{md_code(first[:200])} | | | | |")
+                         f"{md_code(error_explanation(e['error']['message'], 600))} | | | | |")
             continue
         c = e["counts"]
         failed = sum(n for o, n in c.items() if o in BAD)

@@ -57,6 +57,8 @@ class Recording:
     error: dict | None = None  # {"stage", "message", "env"} of an environment error
     asv_result: object = None  # asv.results.Results
     complete: bool = True
+    missing: list = field(default_factory=list)  # of a partial record: cells the complete ones have, it lacks
+    partial_path: Path | None = None  # a ``.partial`` an interrupted re-recording of this env left beside it
     mtime: float = 0.0
     notes: list = field(default_factory=list)  # caveats shown with this env (partial run, no timings, ...)
 
@@ -191,6 +193,7 @@ def load_results(results_dir, commit: str | None = None, checkout: Path | None =
         raise BadInput(f"{results_dir}: no results (expected <machine>/<commit>-<env>.json/.outcomes from "
                        "`nox -s matrix`)" + ("; unreadable: " + "; ".join(map(str, problems)) if problems else ""))
     chosen = _choose_commit(recordings, commit, checkout)
+    _name_missing_cells([r for r in recordings if r.commit == chosen], problems)
     for r in recordings:
         if r.commit != chosen:
             for path in (r.asv_path, r.sidecar_path, r.error_path):
@@ -199,6 +202,40 @@ def load_results(results_dir, commit: str | None = None, checkout: Path | None =
                                                        f"{chosen[:8]} which this report shows (asv's graphs "
                                                        f"include it; `--commit {r.commit[:8]}` shows its table)"))
     return ResultSet(results_dir, recordings, problems, chosen, benchmarks)
+
+
+def error_explanation(message: str, limit: int = 1500) -> str:
+    """An env error's message on one line, its explanation kept: uv's first lines say only which env and
+    where ("cannot install ...", "Using Python ... environment at ..."); what matters follows
+    ("No solution found ...", "because dask>=2026.8.0 depends on cloudpickle>=3.0.0 ...")."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    start = next((i for i, ln in enumerate(lines) if ln.lower().startswith(("error:", "×", "x "))
+                  or "no solution found" in ln.lower()), 0)
+    text = " ".join(lines[start:]) or " ".join(lines)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cell_name(key) -> str:
+    """``family/case method @context``: a cell as messages name it."""
+    return f"{key[0]} {key[1]} @{key[2]}"
+
+
+def name_cells(keys, limit: int = 10) -> str:
+    keys = sorted(keys)
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(cell_name(k) for k in keys[:limit]) + more
+
+
+def _name_missing_cells(current: list, problems: list) -> None:
+    """A partial record's missing cells: those the complete records of the same commit have and it lacks."""
+    expected = {k for r in current if r.complete and not r.is_error for k in r.cells}
+    for r in current:
+        if r.complete or r.is_error:
+            continue
+        r.missing = sorted(expected - set(r.cells))
+        if r.missing:
+            problems.append(Problem(str(r.sidecar_path), f"partial record: {len(r.missing)} cell(s) the other "
+                                                         f"envs have were never run: {name_cells(r.missing)}"))
 
 
 def _check_machine_json(mdir: Path, problems: list) -> None:
@@ -250,10 +287,15 @@ def _default_commit(recordings, head: str | None) -> str:
 
 def _load_machine(machine: str, files: list, problems: list) -> list[Recording]:
     by_stem: dict[str, dict] = {}
+    partials: dict[str, Path] = {}
     for path in files:
-        if path.name != "machine.json" and path.suffix in RESULT_SUFFIXES:
+        if path.name.endswith(sidecar.SUFFIX + sidecar.PARTIAL):
+            partials[path.name[: -len(sidecar.SUFFIX + sidecar.PARTIAL)]] = path
+        elif path.name != "machine.json" and path.suffix in RESULT_SUFFIXES:
             by_stem.setdefault(path.stem, {})[path.suffix] = path
     out = []
+    for stem, path in sorted(partials.items()):
+        _name_partial(path, sidecar.SUFFIX in by_stem.get(stem, {}), problems)
     for stem, paths in sorted(by_stem.items()):
         commit8, _, env_name = stem.partition("-")
         rec = Recording(machine=machine, commit=commit8, env_name=env_name or stem)
@@ -281,9 +323,26 @@ def _load_machine(machine: str, files: list, problems: list) -> list[Recording]:
                                                            "outcomes are shown, timings are not"))
         elif rec.asv_path is not None and rec.sidecar_path is not None and rec.cells:
             rec.notes.append("asv result unreadable: no timings")
+        rec.partial_path = partials.get(stem)
         if rec.cells or rec.timings:
             out.append(rec)
     return out
+
+
+def _name_partial(path: Path, beside_complete: bool, problems: list) -> None:
+    """A ``.partial`` sidecar: a recording that was stopped before it completed. Never shown as a record."""
+    try:
+        sc = sidecar.read(path)
+        done = f"{len(sc.cells)} cell(s) done"
+    except sidecar.SidecarError:
+        done = "unreadable"
+    if beside_complete:
+        what = (f"an interrupted re-recording left this ({done}); the record beside it "
+                f"({path.name.removesuffix(sidecar.PARTIAL)}) is the previous complete one and is what is shown")
+    else:
+        what = (f"an interrupted recording left this ({done}) and no complete record: the env is not shown; "
+                "`nox -s matrix` records it again")
+    problems.append(Problem(str(path), what))
 
 
 def _load_env_error(rec: Recording, path: Path, problems: list) -> bool:
@@ -323,7 +382,8 @@ def _load_sidecar(rec: Recording, problems: list) -> None:
     if not sc.complete:
         rec.notes.append("partial run: the harness stopped before the end")
         problems.append(Problem(str(path), f"partial run (complete: false): the harness stopped after "
-                                           f"{len(sc.cells) + sc.malformed} cells; those are shown"))
+                                           f"{len(sc.cells) + sc.malformed} cells; those are shown, the rest "
+                                           "were never run"))
     rec.cells = {(f"{c['family']}/{c['case']}", c["method"], c["context"]): c for c in sc.cells}
     if sc.malformed:
         problems.append(Problem(str(path), f"{sc.malformed} malformed cell(s) left out (missing fields or an "

@@ -19,8 +19,9 @@ factor on the A/A pair is quiet.
 
 Writes markdown to stdout and ``<results>/reviews/<from>..<to>.md``, and HTML to ``.html`` next to it
 (``nox -s report`` links it from the matrix page). Exit status: 0 nothing broke and nothing got slower beyond
-the threshold; 1 something broke or got slower; 2 bad input (unknown env, no results, an env that could not be
-built).
+the threshold, every cell compared; 1 something broke or got slower, or some cell could not be compared (a
+partial record, a cell only one side has: the review names them); 2 bad input (unknown env, no results, an
+env that could not be built).
 """
 
 from __future__ import annotations
@@ -98,6 +99,14 @@ def render_review_md(review: dict) -> str:
     if review["only_from"] or review["only_to"]:
         lines += [(f"Cells only in the from-env: {len(review['only_from'])}; only in the to-env: "
                    f"{len(review['only_to'])} (different corpus or a partial run)."), ""]
+    missing = review["not_compared"]
+    if missing["message"]:
+        lines += ["### Not compared", "", md_prose(f"Not every cell could be compared: {missing['message']}.")]
+        if missing["cells"]:
+            lines += ["", "| case | method | context | missing in |", "|---|---|---|---|"]
+            lines += [f"| {md_code(c['case'])} | {md_text(c['method'])} | {md_text(c['context'])} | "
+                      f"{md_code(c['missing_in'])} |" for c in missing["cells"]]
+        lines.append("")
     if review["harness_errors"]:
         lines += [f"Harness errors in the to-env: {len(review['harness_errors'])} cell(s) could not be run.", ""]
     if review["warnings"]:
@@ -132,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="picklematrix review",
                                 description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="exit status: 0 nothing broke or got slower; 1 something did; 2 bad input")
+                                epilog="exit status: 0 nothing broke or got slower, every cell compared; 1 something did, "
+                                       "or some cell could not be compared; 2 bad input")
     p.add_argument("--from", dest="from_env", metavar="ENV", help="the env before (or a change NAME=A..B)")
     p.add_argument("--to", dest="to_env", metavar="ENV", help="the env after")
     p.add_argument("--change", metavar="NAME=A..B", help="a version change, e.g. pydantic=2.8.2..2.9.2")
