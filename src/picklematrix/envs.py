@@ -166,10 +166,17 @@ def tools_python(checkout: Path, venv: Path | None = None) -> str:
     interpreter running this code (nox's), rebuilt when :data:`picklematrix.pins.TOOLS` changes.
     """
     venv = Path(venv or os.environ.get("PICKLEMATRIX_TOOLS_VENV") or checkout / ".nox" / "_tools")
+    locked = pins.lock_path("tools")
+    try:
+        lock_hash = hashlib.sha256(locked.read_bytes()).hexdigest()
+    except OSError as e:
+        raise EnvError("install", f"cannot read {locked}, the asv tools venv's hashed lock ({e.strerror or e}): "
+                                  "it is part of the checkout; regenerate it with "
+                                  "`python3 src/picklematrix/pins.py lock`") from None
     with lock(venv.parent / f".{venv.name}.lock"):
         python = venv_python(venv)
         stamp = venv / "picklematrix-tools.txt"
-        wanted = "\n".join([*pins.TOOLS, f"-e {checkout} --no-deps", "byte-compiled"])
+        wanted = "\n".join([*pins.TOOLS, f"lock {lock_hash}", f"-e {checkout} --no-deps", "byte-compiled"])
         if Path(python).exists() and stamp.exists() and stamp.read_text() == wanted:
             return python
         proc = subprocess.run([uv(), "venv", "-q", "--allow-existing", "-p", sys.executable, str(venv)],
@@ -177,7 +184,9 @@ def tools_python(checkout: Path, venv: Path | None = None) -> str:
         if proc.returncode != 0:
             raise EnvError("install", f"cannot make the asv tools venv {venv} (PICKLEMATRIX_TOOLS_VENV) with "
                                       f"{sys.executable}: {proc.stderr.strip()[-2000:]}")
-        install(python, pins.TOOLS, checkout, checkout_deps=False)
+        # every package from the hashed lock (--require-hashes: one that is not the locked file is refused);
+        # the checkout itself goes in editable, without hashes (it is this source tree)
+        install(python, ["--require-hashes", "-r", str(locked)], checkout, checkout_deps=False)
         problem = compile_packages(python)
         if problem:
             print(f"picklematrix: could not byte-compile the asv tools venv {venv} ({problem}); asv runs slower",

@@ -12,11 +12,22 @@ the same kernel machinery and the same nox:
 
 Standard library only, no package imports: ``./nox`` runs this file with a bare ``python3``
 (``python3 src/picklematrix/pins.py nox``) before anything is installed.
+
+Locks: ``locks/<group>.txt`` holds every package of a group, its dependencies included, pinned with hashes
+(``uv pip compile --universal --generate-hashes``, for every Python from 3.10 on), for the groups installed
+with ``--require-hashes``: ``nox`` (``./nox``) and ``tools`` (the asv tools venv). After changing a pin of
+those groups, run ``python3 src/picklematrix/pins.py lock`` (it needs uv, e.g. ``.nox/_nox/bin/uv`` on
+PATH); tests/test_envs.py checks that the locks agree with the pins. ``ENV``, ``TESTS`` and ``LINT`` are
+pinned, not locked: a matrix env's resolution mixes ``ENV`` with its axes, which vary per env (one lock would
+fix the shared dependencies, tornado, psutil, ..., of every dask version), and the tests and lint sessions
+install through nox's ``session.install`` (noxfile.py).
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
 
 ASV = "asv==0.6.6"
 ASV_RUNNER = "asv_runner==0.3.2"
@@ -42,12 +53,37 @@ TESTS_MATRIX = ["dask==2026.8.0", "distributed==2026.8.0", "cloudpickle==3.1.3",
 TESTS = list(dict.fromkeys([*TESTS_MATRIX, *ENV, *TOOLS, *NOX, "pytest==9.2.0", "websocket-client==1.9.0"]))
 
 GROUPS = {"nox": NOX, "env": ENV, "tools": TOOLS, "tests": TESTS, "lint": LINT}
+LOCKS_DIR = Path(__file__).resolve().parent / "locks"
+LOCKED = ("nox", "tools")  # the groups installed with --require-hashes from locks/<group>.txt
+LOCK_PYTHON = "3.10"  # the oldest Python nox and the tools venv run on: --universal covers it and newer
+
+
+def lock_path(group: str) -> Path:
+    return LOCKS_DIR / f"{group}.txt"
+
+
+def compile_lock(group: str, uv: str = "uv") -> None:
+    """(Re)write ``locks/<group>.txt`` from the group's pins with ``uv pip compile``: every dependency, hashed."""
+    proc = subprocess.run([uv, "pip", "compile", "--universal", "--python-version", LOCK_PYTHON,
+                           "--generate-hashes", "--quiet", "--custom-compile-command",
+                           "python3 src/picklematrix/pins.py lock", "-o", str(lock_path(group)), "-"],
+                          input="\n".join(GROUPS[group]) + "\n", text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"pins.py: uv pip compile failed for the {group} group (above); nothing else changed")
 
 
 def main(argv: list[str]) -> int:
-    """``pins.py GROUP``: the group's requirements, one a line (what ``pip install -r`` reads)."""
+    """``pins.py GROUP``: the group's requirements, one a line (what ``pip install -r`` reads).
+
+    ``pins.py lock``: rewrite the hashed lock files of :data:`LOCKED` from the pins.
+    """
+    if argv == ["lock"]:
+        for group in LOCKED:
+            compile_lock(group)
+            print(f"wrote {lock_path(group)}")
+        return 0
     if len(argv) != 1 or argv[0] not in GROUPS:
-        print(f"usage: python3 pins.py {{{','.join(GROUPS)}}}", file=sys.stderr)
+        print(f"usage: python3 pins.py {{{','.join(GROUPS)}}} | lock", file=sys.stderr)
         return 2
     print("\n".join(GROUPS[argv[0]]))
     return 0
