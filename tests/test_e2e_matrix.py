@@ -295,13 +295,25 @@ def test_a_broken_case_file_fails_the_env_and_the_other_cases_are_kept(tmp_path)
     results = tmp_path / "results"
     proc = _nox(tmp_path, results, A, extra_env={"PICKLEMATRIX_CASES": str(cases), "PICKLEMATRIX_ONLY": ""})
     out = proc.stdout + proc.stderr
+    # fails loudly, naming the broken file and what to do ...
     assert proc.returncode != 0, out[-3000:]
-    assert "broken.py" in out and "exit code 2" in out
-    # the good case ran in every context and is in the sidecar, named broken file and all
+    assert "broken case file" in out and "broken.py" in out and "--force" in out, out[-3000:]
+    # ... after recording the other cases: the sidecar, complete, and asv's result, with the good case timed
     (sidecar,) = _machine_dir(results).glob("*.outcomes")
     data = json.loads(sidecar.read_text())
+    assert data["complete"]
     assert {(c["case"], c["context"]) for c in data["cells"]} == {("good", context) for context in CONTEXTS}
     assert any("broken.py" in b["path"] for b in data["broken_cases"])
+    from asv.results import Results
+
+    recorded = Results.load(str(sidecar.with_suffix(".json")))
+    timed = recorded.get_result_value("cells.Compute.time_compute",
+                                      recorded.get_result_params("cells.Compute.time_compute"))
+    assert any(v is not None and v > 0 for v in timed), timed
+    assert not list(_machine_dir(results).glob("*.partial"))
+    # recorded: the next run says so, and names the broken file again
+    again = _nox(tmp_path, results, A, extra_env={"PICKLEMATRIX_CASES": str(cases), "PICKLEMATRIX_ONLY": ""})
+    assert "already recorded" in again.stdout + again.stderr and "broken.py" in again.stdout + again.stderr
 
 
 def test_a_checkout_at_a_long_path_records(tmp_path):

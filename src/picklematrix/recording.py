@@ -250,8 +250,11 @@ def merge_asv_results(stage: Path, results: Path, machine: str, result_name: str
     and only then is the env's ``.partial`` marker removed.
     """
     lock = results / ".merge.lock"
-    with writing_results(lock, results), envs.lock(lock):
-        (results / machine).mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as held:
+        with writing_results(lock, results):
+            held.enter_context(envs.lock(lock))
+        with writing_results(results / machine, results):
+            (results / machine).mkdir(parents=True, exist_ok=True)
         for rel in ("benchmarks.json", f"{machine}/machine.json"):
             _copy_into(stage / rel, results / rel, results)
         record = [(stage / machine / result_name, results / machine / result_name)]

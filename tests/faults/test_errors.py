@@ -1,0 +1,248 @@
+"""Faults that must end in one clear error, naming the culprit and what to do: a results directory that cannot
+be written, an env the resolver cannot build, a package that is not the one locked.
+
+(A broken case file under `nox -s matrix`, recorded all the same and failing the env loudly, is
+tests/test_e2e_matrix.py's test_a_broken_case_file_fails_the_env_and_the_other_cases_are_kept.)
+
+Tests run as root, whom chmod does not stop: an unwritable results directory is a file in its place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from picklematrix import envs, pins, recording
+from picklematrix.matrix import parse_env_id
+from picklematrix.report import compare
+from picklematrix.report.render import render_table_md
+from picklematrix.report.results import BadInput, load_results
+from picklematrix.report.table import build_table
+
+from ..conftest import ROOT
+
+ENV = parse_env_id("cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11")
+UNRESOLVABLE = parse_env_id("cp2.2.1-dask2026.8.0-pyd2.14.4-py3.11")  # dask 2026.8.0 needs cloudpickle >= 3
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A real git repository with one commit, taken as this nox run's commit."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    for args in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
+                                  "-m", "first"]):
+        subprocess.run(["git", *args], cwd=path, check=True)
+    for var in (recording.RUN_COMMIT_VAR, "PICKLEMATRIX_DIRTY_LABEL", "PICKLEMATRIX_MACHINE",
+                "PICKLEMATRIX_REPLICATE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PICKLEMATRIX_MACHINE", "box")
+    recording.remember_run_commit(path)
+    return path
+
+
+@pytest.fixture
+def blocked(tmp_path):
+    """A results "directory" that is a file: nothing can be written below it, not even by root."""
+    path = tmp_path / "results"
+    path.write_text("a file where the results directory should be\n")
+    return path
+
+
+def _one_line_naming(error: Exception, path: Path) -> str:
+    text = str(error)
+    assert "\n" not in text, text
+    assert str(path) in text and "PICKLEMATRIX_RESULTS" in text, text
+    return text
+
+
+# --------------------------------------------------------------------------- 8a: unwritable results
+
+
+def test_an_unwritable_results_dir_stops_the_recording_before_anything_is_built(repo, blocked, tmp_path):
+    with pytest.raises(recording.RecordingError) as err:
+        # the interpreter does not exist: reaching the build would be a different error
+        recording.record_env(ENV, str(tmp_path / "no-venv" / "bin" / "python"), repo, blocked, tmp_path / "s")
+    _one_line_naming(err.value, blocked)
+
+
+def test_an_env_error_that_cannot_be_written_is_one_line(blocked):
+    target = recording.Target(blocked, "f" * 40, "box")
+    with pytest.raises(recording.RecordingError) as err:
+        recording.record_env_error(target, ENV, "install", "No solution found")
+    _one_line_naming(err.value, blocked)
+
+
+def test_a_merge_into_an_unwritable_results_dir_is_one_line(tmp_path, blocked):
+    stage = tmp_path / "stage"
+    (stage / "box").mkdir(parents=True)
+    for rel in ("benchmarks.json", "box/machine.json", "box/r.json"):
+        (stage / rel).write_text("{}")
+    with pytest.raises(recording.RecordingError) as err:
+        recording.merge_asv_results(stage, blocked, "box", "r.json")
+    _one_line_naming(err.value, blocked)
+
+
+def test_a_merge_whose_machine_dir_is_a_file_is_one_line(tmp_path):
+    stage, results = tmp_path / "stage", tmp_path / "results"
+    (stage / "box").mkdir(parents=True)
+    for rel in ("benchmarks.json", "box/machine.json", "box/r.json", "s.outcomes"):
+        (stage / rel).write_text("{}")
+    results.mkdir()
+    (results / "box").write_text("not a directory")
+    with pytest.raises(recording.RecordingError) as err:
+        recording.merge_asv_results(stage, results, "box", "r.json", sidecar=stage / "s.outcomes")
+    _one_line_naming(err.value, results / "box")
+
+
+@pytest.mark.slow
+def test_under_nox_an_unwritable_results_dir_is_one_line_and_no_traceback(tmp_path, blocked):
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(f'[axes]\npython = ["3.11"]\ncloudpickle = ["3.0.0"]\ndask = ["2024.6.2"]\n'
+                      f'pydantic = ["2.8.2"]\n[profiles.default]\nbaseline = "{ENV.env_id}"\n'
+                      f'envs = ["{ENV.env_id}"]\n')
+    env = dict(os.environ, PICKLEMATRIX_MATRIX=str(matrix), PICKLEMATRIX_RESULTS=str(blocked),
+               PICKLEMATRIX_DIRTY_LABEL="faults", PICKLEMATRIX_ONLY="functions/lambda_square")
+    env.pop(recording.RUN_COMMIT_VAR, None)
+    proc = subprocess.run([sys.executable, "-m", "nox", "-s", f"matrix({ENV.env_id})"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert "Traceback" not in out and "PermissionError" not in out and "NotADirectoryError" not in out, out[-5000:]
+    assert f"cannot write {blocked}" in out and "PICKLEMATRIX_RESULTS" in out, out[-3000:]
+
+
+# --------------------------------------------------------------------------- 8b: the resolver's explanation
+
+
+@pytest.fixture(scope="module")
+def unresolvable(tmp_path_factory):
+    """A real recording of an env uv cannot resolve, from a clean clone of this checkout's HEAD."""
+    tmp = tmp_path_factory.mktemp("unresolvable")
+    checkout = tmp / "checkout"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(checkout)], check=True)
+    venv = tmp / "venv"
+    subprocess.run([envs.uv(), "venv", "-q", "-p", sys.executable, str(venv)], check=True)
+    saved = {k: os.environ.pop(k, None) for k in (recording.RUN_COMMIT_VAR, "PICKLEMATRIX_DIRTY_LABEL")}
+    os.environ["PICKLEMATRIX_MACHINE"], saved["PICKLEMATRIX_MACHINE"] = "box", os.environ.get("PICKLEMATRIX_MACHINE")
+    try:
+        recording.remember_run_commit(checkout)
+        with pytest.raises(recording.RecordingError) as err:
+            recording.record_env(UNRESOLVABLE, envs.venv_python(venv), checkout, tmp / "results", tmp / "s")
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None)
+            if v is not None:
+                os.environ[k] = v
+    return tmp / "results", str(err.value)
+
+
+def _explains(text: str) -> None:
+    assert "No solution found" in text, text
+    assert "dask>=2026.8.0 depends on cloudpickle>=3.0.0" in text, text  # the because, not only the first line
+
+
+@pytest.mark.slow
+def test_the_session_log_and_the_env_error_keep_the_resolver_s_explanation(unresolvable):
+    results, message = unresolvable
+    _explains(message)
+    (error,) = results.glob("box/*.env-error")
+    assert f"recorded in {error}" in message
+    _explains(json.loads(error.read_text())["message"])
+
+
+@pytest.mark.slow
+def test_the_report_and_the_review_show_the_explanation(unresolvable):
+    results, _ = unresolvable
+    rs = load_results(results)
+    md = render_table_md(build_table(rs))
+    row = next(line for line in md.splitlines() if UNRESOLVABLE.env_id in line)
+    _explains(row)
+    with pytest.raises(BadInput) as err:
+        compare.resolve_env(rs, UNRESOLVABLE.env_id, "from")
+    _explains(str(err.value))
+
+
+# --------------------------------------------------------------------------- 8d: hashed locks
+
+
+def _locked(group: str) -> dict:
+    """{name: (version, hashes)} of ``locks/<group>.txt``, marker variants (importlib-metadata ...) merged."""
+    entries: dict = {}
+    name = None
+    for line in pins.lock_path(group).read_text().splitlines():
+        text = line.strip().rstrip("\\").strip()
+        if not text or text.startswith("#"):
+            continue
+        if text.startswith("--hash="):
+            entries[name][1].append(text.removeprefix("--hash="))
+            continue
+        req = Requirement(text)
+        name = (canonicalize_name(req.name), str(req.specifier), str(req.marker))
+        entries[name] = (str(req.specifier), [])
+    return entries
+
+
+@pytest.mark.parametrize("group", pins.LOCKED)
+def test_every_locked_package_has_hashes_and_agrees_with_the_pins(group):
+    entries = _locked(group)
+    assert entries, group
+    for key, (spec, hashes) in entries.items():
+        assert spec.startswith("==") and hashes and all(h.startswith("sha256:") for h in hashes), key
+    locked = {(name, spec) for name, spec, _ in entries}
+    for text in pins.GROUPS[group]:
+        pin = Requirement(text)
+        assert (canonicalize_name(pin.name), str(pin.specifier)) in locked, (
+            f"{group}: {text} is not in {pins.lock_path(group)}: run `python3 src/picklematrix/pins.py lock`")
+
+
+def test_the_tools_venv_refuses_a_package_that_is_not_the_one_locked(tmp_path, monkeypatch):
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    text = pins.lock_path("tools").read_text()
+    lines = text.splitlines()
+    i = next(n for n, line in enumerate(lines) if line.startswith("jinja2=="))
+    # every hash of jinja2 replaced: whatever uv fetches for it does not match
+    j = i + 1
+    while lines[j].strip().startswith("--hash="):
+        lines[j] = "    --hash=sha256:" + "0" * 64 + (" \\" if lines[j].rstrip().endswith("\\") else "")
+        j += 1
+    (locks / "tools.txt").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(pins, "LOCKS_DIR", locks)
+    with pytest.raises(envs.EnvError) as err:
+        envs.tools_python(ROOT, tmp_path / "tools")
+    assert "jinja2" in str(err.value) and "hash" in str(err.value).lower(), str(err.value)
+
+
+@pytest.mark.slow
+def test_nox_s_venv_installs_with_require_hashes_from_its_lock(tmp_path):
+    """./nox, copied with pins.py and the locks: it builds nox's venv from the lock, and refuses a tampered one."""
+    root = tmp_path / "checkout"
+    (root / "src" / "picklematrix").mkdir(parents=True)
+    shutil.copy2(ROOT / "nox", root / "nox")
+    shutil.copy2(ROOT / "src" / "picklematrix" / "pins.py", root / "src" / "picklematrix" / "pins.py")
+    shutil.copytree(pins.LOCKS_DIR, root / "src" / "picklematrix" / "locks")
+    env = dict(os.environ, PICKLEMATRIX_NOX_VENV=str(tmp_path / "venv"))
+    ok = subprocess.run([str(root / "nox"), "--version"], cwd=root, env=env, capture_output=True, text=True,
+                        timeout=600)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert "lock" in (tmp_path / "venv" / "picklematrix-nox.txt").read_text()
+
+    lock = root / "src" / "picklematrix" / "locks" / "nox.txt"
+    lock.write_text(lock.read_text().replace("--hash=sha256:", "--hash=sha256:0", 1).replace(
+        "--hash=sha256:0", "--hash=sha256:", 0))
+    tampered = lock.read_text()
+    first = tampered.index("--hash=sha256:") + len("--hash=sha256:")
+    lock.write_text(tampered[:first] + "0" * 64 + tampered[first + 64:])
+    env["PICKLEMATRIX_NOX_VENV"] = str(tmp_path / "venv2")
+    bad = subprocess.run([str(root / "nox"), "--version"], cwd=root, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert bad.returncode != 0 and "hash" in bad.stderr.lower() and str(lock) in bad.stderr, bad.stderr[-3000:]
