@@ -204,18 +204,22 @@ def test_every_locked_package_has_hashes_and_agrees_with_the_pins(group):
             f"{group}: {text} is not in {pins.lock_path(group)}: run `python3 src/picklematrix/pins.py lock`")
 
 
-def test_the_tools_venv_refuses_a_package_that_is_not_the_one_locked(tmp_path, monkeypatch):
-    locks = tmp_path / "locks"
-    locks.mkdir()
-    text = pins.lock_path("tools").read_text()
+def _tampered(text: str, package: str) -> str:
+    """``text`` (a lock file) with every hash of ``package`` replaced: no file of it can match."""
     lines = text.splitlines()
-    i = next(n for n, line in enumerate(lines) if line.startswith("jinja2=="))
-    # every hash of jinja2 replaced: whatever uv fetches for it does not match
+    i = next(n for n, line in enumerate(lines) if line.startswith(f"{package}=="))
     j = i + 1
     while lines[j].strip().startswith("--hash="):
         lines[j] = "    --hash=sha256:" + "0" * 64 + (" \\" if lines[j].rstrip().endswith("\\") else "")
         j += 1
-    (locks / "tools.txt").write_text("\n".join(lines) + "\n")
+    assert j > i + 1, f"no hashes of {package}"
+    return "\n".join(lines) + "\n"
+
+
+def test_the_tools_venv_refuses_a_package_that_is_not_the_one_locked(tmp_path, monkeypatch):
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    (locks / "tools.txt").write_text(_tampered(pins.lock_path("tools").read_text(), "jinja2"))
     monkeypatch.setattr(pins, "LOCKS_DIR", locks)
     with pytest.raises(envs.EnvError) as err:
         envs.tools_python(ROOT, tmp_path / "tools")
@@ -237,11 +241,7 @@ def test_nox_s_venv_installs_with_require_hashes_from_its_lock(tmp_path):
     assert "lock" in (tmp_path / "venv" / "picklematrix-nox.txt").read_text()
 
     lock = root / "src" / "picklematrix" / "locks" / "nox.txt"
-    lock.write_text(lock.read_text().replace("--hash=sha256:", "--hash=sha256:0", 1).replace(
-        "--hash=sha256:0", "--hash=sha256:", 0))
-    tampered = lock.read_text()
-    first = tampered.index("--hash=sha256:") + len("--hash=sha256:")
-    lock.write_text(tampered[:first] + "0" * 64 + tampered[first + 64:])
+    lock.write_text(_tampered(lock.read_text(), "nox"))
     env["PICKLEMATRIX_NOX_VENV"] = str(tmp_path / "venv2")
     bad = subprocess.run([str(root / "nox"), "--version"], cwd=root, env=env, capture_output=True, text=True,
                          timeout=600)
