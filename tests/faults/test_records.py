@@ -238,3 +238,24 @@ def test_a_killed_force_rerecord_keeps_the_record_and_the_next_run_records_again
     assert sidecar_path.read_bytes() != before[sidecar_path]  # recorded anew
     done = _nox(env)
     assert done.returncode == 0 and "already recorded" in done.stdout + done.stderr
+
+
+def test_the_report_names_the_cells_a_partial_record_lacks(tmp_path):
+    results = tmp_path / "results"
+    cells = [{"case": k[0].split("/")[1], "family": "fam", "method": k[1], "context": k[2], "outcome": "pass"}
+             for k in GRID[:4]]
+    for env, done, complete in (("envA", cells, True), ("envB", cells[:1], False)):
+        writer = sidecar.SidecarWriter(results / "box" / f"0123abcd-{env}{sidecar.SUFFIX}",
+                                       {"env": {"python": "3.11.7", "versions": {}}, "env_id": env},
+                                       staging=False)
+        for cell in done:
+            writer.add(cell)
+        if complete:
+            writer.finish()
+    rs = load_results(results, checkout=tmp_path)
+    (named,) = [p for p in rs.problems if "partial record" in p.message]
+    assert named.path.endswith(f"envB{sidecar.SUFFIX}") and "3 cell(s)" in named.message
+    for key in GRID[1:4]:
+        assert f"{key[0]} {key[1]} @{key[2]}" in named.message
+    (partial,) = [r for r in rs.current() if r.env_id == "envB"]
+    assert partial.missing == sorted(GRID[1:4]) and not partial.complete
