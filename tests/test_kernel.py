@@ -154,8 +154,10 @@ def test_kernel_samples_after_the_first_have_no_progress_messages(krunner, fixtu
     reply = kernel.execute(COMPUTE_CELL.format(method="Client.compute", case="plain_pass", timeout=30, samples=3,
                                                events_path=events_path), 60)
     assert reply.status == "ok"
-    expected = ["compute-start", "submitted", "sent", "sample", "sample", "result"]
+    # after the result: what the case changed of the process-global state (nothing)
+    expected = ["compute-start", "submitted", "sent", "sample", "sample", "result", "globals"]
     assert [e["event"] for e in reply.events] == expected
+    assert reply.events[-1]["changed"] == []
     assert len(reply.result_event["samples"]) == 3
     with open(events_path) as f:
         assert [json.loads(line)["event"] for line in f] == expected

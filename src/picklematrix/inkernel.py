@@ -21,6 +21,174 @@ _closing: tuple | None = None
 CLOSE_WAIT = 10.0
 
 
+# --- process-global state: what one case may change for every later case in the same kernel -------------
+#
+# A notebook case can patch what the whole process shares: ``pickle.dumps``, ``copyreg.dispatch_table``,
+# ``dask.config``, ``cloudpickle.dumps``, a class of distributed. ``%reset`` clears names, not that. So the
+# harness takes a snapshot once the case's notebook is prepared (``kernel_baseline``) and compares once its
+# compute is done (``kernel_changes``); a kernel whose global state changed is replaced before the next case.
+# The snapshot holds the objects themselves (compared with ``is``), not their ids: a freed object's id can
+# be reused by its replacement.
+
+# Which modules are watched: those that decide how a case's objects pickle, unpickle and compute, and
+# where the examples of the issue live (``pickle.dumps``, ``copyreg``, ``dask.config``,
+# ``cloudpickle.dumps``). Not every module: measured in a kernel with dask, distributed and pydantic loaded,
+# snapshotting every module cost 0.1-0.5 s a cell, and the kernel's own modules rebind globals on every
+# execute (ipykernel: ``builtins.input``, ``getpass.getpass``); importing pydantic rebinds
+# ``typing._check_generic`` once. A rebinding in an unwatched module goes unseen.
+_WATCHED = ("pickle", "_pickle", "copyreg", "copy", "cloudpickle", "dask", "distributed", "msgpack",
+            "pydantic", "pydantic_core", "builtins", "functools", "types", "threading", "asyncio", "concurrent",
+            "weakref", "io", "os", "socket", "sqlite3", "enum", "dataclasses", "abc", "collections")
+# Globals that a watched module rebinds itself in normal use, named as (module, attribute), with why.
+# Besides these, a global that was None when the case started and is set now is a library's lazy
+# initialisation (``_cache = None`` ... ``global _cache; _cache = ...``), not counted as a change.
+_REBOUND_IN_NORMAL_USE = frozenset({
+    ("builtins", "input"),  # ipykernel binds its own input() for every execute request
+    # dask.base looks distributed up on the first compute, and the threaded scheduler makes its pool then
+    ("dask.base", "_DISTRIBUTED_AVAILABLE"), ("dask.base", "_DistributedClient"),
+    ("dask.base", "_get_distributed_client"), ("dask.threaded", "default_pool"),
+})
+# Class attributes that pickling itself caches on a class the first time it pickles an instance
+# (copyreg._slotnames): not a change a case made.
+_CACHED_ON_CLASSES = frozenset({"__slotnames__"})
+# Registries whose *contents* decide how objects pickle or compute; an entry a case added, changed or
+# removed changes later cases. (module, attribute) of each.
+_REGISTRIES = (("copyreg", "dispatch_table"), ("copyreg", "_extension_registry"),
+               ("copyreg", "_inverted_registry"), ("pickle", "_Pickler.dispatch"),
+               ("cloudpickle.cloudpickle", "Pickler._dispatch_table"),
+               ("distributed.protocol.serialize", "families"))
+
+_baseline: dict | None = None
+
+
+def _resolve(module: str, dotted: str):
+    target = sys.modules.get(module)
+    for part in dotted.split("."):
+        if target is None:
+            return None
+        target = getattr(target, part, None)
+    return target
+
+
+def _watched_modules() -> dict:
+    return {name: module for name, module in list(sys.modules.items())
+            if module is not None and name.split(".", 1)[0] in _WATCHED}
+
+
+def _knobs() -> dict:
+    """Process settings a case can change for everyone after it, by value."""
+    import gc
+    import os
+    import warnings
+
+    knobs = {"sys.path": list(sys.path), "sys.meta_path": list(sys.meta_path),
+             "sys.path_hooks": list(sys.path_hooks), "sys.getrecursionlimit()": sys.getrecursionlimit(),
+             "sys.gettrace()": sys.gettrace(), "sys.getprofile()": sys.getprofile(),
+             "os.getcwd()": os.getcwd(), "os.environ": dict(os.environ), "gc.isenabled()": gc.isenabled(),
+             "warnings.filters": list(warnings.filters)}
+    config = sys.modules.get("dask.config")
+    if config is not None:
+        import copy
+
+        try:
+            knobs["dask.config.config"] = copy.deepcopy(config.config)
+        except Exception:  # a value that cannot be copied: compare its text
+            knobs["dask.config.config"] = repr(config.config)
+    return knobs
+
+
+def _snapshot() -> dict:
+    modules = _watched_modules()
+    attributes = {}
+    classes = {}
+    for name, module in modules.items():
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for attr, value in list(namespace.items()):
+            attributes[(name, attr)] = value
+            # classes defined here: a patched method (``Client.compute = ...``) is a change too
+            if isinstance(value, type) and value.__module__ == name and value.__qualname__ == attr:
+                classes[(name, attr)] = (value, dict(value.__dict__))
+    registries = {}
+    for module, dotted in _REGISTRIES:
+        registry = _resolve(module, dotted)
+        if isinstance(registry, dict):
+            registries[(module, dotted)] = dict(registry)
+    return {"modules": modules, "attributes": attributes, "classes": classes, "registries": registries,
+            "knobs": _knobs()}
+
+
+def _differences(before: dict, after: dict, limit: int = 20) -> list:
+    """What changed from ``before`` to ``after``, named as a user would patch it (``pickle.dumps``)."""
+    changed = []
+    for name, module in before["modules"].items():
+        now = sys.modules.get(name)
+        if now is not module:
+            changed.append(f"sys.modules[{name!r}]" + (" removed" if now is None else " replaced"))
+    for (name, attr), value in before["attributes"].items():
+        if (name, attr) in _REBOUND_IN_NORMAL_USE:
+            continue
+        namespace = getattr(before["modules"][name], "__dict__", {})
+        if attr not in namespace:
+            changed.append(f"{name}.{attr} deleted")
+        elif namespace[attr] is not value and value is not None:
+            changed.append(f"{name}.{attr}")
+    for (name, attr), (cls, members) in before["classes"].items():
+        now = cls.__dict__
+        for member in set(members) | set(now):
+            if member in _CACHED_ON_CLASSES:
+                continue
+            if member not in now or members.get(member, now) is not now[member]:
+                changed.append(f"{name}.{attr}.{member}")
+    for (module, dotted), registry in before["registries"].items():
+        current = _resolve(module, dotted)
+        if not isinstance(current, dict) or set(registry) != set(current) or any(
+                registry[k] is not current[k] for k in registry):
+            changed.append(f"{module}.{dotted}")
+    for knob, value in before["knobs"].items():
+        try:
+            same = after["knobs"].get(knob) == value
+        except Exception:
+            same = False
+        if not same:
+            changed.append(knob)
+    return sorted(set(changed))[:limit]
+
+
+def kernel_baseline() -> None:
+    """Called by the harness at the end of the preparing cell: the state the case starts from."""
+    import time
+
+    global _baseline, _baseline_seconds
+    t0 = time.perf_counter()
+    _baseline = _snapshot()
+    _baseline_seconds = time.perf_counter() - t0
+
+
+def kernel_changes() -> dict:
+    """What the case changed of the process-global state since ``kernel_baseline``, and what finding out
+    cost (``seconds``, the snapshot included: the detector's whole price per cell)."""
+    import time
+
+    t0 = time.perf_counter()
+    if _baseline is None:
+        return {"event": "globals", "changed": [], "seconds": 0.0}
+    changed = _differences(_baseline, {"knobs": _knobs()})
+    return {"event": "globals", "changed": changed,
+            "seconds": time.perf_counter() - t0 + _baseline_seconds}
+
+
+def kernel_report_changes() -> None:
+    """The harness's check cell (for a case that did not get to its compute cell): print the changes."""
+    import json
+
+    print(KERNEL_MARK + json.dumps(kernel_changes(), default=str), flush=True)
+
+
+_baseline_seconds = 0.0
+
+
 def kernel_reset() -> None:
     """Called by the harness inside a Jupyter kernel before each case: a fresh notebook.
 
@@ -87,6 +255,8 @@ def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: i
     result = compute_phase(ns, client, method_name, case_id=case_id, context="kernel", timeout=timeout,
                            samples=samples, emit=emit)
     emit(result)
+    # Before the client closes (closing it rebinds dask's config, as it should): what the case changed.
+    emit(kernel_changes())
     # As the script context's process does once its result is sent, the client closes while the harness
     # checks the cluster: in a thread, so that this cell is done now. The next case's kernel_reset
     # waits for it before anything else runs in the kernel.

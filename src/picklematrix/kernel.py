@@ -43,8 +43,13 @@ PREPARE_CELL = (
     "import picklematrix.inkernel\n"
     "picklematrix.inkernel.kernel_reset()\n"
     "from distributed import Client\n"
-    "client = Client({address!r}, set_as_default={default}, timeout=30)"
+    "client = Client({address!r}, set_as_default={default}, timeout=30)\n"
+    # (no name bound: the case's namespace holds only ``Client`` and ``client``, as a notebook's would)
+    "__import__('picklematrix.inkernel').inkernel.kernel_baseline()"
 )
+# After a case's cell that raised (no compute cell to report it): what the case changed of the process's
+# global state (the compute cell reports it itself, before its client closes).
+CHECK_CELL = "__import__('picklematrix.inkernel').inkernel.kernel_report_changes()"
 # After the case's own cell: the compute method runs inside the kernel; once
 # the result is out, the client closes in a thread of the kernel while the
 # harness checks the cluster (the next preparing cell waits for it).
@@ -89,6 +94,14 @@ class KernelSession:
         self._launched_at = 0.0
         self.starts = 0
         self.startup_seconds: list = []
+        # the last cell run in this kernel, "case [method]": the one to blame for a kernel that dies or hangs
+        # before the next cell starts, while it is being cleared up
+        self.previous: str | None = None
+        # why the kernel was replaced outside a cell of its own (a death found between cells), for the next cell
+        self.note: str | None = None
+        # the global-state detector's price: its seconds per cell, and the replacements it asked for
+        self.detector_seconds: list = []
+        self.replaced_for_globals = 0
 
     def _spec_dir(self) -> str:
         spec_dir = os.path.join(self.tmp, "kernels", "picklematrix")
@@ -139,6 +152,9 @@ class KernelSession:
         if self.km is not None and not self.ready and self.km.is_alive():
             self.wait_ready()
         if self.km is None or not self.km.is_alive():
+            if self.km is not None and self.previous is not None:
+                # it died between cells: after the last cell, not in the next one
+                self.note = f"the kernel died after {self.previous} had run; this cell ran in a fresh kernel"
             self.stop()
             self.start()
 
@@ -186,19 +202,46 @@ class KernelSession:
                 attempt.died = where
             return reply.status in ("timeout", "died")
 
-        reply = step(PREPARE_CELL.format(address=address, default=METHODS[method].default_client),
-                     CONNECT_ALLOWANCE, "preparing the notebook")
+        previous, self.previous = self.previous, f"{case.case_id} [{method}]"
+        notes = [self.note] if self.note else []
+        self.note = None
+        prepare = PREPARE_CELL.format(address=address, default=METHODS[method].default_client)
+        reply = self.execute(prepare, CONNECT_ALLOWANCE)
+        if reply.status in ("timeout", "died") and previous is not None:
+            # The preparing cell first clears up after the previous case (its client's close, its namespace
+            # dropped: a __del__ of its runs then). A kernel that dies or hangs there was broken by that case,
+            # not by this one: this cell gets a fresh kernel, and says whom the death belongs to.
+            notes.append(f"the kernel {'died' if reply.status == 'died' else 'hung'} while clearing up after "
+                         f"{previous}; this cell ran in a fresh kernel")
+            self.replace()
+            self.ensure()
+            reply = self.execute(prepare, CONNECT_ALLOWANCE)
+        for event in reply.events:
+            attempt.absorb(event)
+        if reply.status in ("timeout", "died"):
+            self.replace()
+        elif reply.status == "error":
+            attempt.fail({"type": reply.ename, "message": reply.evalue}, "preparing the notebook failed")
         if ended(reply, "while preparing the notebook") or reply.status == "error":
-            return attempt
+            return _noted(attempt, notes)
         reply = step(case.source, case.timeout + CONNECT_ALLOWANCE, "cell")
         if ended(reply, "while running the case's cell"):
-            return attempt
+            return _noted(attempt, notes)
         if reply.status == "error":
             # (its client is closed by the next case's preparing cell)
             failure = {"type": reply.ename, "message": reply.evalue}
             if reply.ename == "NotImplementedError":
-                return attempt.fail(failure, "cell raised NotImplementedError", outcome=oc.NOT_APPLICABLE)
-            return attempt.fail(failure, "the cell itself raised before any compute call")
+                attempt.fail(failure, "cell raised NotImplementedError", outcome=oc.NOT_APPLICABLE)
+            else:
+                attempt.fail(failure, "the cell itself raised before any compute call")
+            check = self.execute(CHECK_CELL, CONNECT_ALLOWANCE)
+            if check.status in ("timeout", "died"):
+                notes.append(f"the kernel {'died' if check.status == 'died' else 'hung'} after the case's cell; "
+                             "it is replaced")
+                self.replace()
+            else:
+                notes.extend(self._globals_changed(check.events))
+            return _noted(attempt, notes)
         events_path = os.path.join(self.tmp, "events.jsonl")
         if os.path.exists(events_path):
             os.unlink(events_path)
@@ -207,7 +250,24 @@ class KernelSession:
                      CONNECT_ALLOWANCE, "compute", clock_events=CLOCK_EVENTS, clock_timeout=compute_wait(case, method))
         if ended(reply, "during the compute call"):
             _absorb_written(attempt, events_path)
-        return attempt
+        else:
+            notes.extend(self._globals_changed(reply.events))
+        return _noted(attempt, notes)
+
+    def _globals_changed(self, events) -> list:
+        """What the cell's "globals" event says the case changed of the process-global state; a kernel with
+        such changes is replaced, so that no later cell sees them. The notes for the cell's detail."""
+        report = next((e for e in reversed(events) if e.get("event") == "globals"), None)
+        if report is None:
+            return []
+        self.detector_seconds.append(report.get("seconds") or 0.0)
+        changed = report.get("changed") or []
+        if not changed:
+            return []
+        self.replaced_for_globals += 1
+        self.replace()
+        return [f"the case changed process-global state ({', '.join(changed)}): the kernel is replaced, "
+                "no later cell sees it"]
 
     def close(self):
         self.stop()
@@ -263,6 +323,15 @@ class KernelSession:
             out.events.append(json.loads(partial[len(KERNEL_MARK):]))
         out.status = "error" if out.ename else "ok"
         return out
+
+
+def _noted(attempt: Attempt, notes: list) -> Attempt:
+    """``attempt`` with ``notes`` added to its answer's detail (a cell without an answer is judged by the
+    runner from how it ended; its notes are lost with it)."""
+    if notes and attempt.answer is not None:
+        detail = attempt.answer.get("detail")
+        attempt.answer["detail"] = "; ".join([detail, *notes] if detail else notes)
+    return attempt
 
 
 def _absorb_written(attempt: Attempt, events_path: str) -> None:
