@@ -28,6 +28,7 @@ broke or got slower, 2 bad input).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -43,7 +44,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from picklematrix import pins  # noqa: E402 - standard library only
 
 try:
-    from picklematrix import asvconf, envs, recording
+    from picklematrix import asvconf, envs, recording, shards
     from picklematrix.matrix import MatrixError, load_matrix
 except ModuleNotFoundError as e:  # the noxfile runs in nox's interpreter, which lacks it
     sys.exit(f"picklematrix: nox's Python ({sys.executable}) lacks {e.name!r}: run nox through ./nox, which "
@@ -97,11 +98,51 @@ def _failing(session):
 @nox.parametrize(("python", "env_id"), [nox.param(e.python, e.env_id, id=e.env_id) for e in ENVS])
 def matrix(session, env_id):
     """One matrix environment: build, verify, run the corpus, record with asv."""
+    shard = _shard(session)
+    if shard and env_id not in shards.shard_envs([e.env_id for e in ENVS], *shard):
+        session.skip(f"not in shard {shard[0]}/{shard[1]} of profile {PROFILE!r}")
     with _failing(session):
         for replica in range(1, recording.replicate_count() + 1):
             recording.record_env(MATRIX.env(env_id), envs.venv_python(session.virtualenv.location), ROOT, RESULTS,
                                  Path(session.create_tmp()).resolve(), replica=replica,
                                  force="--force" in session.posargs, log=session.log, warn=session.warn)
+
+
+def _shard(session) -> tuple[int, int] | None:
+    """``--shard K/N`` among the posargs (this runner's share of the profile), or None."""
+    args = session.posargs
+    if "--shard" not in args:
+        return None
+    at = args.index("--shard")
+    try:
+        return shards.parse_shard(args[at + 1] if at + 1 < len(args) else "")
+    except shards.ShardError as e:
+        session.error(str(e))
+
+
+@nox.session(python=False)
+def plan(session):
+    """The profile's envs as a CI job matrix (JSON on stdout): ./nox -s plan [-- --json PATH]."""
+    args = session.posargs
+    text = json.dumps(shards.plan(MATRIX, PROFILE))
+    if "--json" in args:
+        Path(args[args.index("--json") + 1]).write_text(text + "\n")
+    print(text)
+
+
+@nox.session(python=False)
+def merge(session):
+    """Merge shards' results directories: ./nox -s merge -- DIR [DIR ...] (into PICKLEMATRIX_RESULTS)."""
+    if not session.posargs:
+        session.error("say which results directories to merge: ./nox -s merge -- shard-1/results shard-2/results")
+    try:
+        merged = shards.merge([Path(d) for d in session.posargs], RESULTS)
+    except shards.ShardError as e:
+        session.error(str(e))
+    for note in merged.notes:
+        session.warn(note)
+    session.log(f"merged {len(session.posargs)} results directories into {RESULTS}: {merged.copied} files copied, "
+                f"{merged.identical} identical copies met")
 
 
 @nox.session(python=pins.TESTS_PYTHON, venv_backend="uv")

@@ -1,0 +1,110 @@
+"""Spreading a profile over machines: the plan (which envs), a shard's share of them, and merging their results.
+
+Any CI system can run the matrix on many runners with three steps, each a command of its own:
+
+    ./nox -s plan -- --json plan.json          the profile's envs, one entry per job (a CI job matrix)
+    ./nox -s matrix -- --shard K/N             on runner K of N: only the envs of shard K
+    ./nox -s merge -- --into results A/ B/ ... every runner's results directory, merged into one
+
+A shard's envs are every N-th env of the profile, in the profile's order, starting at the K-th: shards of one
+plan never share an env, and together they hold every env. Merging copies each runner's files into one
+results directory. An env recorded by two runners is an error naming both (the report would otherwise show
+whichever copy came last): only byte-identical copies of one file (the same artifact downloaded twice) and
+the files every ``asv run`` rewrites (``benchmarks.json``, ``<machine>/machine.json``) may meet.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import hashlib
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SHARD = re.compile(r"^(?P<k>\d+)/(?P<n>\d+)$")
+# Files every asv run of a results directory writes: each runner has its own copy of them.
+SHARED_NAMES = ("benchmarks.json", "machine.json")
+
+
+class ShardError(Exception):
+    """A shard spec, a plan or a merge cannot be used; the message names the culprit and what to do."""
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` as (K, N), 1 <= K <= N."""
+    m = SHARD.match(text.strip())
+    if not m or not 1 <= int(m["k"]) <= int(m["n"]):
+        raise ShardError(f"--shard {text!r}: write K/N with 1 <= K <= N (e.g. --shard 2/5: the second of five)")
+    return int(m["k"]), int(m["n"])
+
+
+def shard_envs(env_ids: list[str], k: int, n: int) -> list[str]:
+    """Shard K of N: every N-th env of the profile's order, starting at the K-th."""
+    return [env_id for i, env_id in enumerate(env_ids) if i % n == k - 1]
+
+
+def pins_key(env) -> str:
+    """A short digest of what an env installs: a CI cache key that changes exactly when its pins do."""
+    text = json.dumps({"python": env.python, **env.pins()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan(matrix, profile: str) -> dict:
+    """The profile's envs as a CI job matrix: ``{"profile", "baseline", "include": [{env_id, python, session,
+    pins_key}, ...]}`` (GitHub Actions reads ``include`` as one job per entry)."""
+    prof = matrix.profile(profile)
+    return {"profile": prof.name, "baseline": prof.baseline,
+            "include": [{"env_id": e.env_id, "python": e.python, "session": f"matrix({e.env_id})",
+                         "pins_key": pins_key(e)} for e in prof.envs]}
+
+
+@dataclass
+class Merged:
+    """What a merge did: files copied, identical copies met, and shared files that differed."""
+
+    copied: int = 0
+    identical: int = 0
+    notes: list = field(default_factory=list)
+
+
+def _result_files(root: Path):
+    if root.is_dir():
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            if not path.name.startswith(".") and not path.name.endswith((".lock", ".partial")):
+                yield path.relative_to(root)  # (locks and unfinished records are never part of a result)
+
+
+def merge(sources: list[Path], dest: Path) -> Merged:
+    """Copy every file of every source results directory into ``dest``; raise ShardError on a conflict.
+
+    Nothing is written when there is a conflict: every source is checked against every other (and against
+    what ``dest`` already holds) first.
+    """
+    dest = Path(dest)
+    out = Merged()
+    owner: dict[Path, Path] = {}  # relative path -> the directory whose copy is kept (the first met)
+    conflicts = []
+    for root in [dest, *map(Path, sources)]:
+        if root != dest and not root.is_dir():
+            raise ShardError(f"{root}: not a results directory (each shard's results/, e.g. a downloaded artifact)")
+        for rel in _result_files(root):
+            first = owner.setdefault(rel, root)
+            if first == root:
+                continue
+            if filecmp.cmp(first / rel, root / rel, shallow=False):
+                out.identical += 1
+            elif rel.name in SHARED_NAMES:
+                out.notes.append(f"{rel}: kept {first}'s copy ({root}'s differs: every asv run rewrites it)")
+            else:
+                conflicts.append(f"{rel}: recorded by both {first} and {root}")
+    if conflicts:
+        raise ShardError("the same env was recorded by two shards, with different results; merge only one of "
+                         "them:\n  " + "\n  ".join(conflicts))
+    for rel, root in owner.items():
+        if root != dest:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / rel, dest / rel)
+            out.copied += 1
+    return out

@@ -1,0 +1,132 @@
+"""A profile spread over machines: the plan, each shard's share, and the merge, down to the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from picklematrix import shards
+from picklematrix.matrix import load_matrix
+
+from .conftest import ROOT
+
+A = "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11"
+B = "cp3.0.0-dask2024.6.2-pyd2.9.2-py3.11"
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "2", "a/b", "", "2/0"])
+def test_a_bad_shard_is_named_with_what_to_write(text):
+    with pytest.raises(shards.ShardError, match="K/N"):
+        shards.parse_shard(text)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 200])
+def test_shards_of_a_plan_never_share_an_env_and_together_hold_all(n):
+    envs = [e.env_id for e in load_matrix().profile("full").envs]
+    parts = [shards.shard_envs(envs, k, n) for k in range(1, n + 1)]
+    assert sorted(sum(parts, [])) == sorted(envs)
+    assert sum(len(p) for p in parts) == len(envs)
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1  # balanced
+
+
+def test_the_plan_is_the_profile_with_a_cache_key_per_env():
+    matrix = load_matrix()
+    plan = shards.plan(matrix, "default")
+    assert [j["env_id"] for j in plan["include"]] == [e.env_id for e in matrix.profile("default").envs]
+    assert plan["baseline"] == matrix.profile("default").baseline
+    keys = [j["pins_key"] for j in plan["include"]]
+    assert len(set(keys)) == len(keys)  # different pins, different cache keys
+    assert all(j["session"] == f"matrix({j['env_id']})" for j in plan["include"])
+
+
+def _results(root, files: dict):
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_two_shards_recording_one_env_is_a_conflict_and_nothing_is_written(tmp_path):
+    one = _results(tmp_path / "one", {"m/abc-env.json": "1", "benchmarks.json": "{}"})
+    two = _results(tmp_path / "two", {"m/abc-env.json": "2", "benchmarks.json": "{}", "m/abc-other.json": "x"})
+    with pytest.raises(shards.ShardError) as err:
+        shards.merge([one, two], tmp_path / "merged")
+    assert "m/abc-env.json" in str(err.value) and str(one) in str(err.value) and str(two) in str(err.value)
+    assert not (tmp_path / "merged").exists()
+
+
+def test_identical_copies_and_rewritten_shared_files_merge(tmp_path):
+    one = _results(tmp_path / "one", {"m/a.json": "A", "m/machine.json": "cpu 1", "benchmarks.json": "{}"})
+    two = _results(tmp_path / "two", {"m/a.json": "A", "m/b.json": "B", "m/machine.json": "cpu 2",
+                                      "benchmarks.json": "{}", "m/b.outcomes.partial": "unfinished"})
+    merged = shards.merge([one, two], tmp_path / "merged")
+    out = tmp_path / "merged"
+    assert (out / "m/a.json").read_text() == "A" and (out / "m/b.json").read_text() == "B"
+    assert (out / "m/machine.json").read_text() == "cpu 1" and merged.notes  # kept the first, said so
+    assert not (out / "m/b.outcomes.partial").exists()  # an unfinished record is never merged
+    assert merged.identical == 2  # a.json and benchmarks.json
+
+
+MATRIX = textwrap.dedent(f"""
+    [axes]
+    python = ["3.11"]
+    cloudpickle = ["3.0.0"]
+    dask = ["2024.6.2"]
+    pydantic = ["2.8.2", "2.9.2"]
+
+    [profiles.default]
+    baseline = "{A}"
+    envs = ["{A}", "{B}"]
+""")
+
+
+@pytest.mark.slow
+def test_shards_on_separate_machines_merge_into_the_single_machine_report(tmp_path):
+    # a clean clone: recording needs a committed tree, and the suite's own checkout may be in use
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    (tmp_path / "matrix.toml").write_text(MATRIX)
+    env = dict(os.environ, PICKLEMATRIX_MATRIX=str(tmp_path / "matrix.toml"), PICKLEMATRIX_MACHINE="runner",
+               PICKLEMATRIX_ONLY="pydantic/toplevel_model,functions/lambda_square",
+               PICKLEMATRIX_TOOLS_VENV=str(tmp_path / "tools"))
+
+    def nox(results, *args):
+        proc = subprocess.run([sys.executable, "-m", "nox", "--envdir", str(tmp_path / "envs"), *args], cwd=clone,
+                              env=dict(env, PICKLEMATRIX_RESULTS=str(results)), capture_output=True, text=True,
+                              timeout=1200)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+        return proc
+
+    plan = json.loads(nox(tmp_path / "unused", "-s", "plan").stdout)
+    assert [j["env_id"] for j in plan["include"]] == [A, B]
+    for k in (1, 2):  # two "machines", each with its own results directory
+        nox(tmp_path / f"shard{k}", "-s", "matrix", "--", "--shard", f"{k}/2")
+        recorded = list((tmp_path / f"shard{k}" / "runner").glob("*.outcomes"))
+        assert len(recorded) == 1, f"shard {k}/2 recorded {recorded}"
+    nox(tmp_path / "merged", "-s", "merge", "--", str(tmp_path / "shard1"), str(tmp_path / "shard2"))
+    nox(tmp_path / "single", "-s", "matrix")  # both envs on one machine
+    # merging again is refused: the merged directory already holds these envs, recorded by another run
+    again = subprocess.run([sys.executable, "-m", "nox", "-s", "merge", "--", str(tmp_path / "single")], cwd=clone,
+                           env=dict(env, PICKLEMATRIX_RESULTS=str(tmp_path / "merged")), capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode != 0 and "recorded by both" in again.stdout + again.stderr
+
+    tables = {}
+    for name in ("merged", "single"):
+        proc = subprocess.run([sys.executable, "-m", "picklematrix", "report", "--results", str(tmp_path / name),
+                               "--html", str(tmp_path / f"html-{name}"), "--checkout", str(clone)],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        table = json.loads((tmp_path / name / "table.json").read_text())
+        tables[name] = {(case["key"], env_key, column): (cell["outcome"], cell["expected"],
+                                                         (cell["root_cause"] or {}).get("type"))
+                        for case in table["cases"] for env_key, cells in case["cells"].items()
+                        for column, cell in (cells or {}).items() if cell}
+        assert {e["env_id"] for e in table["environments"]} == {A, B}
+    assert tables["merged"] == tables["single"]
+    assert len(tables["merged"]) == 2 * 2 * 3 * 2  # envs x cases x methods x contexts
