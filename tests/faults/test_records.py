@@ -193,30 +193,38 @@ ENV = "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11"
 
 def _nox_env(tmp_path: Path, results: Path) -> dict:
     (tmp_path / "matrix.toml").write_text(MATRIX)
-    env = {k: v for k, v in os.environ.items() if k not in ("PICKLEMATRIX_REPLICATE", "PICKLEMATRIX_PROFILE",
-                                                             "PICKLEMATRIX_CASES")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICKLEMATRIX_") and k != "TMPDIR"}
     return dict(env, PICKLEMATRIX_MATRIX=str(tmp_path / "matrix.toml"), PICKLEMATRIX_RESULTS=str(results),
-                PICKLEMATRIX_ONLY="functions/lambda_square", PICKLEMATRIX_DIRTY_LABEL="faults",
-                PICKLEMATRIX_MACHINE="faults")
+                PICKLEMATRIX_ONLY="functions/lambda_square", PICKLEMATRIX_MACHINE="faults",
+                PICKLEMATRIX_TOOLS_VENV=str(tmp_path / "tools"))
 
 
-def _nox(env: dict, *posargs) -> subprocess.CompletedProcess:
+def _clone(tmp_path: Path) -> Path:
+    """A clone of HEAD with a .nox of its own: nobody else's nox session shares its env's directory (the
+    asv cluster's state file lives there), and others' uncommitted edits are not in it."""
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(checkout)], check=True)
+    return checkout
+
+
+def _nox(env: dict, checkout: Path, *posargs) -> subprocess.CompletedProcess:
     args = [sys.executable, "-m", "nox", "-s", f"matrix({ENV})", *(["--", *posargs] if posargs else [])]
-    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    return subprocess.run(args, cwd=checkout, env=env, capture_output=True, text=True, timeout=1200)
 
 
 @pytest.mark.slow
 def test_a_killed_force_rerecord_keeps_the_record_and_the_next_run_records_again(tmp_path):
     results = tmp_path / "results"
     env = _nox_env(tmp_path, results)
-    first = _nox(env)
+    checkout = _clone(tmp_path)
+    first = _nox(env, checkout)
     assert first.returncode == 0, (first.stdout + first.stderr)[-5000:]
     (sidecar_path,) = results.glob(f"*/*{sidecar.SUFFIX}")
     result_file = sidecar_path.with_suffix(".json")
     before = {p: p.read_bytes() for p in (sidecar_path, result_file)}
     marker = sidecar.partial_path(sidecar_path)
 
-    forced = subprocess.Popen([sys.executable, "-m", "nox", "-s", f"matrix({ENV})", "--", "--force"], cwd=ROOT,
+    forced = subprocess.Popen([sys.executable, "-m", "nox", "-s", f"matrix({ENV})", "--", "--force"], cwd=checkout,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               start_new_session=True)
     try:
@@ -229,14 +237,14 @@ def test_a_killed_force_rerecord_keeps_the_record_and_the_next_run_records_again
     rs = load_results(results, checkout=tmp_path)
     assert any(p.path == str(marker) and "interrupted" in p.message for p in rs.problems), rs.problems
 
-    again = _nox(env)  # no --force: the interrupted recording is not "already recorded"
+    again = _nox(env, checkout)  # no --force: the interrupted recording is not "already recorded"
     out = again.stdout + again.stderr
     assert again.returncode == 0, out[-5000:]
     assert "already recorded" not in out and "interrupted recording" in out
     assert not marker.exists()
     assert sidecar.read(sidecar_path).complete and result_file.exists()
     assert sidecar_path.read_bytes() != before[sidecar_path]  # recorded anew
-    done = _nox(env)
+    done = _nox(env, checkout)
     assert done.returncode == 0 and "already recorded" in done.stdout + done.stderr
 
 
