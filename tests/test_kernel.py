@@ -34,7 +34,10 @@ def _tcp_listening_ports(pid: int) -> set:
     """The TCP ports process ``pid`` listens on."""
     sockets = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
-        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed since the listing (the last cell's client closes in a thread)
+            continue
         if target.startswith("socket:["):
             sockets.add(target[len("socket:["):-1])
     ports = set()

@@ -58,9 +58,6 @@ _REGISTRIES = (("copyreg", "dispatch_table"), ("copyreg", "_extension_registry")
                ("cloudpickle.cloudpickle", "Pickler._dispatch_table"),
                ("distributed.protocol.serialize", "families"))
 
-_baseline: dict | None = None
-
-
 def _resolve(module: str, dotted: str):
     target = sys.modules.get(module)
     for part in dotted.split("."):
@@ -97,63 +94,94 @@ def _knobs() -> dict:
     return knobs
 
 
-def _snapshot() -> dict:
-    modules = _watched_modules()
-    attributes = {}
-    classes = {}
-    for name, module in modules.items():
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
-            continue
-        for attr, value in list(namespace.items()):
-            attributes[(name, attr)] = value
-            # classes defined here: a patched method (``Client.compute = ...``) is a change too
-            if isinstance(value, type) and value.__module__ == name and value.__qualname__ == attr:
-                classes[(name, attr)] = (value, dict(value.__dict__))
+_MISSING = object()
+
+
+def _module_snapshot(name: str, module) -> tuple:
+    """(namespace copy, {class name: (class, its __dict__ copy)}) of one watched module."""
+    namespace = getattr(module, "__dict__", None)
+    if not isinstance(namespace, dict):
+        return {}, {}
+    copy = dict(namespace)
+    # classes defined here: a patched method (``Client.compute = ...``) is a change too
+    classes = {attr: (value, dict(value.__dict__)) for attr, value in copy.items()
+               if isinstance(value, type) and value.__module__ == name and value.__qualname__ == attr}
+    return copy, classes
+
+
+def _extend(baseline: dict) -> None:
+    """Add to ``baseline`` the watched modules imported since it was taken (a case's ``import``), and take
+    its knobs and registries anew: the client of this case set dask's config its own way."""
+    modules = baseline["modules"]
+    for name, module in _watched_modules().items():
+        if name not in modules:
+            modules[name] = module
+            baseline["namespaces"][name], baseline["classes"][name] = _module_snapshot(name, module)
     registries = {}
     for module, dotted in _REGISTRIES:
         registry = _resolve(module, dotted)
         if isinstance(registry, dict):
             registries[(module, dotted)] = dict(registry)
-    return {"modules": modules, "attributes": attributes, "classes": classes, "registries": registries,
-            "knobs": _knobs()}
+    baseline["registries"] = registries
+    baseline["knobs"] = _knobs()
 
 
-def _differences(before: dict, after: dict, limit: int = 20) -> list:
-    """What changed from ``before`` to ``after``, named as a user would patch it (``pickle.dumps``)."""
+def _same(copy: dict, now: dict) -> bool:
+    """Whether every entry of ``copy`` is still in ``now``: in C (items views compare an identical value
+    without calling its ``__eq__``), so the usual case, nothing rebound, costs little. A value replaced by
+    an equal one passes as the same; a value whose ``==`` raises sends it to the slow path."""
+    try:
+        return copy.items() <= now.items()
+    except Exception:
+        return False
+
+
+def _differences(before: dict, limit: int = 20) -> list:
+    """What changed since ``before``, named as a user would patch it (``pickle.dumps``). Lazy
+    initialisations (a global that was None) are taken into ``before``: not changes, and not again."""
     changed = []
     for name, module in before["modules"].items():
         now = sys.modules.get(name)
         if now is not module:
             changed.append(f"sys.modules[{name!r}]" + (" removed" if now is None else " replaced"))
-    for (name, attr), value in before["attributes"].items():
-        if (name, attr) in _REBOUND_IN_NORMAL_USE:
-            continue
-        namespace = getattr(before["modules"][name], "__dict__", {})
-        if attr not in namespace:
-            changed.append(f"{name}.{attr} deleted")
-        elif namespace[attr] is not value and value is not None:
-            changed.append(f"{name}.{attr}")
-    for (name, attr), (cls, members) in before["classes"].items():
-        now = cls.__dict__
-        for member in set(members) | set(now):
-            if member in _CACHED_ON_CLASSES:
+        namespace = getattr(module, "__dict__", {})
+        copy = before["namespaces"][name]
+        if not _same(copy, namespace):  # the fast path: nothing rebound in this module
+            for attr, value in list(copy.items()):
+                current = namespace.get(attr, _MISSING)
+                if current is value or (name, attr) in _REBOUND_IN_NORMAL_USE:
+                    continue
+                if value is None and current is not _MISSING:
+                    copy[attr] = current  # set once by the library itself
+                else:
+                    changed.append(f"{name}.{attr}" + (" deleted" if current is _MISSING else ""))
+        for attr, (cls, members) in before["classes"][name].items():
+            now_members = cls.__dict__
+            if len(members) == len(now_members) and _same(members, now_members):
                 continue
-            if member not in now or members.get(member, now) is not now[member]:
-                changed.append(f"{name}.{attr}.{member}")
+            for member in set(members) | set(now_members):
+                if member not in _CACHED_ON_CLASSES and members.get(member, _MISSING) is not now_members.get(
+                        member, _MISSING):
+                    changed.append(f"{name}.{attr}.{member}")
     for (module, dotted), registry in before["registries"].items():
         current = _resolve(module, dotted)
-        if not isinstance(current, dict) or set(registry) != set(current) or any(
-                registry[k] is not current[k] for k in registry):
+        if not isinstance(current, dict) or len(registry) != len(current) or not _same(registry, current):
             changed.append(f"{module}.{dotted}")
+    knobs = _knobs()
     for knob, value in before["knobs"].items():
         try:
-            same = after["knobs"].get(knob) == value
+            same = knobs.get(knob) == value
         except Exception:
             same = False
         if not same:
             changed.append(knob)
     return sorted(set(changed))[:limit]
+
+
+# The baseline of this kernel: taken whole once, then extended case by case (see _extend). A kernel whose
+# state changed is replaced, so a baseline never has to forgive a change.
+_baseline: dict | None = None
+_baseline_seconds = 0.0
 
 
 def kernel_baseline() -> None:
@@ -162,19 +190,21 @@ def kernel_baseline() -> None:
 
     global _baseline, _baseline_seconds
     t0 = time.perf_counter()
-    _baseline = _snapshot()
+    if _baseline is None:
+        _baseline = {"modules": {}, "namespaces": {}, "classes": {}}
+    _extend(_baseline)
     _baseline_seconds = time.perf_counter() - t0
 
 
 def kernel_changes() -> dict:
     """What the case changed of the process-global state since ``kernel_baseline``, and what finding out
-    cost (``seconds``, the snapshot included: the detector's whole price per cell)."""
+    cost (``seconds``, the baseline's part included: the detector's whole price per cell)."""
     import time
 
     t0 = time.perf_counter()
     if _baseline is None:
         return {"event": "globals", "changed": [], "seconds": 0.0}
-    changed = _differences(_baseline, {"knobs": _knobs()})
+    changed = _differences(_baseline)
     return {"event": "globals", "changed": changed,
             "seconds": time.perf_counter() - t0 + _baseline_seconds}
 
@@ -184,9 +214,6 @@ def kernel_report_changes() -> None:
     import json
 
     print(KERNEL_MARK + json.dumps(kernel_changes(), default=str), flush=True)
-
-
-_baseline_seconds = 0.0
 
 
 def kernel_reset() -> None:
