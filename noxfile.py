@@ -172,9 +172,10 @@ def _browser(session):
 
 @nox.session(python=pins.TESTS_PYTHON, venv_backend="uv")
 def lint(session):
-    """ruff, pinned in picklematrix.pins.LINT."""
+    """ruff (pinned in picklematrix.pins.LINT), and actionlint over .github/workflows (picklematrix.workflow_lint)."""
     session.install(*pins.LINT)
-    session.run("ruff", "check", "src", "tests", "benchmarks", "bench", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "bench", "noxfile.py", "hatch_build.py")
+    session.run("python", "-m", "picklematrix.workflow_lint", env={"PYTHONPATH": str(ROOT / "src")})
 
 
 @nox.session(python=False)

@@ -1,4 +1,6 @@
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,3 +52,18 @@ def run_cli(*args, timeout=600, cwd=ROOT):
         [sys.executable, "-m", "picklematrix", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def nox_sessions():
+    """``exists(name)``: does ``nox -s name`` name a session (nox lists only the default ones unless asked)."""
+    known = {}
+
+    def exists(name: str) -> bool:
+        if name not in known:
+            proc = subprocess.run([sys.executable, "-m", "nox", "--list", "--json", "-s", name], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=120)
+            known[name] = proc.returncode == 0 and bool(json.loads(proc.stdout or "[]"))
+        return known[name]
+
+    return exists

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import subprocess
-import sys
 
 import pytest
 
@@ -48,21 +46,6 @@ def _words(command: str) -> list[str]:
     while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # VAR=value prefixes
         words.pop(0)
     return words
-
-
-@pytest.fixture(scope="module")
-def nox_sessions():
-    """``exists(name)``: does ``nox -s name`` name a session (nox lists only the default ones unless asked)."""
-    known = {}
-
-    def exists(name: str) -> bool:
-        if name not in known:
-            proc = subprocess.run([sys.executable, "-m", "nox", "--list", "--json", "-s", name], cwd=ROOT,
-                                  capture_output=True, text=True, timeout=120)
-            known[name] = proc.returncode == 0 and bool(json.loads(proc.stdout or "[]"))
-        return known[name]
-
-    return exists
 
 
 def test_the_readme_is_one_screen_of_commands_not_a_manual():
