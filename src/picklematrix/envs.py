@@ -1,6 +1,7 @@
 """Building and checking environments with uv: a matrix env, the asv tools venv, the tests' browser.
 
-A matrix env gets its axes' pins plus :data:`picklematrix.pins.ENV` and this checkout (editable),
+A matrix env gets its axes' pins plus :data:`picklematrix.pins.ENV` (from its hashed lock, locks/env.txt)
+and this checkout (editable),
 is byte-compiled, and is checked against its pins by reading what is installed. Runs in the
 orchestrating interpreter (nox's): standard library, ``packaging`` and ``filelock`` only.
 """
@@ -146,7 +147,8 @@ def prepare(env, python: str, checkout: Path, warn=print) -> dict:
     or is not what its pins say.
     """
     try:
-        install(python, [*env.requirements(), *pins.ENV], checkout)
+        # ENV from its lock: uv checks the hashes it gives (the axes' pins and all dependencies have none)
+        install(python, [*env.requirements(), "-r", str(pins.lock_path("env"))], checkout)
     except EnvError as e:
         raise EnvError("install", f"{env.env_id}: cannot install {' '.join(env.requirements())}:\n{e}") from None
     problem = compile_packages(python)

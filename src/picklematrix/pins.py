@@ -13,14 +13,19 @@ the same kernel machinery and the same nox:
 Standard library only, no package imports: ``./nox`` runs this file with a bare ``python3``
 (``python3 src/picklematrix/pins.py nox``) before anything is installed.
 
-Locks: ``locks/<group>.txt`` holds every package of a group, its dependencies included, pinned with hashes
-(``uv pip compile --universal --generate-hashes``, for every Python from 3.10 on), for the groups installed
-with ``--require-hashes``: ``nox`` (``./nox``) and ``tools`` (the asv tools venv). After changing a pin of
-those groups, run ``python3 src/picklematrix/pins.py lock`` (it needs uv, e.g. ``.nox/_nox/bin/uv`` on
-PATH); tests/test_envs.py checks that the locks agree with the pins. ``ENV``, ``TESTS`` and ``LINT`` are
-pinned, not locked: a matrix env's resolution mixes ``ENV`` with its axes, which vary per env (one lock would
-fix the shared dependencies, tornado, psutil, ..., of every dask version), and the tests and lint sessions
-install through nox's ``session.install`` (noxfile.py).
+Locks: ``locks/<group>.txt`` holds a group's packages pinned with hashes (``uv pip compile --universal
+--generate-hashes``, for every Python from 3.10 on). After changing a pin of a locked group, run
+``python3 src/picklematrix/pins.py lock`` (it needs uv, e.g. ``.nox/_nox/bin/uv``, on PATH);
+tests/faults/test_errors.py checks that the locks agree with the pins.
+
+- ``nox`` (``./nox``) and ``tools`` (the asv tools venv): every package, dependencies included, installed
+  with ``--require-hashes``.
+- ``env``: the four packages of ``ENV`` only, hashed; uv checks the hashes a requirement file gives
+  (``--verify-hashes``, its default) and installs the rest unhashed. Their dependencies are not locked: a
+  matrix env resolves ``ENV`` together with its axes, which vary per env (one lock would fix the shared
+  dependencies, tornado, psutil, ..., for every dask version), and the axes' own pins carry no hashes.
+- ``TESTS`` and ``LINT``: pinned, not hashed: those sessions install through nox's ``session.install``
+  (noxfile.py).
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ TESTS = list(dict.fromkeys([*TESTS_MATRIX, *ENV, *TOOLS, *NOX, "pytest==9.2.0", 
 
 GROUPS = {"nox": NOX, "env": ENV, "tools": TOOLS, "tests": TESTS, "lint": LINT}
 LOCKS_DIR = Path(__file__).resolve().parent / "locks"
-LOCKED = ("nox", "tools")  # the groups installed with --require-hashes from locks/<group>.txt
+LOCKED = ("nox", "tools", "env")  # the groups with a hashed lock, locks/<group>.txt
+WITHOUT_DEPS = ("env",)  # locked without their dependencies (see above)
 LOCK_PYTHON = "3.10"  # the oldest Python nox and the tools venv run on: --universal covers it and newer
 
 
@@ -65,6 +71,7 @@ def lock_path(group: str) -> Path:
 def compile_lock(group: str, uv: str = "uv") -> None:
     """(Re)write ``locks/<group>.txt`` from the group's pins with ``uv pip compile``: every dependency, hashed."""
     proc = subprocess.run([uv, "pip", "compile", "--universal", "--python-version", LOCK_PYTHON,
+                           *(["--no-deps"] if group in WITHOUT_DEPS else []),
                            "--generate-hashes", "--quiet", "--custom-compile-command",
                            "python3 src/picklematrix/pins.py lock", "-o", str(lock_path(group)), "-"],
                           input="\n".join(GROUPS[group]) + "\n", text=True)

@@ -246,3 +246,34 @@ def test_nox_s_venv_installs_with_require_hashes_from_its_lock(tmp_path):
     bad = subprocess.run([str(root / "nox"), "--version"], cwd=root, env=env, capture_output=True, text=True,
                          timeout=600)
     assert bad.returncode != 0 and "hash" in bad.stderr.lower() and str(lock) in bad.stderr, bad.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def bare_venv(tmp_path_factory):
+    venv = tmp_path_factory.mktemp("env") / "venv"
+    subprocess.run([envs.uv(), "venv", "-q", "-p", sys.executable, str(venv)], check=True)
+    return envs.venv_python(venv)
+
+
+# the tests' own env: uv's cache has every package of it
+TESTS_ENV = parse_env_id(f"cp3.1.3-dask2026.8.0-pyd2.8.2-py{sys.version_info[0]}.{sys.version_info[1]}")
+
+
+@pytest.mark.slow
+def test_a_matrix_env_refuses_an_env_package_that_is_not_the_one_locked(bare_venv, tmp_path, monkeypatch):
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    (locks / "env.txt").write_text(_tampered(pins.lock_path("env").read_text(), "ipykernel"))
+    monkeypatch.setattr(pins, "LOCKS_DIR", locks)
+    with pytest.raises(envs.EnvError) as err:
+        envs.prepare(TESTS_ENV, bare_venv, ROOT)
+    assert err.value.stage == "install" and "ipykernel" in str(err.value) and "hash" in str(err.value).lower()
+
+
+@pytest.mark.slow
+def test_a_matrix_env_installs_its_env_packages_from_the_lock(bare_venv):
+    found = envs.prepare(TESTS_ENV, bare_venv, ROOT)
+    assert found["versions"]["dask"] == "2026.8.0"
+    versions = subprocess.run([bare_venv, "-c", "import importlib.metadata as m; print(m.version('ipykernel'))"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    assert f"ipykernel=={versions}" in pins.ENV
