@@ -125,6 +125,8 @@ def test_notebook_model_captures_the_namespace_on_old_pydantic(krunner, fixture_
         kernel = krunner.run(fixture_cases["toplevel_model"], method, "kernel")
         assert kernel.outcome == oc.SERIALIZE_ERROR, kernel
         assert any(x in kernel.root_cause["message"] for x in ("sqlite3.Connection", "_thread.lock", "_asyncio.Task"))
+        # the way there: the model class, shipped by value, holds the notebook's namespace
+        assert "__pydantic_parent_namespace__" in kernel.root_cause["path"], kernel.root_cause
         assert krunner.run(fixture_cases["toplevel_model"], method, "script").outcome == oc.PASS
 
 

@@ -112,3 +112,29 @@ def test_the_root_cause_in_a_traceback_text_is_the_last_attempts_innermost_cause
     parsed = oc._innermost_in_traceback_text(_formatted(attempts))
     assert parsed == {"type": "TypeError", "message": "cannot pickle '_thread.lock' object at 0x…"}
     assert oc._innermost_in_traceback_text("Could not serialize object of type X") is None
+
+
+def test_the_path_to_the_culprit_follows_what_pickling_would():
+    """A dotted path from the cell's result to the object that would not pickle, through containers,
+    instance attributes and what an object's own reducer returns (its referent, for a weak reference)."""
+    import weakref
+
+    class Holder:  # reduces to what its weak reference points at, as pydantic 2.8's namespace values do
+        def __init__(self, target):
+            self._wr = weakref.ref(target)
+
+        def __reduce__(self):
+            return (list, (self._wr(),))
+
+    class Session:
+        def __init__(self):
+            self.conn_lock = threading.Lock()
+
+    session = Session()
+    root = {"jobs": [1, Holder(session)]}
+    try:
+        pickle.dumps(session.conn_lock)
+    except TypeError as e:
+        error = e
+    assert oc.culprit_path(root, error) == "result['jobs'][1].__reduce__()[1][0].conn_lock"
+    assert oc.culprit_path({"nothing": 1}, error) is None

@@ -208,6 +208,12 @@ def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: 
                                graph_bytes=tap.graph_bytes if tap.sent else None, detail=str(e))
             outcome, stage = oc.classify(e, submitted=tap.submitted or targets_cluster, sent=tap.sent)
             cause = oc.describe_root_cause(e, capture.exceptions)
+            if stage == oc.STAGE_CLIENT_PICKLE:
+                # The graph is still here: where in it is the object that would not pickle? (A path from
+                # ``result`` reads better than Python 3.13's notes, which stay where it is not found.)
+                path = oc.culprit_path(ns["result"], oc.root_cause(e, capture.exceptions))
+                if path is not None:
+                    cause["path"] = path
             return _result(case_id, method_name, context, outcome=outcome, root_cause=cause, stage=stage,
                            seconds=elapsed, samples=[elapsed], graph_bytes=tap.graph_bytes if tap.sent else None,
                            detail=f"{type(e).__name__} from {method_name}")

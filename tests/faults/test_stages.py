@@ -69,6 +69,9 @@ def test_a_graph_the_client_cannot_pickle_fails_at_the_client_and_names_the_inne
     cell = run(srunner, stage_cases, "wrapped_graph_error", "Client.compute", "script")
     assert cell.outcome == oc.SERIALIZE_ERROR and cell.stage == oc.STAGE_CLIENT_PICKLE, cell
     assert cell.root_cause["type"] == "TypeError" and "lock" in cell.root_cause["message"], cell.root_cause
+    # and where it is: from the cell's result to the lock, with no token that changes from run to run
+    assert cell.root_cause["path"].startswith("result") and cell.root_cause["path"].endswith(".conn_lock"), cell
+    assert not re.search(r"[0-9a-f]{32}|0x[0-9a-f]{6,}", cell.root_cause["path"]), cell.root_cause
 
 
 @pytest.mark.parametrize("context", CONTEXTS)
