@@ -23,7 +23,7 @@ chromium when there is none).
 
 Exit codes: 0 all recorded / passed; 1 a session failed (an env error, a failing benchmark, a test);
 2 an invalid matrix file (nothing built). report and review exit with their own status (review: 1 something
-broke or got slower, 2 bad input).
+broke, got slower or could not be compared, 2 bad input).
 """
 
 from __future__ import annotations
@@ -193,7 +193,8 @@ def report(session):
 def review(session):
     """An upgrade review: nox -s review -- --from ENV --to ENV (or --change pydantic=2.8.2..2.9.2).
 
-    Exits with the review's own status: 0 nothing broke, 1 something broke or got slower, 2 bad input.
+    Exits with the review's own status: 0 nothing broke, 1 something broke, got slower or could not be
+    compared, 2 bad input.
     """
     _run_tools_module(session, "picklematrix.report.review", "--results", str(RESULTS))
 
