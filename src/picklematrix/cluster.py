@@ -19,7 +19,64 @@ import os
 import signal
 import time
 
-from .cluster_health import BaseCluster, Health, scheduler_state
+from .cluster_health import SHUT_DOWN, BaseCluster, ClusterHung, Health, scheduler_state, within
+
+# How long starting a cluster may take: a scheduler and its workers are up in a few seconds (forked
+# workers) to ten or so (spawned, on a loaded machine); a worker that cannot start would otherwise
+# leave LocalCluster waiting forever, silently.
+START_WITHIN_VAR = "PICKLEMATRIX_CLUSTER_START_WITHIN"
+START_WITHIN = 60.0
+# Worker memory limits. distributed's default, the machine's memory / the workers of one cluster,
+# assumes each cluster is alone; here several run at once (nox runs envs side by side, and each env
+# records with two clusters: the harness's and asv's shared one). The rule:
+#   limit per worker = machine memory (distributed's reading: host, cgroup or RSS rlimit)
+#                      x MEMORY_FRACTION / (workers of this cluster x clusters at once)
+# with clusters at once from PICKLEMATRIX_CLUSTERS (the recording sets it), else the CPU count (nox runs
+# one env per CPU). PICKLEMATRIX_WORKER_MEMORY ("2GiB", bytes) sets the limit itself.
+MEMORY_FRACTION = 0.5
+CLUSTERS_VAR = "PICKLEMATRIX_CLUSTERS"
+WORKER_MEMORY_VAR = "PICKLEMATRIX_WORKER_MEMORY"
+
+
+def worker_memory_limit(n_workers: int) -> int:
+    """Each worker's memory limit in bytes, by the rule above."""
+    from dask.utils import parse_bytes
+    from distributed.system import MEMORY_LIMIT
+
+    given = os.environ.get(WORKER_MEMORY_VAR)
+    if given:
+        try:
+            return parse_bytes(given)
+        except ValueError:
+            raise ValueError(f"{WORKER_MEMORY_VAR}={given!r}: expected a size such as 2GiB") from None
+    clusters_text = os.environ.get(CLUSTERS_VAR) or str(os.cpu_count() or 1)
+    try:
+        clusters = max(1, int(clusters_text))
+    except ValueError:
+        raise ValueError(f"{CLUSTERS_VAR}={clusters_text!r}: expected a whole number") from None
+    return int(MEMORY_LIMIT * MEMORY_FRACTION / (max(1, n_workers) * clusters))
+
+
+def _start_within() -> float:
+    text = os.environ.get(START_WITHIN_VAR)
+    try:
+        return float(text) if text else START_WITHIN
+    except ValueError:
+        raise ValueError(f"{START_WITHIN_VAR}={text!r}: expected seconds") from None
+
+
+def _kill_worker_processes(local_cluster) -> None:
+    """SIGKILL every worker process of ``local_cluster``, read off its nannies (no event loop needed)."""
+    for nanny in list(getattr(local_cluster, "workers", {}).values()):
+        try:
+            pid = nanny.pid
+        except Exception:
+            pid = None
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def _worker_process(nanny) -> str:
@@ -53,6 +110,7 @@ class OwnedCluster(BaseCluster):
         super().__init__(n_workers)
         self.fork_workers = fork_workers
         self.local_cluster = None
+        self.memory_limit = worker_memory_limit(n_workers)
 
     @property
     def address(self) -> str:
@@ -93,8 +151,10 @@ class OwnedCluster(BaseCluster):
                 "distributed.admin.large-graph-warning-threshold": "1GB",
             }
         ):
-            self.local_cluster = LocalCluster(
-                n_workers=self.n_workers,
+            # No workers yet: they are added below, and waited for with a deadline.
+            self.local_cluster = within(_start_within(), "starting the scheduler", LocalCluster,
+                n_workers=0,
+                memory_limit=self.memory_limit,
                 # one thread each: a hung task blocks its whole worker, which the health check then sees
                 threads_per_worker=1,
                 processes=True,
@@ -106,13 +166,48 @@ class OwnedCluster(BaseCluster):
                 scheduler_port=0,
                 silence_logs=50,
             )
-        self.client = Client(self.local_cluster, set_as_default=False)
+        # Connected before the workers are asked for: a Client of a cluster waits for the cluster's
+        # pending changes, a worker that never starts included.
+        self.client = within(_start_within(), "connecting to the new scheduler", Client, self.local_cluster,
+                             set_as_default=False)
+        self.local_cluster.scale(self.n_workers)
+        problem = self._wait_for_workers(time.monotonic() + _start_within())
+        if problem:
+            report = self._nanny_report()
+            self.close(timeout=2)  # nothing of it is worth waiting for
+            raise ClusterHung(f"{problem}{report}")
         return self
+
+    def _wait_for_workers(self, deadline: float) -> str | None:
+        """Wait until every worker has connected; what went wrong if not (a nanny failed, the deadline).
+
+        Read in this process, where the scheduler and the nannies live: no message that a blocked
+        loop could hold up."""
+        while True:
+            if len(self.local_cluster.scheduler.workers) >= self.n_workers:
+                return None
+            failed = [name for name, nanny in list(self.local_cluster.workers.items())
+                      if getattr(nanny.status, "name", str(nanny.status)) in ("failed", "closed")]
+            if failed:
+                return f"the nanny of worker {failed[0]} failed to start its worker process"
+            if time.monotonic() > deadline:
+                return (f"{len(self.local_cluster.scheduler.workers)} of {self.n_workers} workers started "
+                        f"within {_start_within():g}s ({START_WITHIN_VAR} sets the deadline)")
+            time.sleep(0.02)
 
     def _scheduler_now(self) -> dict:
         return scheduler_state()(self.local_cluster.scheduler)
 
+    def shut_down(self) -> bool:
+        """Whether the scheduler has closed (a cell called ``client.shutdown()``): read in this process."""
+        scheduler = self.local_cluster.scheduler
+        return getattr(scheduler.status, "name", str(scheduler.status)) in ("closing", "closed", "failed",
+                                                                             "closing_gracefully")
+
     def health(self, *, grace: float = 3.0, gone: tuple = ()) -> Health:
+        if self.shut_down():
+            # nothing to wait for: no scheduler will take the workers back
+            return Health([SHUT_DOWN], shut_down=True)
         deadline = time.monotonic() + grace
         # The scheduler is in this process: wait for the cell's tasks to clear there (a cell's
         # process releases them as it closes its client, which may still be going on), checking
@@ -126,21 +221,28 @@ class OwnedCluster(BaseCluster):
         return self._health_by(deadline, gone)
 
     def make_healthy(self, reason: str) -> str | None:
-        """Replace the stuck workers; if that does not make the cluster whole, the whole cluster."""
+        """Replace the stuck workers; if that does not make the cluster whole, the whole cluster.
+
+        Returns what was done, for the cell's detail, when it is more than replacing a worker whose
+        task hung: a worker that did not answer, or the whole cluster."""
         self.restarts += 1
+        killed = []
         try:
-            health = self._replace_stuck_workers()
-            if health.ok:
-                return None
-            # Starting a new cluster takes less than a graceful restart that
-            # may itself wait on a wedged nanny: go straight there.
-            problems = "; ".join(health.problems) + self._nanny_report()
+            if self.shut_down():
+                problems = SHUT_DOWN
+            else:
+                health, killed = self._replace_stuck_workers()
+                if health.ok:
+                    return "; ".join(killed) or None
+                # Starting a new cluster takes less than a graceful restart that
+                # may itself wait on a wedged nanny: go straight there.
+                problems = "; ".join(health.problems) + self._nanny_report()
         except Exception as e:
             problems = f"restart failed: {type(e).__name__}: {e}"
         message = self._warn(f"replaced the whole local cluster after {reason} ({problems})")
         self.close()
         self.start()
-        return message
+        return "; ".join([*killed, message])
 
     def _nanny_report(self) -> str:
         """What the nannies say about themselves (for the warning).
@@ -151,6 +253,8 @@ class OwnedCluster(BaseCluster):
         """
         try:
             nannies = dict(self.local_cluster.workers)
+            if not nannies:  # SpecCluster lists a nanny once it has started its worker
+                return " (no nanny has started its worker yet)"
             return " (nannies: " + ", ".join(
                 f"{name} {getattr(n.status, 'name', n.status)}"
                 f"{'' if getattr(n, 'worker_address', None) else ' without a worker'}{_worker_process(n)}"
@@ -158,11 +262,26 @@ class OwnedCluster(BaseCluster):
         except Exception as e:
             return f" (nannies unknown: {type(e).__name__})"
 
-    def close(self):
+    def close(self, timeout: float | None = None):
+        """Close the cluster: gracefully within ``timeout`` seconds (default 20), then its worker processes
+        are killed."""
         super().close()
         if self.local_cluster is not None:
+            # A cluster a cell shut down has nothing left to close gracefully, yet its close waits out
+            # the whole timeout (20 s, seen with distributed 2026.8): a short one, then the kill below.
+            if timeout is None:
+                timeout = 2 if self.shut_down() else 20
             try:
-                self.local_cluster.close(timeout=20)
+                within(timeout + 5, "closing the local cluster", self.local_cluster.close, timeout=timeout)
+            except Exception:
+                pass
+            # Whatever did not close (a worker stopped or stuck, a loop blocked) ends here: its processes
+            # are ours, and a new cluster may be about to start beside them.
+            _kill_worker_processes(self.local_cluster)
+            # distributed closes every cluster still open at exit, waiting up to 20 s on one that
+            # would not close here (one a cell shut down): ours is done with.
+            try:
+                type(self.local_cluster)._instances.discard(self.local_cluster)
             except Exception:
                 pass
         self.local_cluster = self.client = None
@@ -189,7 +308,11 @@ class ExistingCluster(BaseCluster):
         from distributed import Client
 
         self.client = Client(self._address, set_as_default=False, timeout=30)
-        self.n_workers = len(self.client.scheduler_info().get("workers", {}))
+        workers = within(30, f"the scheduler at {self._address}", self.client.scheduler_info).get("workers", {})
+        self.n_workers = len(workers)
+        # the limit its workers were started with (the smallest, if they differ), for the record
+        limits = [w.get("memory_limit") for w in workers.values() if w.get("memory_limit")]
+        self.memory_limit = min(limits) if limits else None
         return self
 
     def make_healthy(self, reason: str) -> str | None:
@@ -202,9 +325,11 @@ class ExistingCluster(BaseCluster):
                               f"{'; '.join(health.problems)}")
         self.restarts += 1
         try:
-            if self._replace_stuck_workers().ok:
-                return None
-            self.client.restart(timeout=30, wait_for_workers=True)
+            health, killed = self._replace_stuck_workers()
+            if health.ok:
+                return "; ".join(killed) or None
+            within(45, f"restarting the workers of {self.address}", self.client.restart,
+                   timeout=30, wait_for_workers=True)
             health = self.health(grace=10)
             if health.ok:
                 return None
@@ -243,6 +368,16 @@ def serve(state_file: str, n_workers: int = 2) -> None:
     import json
     import threading
 
+    from .processes import end_children
+
+    try:
+        _serve(state_file, n_workers, json, threading)
+    finally:
+        # a worker that would not close (stopped, wedged by a benchmark) must not outlive the cluster
+        end_children()
+
+
+def _serve(state_file, n_workers, json, threading) -> None:
     with OwnedCluster(n_workers) as cluster:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

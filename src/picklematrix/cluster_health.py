@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -20,15 +21,54 @@ class Health:
     """The result of a health check: what is wrong, if anything."""
 
     problems: list = field(default_factory=list)
+    # the scheduler has closed: a cell shut the cluster down (client.shutdown()), nothing to wait for
+    shut_down: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
+class ClusterHung(Exception):
+    """A wait on the cluster ran out: the message names what did not answer (the scheduler, a worker)."""
+
+
+def within(seconds: float, what: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, waited for at most ``seconds``; else :class:`ClusterHung` naming ``what``.
+
+    The call runs on a daemon thread of its own: distributed's own timeouts run on an event loop,
+    and a loop that a task (or a cell) blocked never fires them, so only a wait outside it ends.
+    A call that never returns leaves its thread behind, blocking nothing: the caller moves on
+    (kills a worker, replaces the cluster).
+    """
+    box = {}
+    done = threading.Event()
+
+    def call():
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=call, daemon=True, name=f"picklematrix wait: {what}").start()
+    if not done.wait(seconds):
+        raise ClusterHung(f"{what} did not answer within {seconds:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 # How long a health check waits for the workers' answer before asking again (a healthy answer takes
 # milliseconds; a worker that has just died, but is still listed, would not answer for 30 s).
 ANSWER_WITHIN = 2.0
+# How long the scheduler gets to answer a question (its counts, worker pids): milliseconds when well.
+SCHEDULER_WITHIN = 5.0
+# What a cell that shut the cluster down (client.shutdown()) is told, in its detail.
+SHUT_DOWN = "the cell shut the cluster down"
+# What a worker that did not answer is, in a cell's detail and the cluster's warnings.
+UNANSWERING = "did not answer within {:g}s: its event loop is blocked or its process stopped"
 
 
 def scheduler_state():
@@ -74,49 +114,88 @@ class BaseCluster:
     def start(self) -> "BaseCluster":
         raise NotImplementedError
 
+    def shut_down(self) -> bool:
+        """Whether a cell shut the cluster down (its scheduler closed). Known only of a cluster we own."""
+        return False
+
     def make_healthy(self, reason: str) -> str | None:
         """Called after a cell left the cluster unhealthy (``reason`` says which); returns a warning, if any."""
         raise NotImplementedError
 
     def _scheduler_now(self) -> dict:
         # nested functions pickle by value: the cluster need not have picklematrix
-        return self.client.run_on_scheduler(scheduler_state())
+        return within(SCHEDULER_WITHIN, f"the scheduler at {self.address}",
+                      self.client.run_on_scheduler, scheduler_state())
+
+    def _worker_pids(self, addresses) -> dict:
+        """{worker address: pid}, as the workers told the scheduler when they connected (asking a
+        worker itself needs its event loop, which may be what hangs)."""
+        def pids(dask_scheduler=None):
+            return {a: ws.pid for a, ws in dask_scheduler.workers.items()}
+
+        known = within(SCHEDULER_WITHIN, f"the scheduler at {self.address}", self.client.run_on_scheduler, pids)
+        return {a: known[a] for a in addresses if known.get(a)}
+
+    def memory_kills(self, since: float) -> list:
+        """Workers their nanny restarted for exceeding the memory limit since ``since`` (``time.time()``):
+        one line each, naming the worker and the limit."""
+        try:
+            events = within(SCHEDULER_WITHIN, f"the scheduler at {self.address}",
+                            self.client.get_events, "worker-restart-memory")
+        except Exception:
+            return []
+        return [self._memory_kill_text(msg) for t, msg in events if t >= since and isinstance(msg, dict)]
+
+    def _memory_kill_text(self, msg: dict) -> str:
+        from dask.utils import format_bytes
+
+        limit = self.memory_limit
+        rss = msg.get("rss")
+        return (f"worker {msg.get('worker')} (pid {msg.get('pid')}) exceeded its memory limit"
+                f"{f' of {format_bytes(limit)}' if limit else ''}"
+                f"{f' (using {format_bytes(rss)})' if rss else ''}; its nanny restarted it")
 
     def state(self, gone: tuple = (), answer_within: float = ANSWER_WITHIN) -> dict:
         """The scheduler's view, and how many worker threads still run a task.
 
-        ``gone``: workers just killed. They are not asked: the scheduler may
-        not have dropped them yet, and a message to a dead worker waits out
-        distributed's connect timeout (30 s) before failing. Without ``gone``
-        the scheduler picks the workers itself, when it handles the request:
-        a list read here a moment earlier could hold a worker that has died
-        since, with the same wait. Still, the scheduler itself may not have
-        noticed a death yet: if the workers have not all answered within
-        ``answer_within`` seconds, ``state["unanswered"]`` says so.
+        ``gone``: workers just killed. They are not asked: the scheduler may not have dropped
+        them yet, and a message to a dead worker waits out distributed's connect timeout (30 s).
+        Each other worker listed gets ``answer_within`` seconds: ``state["busy"]`` holds each
+        one's busy threads, ``state["unanswered"]`` those that did not answer in time (dead
+        but not yet noticed by the scheduler, or its event loop blocked, or its process stopped).
         """
         state = self._scheduler_now()
-        try:
-            if gone:
-                alive = [a for a in state["addresses"] if a not in gone]
-                busy = self._ask_workers(alive, answer_within) if alive else {}
-            else:
-                busy = self._ask_workers(None, answer_within)
-            state["executing"] = sum(busy.values())
-        except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11
-            state["executing"] = 0
-            state["unanswered"] = True
-        except Exception:
-            state["executing"] = 0
+        alive = [a for a in state["addresses"] if a not in gone]
+        answers = self._ask_workers(alive, answer_within) if alive else {}
+        state["busy"] = answers
+        state["executing"] = sum(n for n in answers.values() if n)
+        state["unanswered"] = sorted(a for a, n in answers.items() if n is None)
+        state["answer_within"] = answer_within
         return state
 
-    def _ask_workers(self, workers, within: float) -> dict:
-        """{worker: threads running a task}, or ``TimeoutError`` after ``within`` seconds.
+    def _ask_workers(self, workers, seconds: float) -> dict:
+        """{worker: threads running a task, or None if it did not answer within ``seconds``}.
 
-        A worker that died a moment ago may still be listed by the scheduler, and a message to it
-        waits out distributed's connect timeout (30 s) before failing: the scheduler drops it
-        meanwhile, and the caller asks again.
+        Each worker is asked on its own, so one that does not answer (dead but still listed, its
+        event loop blocked, its process stopped) is named and does not hide the others' answers.
+        A message to a worker that died a moment ago waits out distributed's connect timeout
+        (30 s): the scheduler drops it meanwhile, and the caller asks again.
         """
-        return self.client.sync(self.client._run, _busy_threads(), workers=workers, callback_timeout=within)
+        client = self.client
+
+        async def ask(address):
+            try:
+                answer = await asyncio.wait_for(client._run(_busy_threads(), workers=[address]), seconds)
+                return address, answer.get(address)
+            except Exception:  # TimeoutError (asyncio's, before 3.11), or the worker's comm closed
+                return address, None
+
+        async def ask_all():
+            return dict(await asyncio.gather(*(ask(a) for a in workers)))
+
+        # the client's loop itself (for a cluster we own, the scheduler's too) may be what is blocked
+        return within(seconds + SCHEDULER_WITHIN, f"the event loop of the client of {self.address}",
+                      client.sync, ask_all)
 
     def health(self, *, grace: float = 3.0, gone: tuple = ()) -> Health:
         """Idle and whole? Waits up to ``grace`` seconds for a just-ended cell's tasks to clear.
@@ -130,8 +209,8 @@ class BaseCluster:
         while True:
             state = self.state(gone, answer_within=min(ANSWER_WITHIN, max(0.5, deadline - time.monotonic())))
             problems = []
-            if state.get("unanswered"):
-                problems.append("a worker did not answer")
+            for address in state["unanswered"]:
+                problems.append(f"worker {address} {UNANSWERING.format(state['answer_within'])}")
             lingering = set(gone) & set(state["addresses"])
             if state["workers"] - len(lingering) < self.n_workers:
                 problems.append(f"{state['workers'] - len(lingering)} of {self.n_workers} workers connected")
@@ -143,23 +222,30 @@ class BaseCluster:
                 return Health(problems)
             time.sleep(0.05)
 
-    def _replace_stuck_workers(self) -> Health:
-        """Kill the workers still running a task of a finished cell, then wait for their nannies' new ones.
+    def _replace_stuck_workers(self) -> tuple:
+        """Kill the workers still running a task of a finished cell, or not answering at all, then wait
+        for their nannies' new ones; (health, what was killed and why: one line per worker not answering).
 
         A worker thread stuck in a hung task cannot be interrupted, and a graceful restart waits for it
-        (tens of seconds). Killed, its nanny starts a fresh worker in a second or two. Only for clusters
-        picklematrix started on this machine: their worker pids are ours to kill.
+        (tens of seconds). A worker whose event loop is blocked, or whose process is stopped, answers
+        nothing, a graceful restart included. Killed (SIGKILL ends a stopped process too), its nanny
+        starts a fresh worker in a second or two. Only for clusters picklematrix started on this
+        machine: their worker pids are ours to kill.
         """
-        busy = self.client.run(_busy_threads())
-        stuck = tuple(address for address, threads in busy.items() if threads)
+        state = self.state(answer_within=ANSWER_WITHIN)
+        stuck = tuple(sorted(a for a, n in state["busy"].items() if n is None or n))
+        killed = []
         if stuck:
-            for pid in self.client.run(os.getpid, workers=list(stuck)).values():
+            for address, pid in self._worker_pids(stuck).items():
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
-                    pass
+                    continue
+                if address in state["unanswered"]:
+                    killed.append(f"worker {address} (pid {pid}) {UNANSWERING.format(ANSWER_WITHIN)}; "
+                                  f"killed, its nanny starts a new one")
         # A nanny brings a killed worker back in about a second; ten is plenty.
-        return self.health(grace=10 if stuck else 3, gone=stuck)
+        return self.health(grace=10 if stuck else 3, gone=stuck), killed
 
     def _warn(self, message: str) -> str:
         self.warnings.append(message)
@@ -168,12 +254,17 @@ class BaseCluster:
     def describe(self) -> dict:
         """The run's record of this cluster (the ``cluster`` block of the JSON)."""
         return {"address": self.address, "owned": self.owned, "workers": self.n_workers,
+                "worker_memory_limit": self.memory_limit,
                 "restarts": self.restarts, "warnings": list(self.warnings)}
+
+    # the workers' memory limit in bytes, where the harness set or knows it
+    memory_limit: int | None = None
 
     def close(self):
         if self.client is not None:
             try:
-                self.client.close(timeout=10)
+                # a client whose loop is blocked, or whose scheduler is gone, may not close at all
+                within(15, f"closing the client of {self.address}", self.client.close, timeout=10)
             except Exception:
                 pass
 

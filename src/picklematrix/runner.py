@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import outcomes as oc
 from .attempt import CONNECT_ALLOWANCE, Attempt
+from .cluster_health import SHUT_DOWN, ClusterHung, Health
 from .corpus import Case, expected_outcome
 from .versions import environment_versions, flat_versions
 from .methods import METHODS
@@ -122,10 +123,15 @@ class CellRunner:
         reason = _not_applicable(case, context)
         if reason is not None:
             return CellResult.of(case, method, context, expected, oc.NOT_APPLICABLE, detail=reason)
+        started = time.time()
         attempt = self._attempt(case, method, context)
         cell = _judge(attempt, case, method, context, expected)
         if attempt.log_path:
             self._keep_output(cell, attempt.log_path)
+        if cell.outcome in (oc.WORKER_DIED, oc.TIMEOUT):
+            # a worker its nanny restarted for memory: the limit, not the task, ended it
+            for line in self.cluster.memory_kills(since=started):
+                cell.add_detail(line)
         warning = self._make_whole(case, method, cell, busy=_leaves_workers_busy(attempt, cell.outcome))
         if warning:
             cell.add_detail(warning)
@@ -161,8 +167,21 @@ class CellRunner:
     def _make_whole(self, case: Case, method: str, cell: CellResult, *, busy: bool) -> str | None:
         """Check the cluster after ``cell``, replacing workers it left ``busy``; the warning, if any."""
         if busy:
+            # no health check to wait through: the workers are replaced whatever it would say
+            health = Health([SHUT_DOWN], shut_down=True) if self.cluster.shut_down() else Health()
+        else:
+            try:
+                health = self.cluster.health()
+            except ClusterHung as e:  # the scheduler itself did not answer
+                health = Health([str(e)])
+        if health.shut_down:
+            # The cell's own doing (client.shutdown()), whatever its compute call made of it: not a
+            # finding about pickling. The cluster is replaced (an owned one) or reported.
+            cell.outcome = oc.HARNESS_ERROR
+            cell.surprise = cell.outcome != cell.expected
+            cell.add_detail(f"{SHUT_DOWN} (client.shutdown(): its scheduler and workers ended)")
+        if busy:
             return self.cluster.make_healthy(f"{case.case_id} [{method}] ({cell.outcome})")
-        health = self.cluster.health()
         if health.ok:
             return None
         return self.cluster.make_healthy(f"{case.case_id} [{method}]: {'; '.join(health.problems)}")
