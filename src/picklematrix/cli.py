@@ -6,9 +6,11 @@ Exit status everywhere: 0 all as expected, 1 surprises, 2 bad input.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -111,7 +113,8 @@ def main(argv=None) -> int:
         return EXIT_BAD_INPUT
     if args.command == "cases":
         return _cases(args, cases, problems)
-    return _run(args, cases, problems)
+    _exit_status[0] = _run(args, cases, problems)
+    return _exit_status[0]
 
 
 def _report_command(name: str, argv: list) -> int:
@@ -170,15 +173,19 @@ def _run(args, cases, problems) -> int:
     except (MissingExtra, SidecarError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    # Stopped (a CI job cancelled, nox interrupted): unwind as for Ctrl-C, so the
+    # Stopped (a CI job cancelled, nox interrupted, the terminal closed): unwind as for Ctrl-C, so the
     # cluster and the kernel are shut down; the JSON already holds every cell done.
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
+    # However the run ends, no process it started outlives it (see _end_children).
+    atexit.register(_end_children)
     t0 = time.perf_counter()
     try:
         cluster = open_cluster(args.scheduler, n_workers=args.workers, restartable=args.restartable)
     except Exception as e:
         where = args.scheduler or "a LocalCluster on 127.0.0.1"
         print(f"error: cannot start/connect to {where}: {type(e).__name__}: {e}", file=sys.stderr)
+        _end_children()
         return EXIT_BAD_INPUT
     cluster_seconds = time.perf_counter() - t0
     try:
@@ -190,6 +197,7 @@ def _run(args, cases, problems) -> int:
                                 on_cell=lambda cell: sidecar.add(cell.to_json()))
         finally:
             cluster.close()
+            _end_children()
         result.broken_cases = broken
         print(format_table(result))
         sidecar.finish(cluster=result.cluster, timing={
@@ -207,6 +215,36 @@ def _run(args, cases, problems) -> int:
 
 def _exit_on_signal(signum, frame):
     raise SystemExit(128 + signum)
+
+
+# How long the interpreter may take to exit once a run is over: distributed's own exit handlers close
+# clients and clusters, and one whose event loop a cell blocked never closes.
+EXIT_WITHIN = 15.0
+# the run's exit status, for an exit cut short by that deadline (3 until the run has one)
+_exit_status = [3]
+
+
+def _end_children() -> None:
+    """End every process the run started that is still alive, then make sure the interpreter exits.
+
+    Cells and workers fork from one server in a process group of its own (picklematrix.processes):
+    the group ends, a worker a cell stopped or wedged included, so none holds the run's stdout open.
+    Then a daemon timer ends this process if its exit has not within EXIT_WITHIN seconds.
+    """
+    from .processes import end_children
+
+    end_children()
+    if not any(t.name == "picklematrix exit deadline" for t in threading.enumerate()):
+        def hard_exit():
+            sys.stderr.write(f"picklematrix: the interpreter did not exit within {EXIT_WITHIN:g}s of the "
+                             f"run's end (a blocked cluster client?); exiting now\n")
+            sys.stderr.flush()
+            os._exit(_exit_status[0])
+
+        timer = threading.Timer(EXIT_WITHIN, hard_exit)
+        timer.name = "picklematrix exit deadline"
+        timer.daemon = True
+        timer.start()
 
 
 def format_table(result) -> str:

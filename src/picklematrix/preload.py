@@ -17,6 +17,21 @@ only the warm-up).
 
 from __future__ import annotations
 
+import os
+
+
+def own_group() -> None:
+    """In the harness's forkserver (picklematrix.processes sets the variable for it alone): lead a
+    process group of its own, which every cell and worker forked from it inherits, so that the harness
+    can end them all at once. Removed from the environment, so that no forked process sees it."""
+    from .processes import OWN_GROUP_VAR
+
+    if os.environ.pop(OWN_GROUP_VAR, None):
+        try:
+            os.setpgid(0, 0)
+        except OSError:
+            pass
+
 
 def warm_up() -> None:
     try:
@@ -28,4 +43,5 @@ def warm_up() -> None:
         pass
 
 
+own_group()
 warm_up()

@@ -7,12 +7,26 @@ killed one (a spawned worker imports distributed afresh: about a second of CPU,
 paid after every hung or killed cell). Each is still a process of its own: a
 fork of the clean server, never of the harness or of another cell.
 
+The server runs in a process group of its own (picklematrix.preload puts it there), and every
+process forked from it inherits that group: cells, workers, and whatever a case starts in them.
+:func:`end_children` ends the group, so that nothing outlives a run or holds its stdout open
+(``picklematrix run | cat`` ends when the run does), however a cell left its processes (stopped,
+hung, orphaned).
+
 Where the platform has no forkserver (Windows), processes are spawned.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+
+# Set only while the server starts, so that the server alone sees it (picklematrix.preload reads and
+# removes it): it then leads a process group of its own.
+OWN_GROUP_VAR = "PICKLEMATRIX_FORKSERVER_OWN_GROUP"
+# the process group of the server this process started (its pid), once started
+_group = None
 
 # picklematrix.preload: what a forked process's first Client would do, done once in the server
 PRELOAD = ["picklematrix.cell", "dask", "distributed", "cloudpickle", "picklematrix.preload"]
@@ -29,7 +43,51 @@ def process_context():
     if method == "forkserver":
         _settle_distributed_preload()
         ctx.set_forkserver_preload(PRELOAD)
+        _start_server()
     return ctx
+
+
+def _start_server() -> None:
+    """Start the forkserver now, in a process group of its own (see :func:`end_children`)."""
+    global _group
+    from multiprocessing import forkserver
+
+    if _group is not None:
+        return
+    os.environ[OWN_GROUP_VAR] = "1"
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.environ.pop(OWN_GROUP_VAR, None)
+    # private, but in every Python this runs on (3.10-3.13); without it, nothing to end
+    _group = getattr(forkserver._forkserver, "_forkserver_pid", None)
+
+
+def end_children() -> None:
+    """SIGKILL the server's process group: every cell and worker process still alive, and the server.
+
+    For the end of a run (after its cluster was closed): what is left then is a process that would not
+    end (a stopped or stuck worker, a cell's own child). The next use starts a new server.
+    """
+    global _group
+    group, _group = _group, None
+    if group is None:
+        return
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except OSError:
+        # not yet in a group of its own (it had not finished its preload): then it has forked nothing
+        try:
+            os.kill(group, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        from multiprocessing import forkserver
+
+        # forget the dead server, so that a later process_context() starts a new one
+        forkserver._forkserver._stop()
+    except Exception:
+        pass
 
 
 def use_for_workers() -> None:
