@@ -157,7 +157,10 @@ def test_a_run_stopped_midway_keeps_the_cells_done_so_far(tmp_path):
 
     from .conftest import ROOT
 
+    from picklematrix.sidecar import partial_path
+
     out = tmp_path / "r.json"
+    progress = partial_path(out)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "picklematrix", "run", "--cases", str(FIXTURE_CASES),
@@ -166,7 +169,7 @@ def test_a_run_stopped_midway_keeps_the_cells_done_so_far(tmp_path):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and len(json.loads(out.read_text())["cells"]) >= 2:
+            if progress.exists() and len(json.loads(progress.read_text())["cells"]) >= 2:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before it could be stopped"
@@ -175,7 +178,9 @@ def test_a_run_stopped_midway_keeps_the_cells_done_so_far(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    data = json.loads(out.read_text())
+    # the progress is in <path>.partial; <path> itself is written only when the run is complete
+    assert not out.exists()
+    data = json.loads(progress.read_text())
     assert data["complete"] is False
     assert len(data["cells"]) >= 2
     _check_schema(data)
