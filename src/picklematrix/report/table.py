@@ -39,9 +39,10 @@ def cell_view(cell: dict | None) -> dict | None:
         return None
     rc = cell.get("root_cause")
     return {"outcome": cell["outcome"], "expected": cell.get("expected"), "surprise": bool(cell.get("surprise")),
-            "root_cause": ({"type": str(rc.get("type")), "message": str(rc.get("message"))}
+            "root_cause": ({"type": str(rc.get("type")), "message": str(rc.get("message")),
+                            "path": str(rc["path"]) if rc.get("path") else None}
                            if isinstance(rc, dict) else None),
-            "detail": cell.get("detail"), "seconds": cell.get("seconds"), "graph_bytes": cell.get("graph_bytes")}
+            "stage": cell.get("stage"), "detail": cell.get("detail"), "seconds": cell.get("seconds"), "graph_bytes": cell.get("graph_bytes")}
 
 
 def cell_sort_key(key: tuple) -> tuple:
