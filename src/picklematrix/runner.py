@@ -213,10 +213,14 @@ def _judge(attempt: Attempt, case: Case, method: str, context: str, expected: st
                     else f"cell not defined within {case.timeout + CONNECT_ALLOWANCE:g}s")
     answer = attempt.answer
     if answer is not None:
-        return cell(answer["outcome"], root_cause=answer.get("root_cause"), stage=answer.get("stage"),
+        outcome, detail = answer["outcome"], answer.get("detail")
+        if outcome == oc.TASK_ERROR and _closed_client(answer.get("root_cause")):
+            # The client refused to send the graph: no task ran, and nothing was learnt about pickling.
+            outcome, detail = oc.HARNESS_ERROR, "the cell closed its client (client.close()): no task ran"
+        return cell(outcome, root_cause=answer.get("root_cause"), stage=answer.get("stage"),
                     seconds=answer.get("seconds"),
                     graph_bytes=answer.get("graph_bytes"), samples=answer.get("samples", []),
-                    detail=answer.get("detail"))
+                    detail=detail)
     # The cell's process (or the kernel) died without an answer. Where had it got to?
     if context == "kernel":
         cause = {"type": "KernelDied", "message": f"the kernel died ({attempt.died})"}
@@ -229,6 +233,11 @@ def _judge(attempt: Attempt, case: Case, method: str, context: str, expected: st
     else:  # where its output is, if any, is added later
         detail = "cell process died" if has_output(attempt.log_path) else "cell process died without output"
     return cell(oc.HARNESS_ERROR, root_cause=cause, detail=detail)
+
+
+def _closed_client(root_cause: dict | None) -> bool:
+    """Whether the cell's failure is distributed's ``ClosedClientError``: its client was closed."""
+    return bool(root_cause) and str(root_cause.get("type", "")).rpartition(".")[2] == "ClosedClientError"
 
 
 def _leaves_workers_busy(attempt: Attempt, outcome: str) -> bool:
