@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from picklematrix import recording
+from picklematrix import fingerprint, recording
 from picklematrix.matrix import parse_env_id
 
 
@@ -33,7 +33,7 @@ def repo(tmp_path, monkeypatch):
 def test_a_clean_tree_records_under_its_commit_and_this_machine(repo, monkeypatch):
     monkeypatch.setenv("PICKLEMATRIX_MACHINE", "box")
     commit, machine = recording.recording_target(repo)
-    assert commit == recording.git(repo, "rev-parse", "HEAD") and machine == "box"
+    assert commit == recording.git(repo, "rev-parse", "HEAD") and machine == "box"  # no fingerprinted file yet
 
 
 def test_a_dirty_tree_needs_a_label_and_records_under_it(repo, monkeypatch):
@@ -49,11 +49,34 @@ def test_a_dirty_tree_needs_a_label_and_records_under_it(repo, monkeypatch):
         recording.recording_target(repo)
 
 
-def test_a_head_that_moved_since_the_run_began_is_refused(repo):
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "2"],
-                   cwd=repo, check=True)
-    with pytest.raises(recording.RecordingError, match="HEAD moved from"):
+def _commit(repo, files: dict, message: str) -> str:
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    subprocess.run(["git", "add", *files], cwd=repo, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", message], cwd=repo,
+                   check=True)
+    return recording.git(repo, "rev-parse", "HEAD")
+
+
+def test_a_code_change_since_the_run_began_is_refused(repo):
+    _commit(repo, {"src/picklematrix/runner.py": "changed\n"}, "code")
+    with pytest.raises(recording.RecordingError, match="moved from"):
         recording.recording_target(repo)
+
+
+def test_results_are_keyed_by_the_last_commit_touching_what_they_depend_on(repo, monkeypatch):
+    monkeypatch.setenv("PICKLEMATRIX_MACHINE", "box")
+    code = _commit(repo, {"src/picklematrix/runner.py": "1\n", "cases/a/b.py": "x = 1\n"}, "code")
+    monkeypatch.setenv(recording.RUN_COMMIT_VAR, code)
+    # docs, the report, matrix.toml, tests: committed or not, they leave the key (and the results) alone
+    _commit(repo, {"README.md": "r\n", "docs/x.md": "d\n", "matrix.toml": "# new env\n",
+                   "src/picklematrix/report/table.py": "t\n", "tests/test_x.py": "\n"}, "docs only")
+    (repo / "README.md").write_text("uncommitted\n")
+    assert recording.recording_target(repo) == (code, "box")
+    # a case file is part of what a recording depends on
+    case = _commit(repo, {"cases/a/b.py": "x = 2\n"}, "a case")
+    assert fingerprint.fingerprint_commit(repo) == case != code
 
 
 def test_not_a_git_checkout_is_named(tmp_path, monkeypatch):

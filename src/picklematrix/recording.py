@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import asvconf, envs, sidecar as sidecars
+from . import asvconf, envs, fingerprint, sidecar as sidecars
 from .matrix import asv_env_name
 from .selection import ASV_TIMED_CONTEXTS, SAMPLES, asv_patterns
 
@@ -35,9 +35,9 @@ class RecordingError(Exception):
     """This env was not (fully) recorded; the message says why and what to do."""
 
 
-# The commit a nox invocation records under is read once, when nox first loads the noxfile. Under
-# nox -j every session runs in a nox process of its own that loads it again: the environment hands
-# them the first reading.
+# The commit a nox invocation records under (the fingerprint commit, see picklematrix.fingerprint) is read
+# once, when nox first loads the noxfile. Under nox -j every session runs in a nox process of its own that
+# loads it again: the environment hands them the first reading.
 RUN_COMMIT_VAR = "_PICKLEMATRIX_RUN_COMMIT"
 
 
@@ -46,37 +46,37 @@ def git(checkout: Path, *args) -> str:
 
 
 def remember_run_commit(checkout: Path) -> None:
-    """Note HEAD as this nox run's commit, unless a parent nox process did already."""
+    """Note the checkout's fingerprint commit as this nox run's, unless a parent nox process did already."""
     if RUN_COMMIT_VAR not in os.environ:
-        with contextlib.suppress(OSError, subprocess.CalledProcessError):
-            os.environ[RUN_COMMIT_VAR] = git(checkout, "rev-parse", "HEAD")
+        with contextlib.suppress(fingerprint.FingerprintError):
+            os.environ[RUN_COMMIT_VAR] = fingerprint.fingerprint_commit(checkout)
             # (not a git checkout: recording_target says so when asked to record)
 
 
 def recording_target(checkout: Path) -> tuple[str, str]:
-    """(commit, machine) to record under.
+    """(commit, machine) to record under; the commit is the fingerprint commit (picklematrix.fingerprint).
 
-    A dirty tree is refused unless explicitly labelled (PICKLEMATRIX_DIRTY_LABEL); so is a HEAD that
-    moved since this nox run began (its results would describe two commits).
+    Uncommitted changes to fingerprinted paths are refused unless explicitly labelled (PICKLEMATRIX_DIRTY_LABEL);
+    so is a fingerprint that moved since this nox run began (its results would describe two states of the code).
+    Changes to docs, the report or matrix.toml, committed or not, are neither.
     """
     commit = os.environ.get(RUN_COMMIT_VAR)
     try:
-        head = git(checkout, "rev-parse", "HEAD")
-    except (OSError, subprocess.CalledProcessError) as e:
-        raise RecordingError(f"cannot read the harness commit (results are keyed by it): git rev-parse HEAD "
-                             f"failed in {checkout}: {e}") from None
-    if commit != head:
-        raise RecordingError(f"HEAD moved from {str(commit)[:8]} to {head[:8]} while this nox run was going: one "
-                             "run's results must describe one commit. Run nox again to record this env under the "
-                             "new one.")
+        current = fingerprint.fingerprint_commit(checkout)
+    except fingerprint.FingerprintError as e:
+        raise RecordingError(str(e)) from None
+    if commit != current:
+        raise RecordingError(f"HEAD moved from {str(commit)[:8]} to {current[:8]} in the code recordings depend on "
+                             "(picklematrix.fingerprint) while this nox run was going: one run's results must "
+                             "describe one state of it. Run nox again to record this env under the new one.")
     machine = os.environ.get("PICKLEMATRIX_MACHINE") or socket.gethostname().split(".")[0]
-    dirty = git(checkout, "status", "--porcelain")
+    dirty = fingerprint.dirty_paths(checkout)
     if dirty:
         label = os.environ.get("PICKLEMATRIX_DIRTY_LABEL")
         if not label:
             raise RecordingError(
-                "refusing to record results from a tree with uncommitted changes (results are keyed by "
-                f"commit {commit[:8]}, which would not describe them):\n{dirty}\n"
+                "refusing to record results from a tree with uncommitted changes to code the results depend on "
+                f"(they are keyed by commit {commit[:8]}, which would not describe them):\n{dirty}\n"
                 "commit first, or set PICKLEMATRIX_DIRTY_LABEL=<label> to record under machine "
                 f"'{machine}-<label>'")
         if not re.fullmatch(r"[A-Za-z0-9_.]+", label):

@@ -1,4 +1,5 @@
-"""The picklematrix checkout the report and the review read: its asv.conf.json, matrix.toml and git HEAD."""
+"""The picklematrix checkout the report and the review read: its asv.conf.json, matrix.toml, git HEAD and the
+fingerprint commit its results are keyed by."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from ..asvconf import CONFIG_NAME
+from ..fingerprint import fingerprint_or_none
 from ..matrix import MatrixError, load_matrix
 
 
@@ -44,6 +46,11 @@ def git_head(checkout: Path | None) -> str | None:
                               timeout=30, check=False).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def fingerprint_head(checkout: Path | None) -> str | None:
+    """The checkout's fingerprint commit (picklematrix.fingerprint): what its results are keyed by."""
+    return fingerprint_or_none(checkout)
 
 
 def matrix_order(checkout: Path | None) -> tuple[list[str], str | None]:

@@ -15,7 +15,7 @@ from ..corpus import ABSENT
 from ..matrix import Env
 from ..outcomes import CODE_OUTCOMES, HARNESS_ERROR, OUTCOMES
 from ..selection import COMPUTE, OUTCOME
-from .checkout import git_head
+from .checkout import fingerprint_head
 
 REPLICA = re.compile(r"^(?P<base>.+)-rep(?P<n>\d+)$")
 VERSION_NAMES = ("cloudpickle", "dask", "distributed", "pydantic")
@@ -61,6 +61,7 @@ class Recording:
     partial_path: Path | None = None  # a ``.partial`` an interrupted re-recording of this env left beside it
     mtime: float = 0.0
     notes: list = field(default_factory=list)  # caveats shown with this env (partial run, no timings, ...)
+    fingerprint_note: str | None = None  # set when shown although recorded under an older fingerprint
 
     @property
     def key(self) -> str:
@@ -97,16 +98,21 @@ class Recording:
 
 @dataclass
 class ResultSet:
-    """Every loadable recording of a results directory, the problems met, and the harness commit shown."""
+    """Every loadable recording of a results directory, the problems met, and the harness commit shown.
+
+    ``commit`` is a fingerprint commit (picklematrix.fingerprint: the last commit touching the code recordings
+    depend on). An env recorded only under an older fingerprint is shown too, marked with it (``older``).
+    """
 
     results_dir: Path
     recordings: list  # every loadable recording, all commits
     problems: list
     commit: str  # the harness commit the report shows
     benchmarks: dict | None
+    older: list = field(default_factory=list)  # shown with ``commit``'s: envs recorded only at older fingerprints
 
     def current(self) -> list[Recording]:
-        return [r for r in self.recordings if r.commit == self.commit]
+        return [r for r in self.recordings if r.commit == self.commit] + self.older
 
 
 def isna(value) -> bool:
@@ -193,15 +199,42 @@ def load_results(results_dir, commit: str | None = None, checkout: Path | None =
         raise BadInput(f"{results_dir}: no results (expected <machine>/<commit>-<env>.json/.outcomes from "
                        "`nox -s matrix`)" + ("; unreadable: " + "; ".join(map(str, problems)) if problems else ""))
     chosen = _choose_commit(recordings, commit, checkout)
+    # An env recorded only under an older fingerprint is still an answer: shown, marked with its commit.
+    # With an explicit --commit only that commit is shown (the user asked for that state of the code).
+    older = [] if commit else _older_recordings(recordings, chosen)
     _name_missing_cells([r for r in recordings if r.commit == chosen], problems)
     for r in recordings:
         if r.commit != chosen:
+            shown = any(r is o for o in older)
             for path in (r.asv_path, r.sidecar_path, r.error_path):
                 if path is not None:
                     problems.append(Problem(str(path), f"recorded by harness commit {r.commit[:8]}, not "
-                                                       f"{chosen[:8]} which this report shows (asv's graphs "
-                                                       f"include it; `--commit {r.commit[:8]}` shows its table)"))
-    return ResultSet(results_dir, recordings, problems, chosen, benchmarks)
+                                                       f"{chosen[:8]} which this report shows" + (
+                                                           ": shown, marked with its commit, since this env has "
+                                                           f"no record at {chosen[:8]} (`nox -s matrix` records "
+                                                           "it again)" if shown else
+                                                           f" (asv's graphs include it; `--commit "
+                                                           f"{r.commit[:8]}` shows its table)")))
+    return ResultSet(results_dir, recordings, problems, chosen, benchmarks, older)
+
+
+def _older_recordings(recordings: list, chosen: str) -> list[Recording]:
+    """For each env (machine and env id or asv env name) without a record at ``chosen``: its newest record at
+    another fingerprint, with a note naming that commit. An env error there counts as that env's record."""
+    def keys(r):
+        return {(r.machine, r.env_name), (r.machine, r.env_id or r.env_name)}
+
+    have = set().union(*(keys(r) for r in recordings if r.commit == chosen))
+    newest: dict = {}
+    for r in sorted((r for r in recordings if r.commit != chosen), key=lambda r: r.mtime, reverse=True):
+        if keys(r) & have or any(keys(r) & keys(o) for o in newest.values()):
+            continue
+        newest[(r.machine, r.env_name)] = r
+    for r in newest.values():
+        r.fingerprint_note = (f"recorded under an older fingerprint, commit {r.commit[:8]} (the code it depends on "
+                              f"changed since: {chosen[:8]}); `nox -s matrix` records it again")
+        r.notes.append(r.fingerprint_note)
+    return sorted(newest.values(), key=lambda r: (r.machine, r.env_name))
 
 
 def error_explanation(message: str, limit: int = 1500) -> str:
@@ -263,7 +296,7 @@ def _choose_commit(recordings: list, commit: str | None, checkout: Path | None) 
                            f"(results exist for harness commits {known})")
         chosen = matches.pop()
     else:
-        chosen = _default_commit(recordings, git_head(checkout))
+        chosen = _default_commit(recordings, fingerprint_head(checkout))
     # a short (file-name) commit and its full hash are the same commit
     full = {r.commit for r in recordings if len(r.commit) > 8 and r.commit.startswith(chosen[:8])}
     if full:
@@ -275,7 +308,9 @@ def _choose_commit(recordings: list, commit: str | None, checkout: Path | None) 
 
 
 def _default_commit(recordings, head: str | None) -> str:
-    """The checked-out harness commit if it has results; else the commit with the most envs (newest wins ties)."""
+    """The checkout's fingerprint commit if it has results; else the commit with the most envs (newest wins ties).
+
+    ``head`` is the fingerprint (picklematrix.fingerprint), not HEAD: a docs-only commit keeps every result."""
     if head and any(head.startswith(r.commit[:8]) for r in recordings):
         return next(r.commit for r in recordings if head.startswith(r.commit[:8]))
     counts: dict[str, list] = {}
