@@ -276,6 +276,60 @@ def not_compared(a: Recording, b: Recording, outcomes: dict) -> dict:
     return {"cells": cells, "partial": partial, "message": "; ".join(reasons)}
 
 
+def still_failing(a: Recording, b: Recording) -> list:
+    """The cells that fail before and after, grouped by case and by the after-side's outcome and root cause.
+
+    This is the decision an upgrade review leaves to the reviewer: what the upgrade does *not* fix. Grouping keeps
+    it short for a large profile (a case usually fails the same way in every method and context).
+    """
+    groups: dict = {}
+    for key in sorted(set(a.cells) & set(b.cells), key=cell_sort_key):
+        before, after = a.cells[key], b.cells[key]
+        if _kind(before["outcome"]) != "bad" or _kind(after["outcome"]) != "bad":
+            continue
+        view = cell_view(after)
+        rc = view["root_cause"]
+        group = groups.setdefault((key[0], view["outcome"], rc["type"] if rc else None, rc["message"] if rc else None),
+                                  {"case": key[0], "outcome": view["outcome"], "root_cause": rc, "cells": [],
+                                   "changed": False})
+        group["cells"].append({"method": key[1], "context": key[2], "before": before["outcome"]})
+        group["changed"] |= classify_flip(before, after) == "failure-changed"
+    return list(groups.values())
+
+
+def verdict_lines(fixed: int, broken: int, still: list, missing: dict, timing: dict, noise: dict,
+                  factor: float) -> list:
+    """The verdict: a line of counts, then what it means for the reviewer (first line: the matrix page's too).
+
+    "Nothing broke" only when every cell was compared: a cell never run on one side could have broken.
+    """
+    nstill = sum(len(g["cells"]) for g in still)
+    nmissing = len(missing["cells"])
+    slower, faster = len(timing["slower"]), len(timing["faster"])
+    trust = ("" if noise.get("safe") else
+             " (threshold unsafe: the A/A pair changes too)" if noise.get("safe") is False else " (noise not measured)")
+    counts = (f"{fixed} fixed, {broken} broken, {nstill} still failing, {nmissing} not compared"
+              + (" (partial record)" if missing["partial"] else "")
+              + f"; timings: {slower} slower, {faster} faster beyond ×{factor:g}{trust}")
+    said = []
+    if broken:
+        said.append(f"{broken} cell(s) broke: they pass before and fail after")
+    if nmissing or missing["partial"]:
+        said.append(f"{nmissing} cell(s) could not be compared" if nmissing
+                    else "not every cell could be compared (partial record)")
+    if slower:
+        said.append(f"{slower} cell(s) got slower beyond ×{factor:g}")
+    if said:
+        meaning = "; ".join(said)
+    else:
+        meaning = f"nothing broke, every cell compared, nothing got slower beyond ×{factor:g}"
+    meaning += (f"; the change fixes {fixed} cell(s)" if fixed else "; the change fixes nothing")
+    if nstill:
+        cases = len({g["case"] for g in still})
+        meaning += f"; {nstill} cell(s) in {cases} case(s) still fail"
+    return [counts, meaning]
+
+
 def _env_view(rec: Recording) -> dict:
     return {"key": rec.key, "env_id": rec.env_id, "env_name": rec.env_name, "machine": rec.machine,
             "versions": versions_of(rec), "label": rec.short_label, "version_label": ", ".join(rec.version_label()),
@@ -308,17 +362,9 @@ def build_review(rs: ResultSet, a: Recording, b: Recording, factor: float = DEFA
     broken, slower = outcomes["flips"]["broken"], timing["slower"]
     missing = not_compared(a, b, outcomes)
     uncompared = bool(missing["cells"] or missing["partial"])
-    # "nothing broke" only when every cell was compared: a cell never run on one side could have broken
-    if broken or slower or uncompared:
-        verdict = ", ".join(x for x in (
-            f"{len(broken)} cell(s) broke" if broken else "",
-            f"{len(slower)} cell(s) slower beyond ×{factor:g}" if slower else "",
-            (f"{len(missing['cells'])} cell(s) could not be compared" if missing["cells"]
-             else "not every cell could be compared") if uncompared else "") if x)
-    else:
-        verdict = f"nothing broke, nothing got slower beyond ×{factor:g}"
-    if noise["safe"] is False and slower:
-        verdict += " (threshold unsafe: the A/A pair shows changes too)"
+    still = still_failing(a, b)
+    verdict = verdict_lines(len(outcomes["flips"]["fixed"]), len(broken), still, missing, timing, noise, factor)
+    exit_status = EXIT_CHANGED if (broken or slower or uncompared) else EXIT_OK
     return {
         "slug": _slug(f"{a.short_label}..{b.short_label}" + (f"@{b.machine}" if a.machine != b.machine else "")),
         "commit": rs.commit, "results_dir": str(rs.results_dir), "factor": factor,
@@ -326,6 +372,6 @@ def build_review(rs: ResultSet, a: Recording, b: Recording, factor: float = DEFA
         "flips": outcomes["flips"], "only_from": outcomes["only_from"], "only_to": outcomes["only_to"],
         "harness_errors": outcomes["harness_errors"], "timing": timing, "noise": noise, "warnings": warnings,
         "not_compared": missing,
-        "verdict": verdict, "exit_status": EXIT_CHANGED if (broken or slower or uncompared) else EXIT_OK,
+        "still_failing": still, "verdict": verdict[0], "verdict_lines": verdict, "exit_status": exit_status,
         "cells_compared": len(set(a.cells) & set(b.cells)),
     }

@@ -35,7 +35,7 @@ from pathlib import Path
 from ..corpus import ABSENT
 from .checkout import CheckoutError, default_results_dir, matrix_order, resolve_checkout
 from .compare import CHANGE, DEFAULT_FACTOR, EXIT_BAD_INPUT, build_review, resolve_change, resolve_env
-from .render import cell_md, md_code, md_prose, md_text, render_page
+from .render import MD_LIMIT, cell_md, md_code, md_prose, md_text, render_page, short_method
 from .results import BadInput, load_results
 
 FLIP_TITLES = {"fixed": "Fixed (fail → pass)", "broken": "Broken (pass → fail)",
@@ -58,59 +58,109 @@ def _outcome_md(v: dict | None) -> str:
     return cell_md(v, limit=200, mark=False)
 
 
-def render_review_md(review: dict) -> str:
-    """The review as markdown: what stdout shows and ``<slug>.md`` holds (fits a PR comment)."""
+CHANGED_MARK = " \\*"  # a still-failing cell whose failure changed (markdown-escaped star)
+
+
+def _cells_md(cells: list) -> str:
+    return ", ".join(f"{short_method(c['method'])} @ {md_text(c['context'])}" for c in cells)
+
+
+def _rc_md(rc: dict | None, limit: int = 200) -> str:
+    return md_code(f"{rc['type']}: {rc['message']}"[:limit]) if rc else "–"
+
+
+def _sections_md(review: dict) -> list:
+    """(title, header lines, row lines) in the order a reviewer needs them: what changed, then what did not."""
+    f, t = review["flips"], review["timing"]
+    out = []
+    flip_head = ["| case | method | context | before | after |", "|---|---|---|---|---|"]
+
+    def flips(kind):
+        return [f"| {md_code(x['case'])}{' (flaky in A/A)' if x.get('flaky') else ''} | {md_text(x['method'])} | "
+                f"{md_text(x['context'])} | {_outcome_md(x['before'])} | {_outcome_md(x['after'])} |" for x in f[kind]]
+
+    out.append((FLIP_TITLES["broken"], flip_head, flips("broken")))
+    missing = review["not_compared"]
+    if missing["message"]:
+        head = [md_prose(f"Not every cell could be compared: {missing['message']}."), ""]
+        if review["only_from"] or review["only_to"]:
+            head += [f"Cells only in the from-env: {len(review['only_from'])}; only in the to-env: "
+                     f"{len(review['only_to'])} (a different corpus or a partial run).", ""]
+        if missing["cells"]:
+            head += ["| case | method | context | missing in |", "|---|---|---|---|"]
+        out.append(("Not compared", head,
+                    [f"| {md_code(c['case'])} | {md_text(c['method'])} | {md_text(c['context'])} | "
+                     f"{md_code(c['missing_in'])} |" for c in missing["cells"]]))
+    for kind, title in (("slower", "Slower"), ("faster", "Faster")):
+        out.append((f"{title} beyond ×{review['factor']:g}",
+                    ["| case | method | context | before | after | ratio |", "|---|---|---|---:|---:|---:|"],
+                    [f"| {md_code(x['case'])} | {md_text(x['method'])} | {md_text(x['context'])} | "
+                     f"{seconds(x['before'])} | {seconds(x['after'])} | {x['ratio']:.2f} |" for x in t[kind]]))
+    out.append((FLIP_TITLES["fixed"], flip_head, flips("fixed")))
+    still = review["still_failing"]
+    n = sum(len(g["cells"]) for g in still)
+    out.append((f"Still failing ({n} cell(s) in {len({g['case'] for g in still})} case(s))",
+                ["What the change does not fix, by case and root cause after it (* = the failure changed).", "",
+                 "| case | outcome after | root cause after | cells |", "|---|---|---|---|"],
+                [f"| {md_code(g['case'])}{CHANGED_MARK if g['changed'] else ''} | {md_text(g['outcome'])} | "
+                 f"{_rc_md(g['root_cause'])} | {_cells_md(g['cells'])} |" for g in still]))
+    out.append((FLIP_TITLES["other"], flip_head, flips("other")))
+    return [s for s in out if s[2] or s[0] == "Not compared"]
+
+
+def render_review_md(review: dict, full_review: str | None = None) -> str:
+    """The review as markdown: what stdout shows and ``<slug>.md`` holds.
+
+    It fits a PR comment (GitHub: 65,536 characters) whatever the profile's size: the verdict and the cells
+    that changed come first; a section that does not fit ends with how many rows were left out, and the page
+    says where the whole review is (``full_review``: the HTML file).
+    """
     a, b = review["from"], review["to"]
     lines = [f"## picklematrix review: {md_code(a['label'])} → {md_code(b['label'])}", ""]
+    mark = "❌" if review["exit_status"] else "✅"
+    counts, meaning = review["verdict_lines"]
+    lines += [f"**{mark} {md_prose(counts)}**", "", f"{md_prose(meaning[:1].upper() + meaning[1:])}. "
+              f"(exit status {review['exit_status']})", ""]
     if review["changed"]:
         lines.append("Changed: " + ", ".join(f"**{c['name']}** {c['from'] or ABSENT} → {c['to'] or ABSENT}"
                                              for c in review["changed"]) + ".")
-    lines.append(f"From {md_text(a['version_label'])} on {md_code(a['machine'])}; to "
-                 f"{md_text(b['version_label'])} on {md_code(b['machine'])}; harness commit "
-                 f"{md_code(review['commit'][:8])}.")
-    mark = "❌" if review["exit_status"] else "✅"
-    lines += ["", f"**{mark} {md_prose(review['verdict'])}** (exit status {review['exit_status']})", ""]
-    f, t = review["flips"], review["timing"]
-    lines += ["| | cells |", "|---|---:|"]
-    lines += [f"| {FLIP_TITLES[kind]} | {len(f[kind])} |" for kind in ("fixed", "broken", "failure-changed", "other")]
-    lines.append(f"| Slower beyond ×{review['factor']:g} | {len(t['slower'])} |")
-    lines.append(f"| Faster beyond ×{review['factor']:g} | {len(t['faster'])} |")
-    lines += ["", f"{review['cells_compared']} cells compared, {t['compared']} timings compared.", "",
+    lines += [f"From {md_text(a['version_label'])} on {md_code(a['machine'])}; to "
+              f"{md_text(b['version_label'])} on {md_code(b['machine'])}; harness commit "
+              f"{md_code(review['commit'][:8])}. {review['cells_compared']} cells compared, "
+              f"{review['timing']['compared']} timings compared.", "",
               f"**Noise:** {md_prose(review['noise']['message'])}.", ""]
-    for kind in ("broken", "fixed", "failure-changed", "other"):
-        if not f[kind]:
-            continue
-        lines += [f"### {FLIP_TITLES[kind]}", "", "| case | method | context | before | after |",
-                  "|---|---|---|---|---|"]
-        for x in f[kind]:
-            flaky = " (flaky in A/A)" if x.get("flaky") else ""
-            lines.append(f"| {md_code(x['case'])}{flaky} | {md_text(x['method'])} | "
-                         f"{md_text(x['context'])} | {_outcome_md(x['before'])} | {_outcome_md(x['after'])} |")
-        lines.append("")
-    for kind, title in (("slower", "Slower"), ("faster", "Faster")):
-        if not t[kind]:
-            continue
-        lines += [f"### {title} beyond ×{review['factor']:g}", "",
-                  "| case | method | context | before | after | ratio |", "|---|---|---|---:|---:|---:|"]
-        for x in t[kind]:
-            lines.append(f"| {md_code(x['case'])} | {md_text(x['method'])} | {md_text(x['context'])} | "
-                         f"{seconds(x['before'])} | {seconds(x['after'])} | {x['ratio']:.2f} |")
-        lines.append("")
-    if review["only_from"] or review["only_to"]:
-        lines += [(f"Cells only in the from-env: {len(review['only_from'])}; only in the to-env: "
-                   f"{len(review['only_to'])} (different corpus or a partial run)."), ""]
-    missing = review["not_compared"]
-    if missing["message"]:
-        lines += ["### Not compared", "", md_prose(f"Not every cell could be compared: {missing['message']}.")]
-        if missing["cells"]:
-            lines += ["", "| case | method | context | missing in |", "|---|---|---|---|"]
-            lines += [f"| {md_code(c['case'])} | {md_text(c['method'])} | {md_text(c['context'])} | "
-                      f"{md_code(c['missing_in'])} |" for c in missing["cells"]]
+    if review["warnings"]:
+        lines += ["### Warnings", ""] + [f"- {md_prose(w)}" for w in review["warnings"][:20]]
+        if len(review["warnings"]) > 20:
+            lines.append(f"- … and {len(review['warnings']) - 20} more")
         lines.append("")
     if review["harness_errors"]:
         lines += [f"Harness errors in the to-env: {len(review['harness_errors'])} cell(s) could not be run.", ""]
-    if review["warnings"]:
-        lines += ["### Warnings", ""] + [f"- {md_prose(w)}" for w in review["warnings"]] + [""]
+    where = full_review or f"reviews/{review['slug']}.html"
+    budget = MD_LIMIT - 400 - len(where)
+    size = sum(len(x) + 1 for x in lines)
+    cut = False
+    for title, head, rows in _sections_md(review):
+        block = [f"### {title}", ""] + head
+        cost = sum(len(x) + 1 for x in block)
+        if size + cost + 200 > budget:
+            lines += [f"### {title}", "", f"{len(rows)} row(s) left out to fit a PR comment.", ""]
+            size += 100
+            cut = True
+            continue
+        lines += block
+        size += cost
+        for i, row in enumerate(rows):
+            if size + len(row) + 1 > budget - 200:
+                lines.append(f"\n… and {len(rows) - i} more row(s), left out to fit a PR comment.")
+                size += 80
+                cut = True
+                break
+            lines.append(row)
+            size += len(row) + 1
+        lines.append("")
+    if cut:
+        lines += [f"**The review is cut to fit a PR comment; the whole review is in {md_code(where)}.**", ""]
     return "\n".join(lines)
 
 
@@ -124,7 +174,7 @@ def write_review(review: dict, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / f"{review['slug']}.md"
     html = out_dir / f"{review['slug']}.html"
-    md.write_text(render_review_md(review))
+    md.write_text(render_review_md(review, str(html)))
     html.write_text(render_review_html(review))
     # what the matrix page shows about it (not .json: asv would try to read that as a result file)
     html.with_suffix(".meta").write_text(json.dumps({
@@ -188,7 +238,7 @@ def main(argv=None) -> int:
         return EXIT_BAD_INPUT
     md, html = write_review(review, Path(args.out) if args.out else results / "reviews")
     if not args.quiet:
-        print(render_review_md(review))
+        print(render_review_md(review, str(html)))
     print(f"review: {md}\n        {html}  (nox -s report links it from the matrix page)", file=sys.stderr)
     return review["exit_status"]
 
