@@ -179,7 +179,10 @@ class CellRunner:
             # finding about pickling. The cluster is replaced (an owned one) or reported.
             cell.outcome = oc.HARNESS_ERROR
             cell.surprise = cell.outcome != cell.expected
+            if cell.detail and cell.detail.startswith(CLOSED_CLIENT):
+                cell.detail = cell.detail[len(CLOSED_CLIENT):].lstrip("; ") or None  # it did more than that
             cell.add_detail(f"{SHUT_DOWN} (client.shutdown(): its scheduler and workers ended)")
+            return self.cluster.make_healthy(f"{case.case_id} [{method}]")
         if busy:
             return self.cluster.make_healthy(f"{case.case_id} [{method}] ({cell.outcome})")
         if health.ok:
@@ -216,7 +219,7 @@ def _judge(attempt: Attempt, case: Case, method: str, context: str, expected: st
         outcome, detail = answer["outcome"], answer.get("detail")
         if outcome == oc.TASK_ERROR and _closed_client(answer.get("root_cause")):
             # The client refused to send the graph: no task ran, and nothing was learnt about pickling.
-            outcome, detail = oc.HARNESS_ERROR, "the cell closed its client (client.close()): no task ran"
+            outcome, detail = oc.HARNESS_ERROR, CLOSED_CLIENT
         return cell(outcome, root_cause=answer.get("root_cause"), stage=answer.get("stage"),
                     seconds=answer.get("seconds"),
                     graph_bytes=answer.get("graph_bytes"), samples=answer.get("samples", []),
@@ -235,9 +238,17 @@ def _judge(attempt: Attempt, case: Case, method: str, context: str, expected: st
     return cell(oc.HARNESS_ERROR, root_cause=cause, detail=detail)
 
 
+CLOSED_CLIENT = "the cell closed its client (client.close()): no task ran"
+
+
 def _closed_client(root_cause: dict | None) -> bool:
-    """Whether the cell's failure is distributed's ``ClosedClientError``: its client was closed."""
-    return bool(root_cause) and str(root_cause.get("type", "")).rpartition(".")[2] == "ClosedClientError"
+    """Whether the cell's failure says its client was closed: ``ClosedClientError`` (distributed 2026.x), or
+    the plain ``Exception("Tried sending message after closing. ...")`` of distributed 2024.x."""
+    if not root_cause:
+        return False
+    kind = str(root_cause.get("type", "")).rpartition(".")[2]
+    return kind == "ClosedClientError" or (
+        kind == "Exception" and str(root_cause.get("message", "")).startswith("Tried sending message after closing"))
 
 
 def _leaves_workers_busy(attempt: Attempt, outcome: str) -> bool:
