@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from picklematrix import pins  # noqa: E402 - standard library only
 
 try:
-    from picklematrix import asvconf, envs, recording, shards
+    from picklematrix import asvconf, bisect, envs, envspec, ondemand, recording, shards
     from picklematrix.matrix import MatrixError, load_matrix
 except ModuleNotFoundError as e:  # the noxfile runs in nox's interpreter, which lacks it
     sys.exit(f"picklematrix: nox's Python ({sys.executable}) lacks {e.name!r}: run nox through ./nox, which "
@@ -84,6 +84,55 @@ except MatrixError as e:
     sys.exit(2)
 recording.remember_run_commit(ROOT)
 
+# Envs on demand (picklematrix.envspec): `nox -s matrix -- --env SPEC [--env SPEC ...] [--change SPEC] [--base ENV]
+# [--as-of DATE]` records these envs instead of the profile's. They are resolved once, when nox first loads this
+# file (nox -j runs each session in a nox process of its own, which loads it again: the environment hands them
+# the first resolution, so that "latest" means one thing in one run).
+ON_DEMAND_VAR = "_PICKLEMATRIX_ON_DEMAND"
+
+
+def _posargs() -> list[str]:
+    return sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+
+
+def _option(args: list[str], name: str, many: bool = False):
+    found = [args[i + 1] for i, a in enumerate(args[:-1]) if a == name]
+    found += [a.split("=", 1)[1] for a in args if a.startswith(name + "=")]
+    return found if many else (found[-1] if found else None)
+
+
+def _matrix_selected() -> bool:
+    """Whether this nox invocation runs the matrix session (the default session, or -s/--session matrix...)."""
+    argv = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
+    named = [a for i, a in enumerate(argv) if i and argv[i - 1] in ("-s", "--session", "--sessions", "-e")]
+    named += [a.split("=", 1)[1] for a in argv if a.startswith(("--session=", "--sessions="))]
+    return not named or any(n.startswith("matrix") for n in named)
+
+
+def _on_demand(args: list[str]) -> list:
+    """The envs ``--env``/``--change`` ask the matrix session for (resolved), or [] for the profile's."""
+    if ON_DEMAND_VAR in os.environ:
+        return [ondemand.env_from_dict(d) for d in json.loads(os.environ[ON_DEMAND_VAR])]
+    specs, changes = _option(args, "--env", many=True), _option(args, "--change", many=True)
+    if not specs and not changes:
+        return []
+    as_of = _option(args, "--as-of")
+    try:
+        base = MATRIX.env(_option(args, "--base") or MATRIX.profile(PROFILE).baseline)
+        resolved = [envspec.resolve(envspec.parse(s, base=base), as_of=as_of, uv=envs.uv()) for s in specs]
+        resolved += [envspec.resolve(envspec.change(base, c), as_of=as_of, uv=envs.uv()) for c in changes]
+    except (envspec.SpecError, MatrixError, envs.EnvError) as e:
+        print(f"picklematrix: cannot resolve the env asked for, nothing was built:\n{e}", file=sys.stderr)
+        sys.exit(2)
+    os.environ[ON_DEMAND_VAR] = json.dumps([e.as_dict() for e in resolved])
+    return resolved
+
+
+if _matrix_selected():
+    ENVS = _on_demand(_posargs()) or ENVS
+MATRIX_ENVS = {ondemand.env_key(e): e for e in ENVS}
+MATRIX_IDS = {e.env_id: e for e in MATRIX.product()}
+
 
 @contextmanager
 def _failing(session):
@@ -95,15 +144,20 @@ def _failing(session):
 
 
 @nox.session(venv_backend="uv", allow_parallel=True)
-@nox.parametrize(("python", "env_id"), [nox.param(e.python, e.env_id, id=e.env_id) for e in ENVS])
+@nox.parametrize(("python", "env_id"), [nox.param(e.python, key, id=key) for key, e in MATRIX_ENVS.items()])
 def matrix(session, env_id):
-    """One matrix environment: build, verify, run the corpus, record with asv."""
+    """One matrix environment: build, verify, run the corpus, record with asv.
+
+    ``-- --env SPEC`` (repeatable; an env id, ``python=3.11 dask=2024.6.2 pydantic=~=2.10``, or a requirements
+    file), ``--change pydantic=2.10.6`` (the baseline, or ``--base ENV``, changed), ``--as-of DATE``: these
+    envs instead of the profile's (picklematrix.envspec), recorded the same way and reused next time.
+    """
     shard = _shard(session)
-    if shard and env_id not in shards.shard_envs([e.env_id for e in ENVS], *shard):
+    if shard and env_id not in shards.shard_envs(list(MATRIX_ENVS), *shard):
         session.skip(f"not in shard {shard[0]}/{shard[1]} of profile {PROFILE!r}")
     with _failing(session):
         for replica in range(1, recording.replicate_count() + 1):
-            recording.record_env(MATRIX.env(env_id), envs.venv_python(session.virtualenv.location), ROOT, RESULTS,
+            recording.record_env(MATRIX_ENVS[env_id], envs.venv_python(session.virtualenv.location), ROOT, RESULTS,
                                  Path(session.create_tmp()).resolve(), replica=replica,
                                  force="--force" in session.posargs, log=session.log, warn=session.warn)
 
@@ -123,6 +177,7 @@ def _shard(session) -> tuple[int, int] | None:
 @nox.session(python=False)
 def plan(session):
     """The profile's envs as a CI job matrix (JSON on stdout): ./nox -s plan [-- --json PATH]."""
+    # (the profile's, whatever --env says: a plan describes matrix.toml)
     args = session.posargs
     text = json.dumps(shards.plan(MATRIX, PROFILE))
     if "--json" in args:
@@ -193,18 +248,112 @@ def report(session):
 def review(session):
     """An upgrade review: nox -s review -- --from ENV --to ENV (or --change pydantic=2.8.2..2.9.2).
 
+    Envs on demand (picklematrix.envspec): ``--from``/``--to`` may be a spec (``"python=3.11 pydantic=~=2.10"``,
+    ``pydantic=latest``) or a requirements file, ``--change pydantic=2.10.6`` (no ``..``) reviews ``--from``
+    (default: the profile's baseline) against it changed so, ``--as-of DATE`` resolves as the index stood that
+    day. A spec in ``--from`` changes the baseline (or ``--base ENV``), one in ``--to`` changes ``--from``.
+    Envs not recorded yet are built and recorded as ``nox -s matrix`` does, then reviewed by their env ids.
+
     Exits with the review's own status: 0 nothing broke, 1 something broke, got slower or could not be
     compared, 2 bad input.
     """
-    _run_tools_module(session, "picklematrix.report.review", "--results", str(RESULTS))
+    args = _review_envs(session, list(session.posargs))
+    _run_tools_module(session, "picklematrix.report.review", "--results", str(RESULTS), posargs=args)
 
 
-def _run_tools_module(session, module, *args):
+def _recorded_env_ids() -> set[str]:
+    """The env ids with a complete record in RESULTS, at any fingerprint (the review shows older ones, marked)."""
+    from picklematrix import sidecar
+
+    found = set()
+    for path in RESULTS.glob(f"*/*{sidecar.SUFFIX}"):
+        try:
+            sc = sidecar.read(path)
+        except sidecar.SidecarError:
+            continue
+        if sc.complete and sc.head.get("env_id"):
+            found.add(sc.head["env_id"])
+    return found
+
+
+def _review_envs(session, args: list[str]) -> list[str]:
+    """The review's arguments with every env on demand resolved, recorded if missing, and named by its env id."""
+    change = _option(args, "--change")
+    frm, to, as_of = _option(args, "--from"), _option(args, "--to"), _option(args, "--as-of")
+    on_demand_change = change is not None and ".." not in change
+    if not on_demand_change and not any(v and (envspec.is_spec(v) or MATRIX_IDS.get(v)) for v in (frm, to)):
+        return args  # the review's own forms, as before
+    try:
+        base = MATRIX.env(_option(args, "--base") or MATRIX.profile(PROFILE).baseline)
+        env_from = envspec.resolve(envspec.parse(frm, base=base), as_of=as_of, uv=envs.uv()) if frm else base
+        if on_demand_change:
+            env_to = envspec.resolve(envspec.change(env_from, change), as_of=as_of, uv=envs.uv())
+        else:
+            env_to = envspec.resolve(envspec.parse(to, base=env_from), as_of=as_of, uv=envs.uv()) if to else None
+    except (envspec.SpecError, MatrixError, envs.EnvError) as e:
+        session.log(f"picklematrix: cannot resolve the env asked for:\n{e}")
+        raise SystemExit(2) from None
+    if env_to is None:
+        session.error("say what to review against: --to ENV or --change NAME=VERSION")
+    recorded = _recorded_env_ids()
+    for env, given in ((env_from, frm), (env_to, to or change)):
+        # an env named by a spec is recorded (or found recorded) at the current fingerprint; a plain env id
+        # already recorded under an older one is reviewed as it is, marked by the review
+        if env.env_id in recorded and given is not None and not envspec.is_spec(given) and not on_demand_change:
+            continue
+        session.log(f"review: {given or 'the baseline'} is {env.env_id}; recording it if it is not yet")
+        with _failing(session):
+            ondemand.record(env, ROOT, RESULTS, log=session.log, warn=session.warn)
+    drop = {"--from", "--to", "--change", "--as-of", "--base"}
+    kept, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a in drop:
+            skip = True
+            continue
+        if a.split("=", 1)[0] in drop:
+            continue
+        kept.append(a)
+    return ["--from", env_from.env_id, "--to", env_to.env_id, *kept]
+
+
+@nox.session(python=False, name="bisect")
+def bisect_(session):
+    """The first release between two whose outcomes differ (picklematrix.bisect):
+
+    nox -s bisect -- --package pydantic --from 2.8.2 --to 2.9.2 [--env BASE] [--case GLOB ...] [--cases DIR ...]
+    [--pre]. Writes results/bisect/<package>-<from>..<to>.md and .json; exits 0 with an answer, 2 on bad input.
+    """
+    args = list(session.posargs)
+    package, lo, hi = _option(args, "--package"), _option(args, "--from"), _option(args, "--to")
+    if not (package and lo and hi):
+        session.error("say what to bisect: --package NAME --from VERSION --to VERSION [--env BASE] [--case GLOB]")
+    try:
+        base_text = _option(args, "--env")
+        base = MATRIX.env(MATRIX.profile(PROFILE).baseline)
+        if base_text:
+            base = envspec.resolve(envspec.parse(base_text, base=base), as_of=_option(args, "--as-of"),
+                                   uv=envs.uv())
+        report = bisect.bisect(package, lo, hi, base, ROOT, RESULTS / "bisect", cases=_option(args, "--case", True),
+                               case_dirs=_option(args, "--cases", True), pre="--pre" in args, log=session.log,
+                               warn=session.warn)
+    except (bisect.BisectError, envspec.SpecError, MatrixError, envs.EnvError) as e:
+        session.log(f"picklematrix bisect: {e}")
+        raise SystemExit(2) from None
+    print(bisect.markdown(report))
+    session.log(f"bisect: written {' and '.join(report['paths'])}")
+
+
+
+def _run_tools_module(session, module, *args, posargs=None):
     # nox reports every failed session as exit 1; the report and the review give 1 and 2 distinct meanings,
     # so their status is passed through as nox's own.
     with _failing(session):
         tools = envs.tools_python(ROOT)
-    code = subprocess.run([tools, "-m", module, *args, *session.posargs], cwd=ROOT, check=False).returncode
+    posargs = session.posargs if posargs is None else posargs
+    code = subprocess.run([tools, "-m", module, *args, *posargs], cwd=ROOT, check=False).returncode
     if code:
         session.log(f"{module} exited with status {code}")
         raise SystemExit(code)

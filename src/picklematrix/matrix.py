@@ -41,6 +41,10 @@ class Env:
     cloudpickle: str
     dask: str
     pydantic: str
+    # Pins besides the axes, as sorted ("name", "version") pairs: an env on demand from a user's requirements
+    # file (picklematrix.envspec) installs everything pinned there. Not part of the env id: an env is
+    # identified by its axes' installed versions, as its results are (the asv env name).
+    extra: tuple = ()
 
     @property
     def env_id(self) -> str:
@@ -54,11 +58,14 @@ class Env:
         return out
 
     def requirements(self) -> list[str]:
-        return [f"{name}=={version}" for name, version in self.pins().items()]
+        return [f"{name}=={version}" for name, version in [*self.pins().items(), *self.extra]]
 
     def as_dict(self) -> dict:
-        return {"env_id": self.env_id, "python": self.python, "cloudpickle": self.cloudpickle,
-                "dask": self.dask, "distributed": self.dask, "pydantic": self.pydantic}
+        out = {"env_id": self.env_id, "python": self.python, "cloudpickle": self.cloudpickle,
+               "dask": self.dask, "distributed": self.dask, "pydantic": self.pydantic}
+        if self.extra:
+            out["extra"] = dict(self.extra)
+        return out
 
 
 @dataclass

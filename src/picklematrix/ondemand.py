@@ -1,0 +1,79 @@
+"""Building and recording an env that no nox session is parametrized for: an env on demand (picklematrix.envspec)
+for the review, a bisect step.
+
+The env is recorded exactly as ``nox -s matrix`` records it (:func:`picklematrix.recording.record_env`: the same
+harness run, asv run and merge), into a venv of its own under ``<checkout>/.nox/on-demand/``, made with uv from
+the machine's interpreter (never a downloaded one). A record already there is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import envs, recording
+from .matrix import Env
+
+
+def env_key(env: Env) -> str:
+    """A directory name for ``env``: its id, plus a digest of its extra pins when it has any."""
+    if not env.extra:
+        return env.env_id
+    return f"{env.env_id}+{hashlib.sha256(json.dumps(env.extra).encode()).hexdigest()[:8]}"
+
+
+def env_from_dict(data: dict) -> Env:
+    """The inverse of ``Env.as_dict()``."""
+    return Env(python=data["python"], cloudpickle=data["cloudpickle"], dask=data["dask"], pydantic=data["pydantic"],
+               extra=tuple(sorted((data.get("extra") or {}).items())))
+
+
+def make_venv(env: Env, where: Path) -> str:
+    """A venv at ``where`` with the machine's python ``env.python`` (kept when it is there); its interpreter."""
+    python = envs.venv_python(where)
+    if Path(python).exists():
+        return python
+    proc = subprocess.run([envs.uv(), "venv", "-q", "-p", env.python, str(where)], capture_output=True, text=True,
+                          env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"})
+    if proc.returncode != 0:
+        raise envs.EnvError("install", f"{env.env_id}: cannot make a venv with python {env.python} (interpreters "
+                                       f"come from the machine, e.g. `pyenv install {env.python}`; none is "
+                                       f"downloaded): {(proc.stderr or proc.stdout).strip()[-2000:]}")
+    return python
+
+
+@contextmanager
+def selection(only: list[str] | None = None, case_dirs: list[str] | None = None):
+    """PICKLEMATRIX_ONLY / PICKLEMATRIX_CASES for the recordings made inside (recording reads them)."""
+    saved = {k: os.environ.get(k) for k in ("PICKLEMATRIX_ONLY", "PICKLEMATRIX_CASES")}
+    try:
+        if only is not None:
+            os.environ["PICKLEMATRIX_ONLY"] = ",".join(only)
+        if case_dirs is not None:
+            os.environ["PICKLEMATRIX_CASES"] = os.pathsep.join(str(Path(d).resolve()) for d in case_dirs)
+        yield
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None)
+            if v is not None:
+                os.environ[k] = v
+
+
+def record(env: Env, checkout: Path, results: Path, *, venvs: Path | None = None, force: bool = False,
+           log=print, warn=print) -> None:
+    """Build ``env`` (if needed) and record it into ``results`` as ``nox -s matrix`` does; a record already there
+    is reused. Raises :class:`picklematrix.recording.RecordingError` (an env error is recorded too)."""
+    where = (venvs or checkout / ".nox" / "on-demand") / env_key(env)
+    try:
+        python = make_venv(env, where)
+    except envs.EnvError as e:
+        target = recording.Target(results, *recording.recording_target(checkout))
+        path = recording.record_env_error(target, env, e.stage, str(e))
+        raise recording.RecordingError(f"{e}\n(recorded in {path})") from None
+    tmp = where / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    recording.record_env(env, python, checkout, results, tmp.resolve(), force=force, log=log, warn=warn)
