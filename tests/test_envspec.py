@@ -1,0 +1,92 @@
+"""Envs on demand (picklematrix.envspec): specs, changes and requirements files resolved to concrete pins with
+the real uv; bisect's pure parts (picklematrix.bisect)."""
+
+import pytest
+
+from picklematrix import bisect, envs, envspec, ondemand
+from picklematrix.matrix import parse_env_id
+
+from .conftest import ROOT
+
+BASE = parse_env_id("cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11")
+FREEZES = ROOT / "tests" / "data" / "freezes"
+
+
+def test_an_env_id_is_taken_as_is():
+    assert envspec.resolve_text(BASE.env_id) == BASE
+
+
+def test_a_spec_resolves_specifiers_latest_and_moves_distributed_with_dask():
+    uv = envs.uv()
+    env = envspec.resolve_text("python=3.11 dask=2024.6.2 cloudpickle=3.0.0 pydantic=~=2.10.0", uv=uv)
+    assert (env.python, env.dask, env.cloudpickle) == ("3.11", "2024.6.2", "3.0.0")
+    assert env.pydantic.startswith("2.10.") and env.extra == ()
+    # a change of a base env: everything else stays; as of a date, the index as it stood that day
+    assert envspec.resolve_text("pydantic=latest", base=BASE, as_of="2024-10-01", uv=uv).pydantic == "2.9.2"
+    assert envspec.resolve_text("pydantic=2.10.6", base=BASE, uv=uv) == parse_env_id(
+        "cp3.0.0-dask2024.6.2-pyd2.10.6-py3.11")
+    assert envspec.resolve_text("pydantic=absent", base=BASE, uv=uv).pydantic == "absent"
+
+
+def test_the_same_versions_reached_two_ways_are_one_env():
+    uv = envs.uv()
+    by_spec = envspec.resolve_text("pydantic=~=2.9.0", base=BASE, as_of="2024-10-01", uv=uv)
+    by_file = envspec.resolve_text(str(FREEZES / "requirements-pyd2.9.2.txt"), uv=uv)
+    assert by_spec.env_id == by_file.env_id == "cp3.0.0-dask2024.6.2-pyd2.9.2-py3.11"
+    assert ("pydantic-core", "2.23.4") in by_file.extra  # everything pinned there is installed
+    assert "pydantic-core==2.23.4" in by_file.requirements()
+
+
+@pytest.mark.parametrize("text, match", [
+    ("pydantic", "not NAME=VALUE"),
+    ("pydantic=two", "not a version"),
+    ("python=three", "python="),
+])
+def test_a_bad_spec_names_the_word(text, match):
+    with pytest.raises(envspec.SpecError, match=match):
+        envspec.parse(text, base=BASE)
+
+
+def test_an_unresolvable_spec_keeps_the_resolvers_explanation():
+    with pytest.raises(envspec.SpecError, match="dask=2026.8.0 cloudpickle=2.2.1") as err:
+        envspec.resolve_text("dask=2026.8.0 cloudpickle=2.2.1", base=BASE, uv=envs.uv())
+    assert "cloudpickle" in str(err.value) and "unsatisfiable" in str(err.value)
+
+
+def test_a_requirements_file_must_pin_every_line(tmp_path):
+    path = tmp_path / "req.txt"
+    path.write_text("dask==2024.6.2\ndistributed==2024.6.2\ncloudpickle>=3\n")
+    with pytest.raises(envspec.SpecError, match=rf"{path}:3: 'cloudpickle>=3' is not pinned"):
+        envspec.parse(str(path))
+    path.write_text("# a lock\npydantic==2.8.2 \\\n    --hash=sha256:abc\n")
+    with pytest.raises(envspec.SpecError, match="pins no dask, distributed, cloudpickle"):
+        envspec.parse(str(path))
+
+
+def test_is_spec_leaves_the_reviews_own_forms_alone():
+    assert not envspec.is_spec(BASE.env_id) and not envspec.is_spec("pydantic=2.9.2")
+    assert not envspec.is_spec("pydantic=2.8.2..2.9.2")
+    assert envspec.is_spec("pydantic=~=2.10") and envspec.is_spec("pydantic=latest")
+    assert envspec.is_spec("python=3.11 pydantic=2.9.2") and envspec.is_spec(str(FREEZES / "requirements-pyd2.8.2.txt"))
+
+
+def test_env_dicts_round_trip_with_their_extra_pins():
+    env = envspec.resolve_text(str(FREEZES / "requirements-pyd2.8.2.txt"))
+    assert ondemand.env_from_dict(env.as_dict()) == env
+    assert ondemand.env_key(env).startswith(env.env_id + "+") and ondemand.env_key(BASE) == BASE.env_id
+
+
+def test_bisect_steps_change_one_package():
+    assert bisect.between(["2.8.2", "2.9.0", "2.9.1", "2.9.2", "2.10.0"], "2.8.2", "2.9.2") == ["2.9.0", "2.9.1"]
+    assert bisect.between(["2.8.2", "2.9.0", "2.9.1", "2.9.2"], "2.9.2", "2.8.2") == ["2.9.1", "2.9.0"]
+    assert bisect.with_version(BASE, "distributed", "2024.8.0").env_id == "cp3.0.0-dask2024.8.0-pyd2.8.2-py3.11"
+    assert bisect.with_version(BASE, "python", "3.12").python == "3.12"
+    assert bisect.with_version(BASE, "NumPy", "1.26.4").extra == (("numpy", "1.26.4"),)
+    assert bisect.changed({"a": "pass", "b": "pass"}, {"a": "pass", "b": "serialize-error"}) == {
+        "b": ("pass", "serialize-error")}
+
+
+def test_bisect_lists_releases_from_the_index():
+    versions = bisect.pypi_versions("pydantic")
+    assert bisect.between(versions, "2.8.2", "2.9.2") == ["2.9.0", "2.9.1"]  # 2.9.0b1, b2 only with pre=True
+    assert "2.9.0b1" in bisect.pypi_versions("pydantic", pre=True)
