@@ -262,7 +262,9 @@ def markdown(report: dict) -> str:
             lines.append(f"Releases just before it could not be built, so any of them may be the first: "
                          f"{', '.join(report['skipped_next_to_it'])}.")
         lines += ["", "| cell | " + lo + " | " + found + " | |", "|---|---|---|---|"]
-        lines += [f"| `{c['cell']}` | {c['from']} | {c['to']} | {c['kind']} |" for c in report["cells"]]
+        # a cell key's '|' would split a markdown table's cell, even inside backticks
+        lines += [f"| `{c['cell'].replace('|', ' ', 1).replace('|', ' @', 1)}` | {c['from']} | {c['to']} | "
+                  f"{c['kind']} |" for c in report["cells"]]
     lines += ["", "Every release tried:", "", "| release | env | result |", "|---|---|---|"]
     for s in report["tried"]:
         result = s["status"] if s["status"] != "error" else "could not be built or recorded: " + " ".join(

@@ -140,6 +140,17 @@ def pin_mismatches(env, found: dict) -> list[str]:
     return wrong
 
 
+def harness_requirements(checkout: Path) -> list[str]:
+    """The checkout's declared dependencies (pyproject.toml) other than the matrix's axes."""
+    from packaging.requirements import Requirement
+
+    from .matrix import AXES, tomllib
+
+    declared = tomllib.loads((checkout / "pyproject.toml").read_text())["project"]["dependencies"]
+    axes = {*AXES, "distributed"}
+    return [r for r in declared if Requirement(r).name.lower() not in axes]
+
+
 def prepare(env, python: str, checkout: Path, warn=print) -> dict:
     """Install ``env``'s pins and the harness into the venv of ``python``, byte-compile it, check its versions.
 
@@ -147,8 +158,12 @@ def prepare(env, python: str, checkout: Path, warn=print) -> dict:
     or is not what its pins say.
     """
     try:
-        # ENV from its lock: uv checks the hashes it gives (the axes' pins and all dependencies have none)
-        install(python, [*env.requirements(), "-r", str(pins.lock_path("env"))], checkout)
+        # ENV from its lock: uv checks the hashes it gives (the axes' pins and all dependencies have none).
+        # The checkout goes in without its declared dependencies, and with those that are not axes: an env's
+        # axes are whatever it pins (a bisect goes below the harness's declared floors, cloudpickle 2.1.0 say),
+        # and whether the harness runs there is what the recording finds out.
+        install(python, [*env.requirements(), "-r", str(pins.lock_path("env")), *harness_requirements(checkout)],
+                checkout, checkout_deps=False)
     except EnvError as e:
         raise EnvError("install", f"{env.env_id}: cannot install {' '.join(env.requirements())}:\n{e}") from None
     problem = compile_packages(python)

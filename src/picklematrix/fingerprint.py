@@ -29,8 +29,11 @@ from pathlib import Path
 NOT_FINGERPRINTED = (
     "docs", "README.md", "matrix.toml", "tests", ".github", ".ci", "bench", "noxfile.py", ".gitignore",
     "src/picklematrix/report", "src/picklematrix/workflow_lint.py", "src/picklematrix/shards.py",
-    "src/picklematrix/bisect.py",
+    "src/picklematrix/bisect.py", "src/picklematrix/envspec.py", "src/picklematrix/ondemand.py",
+    "src/picklematrix/fingerprint.py",
 )
+# (envspec and ondemand only choose and build envs: a record is named by the versions actually installed, which
+# the recording checks; fingerprint.py only names the key)
 
 
 def pathspec() -> list[str]:
