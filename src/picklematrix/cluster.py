@@ -237,12 +237,24 @@ class OwnedCluster(BaseCluster):
                 # Starting a new cluster takes less than a graceful restart that
                 # may itself wait on a wedged nanny: go straight there.
                 problems = "; ".join(health.problems) + self._nanny_report()
+        except ClusterHung as e:
+            # The scheduler's loop (the harness's client's too) is blocked: nothing of this cluster
+            # will close gracefully.
+            message = self._warn(f"replaced the whole local cluster after {reason} ({e})")
+            self.close(timeout=1)
+            self.start()
+            return "; ".join([*killed, message])
         except Exception as e:
             problems = f"restart failed: {type(e).__name__}: {e}"
         message = self._warn(f"replaced the whole local cluster after {reason} ({problems})")
         self.close()
         self.start()
         return "; ".join([*killed, message])
+
+    @property
+    def _client_loop(self) -> str:
+        # LocalCluster runs its scheduler on the loop its Client uses, in this process
+        return f"the scheduler's event loop at {self.address} (the harness's client shares it)"
 
     def _nanny_report(self) -> str:
         """What the nannies say about themselves (for the warning).
@@ -265,14 +277,16 @@ class OwnedCluster(BaseCluster):
     def close(self, timeout: float | None = None):
         """Close the cluster: gracefully within ``timeout`` seconds (default 20), then its worker processes
         are killed."""
-        super().close()
+        if self.local_cluster is not None and timeout is None and self.shut_down():
+            timeout = 2
+        super().close(timeout=None if timeout is None else min(timeout, 10))
         if self.local_cluster is not None:
             # A cluster a cell shut down has nothing left to close gracefully, yet its close waits out
             # the whole timeout (20 s, seen with distributed 2026.8): a short one, then the kill below.
             if timeout is None:
                 timeout = 2 if self.shut_down() else 20
             try:
-                within(timeout + 5, "closing the local cluster", self.local_cluster.close, timeout=timeout)
+                within(timeout + 2, "closing the local cluster", self.local_cluster.close, timeout=timeout)
             except Exception:
                 pass
             # Whatever did not close (a worker stopped or stuck, a loop blocked) ends here: its processes

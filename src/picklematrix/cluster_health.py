@@ -194,8 +194,12 @@ class BaseCluster:
             return dict(await asyncio.gather(*(ask(a) for a in workers)))
 
         # the client's loop itself (for a cluster we own, the scheduler's too) may be what is blocked
-        return within(seconds + SCHEDULER_WITHIN, f"the event loop of the client of {self.address}",
-                      client.sync, ask_all)
+        return within(seconds + SCHEDULER_WITHIN, self._client_loop, client.sync, ask_all)
+
+    @property
+    def _client_loop(self) -> str:
+        """The client's event loop, as a culprit."""
+        return f"the event loop of the harness's client of {self.address}"
 
     def health(self, *, grace: float = 3.0, gone: tuple = ()) -> Health:
         """Idle and whole? Waits up to ``grace`` seconds for a just-ended cell's tasks to clear.
@@ -260,11 +264,13 @@ class BaseCluster:
     # the workers' memory limit in bytes, where the harness set or knows it
     memory_limit: int | None = None
 
-    def close(self):
+    def close(self, timeout: float | None = None):
+        """Close the client, waiting at most ``timeout`` seconds (default 10) for it to say so."""
         if self.client is not None:
+            timeout = 10 if timeout is None else timeout
             try:
                 # a client whose loop is blocked, or whose scheduler is gone, may not close at all
-                within(15, f"closing the client of {self.address}", self.client.close, timeout=10)
+                within(timeout + 3, f"closing the client of {self.address}", self.client.close, timeout=timeout)
             except Exception:
                 pass
 

@@ -61,3 +61,13 @@ def test_a_task_beyond_the_memory_limit_kills_its_worker_naming_the_limit(tmp_pa
     assert cell["outcome"] == oc.WORKER_DIED, cell
     assert "memory limit" in cell["detail"], cell
     assert run.data["cluster"]["worker_memory_limit"] == 400 * 2**20, run.data["cluster"]
+
+
+def test_a_cell_that_blocks_the_schedulers_event_loop_is_a_timeout_naming_the_scheduler(tmp_path):
+    # the scheduler of a cluster the harness owns runs in the harness, on its client's loop
+    cell, run = fault_then_plain(tmp_path, "blocks_scheduler_loop")
+    assert cell["outcome"] == oc.TIMEOUT, cell
+    assert "the scheduler's event loop" in cell["detail"] and "did not answer" in cell["detail"], cell
+    assert "replaced the whole local cluster" in cell["detail"], cell
+    # the loop sleeps 30 s; the harness does not wait it out
+    assert run.seconds < 28, run.seconds
