@@ -3,10 +3,19 @@ every pin picklematrix.pins, asv's configuration picklematrix.asvconf.
 
     ./nox -s matrix                    every env of the profile (PICKLEMATRIX_PROFILE, default "default")
     ./nox -s "matrix(cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11)"   one env;  ./nox -s matrix -k py3.13  a subset
-    ./nox -s matrix -- --force         re-record envs already recorded for this commit
+    ./nox -s matrix -- --force         re-record envs already recorded for this fingerprint
     ./nox -s tests                     the test suite (what CI runs: .ci/run); -- <pytest args>
     ./nox -s lint                      ruff over src, tests, benchmarks, bench and this file
     ./nox -s report | review           the HTML site and matrix files; an upgrade review
+    ./nox -s matrix -- --env "python=3.11 dask=2024.6.2 pydantic=~=2.10" | --env requirements.txt |
+                       --change pydantic=2.10.6 [--base ENV] [--as-of DATE]    envs on demand (picklematrix.envspec)
+    ./nox -s review -- --from requirements-a.txt --to requirements-b.txt | --change pydantic=2.10.6
+                                       review envs on demand, recording the missing ones first
+    ./nox -s bisect -- --package pydantic --from 2.8.2 --to 2.9.2 [--env BASE] [--case GLOB] [--cases DIR] [--pre]
+                                       the first release whose outcomes differ (picklematrix.bisect)
+
+Results are keyed by the last commit touching the code they depend on (picklematrix.fingerprint), not HEAD:
+a commit of docs, report code or matrix.toml reuses every result.
 
 ``./nox`` makes nox's own venv (.nox/_nox, with picklematrix.pins.NOX) on first use and runs nox from it;
 a ``nox`` installed by other means works too if ``filelock`` is importable beside it.
