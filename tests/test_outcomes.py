@@ -5,6 +5,7 @@ import pickle
 import threading
 
 from picklematrix import outcomes as oc
+from picklematrix.culprit import culprit_path
 
 
 class _Capture(logging.Handler):
@@ -136,5 +137,5 @@ def test_the_path_to_the_culprit_follows_what_pickling_would():
         pickle.dumps(session.conn_lock)
     except TypeError as e:
         error = e
-    assert oc.culprit_path(root, error) == "result['jobs'][1].__reduce__()[1][0].conn_lock"
-    assert oc.culprit_path({"nothing": 1}, error) is None
+    assert culprit_path(root, error) == "result['jobs'][1].__reduce__()[1][0].conn_lock"
+    assert culprit_path({"nothing": 1}, error) is None

@@ -26,6 +26,7 @@ import types
 import weakref
 
 from . import outcomes as oc
+from .culprit import culprit_path
 from .methods import METHODS, ComputeTimeout
 from .observe import PickleLogCapture, Tap
 
@@ -211,7 +212,7 @@ def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: 
             if stage == oc.STAGE_CLIENT_PICKLE:
                 # The graph is still here: where in it is the object that would not pickle? (A path from
                 # ``result`` reads better than Python 3.13's notes, which stay where it is not found.)
-                path = oc.culprit_path(ns["result"], oc.root_cause(e, capture.exceptions))
+                path = culprit_path(ns["result"], oc.root_cause(e, capture.exceptions))
                 if path is not None:
                     cause["path"] = path
             return _result(case_id, method_name, context, outcome=outcome, root_cause=cause, stage=stage,
