@@ -249,7 +249,7 @@ def _report(package, lo, hi, base, cases, case_dirs, inner, tried, first, found,
 def markdown(report: dict) -> str:
     p, lo, hi = report["package"], report["from"], report["to"]
     lines = [f"# Bisect: {p} {lo} .. {hi}", "",
-             f"Base env: `{report['base']['env_id']}`; cases: {', '.join(f'`{c}`' for c in report['cases'])}"
+             f"Base env: `{report['base']['env_id']}`, with {p} at each release; cases: {', '.join(f'`{c}`' for c in report['cases'])}"
              + (f" from {', '.join(report['case_dirs'])}" if report["case_dirs"] else " (built-in corpus)") + ".",
              f"Releases between: {', '.join(report['releases_between']) or 'none'}"
              + (" (pre-releases included)." if report["pre_releases"] else " (pre-releases left out)."), ""]
