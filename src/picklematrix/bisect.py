@@ -33,7 +33,6 @@ from packaging.version import InvalidVersion, Version
 from . import fingerprint, ondemand, recording, sidecar as sidecars
 from .matrix import Env
 from .outcomes import PASS
-from .versions import ABSENT
 
 PYPI = "https://pypi.org/pypi/{name}/json"
 AXIS_FIELDS = {"cloudpickle": "cloudpickle", "dask": "dask", "distributed": "dask", "pydantic": "pydantic",
@@ -113,16 +112,8 @@ def selection_key(cases: list[str], case_dirs: list[str]) -> str:
 
 def _outcomes(results: Path, commit: str, env: Env) -> dict | None:
     """The cell outcomes of ``env``'s complete record at ``commit`` in ``results``, or None."""
-    for path in sorted(results.glob(f"*/{commit[:8]}-*{sidecars.SUFFIX}")):
-        try:
-            sc = sidecars.read(path)
-        except sidecars.SidecarError:
-            continue
-        v = sc.versions
-        if (sc.complete and (sc.python or "").startswith(env.python + ".") and v.get("dask") == env.dask
-                and v.get("cloudpickle") == env.cloudpickle and (v.get("pydantic") or ABSENT) == env.pydantic):
-            return {sidecars.cell_key(c): c["outcome"] for c in sc.cells}
-    return None
+    sc = ondemand.find_record(results, commit, env)
+    return None if sc is None else {sidecars.cell_key(c): c["outcome"] for c in sc.cells}
 
 
 def run_step(env: Env, version: str, checkout: Path, runs: Path, *, log=print, warn=print) -> Step:

@@ -15,8 +15,9 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import envs, recording
+from . import envs, recording, sidecar as sidecars
 from .matrix import Env
+from .versions import ABSENT
 
 
 def env_key(env: Env) -> str:
@@ -63,15 +64,38 @@ def selection(only: list[str] | None = None, case_dirs: list[str] | None = None)
                 os.environ[k] = v
 
 
+def find_record(results: Path, commit: str, env: Env, machine: str = "*"):
+    """``env``'s complete record at ``commit`` in ``results`` (its sidecar), or None: same python minor version
+    and versions of the axes, a complete sidecar, no ``.partial`` beside it, and its asv result there."""
+    for path in sorted(Path(results).glob(f"{machine}/{commit[:8]}-*{sidecars.SUFFIX}")):
+        if not path.with_suffix(".json").exists() or sidecars.partial_path(path).exists():
+            continue
+        try:
+            sc = sidecars.read(path)
+        except sidecars.SidecarError:
+            continue
+        v = sc.versions
+        if (sc.complete and (sc.python or "").startswith(env.python + ".") and v.get("dask") == env.dask
+                and v.get("distributed") == env.dask and v.get("cloudpickle") == env.cloudpickle
+                and (v.get("pydantic") or ABSENT) == env.pydantic):
+            return sc
+    return None
+
+
 def record(env: Env, checkout: Path, results: Path, *, venvs: Path | None = None, force: bool = False,
            log=print, warn=print) -> None:
     """Build ``env`` (if needed) and record it into ``results`` as ``nox -s matrix`` does; a record already there
-    is reused. Raises :class:`picklematrix.recording.RecordingError` (an env error is recorded too)."""
+    is reused without building anything. Raises :class:`picklematrix.recording.RecordingError` (an env error is
+    recorded too)."""
+    commit, machine = recording.recording_target(checkout)
+    if not force and find_record(results, commit, env, machine) is not None:
+        log(f"{env.env_id}: already recorded for {commit[:8]} in {Path(results) / machine}")
+        return
     where = (venvs or checkout / ".nox" / "on-demand") / env_key(env)
     try:
         python = make_venv(env, where)
     except envs.EnvError as e:
-        target = recording.Target(results, *recording.recording_target(checkout))
+        target = recording.Target(results, commit, machine)
         path = recording.record_env_error(target, env, e.stage, str(e))
         raise recording.RecordingError(f"{e}\n(recorded in {path})") from None
     tmp = where / "tmp"
