@@ -86,6 +86,8 @@ def test_timeout_then_later_cells_are_unaffected(runner, fixture_cases, cluster,
     # that); dask.compute has no wait of its own: the harness stops it when the timeout is up.
     assert cell.detail.startswith("Client.compute: no result" if method == "Client.compute" else
                                   "no result within"), cell.detail
+    # where it hung: the task, once the graph had reached the cluster; nowhere on it when it ran locally
+    assert cell.stage == (None if method == "dask.compute(client=)" else oc.STAGE_TASK), cell
     # A hung task's thread cannot be interrupted; without replacing the
     # workers every later cell would time out too. With one thread per
     # worker, two later cells need both workers free.

@@ -206,6 +206,7 @@ def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: 
             elapsed = time.perf_counter() - start
             if isinstance(e, ComputeTimeout):
                 return _result(case_id, method_name, context, outcome=oc.TIMEOUT, seconds=elapsed,
+                               stage=oc.STAGE_TASK if tap.sent else None,
                                graph_bytes=tap.graph_bytes if tap.sent else None, detail=str(e))
             outcome, stage = oc.classify(e, submitted=tap.submitted or targets_cluster, sent=tap.sent)
             cause = oc.describe_root_cause(e, capture.exceptions)

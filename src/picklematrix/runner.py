@@ -212,15 +212,19 @@ def _judge(attempt: Attempt, case: Case, method: str, context: str, expected: st
     """The cell's result from what its attempt showed: its answer, or how it hung or died."""
     cell = functools.partial(CellResult.of, case, method, context, expected)
     if attempt.timed_out:
-        return cell(oc.TIMEOUT, detail=f"no result within {case.timeout:g}s of compute" if attempt.compute_started
+        # where the work had got to when the clock ran out: on the cluster once the graph left, else still
+        # being pickled by the client (or, before the compute call, the cell was still being defined)
+        stage = oc.STAGE_TASK if attempt.sent else oc.STAGE_CLIENT_PICKLE if attempt.submitted else None
+        return cell(oc.TIMEOUT, stage=stage,
+                    detail=f"no result within {case.timeout:g}s of compute" if attempt.compute_started
                     else f"cell not defined within {case.timeout + CONNECT_ALLOWANCE:g}s")
     answer = attempt.answer
     if answer is not None:
-        outcome, detail = answer["outcome"], answer.get("detail")
+        outcome, detail, stage = answer["outcome"], answer.get("detail"), answer.get("stage")
         if outcome == oc.TASK_ERROR and _closed_client(answer.get("root_cause")):
             # The client refused to send the graph: no task ran, and nothing was learnt about pickling.
-            outcome, detail = oc.HARNESS_ERROR, CLOSED_CLIENT
-        return cell(outcome, root_cause=answer.get("root_cause"), stage=answer.get("stage"),
+            outcome, detail, stage = oc.HARNESS_ERROR, CLOSED_CLIENT, None
+        return cell(outcome, root_cause=answer.get("root_cause"), stage=stage,
                     seconds=answer.get("seconds"),
                     graph_bytes=answer.get("graph_bytes"), samples=answer.get("samples", []),
                     detail=detail)
