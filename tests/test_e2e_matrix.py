@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from picklematrix import fingerprint
 from picklematrix.corpus import CONTEXTS
 from picklematrix.outcomes import CODE_OUTCOMES
 from picklematrix.selection import ASV_TIMED_CONTEXTS, SAMPLES
@@ -126,8 +127,12 @@ def test_asv_results_are_named_and_labelled_by_installed_versions(shards):
     tmp, _, _ = shards
     machine = _machine_dir(tmp / "shard1")
     assert machine.name.startswith("e2emachine")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     name = "picklematrix-py3.11.7-cloudpickle3.0.0-dask2024.6.2-distributed2024.6.2-pydantic2.8.2"
+    # keyed by the fingerprint commit (picklematrix.fingerprint) the run read, which the sidecar names in full
+    (sidecar_file,) = machine.glob(f"*-{name}.outcomes")
+    commit = json.loads(sidecar_file.read_text())["commit"]
+    assert fingerprint.fingerprint_commit(ROOT) == commit or subprocess.run(
+        ["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=ROOT).returncode == 0
     result_file = machine / f"{commit[:8]}-{name}.json"
     assert result_file.exists(), sorted(p.name for p in machine.iterdir())
     assert (machine / f"{commit[:8]}-{name}.outcomes").exists()
