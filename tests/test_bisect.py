@@ -31,9 +31,9 @@ def bisect_run(tmp_path_factory):
                               capture_output=True, text=True, timeout=1200)
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, out[-6000:]
-        stem = tmp / "results" / "bisect" / f"{package}-{lo}..{hi}"
-        return json.loads(stem.with_suffix(".json").read_text()), (tmp / "results" / "bisect" /
-                                                                    f"{stem.name}.md").read_text(), out
+        stem = tmp / "results" / "bisect" / f"{package}-{lo}..{hi}"  # (a version's dots: no with_suffix)
+        return (json.loads(stem.with_name(stem.name + ".json").read_text()),
+                stem.with_name(stem.name + ".md").read_text(), out)
     return run
 
 
