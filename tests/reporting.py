@@ -65,7 +65,7 @@ BUILTIN = ["functions/lambda_square", "pydantic/toplevel_model", "containers/dic
 class Recorded:
     tmp: Path
     results: Path
-    machine: str  # "rptest" or "rptest-<label>" when the tree is dirty
+    machine: str  # "rptest" (a clean clone records it)
     replica: str
     commit: str
     logs: str
@@ -86,56 +86,61 @@ class Recorded:
 _MEMO: dict = {}
 
 
-def _head() -> str:
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
 NEEDED = {A: 2, B: 1, BROKEN: 1}  # recordings per env: A and its A/A copy, B, the env error
 
 
-def _recordings_at(results: Path, commit: str) -> tuple[str | None, list]:
-    """(the machine most envs were recorded under at ``commit``, the envs still to record there).
+def _recordings_at(results: Path) -> tuple[str | None, str | None, list]:
+    """(the machine most envs were recorded under, the commit their files are keyed by, the envs missing).
 
-    The machine name depends on the tree being dirty when an env is recorded (``<machine>-rp``); in a tree
-    others edit and commit in, one run can see both, so recordings count only under one machine (and its
-    ``-rep2`` copy).
+    Records are keyed by the harness commit that last changed the code they depend on (its fingerprint), which
+    need not be HEAD: the key is read from the files.
     """
     found: dict[str, dict] = {}
-    for path in results.glob(f"*/{commit[:8]}-*"):
+    keys = set()
+    for path in results.glob("*/*-*"):
+        key, _, rest = path.name.partition("-")
         if path.name.endswith(".env-error"):
-            env_id = path.name[len(commit[:8]) + 1:-len(".env-error")]
+            env_id = rest[:-len(".env-error")]
         elif path.suffix == ".outcomes":
             env_id = json.loads(path.read_text()).get("env_id")
         else:
             continue
+        keys.add(key)
         base = path.parent.name.removesuffix("-rep2")
         found.setdefault(base, {}).setdefault(env_id, 0)
         found[base][env_id] += 1
     if not found:
-        return None, list(NEEDED)
+        return None, None, list(NEEDED)
+    assert len(keys) == 1, f"records keyed by several commits in one fresh clone: {sorted(keys)}"
     base = max(found, key=lambda m: sum(min(n, NEEDED.get(e, 0)) for e, n in found[m].items()))
-    return base, [env for env, n in NEEDED.items() if found[base].get(env, 0) < n]
+    return base, keys.pop(), [env for env, n in NEEDED.items() if found[base].get(env, 0) < n]
 
 
 def _nox(tmp: Path, results: Path, sessions, *posargs, **extra) -> subprocess.CompletedProcess:
     env = dict(os.environ, PICKLEMATRIX_MATRIX=str(tmp / "matrix.toml"), PICKLEMATRIX_RESULTS=str(results),
                PICKLEMATRIX_ONLY=ONLY, PICKLEMATRIX_CASES=str(tmp / "cases"), PICKLEMATRIX_DIRTY_LABEL="rp",
-               PICKLEMATRIX_MACHINE=MACHINE)
+               PICKLEMATRIX_MACHINE=MACHINE, PICKLEMATRIX_TOOLS_VENV=str(tmp / "tools"))
     for name in ("PICKLEMATRIX_REPLICATE", "PICKLEMATRIX_PROFILE"):
         env.pop(name, None)
     env.update(extra)
-    args = [sys.executable, "-m", "nox", "-s", *(f"matrix({s})" for s in sessions)]
+    args = [sys.executable, "-m", "nox", "--envdir", str(tmp / "envs"), "-s", *(f"matrix({s})" for s in sessions)]
     if posargs:
         args += ["--", *posargs]
-    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500, check=False)
+    return subprocess.run(args, cwd=tmp / "clone", env=env, capture_output=True, text=True, timeout=1500,
+                          check=False)
 
 
 def recorded(tmp_path_factory) -> Recorded:
-    """The mini matrix, recorded once per test session."""
+    """The mini matrix, recorded once per test session.
+
+    It is recorded from a clone of HEAD with nox envs of its own: other engineers commit in this tree while the
+    suite runs, and a session whose HEAD moves is refused (one run's results describe one state of the code),
+    so recording from the shared tree failed again and again.
+    """
     if "recorded" in _MEMO:
         return _MEMO["recorded"]
     tmp = tmp_path_factory.mktemp("mini-matrix")
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(tmp / "clone")], check=True, timeout=120)
     (tmp / "matrix.toml").write_text(MATRIX)
     (tmp / "cases" / "escaping").mkdir(parents=True)
     (tmp / "cases" / "escaping" / "pickle_local_lambda.py").write_text(ESCAPING_CASE)
@@ -146,36 +151,16 @@ def recorded(tmp_path_factory) -> Recorded:
         shutil.copy2(ROOT / "cases" / f"{case}.py", tmp / "cases" / f"{case}.py")
     results = tmp / "results"
     runs = [_nox(tmp, results, [A], PICKLEMATRIX_REPLICATE="2"), _nox(tmp, results, [B, BROKEN])]
-
-    def logs():
-        return "\n".join(p.stdout + p.stderr for p in runs)[-6000:]
-
-    # a session whose HEAD moved after nox started is refused ("HEAD moved"): the loop below re-records it
-    moved = "HEAD moved from" in runs[0].stdout + runs[0].stderr
-    assert runs[0].returncode == 0 or moved, logs()
-    assert runs[1].returncode != 0, "the unresolvable env must fail its session:\n" + logs()
-    # Results are keyed by the commit checked out when each env was recorded. Another engineer committing
-    # meanwhile splits them over two commits: re-record the stale ones at the new HEAD.
-    for attempt in range(5):
-        head = _head()
-        base, stale = _recordings_at(results, head)
-        if not stale:
-            break
-        if attempt == 4:
-            raise AssertionError(f"could not record {stale} at one commit and machine (HEAD keeps moving, or "
-                                 f"the tree keeps turning clean and dirty):\n{logs()}")
-        runs += [_nox(tmp, results, stale, "--force", **({"PICKLEMATRIX_REPLICATE": "2"} if A in stale else {}))]
-    for path in results.glob("*/*"):
-        if path.name == "machine.json":
-            continue
-        if not path.name.startswith(head[:8]) or path.parent.name.removesuffix("-rep2") != base:
-            path.unlink()  # left behind at an older commit, or under the other machine name
-    for mdir in results.iterdir():
-        if mdir.is_dir() and not any(p.name != "machine.json" for p in mdir.iterdir()):
-            shutil.rmtree(mdir)
+    logs = "\n".join(p.stdout + p.stderr for p in runs)[-6000:]
+    assert runs[0].returncode == 0, logs
+    assert runs[1].returncode != 0, "the unresolvable env must fail its session:\n" + logs
+    base, key, stale = _recordings_at(results)
+    assert not stale and base is not None, (stale, logs)
+    commit = subprocess.run(["git", "rev-parse", key], cwd=tmp / "clone", capture_output=True, text=True,
+                            check=True).stdout.strip()
     machines = sorted(p.name for p in results.iterdir() if p.is_dir())
-    assert machines == [base, f"{base}-rep2"], (machines, logs())
-    _MEMO["recorded"] = Recorded(tmp, results, base, f"{base}-rep2", head, logs())
+    assert machines == [base, f"{base}-rep2"], (machines, logs)
+    _MEMO["recorded"] = Recorded(tmp, results, base, f"{base}-rep2", commit, logs)
     return _MEMO["recorded"]
 
 

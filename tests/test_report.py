@@ -87,7 +87,9 @@ def test_table_json_holds_the_envs_the_error_and_the_flip(pub, rec):
     before = top["cells"][base["key"]]["Client.compute|kernel"]
     after = top["cells"][_env(m, B)["key"]]["Client.compute|kernel"]
     assert before["outcome"] == "serialize-error" and after["outcome"] == "pass"
-    assert before["root_cause"] == {"type": "TypeError", "message": "cannot pickle 'sqlite3.Connection' object"}
+    rc = before["root_cause"]
+    assert (rc["type"], rc["message"]) == ("TypeError", "cannot pickle 'sqlite3.Connection' object")
+    assert "history_manager" in rc["path"]  # the path from the result to the culprit: IPython's history db
     assert top["differs"]
     assert not _case(m, "functions/lambda_square")["differs"]
     sidecar = rec.sidecar(A)
@@ -132,8 +134,12 @@ def test_matrix_page_links_reviews_and_asv_graphs(pub):
     assert (pub.site / "reviews" / f"{A}..{B}.html").exists()
     assert "review vs baseline" in html
     graph = asv_graph_url("cells.Outcome.track_outcome", "pydantic/toplevel_model")
-    assert graph == "index.html#cells.Outcome.track_outcome?p-case=%27pydantic%2Ftoplevel_model%27"
-    assert f'href="{graph}"' in html
+    # the case's envs side by side per method (asv's URL state), not asv's one-commit default view
+    assert graph == "index.html#cells.Outcome.track_outcome?p-case=%27pydantic%2Ftoplevel_model%27&x-axis=method"
+    assert f'href="{graph.replace("&", "&amp;")}"' in html
+    # asv's graph page gets the script that lets it draw that view and moves the legend off the plot
+    index = (pub.site / "index.html").read_text()
+    assert '<script src="picklematrix-asv.js"></script>' in index and (pub.site / "picklematrix-asv.js").exists()
     benchmarks = json.loads((pub.results / "benchmarks.json").read_text())
     assert "'pydantic/toplevel_model'" in benchmarks["cells.Outcome.track_outcome"]["params"][0]
 
