@@ -170,20 +170,61 @@ def test_asv_index_and_a_benchmark_graph_render_offline(browser, site_url, tmp_p
     assert browser.js("getComputedStyle(document.getElementById('nav')).position") == "fixed"
     browser.screenshot(tmp_path / "asv-index.png")
 
-    # the matrix page's link to this case's outcome graph
+    _only_local(browser, site_url)
+    assert browser.failed == [], browser.failed
+    assert browser.errors == [], browser.errors
+
+
+def _graph_view(browser):
+    """What asv's graph page shows: flot's series (finite bars?), the axis, the legend and where it sits."""
+    return browser.js("""(() => {
+        const plot = jQuery('#main-graph').data('plot');
+        const xs = plot.getData().map(s => s.datapoints.points.filter((v, i) => i % s.datapoints.pointsize === 0
+                                                                       && v !== null));
+        const box = r => { const b = r.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
+        const legend = document.querySelector('#pm-legend table');
+        return {series: plot.getData().length, bars: plot.getData().every(s => s.bars.show),
+                xs: xs.flat(), finite: xs.flat().every(Number.isFinite),
+                axis: plot.getAxes().xaxis.ticks.map(t => t.label),
+                labels: Array.from(document.querySelectorAll('#main-graph .legendLabel, #pm-legend .legendLabel'))
+                    .map(e => e.textContent),
+                legendInPlot: document.querySelector('#main-graph .legend') !== null,
+                legendBox: legend ? box(legend) : null, plotBox: box(document.querySelector('#main-graph canvas.flot-base'))};
+    })()""")
+
+
+@pytest.mark.parametrize("which", ["outcome graph", "timing graph"])
+def test_the_matrix_pages_graph_links_compare_the_case_across_envs(browser, site_url, tmp_path, which):
+    """A case's graph, opened from the matrix page: its envs side by side per method, the legend beside the plot.
+
+    asv's default view (x axis: harness commits) is a single column of points under a legend that covers them.
+    """
+    browser.requests.clear()
+    browser.errors.clear()
     browser.goto(f"{site_url}/matrix.html")
-    href = browser.js("document.querySelector('#case-pydantic--toplevel_model .links a').getAttribute('href')")
-    assert href.startswith("index.html#cells.Outcome.track_outcome?")
+    href = browser.js("Array.from(document.querySelectorAll('#case-pydantic--toplevel_model .links a'))"
+                      f".find(a => a.textContent === {which!r}).getAttribute('href')")
+    benchmark = "cells.Outcome.track_outcome" if which == "outcome graph" else "cells.Compute.time_compute"
+    assert href.startswith(f"index.html#{benchmark}?") and "x-axis=method" in href, href
     browser.goto(f"{site_url}/{href}")
     browser.wait_for("document.querySelector('#main-graph canvas.flot-base') !== null && "
-                     "document.querySelectorAll('#main-graph .flot-tick-label').length > 0",
-                     what="the flot graph of cells.Outcome.track_outcome")
+                     "jQuery('#main-graph').data('plot') && jQuery('#main-graph').data('plot').getData().length > 0 "
+                     "&& document.querySelectorAll('#pm-legend .legendLabel').length > 0",
+                     what=f"the flot graph of {benchmark} with its legend")
     assert browser.js("document.querySelector('#error').classList.contains('in')") is False
-    labels = browser.js("Array.from(document.querySelectorAll('#main-graph .legendLabel')).map(e => e.textContent)")
-    assert labels and all("pydantic/toplevel_model" in label for label in labels), labels
-    # one point per env x method x context, at the harness commit: a flot series each
-    assert browser.js("jQuery('#main-graph').data('plot').getData().length") == len(labels)
-    shot = browser.screenshot(tmp_path / "asv-graph.png")
+    view = _graph_view(browser)
+    # the case picked, the methods on the x axis, a bar per env and context
+    assert view["labels"] and all("pydantic/toplevel_model" in label for label in view["labels"]), view
+    assert view["series"] == len(view["labels"]) and view["bars"], view
+    assert set(view["axis"]) >= {"dask.compute", "Client.compute"}, view
+    assert view["xs"] and view["finite"], view  # asv 0.6.6 alone gives every bar x = NaN: nothing drawn
+    if which == "outcome graph":  # every cell has an outcome: 3 methods x 6 series (3 envs x 2 contexts)
+        assert len(view["xs"]) == 3 * view["series"], view
+        assert len({round(x, 6) for x in view["xs"]}) == len(view["xs"]), "bars drawn over each other"
+    # the legend is beside the plot, not over it
+    assert not view["legendInPlot"] and view["legendBox"][0] >= view["plotBox"][2], view
+    assert len({env for label in view["labels"] for env in [label]}) == view["series"]
+    shot = browser.screenshot(tmp_path / f"asv-{which.replace(' ', '-')}.png")
     assert shot.stat().st_size > 10_000
     _only_local(browser, site_url)
     assert browser.failed == [], browser.failed
@@ -247,13 +288,80 @@ def test_matrix_page_shows_the_cells_filters_and_root_causes(browser, site_url, 
     assert browser.errors == [], browser.errors
 
 
+def _shown(browser):
+    return browser.js("Array.from(document.querySelectorAll('tr.case-row:not([hidden])')).map(r => r.dataset.case)")
+
+
+def test_matrix_page_answers_at_a_glance(browser, site_url, tmp_path):
+    """The rows that differ are named at the top; headers and the case column stay put; a link keeps the view."""
+    browser.requests.clear()
+    browser.errors.clear()
+    browser.goto(f"{site_url}/matrix.html")
+    # the differing rows (dask#11448's flip here), listed where the page opens, each an anchor to its row
+    links = browser.js("Array.from(document.querySelectorAll('#differing li > a')).map(a => [a.textContent, "
+                       "a.getAttribute('href'), a.getBoundingClientRect().bottom <= innerHeight])")
+    assert links == [["pydantic/toplevel_model", "#case-pydantic--toplevel_model", True]], links
+    summary = browser.js("document.querySelector('#differing li').textContent")
+    assert "C.c @ kernel" in summary and "serialize-error" in summary and "pass" in summary, summary
+    browser.js("document.querySelector('#differing li > a').click()")
+    browser.wait_for("document.querySelector('#case-pydantic--toplevel_model button.expand')"
+                     ".getAttribute('aria-expanded') === 'true'", what="the linked row to open")
+    # the row is in view, just under the sticky headers (not hidden behind them)
+    row_top, heads, header_bottom = browser.js("""[
+        document.getElementById('case-pydantic--toplevel_model').getBoundingClientRect().top,
+        parseFloat(getComputedStyle(document.documentElement).getPropertyValue('--heads')),
+        document.querySelector('#matrix thead tr.axis th').getBoundingClientRect().bottom]""")
+    assert browser.js("scrollY") > 0
+    assert header_bottom - 2 <= row_top <= header_bottom + 40 and abs(heads - header_bottom) < 2, (row_top, heads,
+                                                                                                 header_bottom)
+    filters_bottom = browser.js("document.getElementById('filters').getBoundingClientRect().bottom")
+    env_header_top = browser.js("document.querySelector('#matrix thead th.env').getBoundingClientRect().top")
+    assert abs(env_header_top - filters_bottom) < 2, (env_header_top, filters_bottom)  # stuck under the filters
+    assert browser.js("getComputedStyle(document.querySelector('tr.case-row > th.case')).position") == "sticky"
+    assert browser.js("getComputedStyle(document.querySelector('tr.case-row > th.case')).left") == "0px"
+    browser.screenshot(tmp_path / "matrix-linked-row.png")
+
+    # filters live in the query string: a link reproduces the view
+    b_key = browser.js("document.querySelector('th.env:not(.replica)[data-env*=\"pydantic2.9.2\"]').dataset.env")
+    browser.js("const t = document.getElementById('f-text'); t.value = 'toplevel';"
+               "t.dispatchEvent(new Event('input', {bubbles: true}))")
+    assert _shown(browser) == ["pydantic/toplevel_model"]
+    assert "q=toplevel" in browser.js("location.search")
+    browser.goto(f"{site_url}/matrix.html?outcome=serialize-error")
+    assert _shown(browser) == ["containers/dict_with_lock", "pydantic/toplevel_model"]
+    browser.js(f"const e = document.getElementById('f-env'); e.value = {b_key!r};"
+               "e.dispatchEvent(new Event('change', {bubbles: true}))")
+    assert _shown(browser) == ["containers/dict_with_lock"]  # pydantic 2.9.2 fixed the model
+    assert browser.js("document.querySelectorAll('#matrix thead th.env:not(.env-hidden)').length") == 1
+    url = browser.js("location.href")
+    assert "outcome=serialize-error" in url and "env=" in url
+    browser.goto("about:blank")
+    browser.goto(url)
+    assert browser.js("[document.getElementById('f-outcome').value, document.getElementById('f-env').value]") == \
+        ["serialize-error", b_key]
+    assert _shown(browser) == ["containers/dict_with_lock"]
+    browser.goto(f"{site_url}/matrix.html?differs=1&family=pydantic&hide-c=0")
+    assert browser.js("document.getElementById('f-differs').checked") is True
+    assert _shown(browser) == ["pydantic/toplevel_model"]
+    assert browser.js("getComputedStyle(document.querySelector('#case-pydantic--toplevel_model tr.c0'))"
+                      ".display") == "none"
+    browser.screenshot(tmp_path / "matrix-from-url.png")
+    # a link to a row the filters hide clears them rather than landing nowhere
+    browser.goto(f"{site_url}/matrix.html?family=functions#case-pydantic--toplevel_model")
+    assert "pydantic/toplevel_model" in _shown(browser)
+    _only_local(browser, site_url)
+    assert browser.errors == [], browser.errors
+
+
 def test_review_page_from_the_matrix(browser, site_url, tmp_path):
     browser.goto(f"{site_url}/matrix.html")
     href = browser.js("Array.from(document.querySelectorAll('th.env a')).filter(a => "
                       "a.textContent === 'review vs baseline').map(a => a.getAttribute('href'))[0]")
     assert href == f"reviews/{A}..{B}.html"
     browser.goto(f"{site_url}/{href}")
-    assert "nothing broke" in browser.js("document.getElementById('verdict').textContent")
+    verdict = browser.js("document.getElementById('verdict').textContent")
+    assert "2 fixed, 0 broken, " in verdict and "nothing broke" in verdict, verdict
+    assert "containers/dict_with_lock" in browser.js("document.querySelector('table.still-failing').textContent")
     assert browser.js("document.querySelector('#summary td[data-kind=fixed]').textContent") == "2"
     assert "0 timing changes" in browser.js("document.getElementById('noise').textContent")
     browser.screenshot(tmp_path / "review.png")

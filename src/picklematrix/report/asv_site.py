@@ -108,13 +108,39 @@ def add_nav_link(html: str) -> str:
     return html
 
 
-def asv_graph_url(benchmark: str, case_key: str, env: dict | None = None) -> str:
-    """A link into asv's page for one case's graph (asv matches params by their repr).
+GRAPH_FIXES = "picklematrix-asv.js"
+GRAPH_FIXES_CSS = """<style id="picklematrix-asv">
+  /* the legend's column, right of the plot (picklematrix-asv.js moves the legend there) */
+  #graph.pm-with-legend > div:first-child, #graph.pm-with-legend > div:nth-child(2) { right: 330px !important; }
+  #pm-legend { position: absolute; top: 48px; right: 0; width: 320px; bottom: 0; overflow: auto; font-size: 11px; }
+  #pm-legend table { width: 100%; }
+  #pm-legend td.legendLabel { padding: 1px 4px; word-break: break-word; }
+</style>
+"""
 
-    The x axis stays asv's default (harness commits): asv 0.6.6 draws nothing with a string param as x axis.
+
+def add_graph_fixes(html: str, site: Path) -> str:
+    """asv's index.html with picklematrix-asv.js (after flot's plugins) and its styles; the script is copied in.
+
+    Every picklematrix link to a graph sets a benchmark parameter as x axis, which asv 0.6.6 cannot draw
+    without it (the script says why), and the legend would cover the plot.
+    """
+    (site / GRAPH_FIXES).write_text((Path(__file__).resolve().parent / "templates" / GRAPH_FIXES).read_text())
+    tag = f'<script src="{GRAPH_FIXES}"></script>\n'
+    if GRAPH_FIXES in html or "</head>" not in html:
+        return html
+    return html.replace("</head>", tag + GRAPH_FIXES_CSS + "</head>", 1)
+
+
+def asv_graph_url(benchmark: str, case_key: str, env: dict | None = None) -> str:
+    """A link into asv's graph page showing one case across envs (asv matches params by their repr).
+
+    asv's URL state (graphdisplay.js): ``p-<param>`` selects parameter values, ``x-axis`` puts a parameter on
+    the x axis. The harness commit, asv's default x axis, is one point per env, so the x axis is the compute
+    method: a group of bars per method, one bar per env and context, named in the legend beside the plot.
     ``env`` (a table environment) narrows the graph to its versions, as asv's requirement filters name them.
     """
-    parts = [f"p-case={quote(repr(case_key), safe='')}"]
+    parts = [f"p-case={quote(repr(case_key), safe='')}", "x-axis=method"]
     if env:
         for name in ("cloudpickle", "dask", "pydantic"):
             value = (env.get("versions") or {}).get(name)

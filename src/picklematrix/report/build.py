@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..asvconf import AsvConfigError, default_html_dir
 from .assets import AssetError, localize_site, remote_loads
-from .asv_site import add_nav_link, asv_publish
+from .asv_site import add_graph_fixes, add_nav_link, asv_publish
 from .checkout import CheckoutError, default_results_dir, matrix_order, resolve_checkout
 from .compare import build_review
 from .render import render_table_html, render_table_md
@@ -88,7 +88,7 @@ def build_report(results_dir, html_dir=None, commit=None, asset_cache=None, chec
         except (AssetError, OSError, subprocess.SubprocessError) as e:
             failures.append(f"asv's pages still load their scripts from CDNs (no internet, no graphs): {e}")
         index = site / "index.html"
-        index.write_text(add_nav_link(index.read_text()))
+        index.write_text(add_graph_fixes(add_nav_link(index.read_text()), site))
     order, baseline = matrix_order(checkout)
     table = build_table(rs, order, baseline)
     saved = copy_saved_reviews(results_dir, site)

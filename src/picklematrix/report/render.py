@@ -72,7 +72,28 @@ def render_table_html(table: dict, reviews: list) -> str:
     families = list(dict.fromkeys(c["family"] for c in table["cases"]))
     base = next((e["key"] for e in table["environments"] if e["baseline"]), None)
     review_for = {r["to_key"]: r for r in reversed(reviews) if r.get("to_key") and r.get("from_key") == base}
-    return render_page("matrix.html.j2", t=table, families=families, reviews=reviews, review_for=review_for)
+    return render_page("matrix.html.j2", t=table, families=families, reviews=reviews, review_for=review_for,
+                       differing=differing_rows(table))
+
+
+def differing_rows(table: dict) -> list:
+    """The rows whose outcome differs between envs, each with the cells that differ and their distinct outcomes.
+
+    The page lists them at the top, as anchors: among thousands of rows they are what a reader comes for.
+    """
+    compared = [e["key"] for e in table["environments"] if e["kind"] == "result" and not e["replica_of"]]
+    out = []
+    for case in table["cases"]:
+        if not case["differs"]:
+            continue
+        slots = []
+        for m in table["methods"]:
+            for c in table["contexts"]:
+                seen = list(dict.fromkeys((case["cells"][k][f"{m}|{c}"] or {}).get("outcome") for k in compared))
+                if len(seen) > 1:
+                    slots.append({"slot": f"{short_method(m)} @ {c}", "outcomes": seen})
+        out.append({"key": case["key"], "anchor": "case-" + case["key"].replace("/", "--"), "slots": slots})
+    return out
 
 
 def md_code(text) -> str:
