@@ -169,7 +169,18 @@ def test_asv_index_and_a_benchmark_graph_render_offline(browser, site_url, tmp_p
     # bootstrap's stylesheet applies (the navbar is fixed at the top)
     assert browser.js("getComputedStyle(document.getElementById('nav')).position") == "fixed"
     browser.screenshot(tmp_path / "asv-index.png")
-
+    # a graph opened from asv's own grid (no x axis in its URL) compares the envs per method too: the results
+    # hold one harness commit, where asv's default axis (commits) is a single column of points
+    link = browser.js("document.querySelector('#summarygrid-display a.benchmark-container[href*=\"track_outcome\"]')"
+                      ".getAttribute('href')")
+    assert link == "#cells.Outcome.track_outcome", link
+    browser.goto("about:blank")
+    browser.goto(f"{site_url}/index.html{link}")
+    browser.wait_for("location.hash.includes('x-axis=method') && jQuery('#main-graph').data('plot') && "
+                     "jQuery('#main-graph').data('plot').getData().length > 0", what="the grid's graph, per method")
+    view = _graph_view(browser)
+    assert view["bars"] and view["xs"] and view["finite"] and not view["legendInPlot"], view
+    browser.screenshot(tmp_path / "asv-graph-from-grid.png")
     _only_local(browser, site_url)
     assert browser.failed == [], browser.failed
     assert browser.errors == [], browser.errors

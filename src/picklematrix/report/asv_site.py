@@ -119,13 +119,16 @@ GRAPH_FIXES_CSS = """<style id="picklematrix-asv">
 """
 
 
-def add_graph_fixes(html: str, site: Path) -> str:
+def add_graph_fixes(html: str, site: Path, default_x_axis: str | None = None) -> str:
     """asv's index.html with picklematrix-asv.js (after flot's plugins) and its styles; the script is copied in.
 
     Every picklematrix link to a graph sets a benchmark parameter as x axis, which asv 0.6.6 cannot draw
-    without it (the script says why), and the legend would cover the plot.
+    without it (the script says why), and the legend would cover the plot. ``default_x_axis``: the parameter a
+    graph opened without an x axis in its URL (from asv's own grid or list) gets; None keeps asv's (commits).
     """
-    (site / GRAPH_FIXES).write_text((Path(__file__).resolve().parent / "templates" / GRAPH_FIXES).read_text())
+    script = (Path(__file__).resolve().parent / "templates" / GRAPH_FIXES).read_text()
+    (site / GRAPH_FIXES).write_text(script.replace("var DEFAULT_X_AXIS = null;",
+                                                   f"var DEFAULT_X_AXIS = {json.dumps(default_x_axis)};", 1))
     tag = f'<script src="{GRAPH_FIXES}"></script>\n'
     if GRAPH_FIXES in html or "</head>" not in html:
         return html

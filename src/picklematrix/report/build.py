@@ -88,7 +88,10 @@ def build_report(results_dir, html_dir=None, commit=None, asset_cache=None, chec
         except (AssetError, OSError, subprocess.SubprocessError) as e:
             failures.append(f"asv's pages still load their scripts from CDNs (no internet, no graphs): {e}")
         index = site / "index.html"
-        index.write_text(add_graph_fixes(add_nav_link(index.read_text()), site))
+        # one harness commit: asv's default x axis (commits) is one column of points; show the methods instead
+        commits = {r.commit for r in rs.recordings if r.asv_path is not None}
+        index.write_text(add_graph_fixes(add_nav_link(index.read_text()), site,
+                                         default_x_axis="method" if len(commits) <= 1 else None))
     order, baseline = matrix_order(checkout)
     table = build_table(rs, order, baseline)
     saved = copy_saved_reviews(results_dir, site)

@@ -7,9 +7,21 @@
       names into numbers.
    2. The legend (one entry per env and context: ~80 in a full profile) is drawn over the plot, hiding it. It
       goes into a column of its own, right of the plot.
+   3. A graph opened without an x axis in its URL (from asv's grid or list) gets DEFAULT_X_AXIS, set by the
+      report when the results hold one harness commit: asv's default, the commits, is then one column of points.
+      Choosing "commit" in asv's x-axis panel puts it in the URL, and it stays.
 */
 (function ($) {
   "use strict";
+  var DEFAULT_X_AXIS = null;
+
+  function defaultView() {
+    var m = /^#([A-Za-z_][\w.]*\.[\w]+)(\?.*)?$/.exec(location.hash);
+    if (!DEFAULT_X_AXIS || !m || /[?&]x-axis=/.test(location.hash)) return;
+    location.replace(location.hash + (m[2] ? "&" : "?") + "x-axis=" + encodeURIComponent(DEFAULT_X_AXIS));
+  }
+  defaultView();  // before asv reads the URL on document ready
+  window.addEventListener("hashchange", defaultView);
 
   function isMain(plot) { return plot.getPlaceholder().attr("id") === "main-graph"; }
 
