@@ -9,19 +9,22 @@ machines recorded it, or ``name=version[,name=version]`` (``pydantic=2.8.2``, ``
 picks one env. A version change ``NAME=A..B`` reviews the env with NAME=A (the baseline's when it qualifies)
 against the env that differs from it only in NAME=B.
 
-It lists the cells that flip (fixed: fail -> pass; broken: pass -> fail; failure changed: another failure
-outcome or root cause type; other changes, e.g. pass -> ran-locally) and the timings that changed beyond
-``--factor``, decided by asv compare's rule (the factor, and the 99% confidence intervals must not overlap:
-:func:`picklematrix.report.compare.faster_beyond`). Noise: when the from-env (or the baseline) was recorded
-twice (``PICKLEMATRIX_REPLICATE=2 nox -s matrix`` records a copy under machine ``<machine>-rep2``), the same
-test runs on that A/A pair; any change there makes the threshold unsafe, and the review says from which
-factor on the A/A pair is quiet.
+The verdict comes first: a line of counts (cells fixed, broken, still failing, not compared; timings slower and
+faster beyond ``--factor``), then what it means. Sections follow, changes first: broken (pass -> fail), not
+compared (a partial record, a cell only one side has), slower, faster, fixed (fail -> pass), still failing
+(fail -> fail, grouped by case and root cause: what the change does not fix), other changes (e.g.
+pass -> ran-locally). Timing changes are decided by asv compare's rule (the factor, and the 99% confidence
+intervals must not overlap: :func:`picklematrix.report.compare.faster_beyond`). Noise: when the from-env (or the
+baseline) was recorded twice (``PICKLEMATRIX_REPLICATE=2 nox -s matrix`` records a copy under machine
+``<machine>-rep2``), the same test runs on that A/A pair; any change there makes the threshold unsafe, and the
+review says from which factor on the A/A pair is quiet.
 
 Writes markdown to stdout and ``<results>/reviews/<from>..<to>.md``, and HTML to ``.html`` next to it
-(``nox -s report`` links it from the matrix page). Exit status: 0 nothing broke and nothing got slower beyond
-the threshold, every cell compared; 1 something broke or got slower, or some cell could not be compared (a
-partial record, a cell only one side has: the review names them); 2 bad input (unknown env, no results, an
-env that could not be built).
+(``nox -s report`` links it from the matrix page). The markdown fits a PR comment (65,536 characters) for any
+profile: a section that does not fit says how many rows it left out, and the end names the HTML file, which has
+everything. Exit status: 0 nothing broke, nothing got slower beyond the threshold, every cell compared; 1 some cell
+broke or got slower, or some cell could not be compared; 2 bad input (unknown env, no results, an env that could
+not be built).
 """
 
 from __future__ import annotations
