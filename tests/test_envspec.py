@@ -90,3 +90,17 @@ def test_bisect_lists_releases_from_the_index():
     versions = bisect.pypi_versions("pydantic")
     assert bisect.between(versions, "2.8.2", "2.9.2") == ["2.9.0", "2.9.1"]  # 2.9.0b1, b2 only with pre=True
     assert "2.9.0b1" in bisect.pypi_versions("pydantic", pre=True)
+
+
+def test_a_requirements_file_pin_that_conflicts_with_the_harness_is_an_env_error_naming_both(tmp_path):
+    import subprocess
+
+    freeze = tmp_path / "requirements.txt"
+    freeze.write_text((FREEZES / "requirements-pyd2.8.2.txt").read_text() + "ipykernel==6.28.0\n")
+    env = envspec.resolve_text(str(freeze))
+    venv = tmp_path / "venv"
+    subprocess.run([envs.uv(), "venv", "-q", "-p", "3.11", str(venv)], check=True)
+    with pytest.raises(envs.EnvError) as err:
+        envs.prepare(env, envs.venv_python(venv), ROOT)
+    assert err.value.stage == "install"
+    assert "ipykernel==6.28.0" in str(err.value) and "ipykernel==6.29.5" in str(err.value), str(err.value)
