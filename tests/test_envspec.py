@@ -104,3 +104,21 @@ def test_a_requirements_file_pin_that_conflicts_with_the_harness_is_an_env_error
         envs.prepare(env, envs.venv_python(venv), ROOT)
     assert err.value.stage == "install"
     assert "ipykernel==6.28.0" in str(err.value) and "ipykernel==6.29.5" in str(err.value), str(err.value)
+
+
+def test_bisect_skips_releases_that_cannot_be_built():
+    asked = []
+
+    def differs(v):  # 3 and 5 cannot be built; the change came with 6
+        asked.append(v)
+        return None if v in ("3", "5") else int(v) >= 6
+
+    # 5, just before the change, is unknown: it may be the first, and is named with the answer
+    assert bisect.first_differing([str(i) for i in range(10)], differs) == ("6", ["5"])
+    assert "5" in asked
+    asked.clear()
+    assert bisect.first_differing([str(i) for i in range(10)], lambda v: differs(v) if v != "5" else True) == (
+        "5", [])
+    assert "3" not in asked or "4" in asked  # a skipped release's neighbour is tried instead
+    # nothing buildable between the last same and the first differing: those may be the first
+    assert bisect.first_differing(["1", "2", "3", "4"], lambda v: None) == ("4", ["2", "3"])

@@ -184,26 +184,7 @@ def bisect(package: str, lo: str, hi: str, base: Env, checkout: Path, out_dir: P
         last = differs(hi)
         if last is None:
             raise BisectError(f"--to {package} {hi} ({tried[hi].env_id}) cannot be recorded:\n{tried[hi].error}")
-        found, skipped_near = None, []
-        if last:
-            # candidates[0] is --from (same), candidates[-1] is --to (differs): find the first that differs
-            candidates = [lo, *inner, hi]
-            good, bad = 0, len(candidates) - 1
-            while bad - good > 1:
-                mid = (good + bad) // 2
-                # a release that cannot be built is skipped: try the buildable one nearest the middle
-                order = sorted(range(good + 1, bad), key=lambda i: (abs(i - mid), i))
-                verdict = None
-                for i in order:
-                    verdict = differs(candidates[i])
-                    if verdict is not None:
-                        mid = i
-                        break
-                if verdict is None:  # nothing between good and bad can be built
-                    skipped_near = candidates[good + 1:bad]
-                    break
-                good, bad = (good, mid) if verdict else (mid, bad)
-            found = candidates[bad]
+        found, skipped_near = first_differing([lo, *inner, hi], differs) if last else (None, [])
     report = _report(package, lo, hi, base, cases, case_dirs, inner, tried, first, found, skipped_near, pre)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{canonicalize_name(package) if package != 'python' else 'python'}-{lo}..{hi}"
@@ -211,6 +192,30 @@ def bisect(package: str, lo: str, hi: str, base: Env, checkout: Path, out_dir: P
     (out_dir / f"{stem}.md").write_text(markdown(report))
     report["paths"] = [str(out_dir / f"{stem}.md"), str(out_dir / f"{stem}.json")]
     return report
+
+
+def first_differing(candidates: list[str], differs) -> tuple[str, list[str]]:
+    """(the first of ``candidates`` for which ``differs`` is true, the unbuildable ones just before it).
+
+    ``candidates[0]`` is known not to differ and ``candidates[-1]`` to differ; ``differs(v)`` is None when ``v``
+    cannot be built: that release is skipped and its nearest buildable neighbour tried instead. When nothing
+    between the last same and the first differing release can be built, those are returned as the second item:
+    any of them may be the first.
+    """
+    good, bad = 0, len(candidates) - 1
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        order = sorted(range(good + 1, bad), key=lambda i: (abs(i - mid), i))
+        verdict = None
+        for i in order:
+            verdict = differs(candidates[i])
+            if verdict is not None:
+                mid = i
+                break
+        if verdict is None:
+            return candidates[bad], candidates[good + 1:bad]
+        good, bad = (good, mid) if verdict else (mid, bad)
+    return candidates[bad], []
 
 
 def _kind(a: str | None, b: str | None) -> str:
