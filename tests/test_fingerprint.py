@@ -60,3 +60,14 @@ def test_an_env_recorded_under_an_older_fingerprint_is_shown_marked(tmp_path):
     assert any("shown, marked" in p.message for p in rs.problems)
     # --commit shows exactly that commit
     assert {r.commit for r in load_results(results, commit=old[:8], checkout=repo).current()} == {old}
+
+
+def test_a_bisects_files_in_the_results_dir_are_not_a_machine(tmp_path):
+    results = tmp_path / "results"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    _sidecar(results, commit, "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11", "2.8.2", "pass")
+    (results / "bisect").mkdir()
+    (results / "bisect" / "pydantic-2.8.2..2.9.2.json").write_text('{"package": "pydantic"}\n')
+    rs = load_results(results)
+    assert [r.machine for r in rs.current()] == ["box"]
+    assert not any("bisect" in p.path for p in rs.problems)

@@ -20,6 +20,8 @@ from .checkout import fingerprint_head
 REPLICA = re.compile(r"^(?P<base>.+)-rep(?P<n>\d+)$")
 VERSION_NAMES = ("cloudpickle", "dask", "distributed", "pydantic")
 RESULT_SUFFIXES = (".json", sidecar.SUFFIX, ".env-error")
+# What the review and the bisect write into the results directory: not machines (a bisect's .json is no asv result)
+NOT_MACHINES = ("reviews", "bisect")
 
 
 class BadInput(Exception):
@@ -189,7 +191,7 @@ def load_results(results_dir, commit: str | None = None, checkout: Path | None =
         except (OSError, ValueError) as e:
             problems.append(Problem(str(bpath), f"unreadable ({e}); asv's graphs need it: re-run `nox -s matrix`"))
     recordings: list[Recording] = []
-    for mdir in sorted(p for p in results_dir.iterdir() if p.is_dir()):
+    for mdir in sorted(p for p in results_dir.iterdir() if p.is_dir() and p.name not in NOT_MACHINES):
         files = sorted(p for p in mdir.iterdir() if p.is_file())
         if not any(p.suffix in RESULT_SUFFIXES and p.name != "machine.json" for p in files):
             continue
