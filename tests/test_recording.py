@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from picklematrix import fingerprint, recording
+from picklematrix import fingerprint, recording, resultsdir
 from picklematrix.matrix import parse_env_id
 
 
@@ -150,8 +150,8 @@ def test_harness_command_applies_cases_and_only(monkeypatch, tmp_path):
 
 
 def test_an_env_error_is_recorded_where_the_report_reads_it(tmp_path):
-    target = recording.Target(tmp_path / "results", "f" * 40, "box")
-    path = recording.record_env_error(target, ENV, "install", "x" * 30000)
+    target = resultsdir.Target(tmp_path / "results", "f" * 40, "box")
+    path = resultsdir.record_env_error(target, ENV, "install", "x" * 30000)
     assert path == tmp_path / "results" / "box" / f"ffffffff-{ENV.env_id}.env-error"
     data = json.loads(path.read_text())
     assert data["stage"] == "install" and data["env"]["env_id"] == ENV.env_id and len(data["message"]) == 20000
@@ -162,7 +162,7 @@ def test_merge_copies_one_env_s_asv_files_into_the_results(tmp_path):
     (stage / "box").mkdir(parents=True)
     for rel, text in (("benchmarks.json", "{}"), ("box/machine.json", '{"machine": "box"}'), ("box/r.json", "1")):
         (stage / rel).write_text(text)
-    recording.merge_asv_results(stage, results, "box", "r.json")
+    resultsdir.merge_asv_results(stage, results, "box", "r.json")
     assert (results / "box" / "r.json").read_text() == "1"
     assert sorted(p.name for p in results.rglob("*") if p.is_file()) == [
         ".merge.lock", "benchmarks.json", "machine.json", "r.json"]

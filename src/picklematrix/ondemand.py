@@ -15,7 +15,7 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import envs, recording, sidecar as sidecars
+from . import envs, recording, resultsdir, sidecar as sidecars
 from .matrix import Env
 from .versions import ABSENT
 
@@ -95,8 +95,8 @@ def record(env: Env, checkout: Path, results: Path, *, venvs: Path | None = None
     try:
         python = make_venv(env, where)
     except envs.EnvError as e:
-        target = recording.Target(results, commit, machine)
-        path = recording.record_env_error(target, env, e.stage, str(e))
+        target = resultsdir.Target(results, commit, machine)
+        path = resultsdir.record_env_error(target, env, e.stage, str(e))
         raise recording.RecordingError(f"{e}\n(recorded in {path})") from None
     tmp = where / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)

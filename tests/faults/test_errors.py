@@ -20,7 +20,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from picklematrix import envs, pins, recording
+from picklematrix import envs, pins, recording, resultsdir
 from picklematrix.matrix import parse_env_id
 from picklematrix.report import compare
 from picklematrix.report.render import render_table_md
@@ -75,9 +75,9 @@ def test_an_unwritable_results_dir_stops_the_recording_before_anything_is_built(
 
 
 def test_an_env_error_that_cannot_be_written_is_one_line(blocked):
-    target = recording.Target(blocked, "f" * 40, "box")
+    target = resultsdir.Target(blocked, "f" * 40, "box")
     with pytest.raises(recording.RecordingError) as err:
-        recording.record_env_error(target, ENV, "install", "No solution found")
+        resultsdir.record_env_error(target, ENV, "install", "No solution found")
     _one_line_naming(err.value, blocked)
 
 
@@ -87,7 +87,7 @@ def test_a_merge_into_an_unwritable_results_dir_is_one_line(tmp_path, blocked):
     for rel in ("benchmarks.json", "box/machine.json", "box/r.json"):
         (stage / rel).write_text("{}")
     with pytest.raises(recording.RecordingError) as err:
-        recording.merge_asv_results(stage, blocked, "box", "r.json")
+        resultsdir.merge_asv_results(stage, blocked, "box", "r.json")
     _one_line_naming(err.value, blocked)
 
 
@@ -99,7 +99,7 @@ def test_a_merge_whose_machine_dir_is_a_file_is_one_line(tmp_path):
     results.mkdir()
     (results / "box").write_text("not a directory")
     with pytest.raises(recording.RecordingError) as err:
-        recording.merge_asv_results(stage, results, "box", "r.json", sidecar=stage / "s.outcomes")
+        resultsdir.merge_asv_results(stage, results, "box", "r.json", sidecar=stage / "s.outcomes")
     _one_line_naming(err.value, results / "box")
 
 

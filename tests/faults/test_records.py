@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from picklematrix import recording, sidecar
+from picklematrix import resultsdir, sidecar
 from picklematrix.report import compare
 from picklematrix.report.results import Recording, ResultSet, load_results
 
@@ -115,14 +115,14 @@ def test_only_a_complete_record_counts_as_recorded(tmp_path):
     writer = sidecar.SidecarWriter(path, head, staging=False)
     writer.add({"case": "a", "family": "f", "method": "m", "context": "script", "outcome": "pass"})
     result_file.write_text("{}")
-    assert recording.recorded(result_file, path) is None  # complete: false
+    assert resultsdir.recorded(result_file, path) is None  # complete: false
     writer.finish()
-    assert recording.recorded(result_file, path).complete
+    assert resultsdir.recorded(result_file, path).complete
     sidecar.partial_path(path).write_text("{}")  # a recording of it was interrupted
-    assert recording.recorded(result_file, path) is None
+    assert resultsdir.recorded(result_file, path) is None
     sidecar.partial_path(path).unlink()
     result_file.unlink()  # asv never finished
-    assert recording.recorded(result_file, path) is None
+    assert resultsdir.recorded(result_file, path) is None
 
 
 def _rec(label: str, keys, complete=True) -> Recording:

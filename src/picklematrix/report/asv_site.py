@@ -13,7 +13,8 @@ from urllib.parse import quote
 from ..asvconf import AsvConfigError, write_config
 from ..corpus import ABSENT
 from ..selection import COMPUTE, GRAPH_SIZE, OUTCOME
-from .results import ResultSet, param_value
+from .asv_results import param_value
+from .results import ResultSet
 
 NAV_LINK = '<li id="nav-li-matrix"><a href="matrix.html">Outcome matrix</a></li>'
 

@@ -8,7 +8,9 @@ import re
 from ..corpus import ABSENT
 from ..outcomes import HARNESS_ERROR, PASS
 from ..selection import COMPUTE
-from .results import BadInput, Recording, ResultSet, error_explanation, isna, name_cells
+from .asv_results import isna
+from .naming import error_explanation, name_cells
+from .results import BadInput, Recording, ResultSet
 from .table import BAD, cell_sort_key, cell_view
 
 EXIT_OK, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2

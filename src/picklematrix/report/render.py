@@ -8,7 +8,7 @@ from pathlib import Path
 from ..outcomes import OUTCOMES, PASS, RAN_LOCALLY
 from ..selection import COMPUTE, OUTCOME
 from .asv_site import asv_graph_url
-from .results import error_explanation
+from .naming import error_explanation
 from .table import BAD
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

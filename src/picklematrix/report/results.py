@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import ast
-import itertools
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import sidecar
-from ..corpus import ABSENT
+from ..versions import ABSENT
 from ..matrix import Env
-from ..outcomes import CODE_OUTCOMES, HARNESS_ERROR, OUTCOMES
-from ..selection import COMPUTE, OUTCOME
+from ..outcomes import OUTCOMES
+from ..selection import COMPUTE
+from . import asv_results
+from .naming import name_cells
 from .checkout import fingerprint_head
 
 REPLICA = re.compile(r"^(?P<base>.+)-rep(?P<n>\d+)$")
@@ -117,36 +116,6 @@ class ResultSet:
         return [r for r in self.recordings if r.commit == self.commit] + self.older
 
 
-def isna(value) -> bool:
-    """asv's "no value": None (failed) or NaN (skipped, n/a)."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def param_value(text) -> str:
-    """An asv param value as the harness names it: asv stores their repr (``"'functions/lambda_square'"``)."""
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return str(text)
-    return value if isinstance(value, str) else str(value)
-
-
-def _unrolled(result, key) -> dict:
-    """{(case, method, context): (value, stats, samples)} of one benchmark in one asv result."""
-    params = result.get_result_params(key)
-    if not params:
-        return {}
-    combos = list(itertools.product(*params))  # asv stores a parameterized result in this order
-
-    def column(values):
-        return values if values is not None else [None] * len(combos)
-
-    columns = (result.get_result_value(key, params), result.get_result_stats(key, params),
-               result.get_result_samples(key, params))
-    return {tuple(param_value(p) for p in combo): (value, stat, sample)
-            for combo, value, stat, sample in zip(combos, *map(column, columns))}
-
-
 def derive_env_id(python: str | None, versions: dict) -> str | None:
     """matrix.toml's env id for installed versions (python by minor version), as ``nox -s matrix`` names it."""
     if not python or not versions.get("cloudpickle") or not versions.get("dask"):
@@ -158,19 +127,6 @@ def derive_env_id(python: str | None, versions: dict) -> str | None:
 def _load_json(path: Path):
     with open(path) as f:
         return json.load(f)
-
-
-def _load_asv_result(path: Path, machine: str, problems: list):
-    from asv import util as asv_util
-    from asv.results import Results
-
-    try:
-        return Results.load(str(path), machine_name=machine)
-    except asv_util.UserError as e:
-        problems.append(Problem(str(path), f"not a loadable asv result (truncated or corrupt?): {e}"))
-    except (KeyError, TypeError, ValueError) as e:
-        problems.append(Problem(str(path), f"not an asv result file: {type(e).__name__}: {e}"))
-    return None
 
 
 def load_results(results_dir, commit: str | None = None, checkout: Path | None = None) -> ResultSet:
@@ -237,28 +193,6 @@ def _older_recordings(recordings: list, chosen: str) -> list[Recording]:
                               f"changed since: {chosen[:8]}); `nox -s matrix` records it again")
         r.notes.append(r.fingerprint_note)
     return sorted(newest.values(), key=lambda r: (r.machine, r.env_name))
-
-
-def error_explanation(message: str, limit: int = 1500) -> str:
-    """An env error's message on one line, its explanation kept: uv's first lines say only which env and
-    where ("cannot install ...", "Using Python ... environment at ..."); what matters follows
-    ("No solution found ...", "because dask>=2026.8.0 depends on cloudpickle>=3.0.0 ...")."""
-    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
-    start = next((i for i, ln in enumerate(lines) if ln.lower().startswith(("error:", "×", "x "))
-                  or "no solution found" in ln.lower()), 0)
-    text = " ".join(lines[start:]) or " ".join(lines)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def cell_name(key) -> str:
-    """``family/case method @context``: a cell as messages name it."""
-    return f"{key[0]} {key[1]} @{key[2]}"
-
-
-def name_cells(keys, limit: int = 10) -> str:
-    keys = sorted(keys)
-    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
-    return ", ".join(cell_name(k) for k in keys[:limit]) + more
 
 
 def _name_missing_cells(current: list, problems: list) -> None:
@@ -344,7 +278,9 @@ def _load_machine(machine: str, files: list, problems: list) -> list[Recording]:
         result = None
         if ".json" in paths:
             rec.asv_path = paths[".json"]
-            result = _load_asv_result(rec.asv_path, machine, problems)
+            result, wrong = asv_results.load(rec.asv_path, machine)
+            if wrong:
+                problems.append(Problem(str(rec.asv_path), wrong))
         if sidecar.SUFFIX in paths:
             rec.sidecar_path = paths[sidecar.SUFFIX]
             _load_sidecar(rec, problems)
@@ -427,11 +363,6 @@ def _load_sidecar(rec: Recording, problems: list) -> None:
                                            f"unknown outcome; known: {', '.join(OUTCOMES)})"))
 
 
-def _asv_version(result, name: str) -> str | None:
-    value = result.params.get(name)
-    return None if value in (None, ABSENT) else value
-
-
 def _merge_asv(rec: Recording, result, problems: list) -> None:
     if not rec.commit or not result.commit_hash.startswith(rec.commit[:8]):
         problems.append(Problem(str(rec.asv_path), f"asv says commit {result.commit_hash[:8]}, the file name "
@@ -445,30 +376,23 @@ def _merge_asv(rec: Recording, result, problems: list) -> None:
             problems.append(Problem(str(rec.asv_path), f"asv ran python {result.params['python']}, the sidecar "
                                                        f"says {rec.python}: not the same environment"))
         for name in VERSION_NAMES:
-            asv_v = _asv_version(result, name)
+            asv_v = asv_results.asv_version(result, name)
             if rec.versions and asv_v != rec.versions.get(name):
                 problems.append(Problem(str(rec.asv_path), f"asv ran {name} {asv_v}, the sidecar says "
                                                            f"{rec.versions.get(name)}: not the same environment"))
     rec.env_name = result.env_name
     rec.asv_result = result
-    rec.timings = _unrolled(result, COMPUTE)
+    rec.timings = asv_results.unrolled(result, COMPUTE)
     rec.benchmark_versions = dict(result.benchmark_version)
 
 
 def _cells_from_asv(rec: Recording, result, problems: list) -> None:
     """No sidecar: asv's outcome codes still say what happened, without root causes."""
     rec.python = result.params.get("python")
-    rec.versions = {k: _asv_version(result, k) for k in VERSION_NAMES}
+    rec.versions = {k: asv_results.asv_version(result, k) for k in VERSION_NAMES}
     rec.env_id = rec.env_id or derive_env_id(rec.python, rec.versions)
     rec.notes.append("no outcome sidecar: outcomes from asv's codes, no root causes")
     problems.append(Problem(str(rec.asv_path), f"asv result without its outcome sidecar "
                                                f"({rec.asv_path.stem}{sidecar.SUFFIX}): outcomes come from asv's "
                                                "outcome codes, root causes are unknown"))
-    for (case, method, context), (value, _stats, _samples) in _unrolled(result, OUTCOME).items():
-        if isna(value):
-            continue
-        family, _, case_id = case.partition("/")
-        rec.cells[(case, method, context)] = {
-            "case": case_id, "family": family, "method": method, "context": context,
-            "outcome": CODE_OUTCOMES.get(int(value), HARNESS_ERROR), "expected": None, "surprise": False,
-            "root_cause": None, "seconds": None, "graph_bytes": None, "detail": "from asv's outcome code"}
+    rec.cells.update(asv_results.cells_from_codes(result))

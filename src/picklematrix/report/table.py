@@ -8,7 +8,8 @@ from pathlib import Path
 from ..corpus import BUILTIN_CASES, CONTEXTS, CorpusError, load_corpus
 from ..methods import METHODS
 from ..outcomes import FAILURES, OUTCOMES, TIMEOUT
-from .results import Recording, ResultSet, isna
+from .asv_results import isna
+from .results import Recording, ResultSet
 
 TABLE_JSON_FORMAT = 1
 
