@@ -13,6 +13,14 @@ from picklematrix.recording import RUN_COMMIT_VAR
 # is when they start: inherited, a commit made while the suite runs would make them refuse to record.
 os.environ.pop(RUN_COMMIT_VAR, None)
 
+
+@pytest.fixture(autouse=True)
+def _run_commit_stays_in_its_test():
+    """A test that takes a repository's commit as "this nox run's" (recording.remember_run_commit sets it in
+    os.environ) must not hand it to the nox runs of every later test, which would then refuse to record."""
+    yield
+    os.environ.pop(RUN_COMMIT_VAR, None)
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 FIXTURE_CASES = DATA / "cases"

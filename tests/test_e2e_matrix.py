@@ -243,7 +243,8 @@ def test_rerun_skips_envs_already_recorded_and_keeps_the_env_byte_compiled(shard
 
 
 def test_a_dirty_tree_is_refused_without_a_label(tmp_path):
-    probe = ROOT / "tests" / "_uncommitted_probe.txt"
+    # in a path results depend on (picklematrix.fingerprint): an uncommitted change to tests/ would not count
+    probe = ROOT / "src" / "picklematrix" / "_uncommitted_probe.txt"
     probe.write_text("makes the work tree dirty for this test\n")
     try:
         matrix = tmp_path / "matrix.toml"
