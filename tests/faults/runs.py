@@ -15,6 +15,15 @@ from pathlib import Path
 FAULT_CASES = Path(__file__).resolve().parent / "cases"
 
 
+def fault_cases(family: str) -> dict:
+    """{case id: Case} of one family of the fault cases (``cases/<family>/``), all of them loadable."""
+    from picklematrix.corpus import load_corpus
+
+    cases, problems = load_corpus([FAULT_CASES])
+    assert not problems, problems
+    return {c.case_id: c for c in cases if c.family == family}
+
+
 def session_members(sid: int) -> list:
     """(pid, command line) of every process in session ``sid``, read from /proc (no psutil)."""
     members = []

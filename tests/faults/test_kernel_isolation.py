@@ -7,23 +7,19 @@ the innocent case ``then_innocent`` runs in the same kernel context and must pas
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from picklematrix import outcomes as oc
 
-GLOBALS_CASES = Path(__file__).resolve().parent / "cases" / "globals"
+from .runs import fault_cases
+
 METHOD = "Client.compute"
 
 
 @pytest.fixture(scope="module")
 def globals_cases():
-    from picklematrix.corpus import load_corpus
-
-    cases, problems = load_corpus([GLOBALS_CASES.parent])
-    assert not problems, problems
-    return {c.case_id: c for c in cases if c.family == "globals"}
+    return fault_cases("globals")
 
 
 @pytest.fixture(scope="module")

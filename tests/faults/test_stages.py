@@ -6,24 +6,20 @@ Real cells on a real cluster, in both contexts: the fault cases of tests/faults/
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from picklematrix import outcomes as oc
 
-STAGE_CASES = Path(__file__).resolve().parent / "cases" / "stages"
+from .runs import fault_cases
+
 CONTEXTS = ("script", "kernel")
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 
 
 @pytest.fixture(scope="module")
 def stage_cases():
-    from picklematrix.corpus import load_corpus
-
-    cases, problems = load_corpus([STAGE_CASES.parent])
-    assert not problems, problems
-    return {c.case_id: c for c in cases if c.family == "stages"}
+    return fault_cases("stages")
 
 
 @pytest.fixture(scope="module")
