@@ -75,3 +75,20 @@ def nox_sessions():
         return known[name]
 
     return exists
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A real git repository with one commit, taken as this nox run's commit."""
+    from picklematrix import recording
+
+    path = tmp_path / "repo"
+    path.mkdir()
+    for args in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
+                                  "-m", "first"]):
+        subprocess.run(["git", *args], cwd=path, check=True)
+    for var in (recording.RUN_COMMIT_VAR, "PICKLEMATRIX_DIRTY_LABEL", "PICKLEMATRIX_MACHINE",
+                "PICKLEMATRIX_REPLICATE"):
+        monkeypatch.delenv(var, raising=False)
+    recording.remember_run_commit(path)
+    return path

@@ -15,21 +15,6 @@ from picklematrix.matrix import parse_env_id
 ENV = parse_env_id("cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11")
 
 
-@pytest.fixture
-def repo(tmp_path, monkeypatch):
-    """A real git repository with one commit, taken as this nox run's commit."""
-    path = tmp_path / "repo"
-    path.mkdir()
-    for args in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
-                                  "-m", "first"]):
-        subprocess.run(["git", *args], cwd=path, check=True)
-    monkeypatch.delenv(recording.RUN_COMMIT_VAR, raising=False)
-    for var in ("PICKLEMATRIX_DIRTY_LABEL", "PICKLEMATRIX_MACHINE", "PICKLEMATRIX_REPLICATE"):
-        monkeypatch.delenv(var, raising=False)
-    recording.remember_run_commit(path)
-    return path
-
-
 def test_a_clean_tree_records_under_its_commit_and_this_machine(repo, monkeypatch):
     monkeypatch.setenv("PICKLEMATRIX_MACHINE", "box")
     commit, machine = recording.recording_target(repo)

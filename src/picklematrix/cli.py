@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         return _report_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "cluster":
-        from .cluster import serve
+        from .cluster_serve import serve
 
         serve(args.state_file, n_workers=args.workers)
         return EXIT_OK

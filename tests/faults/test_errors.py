@@ -34,19 +34,10 @@ UNRESOLVABLE = parse_env_id("cp2.2.1-dask2026.8.0-pyd2.14.4-py3.11")  # dask 202
 
 
 @pytest.fixture
-def repo(tmp_path, monkeypatch):
-    """A real git repository with one commit, taken as this nox run's commit."""
-    path = tmp_path / "repo"
-    path.mkdir()
-    for args in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
-                                  "-m", "first"]):
-        subprocess.run(["git", *args], cwd=path, check=True)
-    for var in (recording.RUN_COMMIT_VAR, "PICKLEMATRIX_DIRTY_LABEL", "PICKLEMATRIX_MACHINE",
-                "PICKLEMATRIX_REPLICATE"):
-        monkeypatch.delenv(var, raising=False)
+def repo(repo, monkeypatch):
+    """The suite's one-commit repository, recording under machine "box"."""
     monkeypatch.setenv("PICKLEMATRIX_MACHINE", "box")
-    recording.remember_run_commit(path)
-    return path
+    return repo
 
 
 @pytest.fixture

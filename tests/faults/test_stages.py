@@ -22,25 +22,16 @@ def stage_cases():
     return fault_cases("stages")
 
 
-@pytest.fixture(scope="module")
-def srunner(cluster, tmp_path_factory):
-    from picklematrix.runner import CellRunner
-
-    r = CellRunner(cluster, log_dir=str(tmp_path_factory.mktemp("stage-logs")))
-    yield r
-    r.close()
-
-
-def run(srunner, stage_cases, case, method, context):
-    cell = srunner.run(stage_cases[case], method, context)
+def run(fault_runner, stage_cases, case, method, context):
+    cell = fault_runner.run(stage_cases[case], method, context)
     assert not cell.surprise, cell
     return cell
 
 
 @pytest.mark.parametrize("context", CONTEXTS)
 @pytest.mark.parametrize("method", ["Client.compute", "dask.compute"])
-def test_a_result_the_worker_cannot_pickle_is_a_serialize_error_on_the_worker(srunner, stage_cases, method, context):
-    cell = run(srunner, stage_cases, "result_reduce_raises", method, context)
+def test_a_result_the_worker_cannot_pickle_is_a_serialize_error_on_the_worker(fault_runner, stage_cases, method, context):
+    cell = run(fault_runner, stage_cases, "result_reduce_raises", method, context)
     assert cell.outcome == oc.SERIALIZE_ERROR and cell.stage == oc.STAGE_WORKER_PICKLE, cell
     # the culprit's own error, not distributed's "Could not serialize object of type ResultHandle"
     assert cell.root_cause["type"] == "RuntimeError", cell.root_cause
@@ -48,21 +39,21 @@ def test_a_result_the_worker_cannot_pickle_is_a_serialize_error_on_the_worker(sr
 
 
 @pytest.mark.parametrize("context", CONTEXTS)
-def test_a_graph_the_cluster_cannot_unpickle_is_a_deserialize_error_there(srunner, stage_cases, context):
-    cell = run(srunner, stage_cases, "graph_load_raises", "Client.compute", context)
+def test_a_graph_the_cluster_cannot_unpickle_is_a_deserialize_error_there(fault_runner, stage_cases, context):
+    cell = run(fault_runner, stage_cases, "graph_load_raises", "Client.compute", context)
     assert cell.outcome == oc.DESERIALIZE_ERROR and cell.stage == oc.STAGE_CLUSTER_UNPICKLE, cell
     assert cell.root_cause == {"type": "ValueError", "message": "cannot rebuild LoadBomb here"}, cell.root_cause
 
 
 @pytest.mark.parametrize("context", CONTEXTS)
-def test_a_result_the_client_cannot_unpickle_is_a_deserialize_error_on_the_client(srunner, stage_cases, context):
-    cell = run(srunner, stage_cases, "result_load_raises", "Client.compute", context)
+def test_a_result_the_client_cannot_unpickle_is_a_deserialize_error_on_the_client(fault_runner, stage_cases, context):
+    cell = run(fault_runner, stage_cases, "result_load_raises", "Client.compute", context)
     assert cell.outcome == oc.DESERIALIZE_ERROR and cell.stage == oc.STAGE_CLIENT_UNPICKLE, cell
     assert cell.root_cause["type"] == "LookupError", cell.root_cause
 
 
-def test_a_graph_the_client_cannot_pickle_fails_at_the_client_and_names_the_inner_culprit(srunner, stage_cases):
-    cell = run(srunner, stage_cases, "wrapped_graph_error", "Client.compute", "script")
+def test_a_graph_the_client_cannot_pickle_fails_at_the_client_and_names_the_inner_culprit(fault_runner, stage_cases):
+    cell = run(fault_runner, stage_cases, "wrapped_graph_error", "Client.compute", "script")
     assert cell.outcome == oc.SERIALIZE_ERROR and cell.stage == oc.STAGE_CLIENT_PICKLE, cell
     assert cell.root_cause["type"] == "TypeError" and "lock" in cell.root_cause["message"], cell.root_cause
     # and where it is: from the cell's result to the lock, with no token that changes from run to run
@@ -71,14 +62,14 @@ def test_a_graph_the_client_cannot_pickle_fails_at_the_client_and_names_the_inne
 
 
 @pytest.mark.parametrize("context", CONTEXTS)
-def test_a_wrapped_error_on_the_worker_names_the_inner_culprit(srunner, stage_cases, context):
-    cell = run(srunner, stage_cases, "wrapped_result_error", "Client.compute", context)
+def test_a_wrapped_error_on_the_worker_names_the_inner_culprit(fault_runner, stage_cases, context):
+    cell = run(fault_runner, stage_cases, "wrapped_result_error", "Client.compute", context)
     assert cell.outcome == oc.SERIALIZE_ERROR and cell.stage == oc.STAGE_WORKER_PICKLE, cell
     assert cell.root_cause["type"] == "TypeError" and "lock" in cell.root_cause["message"], cell.root_cause
 
 
-def test_a_task_error_runs_at_the_task_stage_with_addresses_normalised(srunner, stage_cases):
-    cells = [run(srunner, stage_cases, "address_in_error", "Client.compute", "script") for _ in range(2)]
+def test_a_task_error_runs_at_the_task_stage_with_addresses_normalised(fault_runner, stage_cases):
+    cells = [run(fault_runner, stage_cases, "address_in_error", "Client.compute", "script") for _ in range(2)]
     for cell in cells:
         assert cell.outcome == oc.TASK_ERROR and cell.stage == oc.STAGE_TASK, cell
         assert not ADDRESS.search(cell.root_cause["message"]), cell.root_cause
@@ -87,12 +78,12 @@ def test_a_task_error_runs_at_the_task_stage_with_addresses_normalised(srunner, 
 
 
 @pytest.mark.parametrize("context", CONTEXTS)
-def test_a_check_that_raises_blames_the_case_not_the_value(srunner, stage_cases, context):
-    cell = run(srunner, stage_cases, "check_raises", "Client.compute", context)
+def test_a_check_that_raises_blames_the_case_not_the_value(fault_runner, stage_cases, context):
+    cell = run(fault_runner, stage_cases, "check_raises", "Client.compute", context)
     assert cell.outcome == oc.HARNESS_ERROR, cell
     assert cell.root_cause["type"] == "AttributeError" and "nonexistent_attribute" in cell.root_cause["message"]
     assert "check() raised" in cell.detail and "does not match" not in cell.detail, cell.detail
 
 
-def test_a_pass_and_a_local_run_have_no_stage(srunner, stage_cases):
-    assert run(srunner, stage_cases, "graph_load_raises", "dask.compute(client=)", "script").stage is None
+def test_a_pass_and_a_local_run_have_no_stage(fault_runner, stage_cases):
+    assert run(fault_runner, stage_cases, "graph_load_raises", "dask.compute(client=)", "script").stage is None

@@ -1,0 +1,43 @@
+"""Serving a cluster to other processes: ``picklematrix cluster --state-file F`` (asv's shared cluster of an env).
+
+The recording starts one per env for asv's benchmark processes, reads its address from the state file, and
+stops it with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+
+from .cluster import OwnedCluster
+from .processes import end_children
+
+
+def serve(state_file: str, n_workers: int = 2) -> None:
+    """Start a cluster and run it until SIGTERM/SIGINT.
+
+    Once it is up, ``state_file`` holds ``{"address", "pid", "workers"}`` (written in one step);
+    it is removed when the cluster stops.
+    """
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        with OwnedCluster(n_workers) as cluster:
+            tmp = state_file + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump({"address": cluster.address, "pid": os.getpid(), "workers": cluster.n_workers}, f)
+            os.replace(tmp, state_file)
+            try:
+                while not stop.wait(0.5):
+                    pass
+            finally:
+                try:
+                    os.unlink(state_file)
+                except OSError:
+                    pass
+    finally:
+        # a worker that would not close (stopped, wedged by a benchmark) must not outlive the cluster
+        end_children()
