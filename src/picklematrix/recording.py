@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import asvconf, envs, fingerprint, sidecar as sidecars
+from . import asvconf, envs, fingerprint, sidecar as sidecars, skew
 from .matrix import asv_env_name
 from .resultsdir import (
     RecordingError, Target, check_results_writable, merge_asv_results, record_env_error, recorded, writing_results,
@@ -145,14 +145,15 @@ class SharedCluster:
     asv needs it; ``address`` waits for it.
     """
 
-    def __init__(self, python: str, state_file: Path, env: dict | None = None):
+    def __init__(self, python: str, state_file: Path, env: dict | None = None, args: tuple = ()):
+        """``args``: more ``picklematrix cluster`` arguments (``--cluster-python``: from another env)."""
         self.state_file = state_file
         state_file.unlink(missing_ok=True)
         # The cluster's logs go to a file: a pipe nobody reads fills up, and
         # then the scheduler and nannies block on their next log line.
         self.log = state_file.with_suffix(".log")
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen([python, "-m", "picklematrix", "cluster", "--state-file", str(state_file)],
+            self.proc = subprocess.Popen([python, "-m", "picklematrix", "cluster", "--state-file", str(state_file), *args],
                                          stdout=log, stderr=subprocess.STDOUT, env=env)
         self._address = None
 
@@ -183,6 +184,27 @@ class SharedCluster:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class _GivenCluster:
+    """An existing cluster asv's benchmarks compute on as they are (never started or stopped here)."""
+
+    def __init__(self, address: str):
+        self.address = address
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def _asv_cluster(python: str, state_file: Path, env: dict, cluster: skew.ClusterSource | None):
+    """The cluster asv's benchmark processes share: one of the env's own, one started from the cluster env's
+    interpreter (a skew pair), or the existing one at ``cluster.address``."""
+    if cluster is not None and cluster.address is not None:
+        return _GivenCluster(cluster.address)
+    return SharedCluster(python, state_file, env=env, args=cluster.harness_args() if cluster else ())
 
 
 def broken_cases_text(broken: list) -> str:
@@ -259,7 +281,7 @@ def run_harness(command: list[str], env: dict, env_id: str, log, sidecar: Path |
 
 
 def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path, scheduler: str,
-            asv_env: dict, log) -> int:
+            asv_env: dict, log, cluster: skew.ClusterSource | None = None) -> int:
     """``asv run`` of the cells of ``sidecar`` in ``python``'s env, on the cluster at ``scheduler``; its exit code.
 
     ``tools`` is the tools venv's interpreter, ``asv_env`` the environment (HOME, TMPDIR) asv runs in.
@@ -278,18 +300,21 @@ def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path
                "--show-stderr"]
     log(" ".join(command) + f" -b ... ({len(patterns)} cell selections)")
     return subprocess.run(command + [arg for p in patterns for arg in ("-b", p)],
-                          env={**asv_env, "PICKLEMATRIX_SIDECAR": str(sidecar), "PICKLEMATRIX_SCHEDULER": scheduler}
-                          ).returncode
+                          env={**asv_env, "PICKLEMATRIX_SIDECAR": str(sidecar), "PICKLEMATRIX_SCHEDULER": scheduler,
+                               **(cluster.asv_environ() if cluster else {})}).returncode
 
 
 def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Path, *, replica: int = 1,
-               force: bool = False, log=print, warn=print) -> None:
+               force: bool = False, log=print, warn=print, cluster: skew.ClusterSource | None = None) -> None:
     """Build ``env`` in the venv of ``python``, check its versions, run the corpus, record it with asv.
 
-    ``session_tmp`` keeps what outlives one recording (asv's HOME, its private results dir).
+    ``session_tmp`` keeps what outlives one recording (asv's HOME, its private results dir). ``cluster``:
+    compute on another env's cluster, or one at an address (picklematrix.skew), instead of one of ``env``'s;
+    its identity joins the record's (env id ``<env id>~<cluster env id>``).
     Raises :class:`RecordingError`; an env that cannot be built is also recorded as an ``.env-error``.
     """
     started = time.perf_counter()
+    env_id = skew.record_env_id(env.env_id, cluster.identity if cluster else None)
     commit, machine = recording_target(checkout)
     if replica > 1:  # PICKLEMATRIX_REPLICATE: an A/A copy, see replicate_count()
         machine = f"{machine}-rep{replica}"
@@ -298,35 +323,35 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
     try:
         found = envs.prepare(env, python, checkout, warn=warn)
     except envs.EnvError as e:
-        where = record_env_error(target, env, e.stage, str(e))
+        where = record_env_error(target, env, e.stage, str(e), env_id=env_id)
         # the whole message: a resolver's explanation ("because ...") follows its first line
         raise RecordingError(f"{str(e).strip()[-20000:]}\n(recorded in {where})") from None
-    log(f"{env.env_id}: python {found['python']} " + " ".join(f"{k}={v}" for k, v in found["versions"].items()))
+    log(f"{env_id}: python {found['python']} " + " ".join(f"{k}={v}" for k, v in found["versions"].items()))
     env_seconds = time.perf_counter() - started  # uv install (a no-op when warm) and the version check
 
-    name = asv_env_name(found["python"], found["versions"])
+    name = skew.record_name(asv_env_name(found["python"], found["versions"]), cluster.identity if cluster else None)
     result_file, final_sidecar = target.path(name, ".json"), target.path(name, sidecars.SUFFIX)
     marker = sidecars.partial_path(final_sidecar)
-    error_file = target.path(env.env_id, ".env-error")
+    error_file = target.path(env_id, ".env-error")
     with writing_results(error_file, results):
         error_file.unlink(missing_ok=True)
     done = recorded(result_file, final_sidecar)
     if done is not None and not force:
-        log(f"{env.env_id}: already recorded for {commit[:8]} ({result_file.name}); --force re-records")
+        log(f"{env_id}: already recorded for {commit[:8]} ({result_file.name}); --force re-records")
         if done.head.get("broken_cases"):
-            warn(f"{env.env_id}: its record skipped broken case file(s): {broken_cases_text(done.head['broken_cases'])}")
+            warn(f"{env_id}: its record skipped broken case file(s): {broken_cases_text(done.head['broken_cases'])}")
         return
     if marker.exists():
-        log(f"{env.env_id}: {marker} is left from an interrupted recording: recording again, from the start "
+        log(f"{env_id}: {marker} is left from an interrupted recording: recording again, from the start "
             "(a complete record already there stays until the new one is complete)")
     elif result_file.exists() or final_sidecar.exists():
-        log(f"{env.env_id}: " + ("re-recording (--force)" if done is not None else "its record is incomplete "
+        log(f"{env_id}: " + ("re-recording (--force)" if done is not None else "its record is incomplete "
                                  "(a partial sidecar or no asv result): recording again")
             + "; the old record stays until the new one is complete")
     # The marker: what the report names if this recording never completes. The harness writes its sidecar
     # into this session's directory; the record joins results/ only when complete (merge_asv_results).
     with writing_results(marker, results):
-        sidecars.SidecarWriter(final_sidecar, {"env_id": env.env_id, "commit": commit, "machine": machine,
+        sidecars.SidecarWriter(final_sidecar, {"env_id": env_id, "commit": commit, "machine": machine,
                                                "recording_started": time.time()}).start()
     stage = session_tmp / "asv-results"
     shutil.rmtree(stage, ignore_errors=True)
@@ -342,11 +367,13 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
         # The harness run starts and owns its cluster: it may replace workers or the whole cluster after
         # a hung or killed cell. asv's benchmark processes (which only time cells that passed) share one
         # cluster of this env, started now, while the harness runs, so that it is up when asv needs it.
-        with SharedCluster(python, session_tmp / "cluster.json", env=run_env) as cluster:
+        with _asv_cluster(python, session_tmp / "cluster.json", run_env, cluster) as shared:
             harness_started = time.perf_counter()
             try:
-                broken = run_harness(harness_command(python, env.env_id, sidecar, commit, machine), run_env,
-                                     env.env_id, log, sidecar)
+                command = harness_command(python, env_id, sidecar, commit, machine)
+                command += cluster.harness_args() if cluster else []
+                broken = run_harness(command, run_env,
+                                     env_id, log, sidecar)
             except RecordingError:
                 _keep_progress(sidecar, marker)
                 raise
@@ -354,20 +381,20 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
             asv_started = time.perf_counter()
             tools = envs.tools_python(checkout)
             asv_env = {**os.environ, "TMPDIR": tmpdir, **asv_home(session_tmp)}
-            code = run_asv(tools, python, config, target, sidecar, cluster.address, asv_env, log)
+            code = run_asv(tools, python, config, target, sidecar, shared.address, asv_env, log, cluster)
     if not (stage / machine / result_file.name).exists():
-        raise RecordingError(f"{env.env_id}: asv wrote no {result_file.name} (in {stage / machine}): see its "
+        raise RecordingError(f"{env_id}: asv wrote no {result_file.name} (in {stage / machine}): see its "
                              "output above")
     # asv exits non-zero when a benchmark failed; the others' results are kept all the same
     merge_asv_results(stage, results, machine, result_file.name, sidecar=sidecar)
     if code:
-        raise RecordingError(f"{env.env_id}: asv run exited with status {code} (a benchmark failed: see its output "
+        raise RecordingError(f"{env_id}: asv run exited with status {code} (a benchmark failed: see its output "
                              f"above); what it did record is in {result_file.relative_to(results)}")
     if broken:
         # recorded (the other cases ran, asv timed them), and still a failure: the corpus has an error to fix
-        raise RecordingError(f"{env.env_id}: recorded {result_file.relative_to(results)} without "
+        raise RecordingError(f"{env_id}: recorded {result_file.relative_to(results)} without "
                              f"{len(broken)} broken case file(s), skipped: {broken_cases_text(broken)}. Fix them "
                              "(`picklematrix cases --check`) and re-record with `nox -s matrix -- --force`")
-    log(f"{env.env_id}: recorded {result_file.relative_to(results)} and {sidecar.name} in "
+    log(f"{env_id}: recorded {result_file.relative_to(results)} and {sidecar.name} in "
         f"{time.perf_counter() - started:.1f} s (env {env_seconds:.1f} s, harness {harness_seconds:.1f} s, "
         f"asv {time.perf_counter() - asv_started:.1f} s)")

@@ -61,16 +61,18 @@ def check_results_writable(target: Target) -> None:
         os.unlink(probe)
 
 
-def record_env_error(target: Target, env, stage: str, message: str) -> Path:
+def record_env_error(target: Target, env, stage: str, message: str, env_id: str | None = None) -> Path:
     """The ``.env-error`` file of an env that could not be built: the report shows it in the env's place.
 
     ``message`` is kept whole (up to its last 20,000 characters): a resolver's explanation ("No solution
-    found ... because ...") comes after its first line.
+    found ... because ...") comes after its first line. ``env_id``: the record's, when it is not ``env``'s
+    own (a skew pair's, picklematrix.skew).
     """
-    out = target.path(env.env_id, ".env-error")
+    env_id = env_id or env.env_id
+    out = target.path(env_id, ".env-error")
     with writing_results(out, target.results):
         sidecars.write_atomic(out, json.dumps({
-            "env": env.as_dict(), "commit": target.commit, "machine": target.machine, "stage": stage,
+            "env": {**env.as_dict(), "env_id": env_id}, "commit": target.commit, "machine": target.machine, "stage": stage,
             "message": message[-20000:], "recorded": time.time()}, indent=1))
     return out
 
