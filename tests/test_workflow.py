@@ -1,37 +1,131 @@
-"""The GitHub workflow: checked offline by actionlint, and made only of the project's own commands."""
+"""The GitHub workflows: checked offline by actionlint, and made only of the project's own, documented commands."""
 
 from __future__ import annotations
 
 import re
+import shlex
 
+import pytest
+
+from picklematrix import envspec
+from picklematrix.report import comment as report_comment
+from picklematrix.report import review as report_review
 from picklematrix.workflow_lint import lint
 
 from .conftest import ROOT
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+CI_DOC = ROOT / "docs" / "ci.md"
+ENV_ID = "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11"
+# What GitHub puts in a `${{ ... }}` expression, as a value of the right shape.
+EXPRESSIONS = {
+    "matrix.session": f"matrix({ENV_ID})", "matrix.env_id": ENV_ID, "matrix.python": "3.11",
+    "github.event.pull_request.base.sha": "HEAD~1", "github.event.pull_request.number": "7",
+    "github.repository": "octo/picklematrix", "github.server_url": "https://github.com", "github.run_id": "1",
+}
+# The only shell around a command: a command's output into GitHub's files (each runs a tested command).
+PLUMBING = {
+    'echo "plan=$(./nox -s plan 2>/dev/null)" >> "$GITHUB_OUTPUT"': "plan",
+    'cat results/table.md >> "$GITHUB_STEP_SUMMARY"': None,  # written by ./nox -s report (tests/test_report.py)
+}
+# How each session's arguments are checked: the same parser the command uses.
+PARSERS = {
+    "review": lambda args: report_review.build_parser().parse_args(args),
+    "comment": lambda args: report_comment.build_parser().parse_args(args),
+}
+
+
+def run_steps(workflow):
+    """Every ``run:`` of a workflow, as written; a multi-line script is refused (it would be inline shell)."""
+    runs = []
+    for line in workflow.read_text().splitlines():
+        m = re.match(r"^\s*(?:- )?run:\s*(.*)$", line)
+        if m:
+            assert m.group(1) and m.group(1)[0] not in "|>", f"{workflow.name}: a multi-line script: {line.strip()}"
+            runs.append(m.group(1))
+    return runs
+
+
+def _expand(run: str, where: str) -> str:
+    def value(m):
+        assert m.group(1) in EXPRESSIONS, f"{where}: unknown expression {m.group(0)} (add a sample to EXPRESSIONS)"
+        return EXPRESSIONS[m.group(1)]
+
+    return re.sub(r"\$\{\{\s*([^}]+?)\s*\}\}", value, run)
 
 
 def test_actionlint_finds_nothing_in_the_workflows():
-    assert WORKFLOWS, "no workflow in .github/workflows"
+    assert len(WORKFLOWS) >= 2, "no workflow in .github/workflows"
     assert lint(WORKFLOWS) == []
 
 
 def test_actionlint_finds_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
-    broken.write_text(WORKFLOWS[0].read_text().replace("needs: plan", "needs: no-such-job", 1))
+    text = (ROOT / ".github" / "workflows" / "matrix.yml").read_text()
+    assert "needs: plan" in text
+    broken.write_text(text.replace("needs: plan", "needs: no-such-job", 1))
     found = lint([broken])
     assert any("no-such-job" in f["message"] for f in found), found
 
 
-def test_every_step_is_a_command_of_the_project(nox_sessions):
+def check_step(run: str, where: str, doc: str, nox_sessions) -> str | None:
+    """The session a ``run:`` step runs, after checking it is one documented, parsing project command."""
+    if run in PLUMBING:
+        assert PLUMBING[run] is None or nox_sessions(PLUMBING[run]), where
+        return PLUMBING[run]
+    assert not re.search(r"[;&|<>`]|\$\(", run), f"{where}: shell beyond one command"
+    words = shlex.split(_expand(run, where))
+    assert words[:2] == ["./nox", "-s"] and len(words) >= 3, f"{where}: not a ./nox session"
+    session = words[2]
+    assert nox_sessions(session), f"{where}: no such session {session!r}"
+    name = session.split("(")[0]
+    assert f"./nox -s {name}" in doc or f'./nox -s "{name}(' in doc, f"{where}: docs/ci.md does not show it"
+    assert words[3:4] in ([], ["--"]), f"{where}: nox options in a workflow step"
+    posargs = words[4:]
+    for option in (w for w in posargs if w.startswith("--")):
+        assert option in doc, f"{where}: docs/ci.md does not mention {option}"
+    if name in PARSERS:
+        try:
+            PARSERS[name](posargs)
+        except SystemExit:
+            raise AssertionError(f"{where}: its arguments do not parse") from None
+    elif name == "matrix":
+        for i, word in enumerate(posargs):
+            if word == "--env":
+                envspec.parse(posargs[i + 1])  # raises SpecError on a spec the session would refuse
+    return name
+
+
+def test_every_step_is_a_documented_command_of_the_project(nox_sessions):
+    doc = CI_DOC.read_text()
+    checked = set()
     for workflow in WORKFLOWS:
-        runs = re.findall(r"^\s*(?:- )?run: (.+)$", workflow.read_text(), flags=re.M)
-        assert runs
+        runs = run_steps(workflow)
+        assert runs, workflow.name
         for run in runs:
-            sessions = re.findall(r"\./nox -s \"?([\w$.{}() -]+?)\"?(?: --|\s|$|\))", run)
-            if not sessions:  # the only other step: the report's summary into the job summary
-                assert run == 'cat results/table.md >> "$GITHUB_STEP_SUMMARY"', run
-                continue
-            for session in sessions:
-                if "${{" not in session:
-                    assert nox_sessions(session), f"{workflow.name}: {run}: no such session {session!r}"
+            checked.add(check_step(run, f"{workflow.name}: {run}", doc, nox_sessions))
+    # what the workflows are for: plan, record, merge, report; review and comment a pull request
+    assert {"plan", "matrix", "merge", "report", "review", "comment"} <= checked, checked
+
+
+@pytest.mark.parametrize("bad", [
+    "./nox -s report && curl -X POST https://example.com",  # shell beyond one command
+    "python -c 'print(1)'",  # not a session
+    "./nox -s no-such-session",
+    "./nox -s review -- --no-such-option",  # the review's parser refuses it
+    "./nox -s comment -- --pr 7",  # --review is required
+    "./nox -s review -- --base-rev ${{ github.event.pull_request.head.ref }}",  # an expression nobody sampled
+    "./nox -s bisect -- --package pydantic --from 2.8.2 --to 2.9.2",  # a session ci.md does not show
+])
+def test_the_check_refuses_inline_shell_and_undocumented_commands(bad, nox_sessions):
+    with pytest.raises(AssertionError):
+        check_step(bad, bad, CI_DOC.read_text(), nox_sessions)
+
+
+def test_a_pull_request_is_reviewed_and_commented_and_the_newest_releases_on_a_schedule():
+    matrix = (ROOT / ".github" / "workflows" / "matrix.yml").read_text()
+    assert "pull-requests: write" in matrix and "GITHUB_TOKEN: ${{ github.token }}" in matrix
+    assert "--base-rev" in matrix and "./nox -s comment" in matrix and "fetch-depth: 0" in matrix
+    latest = (ROOT / ".github" / "workflows" / "latest.yml").read_text()
+    assert re.search(r"^\s+schedule:\n\s+- cron: ", latest, flags=re.M)
+    assert "dask=latest cloudpickle=latest pydantic=latest" in latest and "--newest" in latest

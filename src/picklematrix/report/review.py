@@ -3,6 +3,8 @@
     python -m picklematrix.report.review --from ENV --to ENV [--results DIR] [--factor 1.1] [--aa MACHINE]
     python -m picklematrix.report.review --change pydantic=2.8.2..2.9.2 [--base ENV]
     python -m picklematrix.report.review --from pydantic=2.8.2..2.9.2
+    python -m picklematrix.report.review --base-rev BASE [--head-rev HEAD] [--json PATH]   (a pull request)
+    python -m picklematrix.report.review --newest [--step-summary]      (the newest releases, on a schedule)
 
 ENV is an env id (``cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11``), asv's env name, ``<machine>/<env>`` when several
 machines recorded it, or ``name=version[,name=version]`` (``pydantic=2.8.2``, ``pydantic=absent``) when that
@@ -39,6 +41,7 @@ from ..corpus import ABSENT
 from .checkout import CheckoutError, default_results_dir, matrix_order, resolve_checkout
 from .compare import CHANGE, DEFAULT_FACTOR, EXIT_BAD_INPUT, build_review, resolve_change, resolve_env
 from .render import MD_LIMIT, cell_md, md_code, md_prose, md_text, render_page, short_method
+from . import latest, revs
 from .results import BadInput, load_results
 
 FLIP_TITLES = {"fixed": "Fixed (fail → pass)", "broken": "Broken (pass → fail)",
@@ -211,6 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(default: <machine>-rep<i>)")
     p.add_argument("--out", help="where the .md/.html go (default: <results>/reviews)")
     p.add_argument("--quiet", action="store_true", help="no markdown on stdout")
+    pr = p.add_argument_group("a pull request: every env of the profile at one revision against another "
+                              "(picklematrix.report.revs)")
+    pr.add_argument("--base-rev", metavar="REV", help="the base revision (a pull request's base commit)")
+    pr.add_argument("--head-rev", metavar="REV", help="the head revision (default: HEAD)")
+    pr.add_argument("--json", metavar="PATH", help="with --base-rev: where the review's JSON goes (default: "
+                                                   "<results>/reviews/<base8>..<head8>.review.json)")
+    new = p.add_argument_group("the newest releases: the newest record against the one before it "
+                               "(picklematrix.report.latest)")
+    new.add_argument("--newest", action="store_true", help="review the record before the newest against the "
+                                                           "newest (a scheduled run against `latest`)")
+    new.add_argument("--step-summary", action="store_true", help="with --newest: append the review to "
+                                                                 "$GITHUB_STEP_SUMMARY")
     return p
 
 
@@ -219,6 +234,17 @@ def main(argv=None) -> int:
     try:
         if args.factor <= 1.0 or not math.isfinite(args.factor):
             raise BadInput(f"--factor {args.factor}: must be a number > 1 (1.1 = 10% slower)")
+        if args.base_rev or args.head_rev:
+            if not args.base_rev or args.from_env or args.to_env or args.change:
+                raise BadInput("--base-rev REV [--head-rev REV] reviews every env of the profile between two "
+                               "revisions; it takes no --from/--to/--change")
+            checkout = resolve_checkout(args.checkout)
+            return revs.run(args, checkout, Path(args.results) if args.results else default_results_dir(checkout))
+        if args.newest:
+            if args.from_env or args.to_env or args.change:
+                raise BadInput("--newest reviews the two newest records; it takes no --from/--to/--change")
+            return latest.run(args, Path(args.results) if args.results else default_results_dir(
+                resolve_checkout(args.checkout)))
         change = args.change
         if change is None and args.from_env and args.to_env is None and CHANGE.match(args.from_env):
             change = args.from_env

@@ -1,0 +1,82 @@
+"""What the newest releases changed: the newest record of a results directory against the one before it.
+
+    nox -s matrix -- --env "python=3.11 dask=latest cloudpickle=latest pydantic=latest"     (on a schedule)
+    nox -s review -- --newest [--step-summary]
+
+A scheduled run records an env built from the newest releases into a results directory that holds every
+earlier scheduled run's records (CI keeps it in a cache). ``--newest`` reviews the record before the newest
+against the newest (by file time; A/A copies and env errors are left out), as ``nox -s review`` reviews two
+envs: the "Changed" line names the releases, and the cells they fixed or broke follow. When nothing new was
+released the matrix session reuses the previous run's record, which the last ``--newest`` already reviewed
+(``reviews/newest.reviewed`` names it): "no new release". When the
+harness changed between the two records (another fingerprint commit), the review says so: some flips may come
+from the harness. Exit status as ``nox -s review``'s: 0 nothing broke, 1 a new release broke a cell, 2 bad
+input (fewer than one record).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .compare import EXIT_OK, build_review
+from .results import BadInput, load_results
+
+STATE = "newest.reviewed"  # the newest record the last --newest reviewed: reused, it means no new release
+
+
+def newest_pair(rs) -> tuple:
+    """(the record before the newest, the newest): the previous is None when there is only one."""
+    recs = sorted((r for r in rs.recordings if not r.is_error and not r.replica_of and r.cells),
+                  key=lambda r: r.mtime)
+    if not recs:
+        raise BadInput(f"{rs.results_dir}: no complete record to review (record one first: "
+                       '`nox -s matrix -- --env "python=3.11 dask=latest cloudpickle=latest pydantic=latest"`)')
+    newest = recs[-1]
+    before = [r for r in recs if (r.commit[:8], r.env_name) != (newest.commit[:8], newest.env_name)]
+    return (before[-1] if before else None), newest
+
+
+def run(args, results: Path) -> int:
+    """``review --newest`` (the command line is review.py's): print the review, write it beside the results."""
+    from .review import render_review_md, write_review
+
+    rs = load_results(results)
+    previous, newest = newest_pair(rs)
+    label = ", ".join(newest.version_label())
+    out_dir = Path(args.out) if args.out else results / "reviews"
+    state = out_dir / STATE
+    this = f"{newest.machine}/{newest.commit[:8]}-{newest.env_name}"
+    seen = state.read_text().strip() if state.is_file() else None
+    if seen == this:
+        md = (f"## picklematrix: the newest releases\n\nNo new release since the last run: still {label} "
+              f"({newest.short_label}).\n")
+        status = EXIT_OK
+    elif previous is None:
+        md = (f"## picklematrix: the newest releases\n\nFirst record: {label} ({newest.short_label}). The next "
+              "scheduled run compares with it.\n")
+        status = EXIT_OK
+    else:
+        review = build_review(rs, previous, newest, args.factor)
+        if previous.commit[:8] != newest.commit[:8]:
+            review["warnings"].insert(0, f"the harness changed between the two records (fingerprint "
+                                         f"{previous.commit[:8]} -> {newest.commit[:8]}): a flip may come from "
+                                         "the harness, not from a release")
+        if not review["changed"]:
+            review["warnings"].insert(0, "no new release: the same versions, recorded again by a newer harness")
+        _, html = write_review(review, out_dir)
+        md = render_review_md(review, str(html)).replace("## picklematrix review:", "## picklematrix: the newest "
+                                                         "releases:", 1)
+        status = review["exit_status"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state.write_text(this + "\n")
+    if not args.quiet:
+        print(md)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if args.step_summary and summary:
+        with open(summary, "a") as f:
+            f.write(md + "\n")
+    print(f"review --newest: {newest.key} at {newest.commit[:8]}"
+          + (f" against {previous.key} at {previous.commit[:8]}" if previous else ""), file=sys.stderr)
+    return status
