@@ -75,21 +75,38 @@ def test_the_full_profile_fits_one_comment_verdict_and_broken_cells_first():
     row = lines[lines.index("### ❌ Broken (pass → fail) (2400)") + 4]
     assert f"`{first['case']}`" in row and review["envs"][0]["env_id"] in row and "serialize-error" in row
     assert re.search(r"… and \d+ more \(see the whole review\)", body)
+    # every env the verdict cannot vouch for is named, whatever the changed cells take
+    assert "### Envs not compared, added or removed (12)" in body and body.count("| not-recorded-base |") == 12
     assert "row(s) are left out to fit a comment" in body
     assert body.rstrip().endswith("https://github.example/octo/picklematrix/actions/runs/1)")
 
 
-def test_tables_are_cut_between_rows_never_inside_one():
-    body = cm.render_comment(synthetic_review(), None, budget=9000)
-    assert len(body.encode()) <= 9000
-    table_rows = [line for line in body.splitlines() if line.startswith("|")]
-    assert table_rows and all(line.endswith("|") and line.count("`") % 2 == 0 for line in table_rows)
-    # every table that starts has its header and separator, and rows of the same width
-    for block in re.split(r"\n### ", body)[1:]:
-        rows = [line for line in block.splitlines() if line.startswith("|")]
-        if rows:
-            assert re.fullmatch(r"\|(-+:?\|)+", rows[1].replace("---:", "---")), rows[:2]
-            assert len({r.count(" | ") for r in rows[2:] if "\\|" not in r}) <= 1
+def _tables(body):
+    """Every markdown table of ``body``: runs of lines starting with ``|``."""
+    tables, current = [], []
+    for line in body.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+@pytest.mark.parametrize("budget", [9000, cm.BUDGET])
+def test_tables_are_cut_between_rows_never_inside_one(budget):
+    body = cm.render_comment(synthetic_review(), None, budget=budget)
+    assert len(body.encode()) <= budget
+    tables = _tables(body)
+    assert tables
+    for table in tables:
+        # a header, its separator, and whole rows of the header's width (escaped pipes are not columns)
+        assert len(table) >= 3 and re.fullmatch(r"\|(-+:?\|)+", table[1]), table[:2]
+        width = table[0].count("|")
+        assert all(row.endswith(" |") and row.replace("\\|", "").count("|") == width for row in table[2:])
+        assert all(row.count("`") % 2 == 0 for row in table)
+    # beyond the first rows of a section, the rest folds into <details>, each fold a whole table
+    assert body.count("<details>") == body.count("</details>") >= (1 if budget == cm.BUDGET else 0)
 
 
 def test_a_small_review_is_shown_whole():

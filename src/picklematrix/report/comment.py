@@ -95,14 +95,21 @@ def render_comment(review: dict, details_url: str | None = None, budget: int = B
     footer = ["", where, "", "**0000000 row(s) are left out to fit a comment.**"]
     sections = _sections(review)
     blocks = [["", f"### {title} ({len(rows)})", "", *head] for _, title, head, rows in sections]
+    # the rows after the first FIRST_ROWS fold away: a second, whole table inside <details>
+    folds = [["", f"<details><summary>{len(rows)} more row(s)</summary>", "", *head, "", "</details>"] if len(rows) >
+             FIRST_ROWS else [] for _, _, head, rows in sections]
     more = [f"\n… and {len(rows)} more (see the whole review)" for *_, rows in sections]
-    free = budget - _size("\n".join(lines + footer)) - sum(_size("\n".join(b)) + _size(m) + 2
-                                                           for b, m in zip(blocks, more)) - 16
+    free = budget - _size("\n".join(lines + footer)) - sum(_size("\n".join(b + f)) + _size(m) + 3
+                                                           for b, f, m in zip(blocks, folds, more)) - 16
     taken = [0] * len(sections)
     # every section shows its first rows (so a long list of one kind never hides the others), then the
     # rest of the budget goes to the sections in order: broken first
+    # (in the second round the envs that were not compared come first: one row an env, and the reason a
+    # verdict cannot vouch for them)
+    order = sorted(range(len(sections)), key=lambda i: sections[i][0] != "envs")
     for quota in (FIRST_ROWS, None):
-        for i, (*_, rows) in enumerate(sections):
+        for i in (range(len(sections)) if quota else order):
+            rows = sections[i][3]
             while taken[i] < len(rows) and (quota is None or taken[i] < quota):
                 cost = _size(rows[taken[i]]) + 1
                 if cost > free:
@@ -110,11 +117,14 @@ def render_comment(review: dict, details_url: str | None = None, budget: int = B
                 free -= cost
                 taken[i] += 1
     left_out = 0
-    for (_, title, _, rows), block, n in zip(sections, blocks, taken):
+    for (_, title, head, rows), block, n in zip(sections, blocks, taken):
         if n == 0:
             lines.append(f"\n**{title}: {len(rows)}** (left out here; see the whole review)")
         else:
-            lines += block + rows[:n]
+            lines += block + rows[:min(n, FIRST_ROWS)]
+        if n > FIRST_ROWS:
+            lines += ["", f"<details><summary>{n - FIRST_ROWS} more row(s)</summary>", "", *head, *rows[FIRST_ROWS:n],
+                      "", "</details>"]
         if n < len(rows):
             if n:
                 lines.append(f"\n… and {len(rows) - n} more (see the whole review)")
