@@ -277,3 +277,18 @@ def test_a_missing_review_posts_a_comment_saying_so(github, tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 1 and "no review there" in proc.stderr
     assert len(github.comments) == 1 and "No review" in github.comments[0]["body"]
+
+
+def test_the_nox_session_is_the_command(tmp_path):
+    """``./nox -s comment`` (what the workflow runs) passes its arguments and exit status through."""
+    review = tmp_path / "pr.review.json"
+    review.write_text(json.dumps(synthetic_review(n_envs=3, changed=6)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    proc = subprocess.run([sys.executable, "-m", "nox", "-s", "comment", "--", "--review", str(review), "--dry-run"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(cm.MARKER) and "### ❌ Broken (pass → fail) (6)" in proc.stdout
+    refused = subprocess.run([sys.executable, "-m", "nox", "-s", "comment", "--", "--review", str(review),
+                              "--repo", REPO, "--pr", str(PR)], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300, check=False)
+    assert refused.returncode == 2 and "no GITHUB_TOKEN" in refused.stderr
