@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from picklematrix import pins  # noqa: E402 - standard library only
 
 try:
-    from picklematrix import asvconf, bisect, envs, envspec, ondemand, recording, shards
+    from picklematrix import asvconf, bisect, envs, envspec, ondemand, recording, shards, skew, skew_envs
     from picklematrix.matrix import MatrixError, load_matrix
 except ModuleNotFoundError as e:  # the noxfile runs in nox's interpreter, which lacks it
     sys.exit(f"picklematrix: nox's Python ({sys.executable}) lacks {e.name!r}: run nox through ./nox, which "
@@ -137,9 +137,18 @@ def _on_demand(args: list[str]) -> list:
     return resolved
 
 
+# The profile's client/cluster skew pairs (matrix.toml [skew.NAME]) are matrix sessions too: skew-<name>.
+SKEW = MATRIX.profile(PROFILE).skew
 if _matrix_selected():
-    ENVS = _on_demand(_posargs()) or ENVS
+    ON_DEMAND = _on_demand(_posargs())
+    ENVS, SKEW = (ON_DEMAND, []) if ON_DEMAND else (ENVS, SKEW)
 MATRIX_ENVS = {ondemand.env_key(e): e for e in ENVS}
+MATRIX_ENVS.update({pair.session_id: pair for pair in SKEW})
+
+
+def _client(target):
+    """The env a matrix session's venv is: the env itself, or a skew pair's client env."""
+    return target.client if isinstance(target, skew.SkewPair) else target
 MATRIX_IDS = {e.env_id: e for e in MATRIX.product()}
 
 
@@ -153,22 +162,35 @@ def _failing(session):
 
 
 @nox.session(venv_backend="uv", allow_parallel=True)
-@nox.parametrize(("python", "env_id"), [nox.param(e.python, key, id=key) for key, e in MATRIX_ENVS.items()])
+@nox.parametrize(("python", "env_id"), [nox.param(_client(e).python, key, id=key) for key, e in MATRIX_ENVS.items()])
 def matrix(session, env_id):
     """One matrix environment: build, verify, run the corpus, record with asv.
 
     ``-- --env SPEC`` (repeatable; an env id, ``python=3.11 dask=2024.6.2 pydantic=~=2.10``, or a requirements
     file), ``--change pydantic=2.10.6`` (the baseline, or ``--base ENV``, changed), ``--as-of DATE``: these
     envs instead of the profile's (picklematrix.envspec), recorded the same way and reused next time.
+    ``skew-<name>``: a client/cluster skew pair (picklematrix.skew): the corpus runs from the client env (this
+    session's venv) on a cluster started from the cluster env. ``-- --scheduler ADDRESS
+    [--scheduler-security FILE]``: every env runs on that cluster instead (never restarted; skew pairs skipped).
     """
     shard = _shard(session)
     if shard and env_id not in shards.shard_envs(list(MATRIX_ENVS), *shard):
         session.skip(f"not in shard {shard[0]}/{shard[1]} of profile {PROFILE!r}")
+    target, scheduler = MATRIX_ENVS[env_id], _option(session.posargs, "--scheduler")
     with _failing(session):
+        if isinstance(target, skew.SkewPair):
+            if scheduler:
+                session.skip(f"{env_id} brings its own cluster; --scheduler records the envs against {scheduler}")
+            session.log(f"{env_id}: {target.label}: {target.question}")
+            cluster = skew_envs.cluster_source(target, ROOT, RESULTS, warn=session.warn)
+        else:
+            cluster = (skew_envs.given_cluster(scheduler, _option(session.posargs, "--scheduler-security"))
+                       if scheduler else None)
         for replica in range(1, recording.replicate_count() + 1):
-            recording.record_env(MATRIX_ENVS[env_id], envs.venv_python(session.virtualenv.location), ROOT, RESULTS,
-                                 Path(session.create_tmp()).resolve(), replica=replica,
+            recording.record_env(_client(target), envs.venv_python(session.virtualenv.location), ROOT, RESULTS,
+                                 Path(session.create_tmp()).resolve(), replica=replica, cluster=cluster,
                                  force="--force" in session.posargs, log=session.log, warn=session.warn)
+
 
 
 def _shard(session) -> tuple[int, int] | None:
@@ -289,8 +311,12 @@ def _review_envs(session, args: list[str]) -> list[str]:
     """The review's arguments with every env on demand resolved, recorded if missing, and named by its env id."""
     change = _option(args, "--change")
     frm, to, as_of = _option(args, "--from"), _option(args, "--to"), _option(args, "--as-of")
+    scheduler = _option(args, "--scheduler")
     on_demand_change = change is not None and ".." not in change
-    if not on_demand_change and not any(v and (envspec.is_spec(v) or MATRIX_IDS.get(v)) for v in (frm, to)):
+    if any(v and skew.SEPARATOR in v for v in (frm, to)):
+        return args  # records of a client on another cluster, by their env ids: reviewed as recorded
+    if not scheduler and not on_demand_change and not any(v and (envspec.is_spec(v) or MATRIX_IDS.get(v))
+                                                          for v in (frm, to)):
         return args  # the review's own forms, as before
     try:
         base = MATRIX.env(_option(args, "--base") or MATRIX.profile(PROFILE).baseline)
@@ -304,6 +330,14 @@ def _review_envs(session, args: list[str]) -> list[str]:
         raise SystemExit(2) from None
     if env_to is None:
         session.error("say what to review against: --to ENV or --change NAME=VERSION")
+    if scheduler:  # both envs as clients of the cluster at that address, reviewed by their records' ids
+        ids = []
+        with _failing(session):
+            source = skew_envs.given_cluster(scheduler, _option(args, "--scheduler-security"))
+            for env in (env_from, env_to):
+                ids.append(ondemand.record(env, ROOT, RESULTS, log=session.log, warn=session.warn, cluster=source))
+        return ["--from", ids[0], "--to", ids[1], *_without(args, {"--from", "--to", "--change", "--as-of", "--base",
+                                                                  "--scheduler", "--scheduler-security"})]
     recorded = _recorded_env_ids()
     for env, given in ((env_from, frm), (env_to, to or change)):
         # an env named by a spec is recorded (or found recorded) at the current fingerprint; a plain env id
@@ -316,7 +350,12 @@ def _review_envs(session, args: list[str]) -> list[str]:
         except recording.RecordingError as e:
             # the review says what it can of an env that failed (an env error: "could not be built", status 2)
             session.warn(str(e))
-    drop = {"--from", "--to", "--change", "--as-of", "--base"}
+    return ["--from", env_from.env_id, "--to", env_to.env_id,
+            *_without(args, {"--from", "--to", "--change", "--as-of", "--base"})]
+
+
+def _without(args: list[str], drop: set) -> list[str]:
+    """``args`` without the options in ``drop`` (``--opt VALUE`` and ``--opt=VALUE``)."""
     kept, skip = [], False
     for a in args:
         if skip:
@@ -328,7 +367,7 @@ def _review_envs(session, args: list[str]) -> list[str]:
         if a.split("=", 1)[0] in drop:
             continue
         kept.append(a)
-    return ["--from", env_from.env_id, "--to", env_to.env_id, *kept]
+    return kept
 
 
 @nox.session(python=False, name="bisect")

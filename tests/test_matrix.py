@@ -121,7 +121,10 @@ def test_nox_lists_one_session_per_env_of_the_profile():
     assert proc.returncode == 0, proc.stderr
     sessions = json.loads(proc.stdout)
     names = {s["session"] for s in sessions if s["name"] == "matrix"}
-    assert names == {f"matrix({e.env_id})" for e in load_matrix().profile("default").envs}
+    default = load_matrix().profile("default")
+    assert names == ({f"matrix({e.env_id})" for e in default.envs}
+                     | {f"matrix(skew-{pair.name})" for pair in default.skew})
+    assert default.skew, "the default profile records client/cluster skew pairs"
     smoke = json.loads(_nox("--list", "--json", env={"PICKLEMATRIX_PROFILE": "smoke"}).stdout)
     assert len([s for s in smoke if s["name"] == "matrix"]) == 2
 

@@ -37,11 +37,18 @@ def test_shards_of_a_plan_never_share_an_env_and_together_hold_all(n):
 def test_the_plan_is_the_profile_with_a_cache_key_per_env():
     matrix = load_matrix()
     plan = shards.plan(matrix, "default")
-    assert [j["env_id"] for j in plan["include"]] == [e.env_id for e in matrix.profile("default").envs]
-    assert plan["baseline"] == matrix.profile("default").baseline
+    profile = matrix.profile("default")
+    assert [j["env_id"] for j in plan["include"]] == ([e.env_id for e in profile.envs]
+                                                      + [pair.env_id for pair in profile.skew])
+    assert plan["baseline"] == profile.baseline
     keys = [j["pins_key"] for j in plan["include"]]
     assert len(set(keys)) == len(keys)  # different pins, different cache keys
-    assert all(j["session"] == f"matrix({j['env_id']})" for j in plan["include"])
+    envs, pairs = plan["include"][:len(profile.envs)], plan["include"][len(profile.envs):]
+    assert all(j["session"] == f"matrix({j['env_id']})" for j in envs)
+    # a skew pair's job is its nox session, with both interpreters (client first) for actions/setup-python
+    assert [j["session"] for j in pairs] == [f"matrix(skew-{pair.name})" for pair in profile.skew]
+    python_skew = next(j for j, pair in zip(pairs, profile.skew) if pair.client.python != pair.cluster.python)
+    assert python_skew["python"].splitlines() == ["3.12", "3.11"]
 
 
 def _results(root, files: dict):

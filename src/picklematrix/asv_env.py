@@ -14,11 +14,13 @@ runs in the orchestrating environment, where asv is installed.
 from __future__ import annotations
 
 import json
+import os
 
 from asv import util
 from asv.environment import EnvironmentUnavailable, ExistingEnvironment
 
 from .versions import ABSENT
+from .skew import ASV_CLUSTER_VAR, ClusterIdentity, record_name
 from .matrix import VERSIONS_PROBE, asv_env_name, asv_requirements
 
 class PicklematrixEnvironment(ExistingEnvironment):
@@ -32,6 +34,12 @@ class PicklematrixEnvironment(ExistingEnvironment):
             raise EnvironmentUnavailable(f"cannot read installed versions from {self._executable}: {e}")
         self._python = probe["python"]
         self._requirements = asv_requirements(probe["versions"])
+        self._base_name = asv_env_name(self._python, probe["versions"])
+        # computing on another env's cluster, or a given one (picklematrix.skew): its versions name it too
+        given = os.environ.get(ASV_CLUSTER_VAR)
+        self._cluster = ClusterIdentity.from_dict(json.loads(given)) if given else None
+        if self._cluster is not None:
+            self._requirements.update(self._cluster.asv_requirements())
 
     @classmethod
     def matches(cls, python):
@@ -40,4 +48,6 @@ class PicklematrixEnvironment(ExistingEnvironment):
 
     @property
     def name(self):
-        return asv_env_name(self._python, {k: (None if v == ABSENT else v) for k, v in self._requirements.items()})
+        if not hasattr(self, "_base_name"):  # asked by asv's own __init__, before the probe above
+            return asv_env_name(self._python, {k: (None if v == ABSENT else v) for k, v in self._requirements.items()})
+        return record_name(self._base_name, self._cluster)

@@ -1,6 +1,7 @@
 """Command line: ``picklematrix cases|run|cluster|report|review`` (also ``python -m picklematrix``), a thin shell over the package's functions.
 
-Exit status everywhere: 0 all as expected, 1 surprises, 2 bad input.
+Exit status everywhere: 0 all as expected, 1 surprises, 2 bad input; ``run``: 3 it stopped before its last cell
+(a cluster it may not restart, ``--scheduler``, could not be recovered; the cells done are kept).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .corpus import CONTEXTS, CorpusError, load_corpus, relpath, select
 from .requirements_check import MissingExtra, require
 from .sidecar import SidecarError, SidecarWriter
 
-EXIT_OK, EXIT_SURPRISES, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_SURPRISES, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 3
 
 
 def _add_corpus_args(p):
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use this existing cluster instead of starting a LocalCluster (never restarted)")
     p.add_argument("--restartable", action="store_true",
                    help="the --scheduler cluster was started by `picklematrix cluster`: its workers may be restarted")
+    _add_cluster_args(p)
     p.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster (default 2)")
     p.add_argument("--samples", action="append", type=_samples_arg, metavar="N|CONTEXT=N",
                    help="timing samples per passing cell (default 1); CONTEXT=N sets one context's "
@@ -93,7 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cluster", help="run a LocalCluster (127.0.0.1, no dashboard) until terminated")
     p.add_argument("--state-file", required=True, help="where to write {address, pid} once it is up")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--cluster-python", metavar="PATH",
+                   help="start it from this interpreter (another env's) with `dask scheduler`/`dask worker`")
+
+    p = sub.add_parser("versions", help="this env's versions, or a cluster's as distributed's version check "
+                                        "reports them (JSON)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="the cluster at ADDRESS")
+    _add_cluster_args(p)
     return parser
+
+
+def _add_cluster_args(p):
+    """Where else the cells may compute: a cluster from another env's interpreter; TLS for --scheduler."""
+    p.add_argument("--cluster-python", metavar="PATH",
+                   help="start the cluster from this interpreter (another env's: a client/cluster skew pair) with "
+                        "`dask scheduler` and `dask worker`; owned by the run like a LocalCluster")
+    p.add_argument("--scheduler-security", metavar="FILE",
+                   help="TLS for a tls:// --scheduler: a TOML file of ca_file, cert, key (paths; relative to the "
+                        "file); its contents never reach results or logs")
 
 
 def main(argv=None) -> int:
@@ -104,8 +123,10 @@ def main(argv=None) -> int:
     if args.command == "cluster":
         from .cluster_serve import serve
 
-        serve(args.state_file, n_workers=args.workers)
+        serve(args.state_file, n_workers=args.workers, python=args.cluster_python)
         return EXIT_OK
+    if args.command == "versions":
+        return _versions(args)
     try:
         cases, problems = load_corpus(args.cases)
     except CorpusError as e:
@@ -181,9 +202,12 @@ def _run(args, cases, problems) -> int:
     atexit.register(_end_children)
     t0 = time.perf_counter()
     try:
-        cluster = open_cluster(args.scheduler, n_workers=args.workers, restartable=args.restartable)
+        _use_security(args)
+        cluster = open_cluster(args.scheduler, n_workers=args.workers, restartable=args.restartable,
+                               cluster_python=args.cluster_python)
     except Exception as e:
-        where = args.scheduler or "a LocalCluster on 127.0.0.1"
+        where = args.scheduler or (f"a cluster from {args.cluster_python}" if args.cluster_python
+                                   else "a LocalCluster on 127.0.0.1")
         print(f"error: cannot start/connect to {where}: {type(e).__name__}: {e}", file=sys.stderr)
         _end_children()
         return EXIT_BAD_INPUT
@@ -208,9 +232,57 @@ def _run(args, cases, problems) -> int:
     except SidecarError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if result.stopped:
+        print(f"error: {result.stopped}; the cells done are in {args.json or 'the table above'}", file=sys.stderr)
+        return EXIT_STOPPED
     if problems:
         return EXIT_BAD_INPUT
     return EXIT_SURPRISES if result.surprises else EXIT_OK
+
+
+def _use_security(args) -> None:
+    """TLS for ``--scheduler tls://...`` (``--scheduler-security``): dask's own settings, in this process and
+    (through the environment) in every process the run starts: cells, the kernel, the worker server."""
+    if not args.scheduler_security:
+        if (args.scheduler or "").startswith("tls://"):
+            raise ValueError(f"{args.scheduler} is a TLS address: give its certificates with --scheduler-security "
+                             "FILE (a TOML file of ca_file, cert, key)")
+        return
+    import dask
+
+    from .skew import tls_environ
+
+    settings = tls_environ(args.scheduler_security)
+    os.environ.update(settings)
+    dask.config.refresh()
+
+
+def _versions(args) -> int:
+    """``picklematrix versions``: JSON on stdout; exit 2 when the cluster cannot be reached."""
+    import json
+
+    from .versions import environment_versions
+
+    if not (args.scheduler or args.cluster_python):
+        print(json.dumps(environment_versions()))
+        return EXIT_OK
+    from .cluster import open_cluster
+    from .cluster_health import version_report
+
+    try:
+        _use_security(args)
+        cluster = open_cluster(args.scheduler, cluster_python=args.cluster_python, n_workers=1)
+    except Exception as e:
+        print(f"error: cannot reach {args.scheduler or args.cluster_python}: {type(e).__name__}: {e}",
+              file=sys.stderr)
+        _end_children()
+        return EXIT_BAD_INPUT
+    try:
+        print(json.dumps(version_report(cluster.client)))
+    finally:
+        cluster.close()
+        _end_children()
+    return EXIT_OK
 
 
 def _exit_on_signal(signum, frame):

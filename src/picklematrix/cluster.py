@@ -19,7 +19,9 @@ import os
 import signal
 import time
 
-from .cluster_health import SHUT_DOWN, BaseCluster, ClusterHung, Health, scheduler_state, within
+from .cluster_health import (
+    SHUT_DOWN, BaseCluster, ClusterHung, Health, scheduler_state, version_report, within,
+)
 
 # How long starting a cluster may take: a scheduler and its workers are up in a few seconds (forked
 # workers) to ten or so (spawned, on a loaded machine); a worker that cannot start would otherwise
@@ -302,17 +304,20 @@ class OwnedCluster(BaseCluster):
 
 
 class ExistingCluster(BaseCluster):
-    """A cluster at an address the run was given: never replaced.
+    """A cluster at an address the run was given: never replaced, its workers never killed.
 
     ``restartable``: one that ``python -m picklematrix cluster`` serves on this
     machine, whose stuck workers may be killed and whose workers may be
-    restarted. Any other is only checked: its problems become warnings.
+    restarted. Any other (one someone else runs, ``--scheduler ADDRESS``) is only
+    checked: when a cell leaves it unhealthy it is ``lost`` (the reason), and the
+    run stops there rather than blame later cells for its state.
     """
 
     def __init__(self, address: str, *, restartable: bool = False):
         super().__init__(n_workers=0)  # counted on connecting
         self._address = address
         self.restartable = restartable
+        self.lost: str | None = None
 
     @property
     def address(self) -> str:
@@ -330,13 +335,16 @@ class ExistingCluster(BaseCluster):
         return self
 
     def make_healthy(self, reason: str) -> str | None:
-        """Restart the workers if we may, else report; returns the warning, if any."""
+        """Restart the workers if we may; else, or when that fails, the cluster is lost. Returns the warning."""
         if not self.restartable:
-            health = self.health(grace=0.5)
+            try:
+                health = self.health(grace=3)
+            except ClusterHung as e:
+                health = Health([str(e)])
             if health.ok:
                 return None
-            return self._warn(f"cluster at {self.address} may be unhealthy after {reason}: "
-                              f"{'; '.join(health.problems)}")
+            return self._lose(f"after {reason}: {'; '.join(health.problems)}; it is not this run's to restart "
+                              "(--scheduler)")
         self.restarts += 1
         try:
             health, killed = self._replace_stuck_workers()
@@ -350,24 +358,29 @@ class ExistingCluster(BaseCluster):
             problems = "; ".join(health.problems)
         except Exception as e:
             problems = f"restart failed: {type(e).__name__}: {e}"
-        # Nothing more we may do to it; later cells report instead of
-        # paying for another failed restart each.
-        self.restartable = False
-        return self._warn(f"workers of {self.address} still unhealthy after a restart ({reason}): {problems}")
+        return self._lose(f"still unhealthy after a restart ({reason}): {problems}")
 
-    def worker_versions(self) -> dict:
-        """distributed's own version report for scheduler and workers."""
-        try:
-            return self.client.get_versions(check=False)
-        except Exception as e:  # an old or locked-down cluster: say so, don't fail the run
-            return {"error": f"{type(e).__name__}: {e}"}
+    def _lose(self, why: str) -> str:
+        self.lost = self._warn(f"the cluster at {self.address} could not be recovered {why}: the run stops here")
+        return self.lost
 
     def describe(self) -> dict:
-        return {**super().describe(), "versions": self.worker_versions()}
+        out = {**super().describe(), "lost": self.lost}
+        try:
+            out["versions"] = version_report(self.client)
+        except Exception as e:  # an old, locked-down or lost cluster: say so, don't fail the run
+            out["versions"] = {"error": f"{type(e).__name__}: {e}"}
+        return out
 
 
-def open_cluster(address: str | None = None, *, n_workers: int = 2, restartable: bool = False) -> BaseCluster:
-    """The cluster a run computes on, ready: the one at ``address``, else a new ``LocalCluster``."""
+def open_cluster(address: str | None = None, *, n_workers: int = 2, restartable: bool = False,
+                 cluster_python: str | None = None) -> BaseCluster:
+    """The cluster a run computes on, ready: the one at ``address``; else one started from ``cluster_python``
+    (another env's interpreter: picklematrix.cluster_spawn); else a new ``LocalCluster``."""
+    if cluster_python is not None:
+        from .cluster_spawn import SpawnedCluster
+
+        return SpawnedCluster(cluster_python, n_workers).start()
     if address is None:
         return OwnedCluster(n_workers).start()
     return ExistingCluster(address, restartable=restartable).start()

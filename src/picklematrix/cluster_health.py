@@ -9,10 +9,12 @@ when it is not.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import signal
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 
 
@@ -71,28 +73,38 @@ SHUT_DOWN = "the cell shut the cluster down"
 UNANSWERING = "did not answer within {:g}s: its event loop is blocked or its process stopped"
 
 
+def _scheduler_counts(dask_scheduler=None):
+    return {
+        "workers": len(dask_scheduler.workers),
+        "addresses": sorted(dask_scheduler.workers),
+        "tasks": len(dask_scheduler.tasks),
+        # list(): copied in one step, without the scheduler's thread changing the dict midway
+        "processing": sum(len(ws.processing) for ws in list(dask_scheduler.workers.values())),
+    }
+
+
+def _worker_pid_map(dask_scheduler=None):
+    return {a: ws.pid for a, ws in dask_scheduler.workers.items()}
+
+
+def _busy_thread_count(dask_worker=None):
+    # A released task whose thread is still running (a hung cell) shows
+    # here, not on the scheduler, which has already forgotten it.
+    return len(dask_worker.active_threads)
+
+
+def by_value(fn):
+    """A copy of the module-level ``fn`` that cloudpickle ships by value (its code; it is not the object its
+    module holds under its name), for a cluster that may not have picklematrix. Its code must use builtins only.
+    A cluster on another Python minor version cannot run code shipped so: send ``fn`` itself (by reference)."""
+    copy = types.FunctionType(fn.__code__, {"__builtins__": builtins}, fn.__name__, fn.__defaults__)
+    copy.__qualname__ = fn.__qualname__
+    return copy
+
+
 def scheduler_state():
     """A function giving the scheduler's counts, to call in its process or send there (``run_on_scheduler``)."""
-
-    def state(dask_scheduler=None):
-        return {
-            "workers": len(dask_scheduler.workers),
-            "addresses": sorted(dask_scheduler.workers),
-            "tasks": len(dask_scheduler.tasks),
-            # list(): copied in one step, without the scheduler's thread changing the dict midway
-            "processing": sum(len(ws.processing) for ws in list(dask_scheduler.workers.values())),
-        }
-
-    return state
-
-
-def _busy_threads():
-    def busy(dask_worker=None):
-        # A released task whose thread is still running (a hung cell) shows
-        # here, not on the scheduler, which has already forgotten it.
-        return len(dask_worker.active_threads)
-
-    return busy
+    return by_value(_scheduler_counts)
 
 
 class BaseCluster:
@@ -122,18 +134,22 @@ class BaseCluster:
         """Called after a cell left the cluster unhealthy (``reason`` says which); returns a warning, if any."""
         raise NotImplementedError
 
+    # How the health checks' functions travel: by value (a cluster without picklematrix; the same Python
+    # minor version), or by reference (one with picklematrix importable, e.g. started from a matrix env).
+    probes_by_reference = False
+
+    def _probe(self, fn):
+        return fn if self.probes_by_reference else by_value(fn)
+
     def _scheduler_now(self) -> dict:
-        # nested functions pickle by value: the cluster need not have picklematrix
         return within(SCHEDULER_WITHIN, f"the scheduler at {self.address}",
-                      self.client.run_on_scheduler, scheduler_state())
+                      self.client.run_on_scheduler, self._probe(_scheduler_counts))
 
     def _worker_pids(self, addresses) -> dict:
         """{worker address: pid}, as the workers told the scheduler when they connected (asking a
         worker itself needs its event loop, which may be what hangs)."""
-        def pids(dask_scheduler=None):
-            return {a: ws.pid for a, ws in dask_scheduler.workers.items()}
-
-        known = within(SCHEDULER_WITHIN, f"the scheduler at {self.address}", self.client.run_on_scheduler, pids)
+        known = within(SCHEDULER_WITHIN, f"the scheduler at {self.address}", self.client.run_on_scheduler,
+                       self._probe(_worker_pid_map))
         return {a: known[a] for a in addresses if known.get(a)}
 
     def memory_kills(self, since: float) -> list:
@@ -181,11 +197,11 @@ class BaseCluster:
         A message to a worker that died a moment ago waits out distributed's connect timeout
         (30 s): the scheduler drops it meanwhile, and the caller asks again.
         """
-        client = self.client
+        client, busy = self.client, self._probe(_busy_thread_count)
 
         async def ask(address):
             try:
-                answer = await asyncio.wait_for(client._run(_busy_threads(), workers=[address]), seconds)
+                answer = await asyncio.wait_for(client._run(busy, workers=[address]), seconds)
                 return address, answer.get(address)
             except Exception:  # TimeoutError (asyncio's, before 3.11), or the worker's comm closed
                 return address, None
@@ -279,3 +295,37 @@ class BaseCluster:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# The packages a cluster's identity is made of (picklematrix.skew), asked of distributed's version check
+# besides its own list (pydantic is not on it).
+IDENTITY_PACKAGES = ("cloudpickle", "dask", "distributed", "pydantic")
+
+
+def version_report(client) -> dict:
+    """distributed's own version check (``Client.get_versions``, pydantic included) of the client, the
+    scheduler and the workers, with its mismatch warning (the text distributed warns with, or "") and the
+    cluster's identity: the python and packages of its workers (of the scheduler when it has none)."""
+    from distributed.versions import error_message
+
+    found = within(30, "distributed's version check (Client.get_versions)", client.get_versions, check=False,
+                   packages=["pydantic"])
+
+    def side(info) -> dict:
+        if not isinstance(info, dict):
+            return {"error": str(info)}
+        packages = dict(info.get("packages") or {})
+        python = str(packages.pop("python", None) or (info.get("host") or {}).get("python") or "")
+        return {"python": python.replace(".final.0", ""), "packages": packages}
+
+    workers = {address: side(info) for address, info in (found.get("workers") or {}).items()}
+    scheduler, client_side = side(found.get("scheduler")), side(found.get("client"))
+    try:
+        mismatch = error_message(found.get("scheduler"), found.get("workers") or {}, found.get("client"))["warning"]
+    except Exception as e:  # an odd answer from an old or locked-down cluster: say so
+        mismatch = f"(distributed's version check could not compare: {type(e).__name__}: {e})"
+    ref = next((w for w in workers.values() if "packages" in w), scheduler)
+    identity = {"python": ref.get("python", ""),
+                "versions": {k: (ref.get("packages") or {}).get(k) for k in IDENTITY_PACKAGES}}
+    return {"client": client_side, "scheduler": scheduler, "workers": workers, "mismatch": mismatch,
+            "identity": identity}

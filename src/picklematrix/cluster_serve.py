@@ -15,8 +15,8 @@ from .cluster import OwnedCluster
 from .processes import end_children
 
 
-def serve(state_file: str, n_workers: int = 2) -> None:
-    """Start a cluster and run it until SIGTERM/SIGINT.
+def serve(state_file: str, n_workers: int = 2, python: str | None = None) -> None:
+    """Start a cluster (from another env's interpreter ``python``, when given) and run it until SIGTERM/SIGINT.
 
     Once it is up, ``state_file`` holds ``{"address", "pid", "workers"}`` (written in one step);
     it is removed when the cluster stops.
@@ -25,7 +25,13 @@ def serve(state_file: str, n_workers: int = 2) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        with OwnedCluster(n_workers) as cluster:
+        if python is not None:
+            from .cluster_spawn import SpawnedCluster
+
+            cluster = SpawnedCluster(python, n_workers)
+        else:
+            cluster = OwnedCluster(n_workers)
+        with cluster:
             tmp = state_file + ".tmp"
             with open(tmp, "w") as f:
                 json.dump({"address": cluster.address, "pid": os.getpid(), "workers": cluster.n_workers}, f)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier
@@ -28,7 +28,7 @@ except ModuleNotFoundError:  # Python 3.10
 # The project's matrix: the checkout's matrix.toml, or the copy a wheel carries (locations.builtin_path).
 MATRIX_FILE = builtin_or_expected("matrix.toml")
 AXES = ("python", "cloudpickle", "dask", "pydantic")
-ENV_ID = re.compile(r"^cp(?P<cloudpickle>[^-]+)-dask(?P<dask>[^-]+)-pyd(?P<pydantic>[^-]+)-py(?P<python>[^-]+)$")
+ENV_ID = re.compile(r"^cp(?P<cloudpickle>[^-]+)-dask(?P<dask>[^-]+)-pyd(?P<pydantic>[^-]+)-py(?P<python>[^-+~]+)$")
 
 
 class MatrixError(Exception):
@@ -85,6 +85,8 @@ class Profile:
     description: str
     baseline: str
     envs: list
+    # client/cluster skew pairs (picklematrix.skew.SkewPair) the profile records besides its envs
+    skew: list = field(default_factory=list)
 
 
 @dataclass
@@ -176,8 +178,8 @@ def load_matrix(path: str | Path | None = None) -> Matrix:
         if key == "common":
             bad("[common] is no longer read: the harness's own packages are pinned in src/picklematrix/pins.py "
                 "(ENV); delete the table")
-        elif key not in ("axes", "exclude", "profiles"):
-            bad(f"unknown top-level table [{key}] (known: axes, exclude, profiles)")
+        elif key not in ("axes", "exclude", "profiles", "skew"):
+            bad(f"unknown top-level table [{key}] (known: axes, exclude, profiles, skew)")
 
     axes = data.get("axes", {})
     for axis in axes:
@@ -227,13 +229,16 @@ def load_matrix(path: str | Path | None = None) -> Matrix:
     if problems:
         raise MatrixError("\n".join(problems))
 
+    from .skew import load_pairs, skew_pairs
+
+    pairs = load_pairs(data.get("skew", {}), parse_env_id, bad)
     profiles_data = data.get("profiles", {})
     if "default" not in profiles_data:
         bad("[profiles] needs a 'default' profile")
     for name, prof in profiles_data.items():
         label = f"[profiles.{name}]"
         for k in prof:
-            if k not in ("description", "baseline", "envs", "product"):
+            if k not in ("description", "baseline", "envs", "product", "skew"):
                 bad(f"{label}: unknown key {k!r}")
         if prof.get("product"):
             envs = matrix.product()
@@ -266,7 +271,8 @@ def load_matrix(path: str | Path | None = None) -> Matrix:
             bad(f"{label} needs a 'baseline' env id (the A of every A/B review)")
         elif baseline not in {e.env_id for e in envs}:
             bad(f"{label}: baseline {baseline!r} is not one of the profile's envs")
-        matrix.profiles[name] = Profile(name, prof.get("description", ""), baseline or "", envs)
+        matrix.profiles[name] = Profile(name, prof.get("description", ""), baseline or "", envs,
+                                        skew_pairs(pairs, prof.get("skew", []), label, bad))
     if problems:
         raise MatrixError("\n".join(problems))
     return matrix

@@ -83,14 +83,14 @@ def find_record(results: Path, commit: str, env: Env, machine: str = "*"):
 
 
 def record(env: Env, checkout: Path, results: Path, *, venvs: Path | None = None, force: bool = False,
-           log=print, warn=print) -> None:
+           log=print, warn=print, cluster=None) -> str:
     """Build ``env`` (if needed) and record it into ``results`` as ``nox -s matrix`` does; a record already there
-    is reused without building anything. Raises :class:`picklematrix.recording.RecordingError` (an env error is
-    recorded too)."""
+    is reused without building anything. ``cluster``: compute on it (a picklematrix.skew.ClusterSource). Returns
+    the record's env id. Raises :class:`picklematrix.recording.RecordingError` (an env error is recorded too)."""
     commit, machine = recording.recording_target(checkout)
-    if not force and find_record(results, commit, env, machine) is not None:
+    if cluster is None and not force and find_record(results, commit, env, machine) is not None:
         log(f"{env.env_id}: already recorded for {commit[:8]} in {Path(results) / machine}")
-        return
+        return env.env_id
     where = (venvs or checkout / ".nox" / "on-demand") / env_key(env)
     try:
         python = make_venv(env, where)
@@ -100,4 +100,5 @@ def record(env: Env, checkout: Path, results: Path, *, venvs: Path | None = None
         raise recording.RecordingError(f"{e}\n(recorded in {path})") from None
     tmp = where / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    recording.record_env(env, python, checkout, results, tmp.resolve(), force=force, log=log, warn=warn)
+    return recording.record_env(env, python, checkout, results, tmp.resolve(), force=force, log=log, warn=warn,
+                                cluster=cluster)

@@ -63,13 +63,34 @@ def _start_server() -> None:
     _group = getattr(forkserver._forkserver, "_forkserver_pid", None)
 
 
+# Process groups the run started besides the server's (a cluster spawned from another env's interpreter,
+# picklematrix.cluster_spawn): ended with it.
+_adopted: set = set()
+
+
+def adopt_group(pgid: int) -> None:
+    """End the process group ``pgid`` with the run's own processes (see :func:`end_children`)."""
+    _adopted.add(pgid)
+
+
+def forget_group(pgid: int) -> None:
+    _adopted.discard(pgid)
+
+
 def end_children() -> None:
-    """SIGKILL the server's process group: every cell and worker process still alive, and the server.
+    """SIGKILL the server's process group: every cell and worker process still alive, and the server; and
+    every adopted group (:func:`adopt_group`).
 
     For the end of a run (after its cluster was closed): what is left then is a process that would not
     end (a stopped or stuck worker, a cell's own child). The next use starts a new server.
     """
     global _group
+    for pgid in list(_adopted):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
+        _adopted.discard(pgid)
     group, _group = _group, None
     if group is None:
         return

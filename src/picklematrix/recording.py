@@ -305,12 +305,12 @@ def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path
 
 
 def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Path, *, replica: int = 1,
-               force: bool = False, log=print, warn=print, cluster: skew.ClusterSource | None = None) -> None:
+               force: bool = False, log=print, warn=print, cluster: skew.ClusterSource | None = None) -> str:
     """Build ``env`` in the venv of ``python``, check its versions, run the corpus, record it with asv.
 
     ``session_tmp`` keeps what outlives one recording (asv's HOME, its private results dir). ``cluster``:
     compute on another env's cluster, or one at an address (picklematrix.skew), instead of one of ``env``'s;
-    its identity joins the record's (env id ``<env id>~<cluster env id>``).
+    its identity joins the record's (env id ``<env id>~<cluster env id>``), which is returned.
     Raises :class:`RecordingError`; an env that cannot be built is also recorded as an ``.env-error``.
     """
     started = time.perf_counter()
@@ -326,6 +326,11 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
         where = record_env_error(target, env, e.stage, str(e), env_id=env_id)
         # the whole message: a resolver's explanation ("because ...") follows its first line
         raise RecordingError(f"{str(e).strip()[-20000:]}\n(recorded in {where})") from None
+    if cluster is not None and cluster.identity is None:  # a cluster at an address: ask it what it runs
+        from .skew_envs import probe
+
+        cluster = probe(cluster, python, log)
+        env_id = skew.record_env_id(env.env_id, cluster.identity)
     log(f"{env_id}: python {found['python']} " + " ".join(f"{k}={v}" for k, v in found["versions"].items()))
     env_seconds = time.perf_counter() - started  # uv install (a no-op when warm) and the version check
 
@@ -340,7 +345,7 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
         log(f"{env_id}: already recorded for {commit[:8]} ({result_file.name}); --force re-records")
         if done.head.get("broken_cases"):
             warn(f"{env_id}: its record skipped broken case file(s): {broken_cases_text(done.head['broken_cases'])}")
-        return
+        return env_id
     if marker.exists():
         log(f"{env_id}: {marker} is left from an interrupted recording: recording again, from the start "
             "(a complete record already there stays until the new one is complete)")
@@ -398,3 +403,4 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
     log(f"{env_id}: recorded {result_file.relative_to(results)} and {sidecar.name} in "
         f"{time.perf_counter() - started:.1f} s (env {env_seconds:.1f} s, harness {harness_seconds:.1f} s, "
         f"asv {time.perf_counter() - asv_started:.1f} s)")
+    return env_id

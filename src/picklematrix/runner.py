@@ -65,6 +65,8 @@ class RunResult:
     cells: list
     broken_cases: list = field(default_factory=list)
     cluster: dict = field(default_factory=dict)
+    # why the run stopped before its last cell (a cluster it may not restart was lost), else None
+    stopped: str | None = None
 
     @property
     def surprises(self) -> list:
@@ -273,7 +275,7 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
     runner = CellRunner(cluster, samples=samples)
     grid = [(case, method, context) for case in cases for method in methods for context in contexts]
     bar = Progress(len(grid), enabled=progress)
-    cells = []
+    cells, stopped = [], None
     try:
         for case, method, context in grid:
             try:
@@ -286,6 +288,10 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
             bar.update(cell)
             if on_cell is not None:
                 on_cell(cell)
+            if getattr(cluster, "lost", None):
+                # a cluster the run may not restart (--scheduler) is broken: later cells would only measure that
+                stopped = f"{cluster.lost} (after {len(cells)} of {len(grid)} cells)"
+                break
     finally:
         bar.close()
         runner.close()
@@ -293,4 +299,4 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
     if runner.kernel_starts:
         cluster_info["kernel_starts"] = runner.kernel_starts
         cluster_info["kernel_startup_seconds"] = runner.kernel_startup_seconds
-    return RunResult(env=runner.env, cells=cells, cluster=cluster_info)
+    return RunResult(env=runner.env, cells=cells, cluster=cluster_info, stopped=stopped)

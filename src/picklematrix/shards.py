@@ -55,9 +55,14 @@ def plan(matrix, profile: str) -> dict:
     """The profile's envs as a CI job matrix: ``{"profile", "baseline", "include": [{env_id, python, session,
     pins_key}, ...]}`` (GitHub Actions reads ``include`` as one job per entry)."""
     prof = matrix.profile(profile)
+    # a client/cluster skew pair needs both envs' interpreters: "python" lists them one per line (as
+    # actions/setup-python's python-version takes several), client first
     return {"profile": prof.name, "baseline": prof.baseline,
             "include": [{"env_id": e.env_id, "python": e.python, "session": f"matrix({e.env_id})",
-                         "pins_key": pins_key(e)} for e in prof.envs]}
+                         "pins_key": pins_key(e)} for e in prof.envs]
+            + [{"env_id": pair.env_id, "python": "\n".join(dict.fromkeys([pair.client.python, pair.cluster.python])),
+                "session": f"matrix({pair.session_id})", "pins_key": f"{pins_key(pair.client)}-{pins_key(pair.cluster)}"}
+               for pair in prof.skew]}
 
 
 @dataclass

@@ -14,6 +14,7 @@ Runs in the orchestrating interpreter (standard library and ``packaging``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -101,7 +102,7 @@ def skew_label(env_id: str) -> str:
 class ClusterSource:
     """Where a recording's cells compute, when not on a cluster of the client env's own (see the module doc)."""
 
-    identity: ClusterIdentity
+    identity: ClusterIdentity | None  # None: a cluster at an address, not yet asked (picklematrix.skew_envs.probe)
     python: str | None = None     # the cluster env's interpreter: started from it (owned)
     address: str | None = None    # an existing cluster (not owned)
     security: str | None = None   # TLS security file for ``address``
@@ -114,7 +115,9 @@ class ClusterSource:
         return args + (["--scheduler-security", self.security] if self.security else [])
 
     def asv_environ(self) -> dict:
-        return {ASV_CLUSTER_VAR: json.dumps(self.identity.as_dict())}
+        """What ``asv run`` needs: the cluster's identity (for picklematrix.asv_env) and TLS, if any."""
+        return {ASV_CLUSTER_VAR: json.dumps(self.identity.as_dict()),
+                **(tls_environ(self.security) if self.security else {})}
 
 
 @dataclass(frozen=True)
@@ -148,4 +151,110 @@ class SkewPair:
 def record_name(asv_name: str, cluster: ClusterIdentity | None) -> str:
     """A record's name (its asv env name, its result and sidecar files): the client env's asv name, and the
     cluster's env id when it computes on another env's cluster. picklematrix.asv_env names asv's env so."""
-    return asv_name if cluster is None else f"{asv_name}-cluster-{cluster.env_id}"
+    # a digest: asv names result files after the env only up to 127 characters (beyond, "env-<md5>"); the
+    # record's sidecar head and asv's cluster-* requirements spell the cluster out
+    if cluster is None:
+        return asv_name
+    return f"{asv_name}-cluster-{hashlib.sha256(cluster.env_id.encode()).hexdigest()[:8]}"
+
+
+# --------------------------------------------------------------------------- TLS for --scheduler tls://
+
+TLS_KEYS = {"ca_file": "DASK_DISTRIBUTED__COMM__TLS__CA_FILE",
+            "cert": "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT",
+            "key": "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"}
+
+
+class SecurityError(ValueError):
+    """A ``--scheduler-security`` file is unusable; the message names it and the key."""
+
+
+def tls_environ(path: str) -> dict:
+    """dask's settings (DASK_* variables) for the TLS client of a ``--scheduler-security`` TOML file:
+    ``ca_file``, ``cert`` and ``key``, paths relative to the file. Only paths are read here: the
+    certificates' contents stay in their files, out of every result and log."""
+    from pathlib import Path
+
+    from .matrix import tomllib
+
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text())
+    except OSError as e:
+        raise SecurityError(f"--scheduler-security {path}: cannot read it ({e.strerror or e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SecurityError(f"--scheduler-security {path}: not valid TOML: {e}") from None
+    unknown = sorted(set(data) - set(TLS_KEYS))
+    if unknown:
+        raise SecurityError(f"--scheduler-security {path}: unknown key(s) {', '.join(unknown)} "
+                            f"(known: {', '.join(TLS_KEYS)})")
+    out = {"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
+    for key, var in TLS_KEYS.items():
+        if key not in data:
+            raise SecurityError(f"--scheduler-security {path}: {key} is missing (a path to the PEM file)")
+        where = (file.parent / str(data[key])).resolve()
+        if not where.is_file():
+            raise SecurityError(f"--scheduler-security {path}: {key} = {data[key]!r}: no such file ({where})")
+        out[var] = str(where)
+    return out
+
+
+# --------------------------------------------------------------------------- matrix.toml [skew.NAME]
+
+PAIR_KEYS = ("client", "cluster", "question")
+
+
+def load_pairs(table: dict, parse_env_id, bad) -> dict:
+    """{name: SkewPair} of matrix.toml's ``[skew.NAME]`` tables; each problem goes to ``bad(message)``.
+
+    A pair names two env ids (any versions: they need not be on the axes, envs are built on demand) and the
+    question it answers."""
+    pairs = {}
+    if not isinstance(table, dict):
+        bad("[skew] must hold tables: [skew.<name>] with client, cluster and question")
+        return pairs
+    for name, entry in table.items():
+        label = f"[skew.{name}]"
+        if not SKEW_NAME.match(name):
+            bad(f"{label}: name it with lower-case letters, digits and '-' (it names the nox session skew-{name})")
+            continue
+        if not isinstance(entry, dict):
+            bad(f"{label} must be a table of client, cluster and question")
+            continue
+        for k in entry:
+            if k not in PAIR_KEYS:
+                bad(f"{label}: unknown key {k!r} (known: {', '.join(PAIR_KEYS)})")
+        sides = {}
+        for side in ("client", "cluster"):
+            text = entry.get(side)
+            env = parse_env_id(text) if isinstance(text, str) else None
+            if env is None:
+                bad(f"{label}: {side} = {text!r} is not an env id like cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11")
+            sides[side] = env
+        question = entry.get("question")
+        if not isinstance(question, str) or not question.strip():
+            bad(f"{label} needs a 'question': what the pair answers (e.g. can the notebook image move first?)")
+        if None in sides.values():
+            continue
+        if sides["client"] == sides["cluster"]:
+            bad(f"{label}: client and cluster are the same env ({sides['client'].env_id}): that is not a skew")
+            continue
+        pairs[name] = SkewPair(name, sides["client"], sides["cluster"], (question or "").strip())
+    return pairs
+
+
+def skew_pairs(pairs: dict, names, label: str, bad) -> list:
+    """The pairs a profile's ``skew = [...]`` names, in its order."""
+    if not isinstance(names, list):
+        bad(f"{label}: skew must be a list of [skew.<name>] names")
+        return []
+    out = []
+    for name in names:
+        if name not in pairs:
+            bad(f"{label}: skew pair {name!r} is not defined (known: {', '.join(pairs) or 'none'}; "
+                f"add a [skew.{name}] table)")
+        elif pairs[name] in out:
+            bad(f"{label}: skew pair {name!r} is listed twice")
+        else:
+            out.append(pairs[name])
+    return out

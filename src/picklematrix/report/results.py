@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import sidecar
+from .. import sidecar, skew
 from ..versions import ABSENT
 from ..matrix import Env
 from ..outcomes import OUTCOMES
@@ -94,6 +94,9 @@ class Recording:
         if v.get("distributed") != v.get("dask"):
             lines.append(f"distributed {v.get('distributed') or ABSENT}")
         lines.append(f"pydantic {v.get('pydantic') or ABSENT}")
+        if self.env_id and skew.SEPARATOR in self.env_id:
+            # a client on another env's cluster (picklematrix.skew): what differs first, then the client's
+            lines = [skew.skew_label(self.env_id), f"client {lines[0]}", *lines[1:]]
         return lines
 
 

@@ -1,0 +1,60 @@
+"""The orchestrating side of skew recordings (picklematrix.skew): a skew pair's cluster env, built and checked
+like any env, and the identity of a cluster at an address, read from it.
+
+Runs in nox's interpreter (standard library, ``packaging``, ``filelock``); what needs distributed runs in an
+env's interpreter (``python -m picklematrix versions``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from . import envs, ondemand, recording, resultsdir
+from .skew import ClusterIdentity, ClusterSource, SkewPair
+
+
+def cluster_source(pair: SkewPair, checkout: Path, results: Path, *, venvs: Path | None = None,
+                   warn=print) -> ClusterSource:
+    """The pair's cluster env, built (or reused: ``<checkout>/.nox/on-demand/<env>``, where the review and the
+    bisect build envs too) and checked against its pins, as a :class:`ClusterSource` started from its
+    interpreter. An env that cannot be built is recorded as the pair's ``.env-error`` and raised as a
+    :class:`picklematrix.recording.RecordingError` naming the pair."""
+    env = pair.cluster
+    where = (venvs or checkout / ".nox" / "on-demand") / ondemand.env_key(env)
+    try:
+        python = ondemand.make_venv(env, where)
+        found = envs.prepare(env, python, checkout, warn=warn)
+    except envs.EnvError as e:
+        commit, machine = recording.recording_target(checkout)
+        path = resultsdir.record_env_error(resultsdir.Target(results, commit, machine), pair.client, e.stage,
+                                           f"the cluster env of skew pair {pair.name}: {e}", env_id=pair.env_id)
+        raise recording.RecordingError(f"skew pair {pair.name}: its cluster env {env.env_id} cannot be built:\n{e}"
+                                       f"\n(recorded in {path})") from None
+    return ClusterSource(ClusterIdentity(found["python"], found["versions"]), python=python)
+
+
+def given_cluster(address: str, security: str | None = None) -> ClusterSource:
+    """A cluster at ``address`` that someone else runs: its identity is read when an env records against it
+    (:func:`probe`)."""
+    if security is not None and not Path(security).is_file():
+        raise recording.RecordingError(f"--scheduler-security {security}: no such file")
+    return ClusterSource(None, address=address, security=str(Path(security).resolve()) if security else None)
+
+
+def probe(source: ClusterSource, python: str, log=print) -> ClusterSource:
+    """``source`` with its identity, as distributed's version check in ``python``'s env reports its workers
+    (``python -m picklematrix versions --scheduler ...``); its mismatch warning is logged."""
+    command = [python, "-m", "picklematrix", "versions", *source.harness_args()]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise recording.RecordingError(f"cannot read the versions of the cluster at {source.address} from "
+                                       f"{python}: {(proc.stderr or proc.stdout).strip()[-2000:]}")
+    report = json.loads(proc.stdout)
+    if report.get("mismatch"):
+        log(f"cluster at {source.address}: distributed's version check: "
+            + " ".join(report["mismatch"].split())[:600])
+    ident = report["identity"]
+    return ClusterSource(ClusterIdentity(ident["python"], ident["versions"]), address=source.address,
+                         security=source.security)

@@ -1,0 +1,293 @@
+"""Client and cluster on different versions (picklematrix.skew): skew pairs in matrix.toml, a cluster started
+from another env's interpreter, and clusters the harness did not start (--scheduler).
+
+The slow tests run the real thing: nox builds the envs with uv, the cluster env's `dask scheduler` and
+`dask worker` serve the client env's harness, asv records, and the report and review show the pair.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from picklematrix import skew
+from picklematrix.matrix import MatrixError, load_matrix
+
+from .conftest import ROOT
+
+CLIENT = "cp3.1.3-dask2026.8.0-pyd2.14.4-py3.12"
+CLUSTER = "cp3.1.3-dask2026.8.0-pyd2.14.4-py3.11"
+PAIR_ID = f"{CLIENT}~{CLUSTER}"
+ONLY = "functions/main_function,functions/importable_function"
+
+MINI = textwrap.dedent(f"""
+    [axes]
+    python = ["3.11", "3.12"]
+    cloudpickle = ["3.1.3"]
+    dask = ["2026.8.0"]
+    pydantic = ["2.14.4"]
+
+    [skew.python-client-ahead]
+    client = "{CLIENT}"
+    cluster = "{CLUSTER}"
+    question = "Can the notebook image move to Python 3.12 while the cluster stays on 3.11?"
+
+    [profiles.default]
+    baseline = "{CLUSTER}"
+    envs = ["{CLUSTER}"]
+    skew = ["python-client-ahead"]
+""")
+
+
+# --------------------------------------------------------------------------- matrix.toml, names, labels
+
+def _matrix(tmp_path, text):
+    path = tmp_path / "matrix.toml"
+    path.write_text(text)
+    return load_matrix(path)
+
+
+def test_a_profile_names_skew_pairs_with_their_question(tmp_path):
+    pair = _matrix(tmp_path, MINI).profile("default").skew[0]
+    assert (pair.client.env_id, pair.cluster.env_id, pair.env_id) == (CLIENT, CLUSTER, PAIR_ID)
+    assert pair.session_id == "skew-python-client-ahead" and "3.12" in pair.question
+    assert pair.label == "client py3.12 / cluster py3.11"
+
+
+def test_the_project_default_profile_asks_the_skew_questions_of_the_issue():
+    pairs = load_matrix().profile("default").skew
+    differ = {name: [k for k in ("python", "cloudpickle", "dask", "pydantic")
+                     if getattr(p.client, k) != getattr(p.cluster, k)] for p in pairs for name in [p.name]}
+    assert sorted(differ.values()) == sorted([["pydantic"], ["pydantic"], ["cloudpickle"], ["python"], ["dask"]])
+    assert all(p.question.endswith("?") for p in pairs)
+    v1 = [p for p in pairs if p.cluster.pydantic.startswith("1.")]
+    assert v1 and v1[0].client.pydantic.startswith("2."), "a pydantic v2 client against v1 workers"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ('[skew.x]\nclient = "{c}"\ncluster = "{c}"\nquestion = "q?"', "that is not a skew"),
+    ('[skew.x]\nclient = "{c}"\ncluster = "nope"\nquestion = "q?"', "cluster = 'nope' is not an env id"),
+    ('[skew.x]\nclient = "{c}"\ncluster = "{k}"', "needs a 'question'"),
+    ('[skew.Bad_Name]\nclient = "{c}"\ncluster = "{k}"\nquestion = "q?"', "lower-case letters"),
+    ('[skew.x]\nclient = "{c}"\ncluster = "{k}"\nquestion = "q?"\nwho = 1', "unknown key 'who'"),
+])
+def test_a_bad_skew_pair_is_named_and_nothing_is_built(tmp_path, bad, message):
+    text = MINI.split("[skew.")[0] + bad.format(c=CLIENT, k=CLUSTER) + "\n" + MINI[MINI.index("[profiles"):]
+    text = text.replace('skew = ["python-client-ahead"]', 'skew = ["x"]')
+    with pytest.raises(MatrixError) as err:
+        _matrix(tmp_path, text)
+    assert message in str(err.value) and str(tmp_path / "matrix.toml") in str(err.value)
+
+
+def test_a_profile_naming_an_unknown_pair_says_which_are_known(tmp_path):
+    with pytest.raises(MatrixError) as err:
+        _matrix(tmp_path, MINI.replace('skew = ["python-client-ahead"]', 'skew = ["nope"]'))
+    assert "skew pair 'nope' is not defined (known: python-client-ahead" in str(err.value)
+
+
+def test_labels_spell_out_only_what_differs():
+    assert skew.skew_label(PAIR_ID) == "client py3.12 / cluster py3.11"
+    assert skew.skew_label("cp3.1.0-dask2024.6.2-pyd2.8.2-py3.11~cp3.0.0-dask2024.6.2-pyd1.10.21-py3.11") == \
+        "client cp3.1.0 pyd2.8.2 / cluster cp3.0.0 pyd1.10.21"
+    assert skew.skew_label(CLUSTER) == CLUSTER  # one env: its id
+    assert skew.split_env_id(PAIR_ID) == (CLIENT, CLUSTER)
+
+
+def test_a_cluster_identity_names_the_record_within_asvs_limit():
+    ident = skew.ClusterIdentity("3.11.7", {"cloudpickle": "3.1.3", "dask": "2026.8.0", "distributed": "2026.8.0",
+                                             "pydantic": None})
+    assert ident.env_id == "cp3.1.3-dask2026.8.0-pydabsent-py3.11"
+    name = skew.record_name("picklematrix-py3.12.1-cloudpickle3.1.3-dask2026.8.0-distributed2026.8.0-"
+                            "pydantic2.14.4", ident)
+    assert len(name) < 128  # asv names longer ones env-<md5>
+    assert name != skew.record_name(name, skew.ClusterIdentity("3.12.1", ident.versions))
+    assert ident.asv_requirements()["cluster-python"] == "3.11"
+
+
+def test_a_security_file_is_checked_and_only_its_paths_are_used(tmp_path):
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_text("-----BEGIN SECRET-----\n")
+    good = tmp_path / "tls.toml"
+    good.write_text('ca_file = "ca.pem"\ncert = "cert.pem"\nkey = "key.pem"\n')
+    settings = skew.tls_environ(str(good))
+    assert settings["DASK_DISTRIBUTED__COMM__TLS__CA_FILE"] == str(tmp_path / "ca.pem")
+    assert not any("SECRET" in v for v in settings.values())
+    bad = tmp_path / "bad.toml"
+    bad.write_text('ca_file = "ca.pem"\ncert = "missing.pem"\nkey = "key.pem"\n')
+    with pytest.raises(skew.SecurityError, match=r"bad.toml: cert = 'missing.pem': no such file"):
+        skew.tls_environ(str(bad))
+
+
+# --------------------------------------------------------------------------- end to end
+
+def _nox(tmp_path, results, *args, extra_env=None, timeout=1500):
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(MINI)
+    env = dict(os.environ, PICKLEMATRIX_MATRIX=str(matrix), PICKLEMATRIX_RESULTS=str(results),
+               PICKLEMATRIX_ONLY=ONLY, PICKLEMATRIX_DIRTY_LABEL="skew", PICKLEMATRIX_MACHINE="skewmachine")
+    env.update(extra_env or {})
+    return subprocess.run([sys.executable, "-m", "nox", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _sidecar(results, env_id):
+    for path in results.glob("*/*.outcomes"):
+        data = json.loads(path.read_text())
+        if data.get("env_id") == env_id:
+            return data
+    raise AssertionError(f"no record of {env_id} in {sorted(p.name for p in results.rglob('*'))}")
+
+
+def _cells(sidecar, case, method=None):
+    return [c for c in sidecar["cells"] if c["case"] == case and (method is None or c["method"] == method)]
+
+
+@pytest.fixture(scope="module")
+def python_skew(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("skew")
+    results = tmp / "results"
+    proc = _nox(tmp, results, "-s", f"matrix({CLUSTER})", "matrix(skew-python-client-ahead)")
+    return tmp, results, proc
+
+
+@pytest.mark.slow
+def test_python_minor_skew_main_function_against_an_importable_one(python_skew):
+    """A 3.12 client on a 3.11 cluster: a function defined in __main__ travels by value (its 3.12 code object),
+    an importable one by reference; both are recorded with their outcome and what ended them."""
+    _, results, proc = python_skew
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    record = _sidecar(results, PAIR_ID)
+    assert record["complete"] and record["env"]["python"].startswith("3.12.")
+    cluster = record["cluster"]
+    assert cluster["owned"] and "on-demand" in cluster["started_from"]  # from the cluster env's interpreter
+    versions = cluster["versions"]
+    assert {w["python"][:5] for w in versions["workers"].values()} == {"3.11."}
+    assert versions["client"]["python"].startswith("3.12.")
+    assert "python" in versions["mismatch"] and "Mismatched versions" in versions["mismatch"]
+
+    for context in ("script", "kernel"):
+        importable = {c["method"]: c for c in _cells(record, "importable_function") if c["context"] == context}
+        by_value = {c["method"]: c for c in _cells(record, "main_function") if c["context"] == context}
+        assert importable["Client.compute"]["outcome"] == "pass", importable
+        assert importable["dask.compute"]["outcome"] == "pass", importable
+        shipped = by_value["Client.compute"]
+        assert shipped["outcome"] != "pass", shipped
+        assert shipped["root_cause"]["type"] and shipped["stage"], shipped
+        print(context, shipped["outcome"], shipped["root_cause"], shipped.get("detail"))
+    # the same two functions without the skew: both pass
+    alone = _sidecar(results, CLUSTER)
+    assert {c["outcome"] for c in _cells(alone, "main_function", "Client.compute")} == {"pass"}
+
+
+@pytest.mark.slow
+def test_the_report_and_the_review_show_the_pair_as_its_own_column(python_skew):
+    tmp, results, proc = python_skew
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    report = _nox(tmp, results, "-s", "report", timeout=600)
+    assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
+    table = (results / "table.md").read_text()
+    assert "client py3.12 / cluster py3.11" in table and PAIR_ID in table
+    review = _nox(tmp, results, "-s", "review", "--", "--from", CLUSTER, "--to", PAIR_ID, timeout=600)
+    out = review.stdout + review.stderr
+    assert review.returncode == 1, out[-3000:]  # something broke: the __main__ function
+    assert "functions/main_function" in out and "client py3.12 / cluster py3.11" in out
+
+
+# --------------------------------------------------------------------------- a cluster someone else runs
+
+def _uv():
+    from picklematrix.envs import uv
+
+    return uv()
+
+
+@pytest.fixture(scope="module")
+def outside_cluster(tmp_path_factory):
+    """A cluster started outside the harness, with `dask scheduler` and `dask worker` from an env of its own
+    (no picklematrix in it): what a team's cluster is to the harness."""
+    tmp = tmp_path_factory.mktemp("outside")
+    venv = tmp / "cluster-env"
+    subprocess.run([_uv(), "venv", "-q", "-p", "3.11", str(venv)], cwd=ROOT, check=True,
+                   env=dict(os.environ, UV_PYTHON_DOWNLOADS="never"))
+    python = str(venv / "bin" / "python")
+    subprocess.run([_uv(), "pip", "install", "-q", "-p", python, "dask==2026.8.0", "distributed==2026.8.0",
+                    "cloudpickle==3.1.3", "pydantic==2.14.4"], check=True)
+    scheduler_file = tmp / "scheduler.json"
+    log = open(tmp / "cluster.log", "wb")
+    common = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--host", "127.0.0.1"]
+    procs = [subprocess.Popen([python, "-m", "dask", "scheduler", "--port", "0", "--scheduler-file",
+                               str(scheduler_file), *common], stdout=log, stderr=log, start_new_session=True)]
+    deadline = time.monotonic() + 60
+    while not scheduler_file.exists():
+        assert time.monotonic() < deadline, (tmp / "cluster.log").read_text()
+        time.sleep(0.1)
+    time.sleep(0.2)
+    procs.append(subprocess.Popen([python, "-m", "dask", "worker", "--scheduler-file", str(scheduler_file),
+                                   "--nworkers", "2", "--nthreads", "1", *common], stdout=log, stderr=log,
+                                  start_new_session=True))
+    from distributed import Client
+
+    address = json.loads(scheduler_file.read_text())["address"]
+    client = Client(address, timeout=30, set_as_default=False)
+    client.wait_for_workers(2, timeout=60)
+
+    def workers():
+        return {address: pid for address, pid in client.run(os.getpid).items()}
+
+    try:
+        yield address, workers
+    finally:
+        client.close()
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+@pytest.mark.slow
+def test_nox_matrix_records_an_env_against_a_cluster_it_did_not_start(outside_cluster, tmp_path):
+    address, workers = outside_cluster
+    before = workers()
+    results = tmp_path / "results"
+    proc = _nox(tmp_path, results, "-s", f"matrix({CLUSTER})", "--", "--scheduler", address,
+                extra_env={"PICKLEMATRIX_ONLY": "functions/importable_function,functions/lambda_square"})
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    record = _sidecar(results, f"{CLUSTER}~{CLUSTER}")  # the cluster's versions, read from it, name it
+    assert record["cluster"]["owned"] is False and record["cluster"]["address"] == address
+    assert {c["outcome"] for c in record["cells"]} <= {"pass", "ran-locally"}, record["cells"]
+    assert workers() == before and all(_alive(pid) for pid in before.values())
+
+
+@pytest.mark.slow
+def test_a_cell_that_breaks_a_cluster_it_may_not_restart_stops_the_run(outside_cluster, tmp_path):
+    """A hung task leaves a worker busy: the harness may not kill it, so the run stops there, naming the
+    cluster; the cells before it are kept, none after it is blamed, and the workers are as they were."""
+    address, workers = outside_cluster
+    before = workers()
+    out = tmp_path / "run.json"
+    proc = subprocess.run([sys.executable, "-m", "picklematrix", "run", "--scheduler", address, "--json", str(out),
+                           "--only", "functions/lambda_square", "--only", "misc/sleep_forever",
+                           "--only", "runtime/contextvar", "--no-progress"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert f"the cluster at {address} could not be recovered" in proc.stderr
+    record = json.loads(out.read_text())
+    cases = [c["case"] for c in record["cells"]]
+    assert "lambda_square" in cases and "contextvar" not in cases
+    last = record["cells"][-1]
+    assert last["case"] == "sleep_forever" and "could not be recovered" in last["detail"]
+    assert record["cluster"]["lost"] and "pydantic" in record["cluster"]["versions"]["mismatch"]
+    assert workers().keys() == before.keys() and all(_alive(pid) for pid in before.values())
