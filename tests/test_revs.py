@@ -72,6 +72,11 @@ def test_a_pull_request_review_names_every_env_of_both_profiles():
     # the same envs with nothing broken or missing: exit 0
     ok = _pr_review([r for r in recs if r.env_id in ("fixed", "added")], ["fixed"], ["fixed", "added"])
     assert ok["exit_status"] == 0 and "nothing broke" in ok["meaning"] and ok["counts"]["added"] == 1
+    # an added env the base's code recorded too is compared as well: a break there is the head's
+    added = _pr_review([_rec("new", BASE_FP, passing), _rec("new", HEAD_FP, failing)], [], ["new"])
+    new = added["envs"][0]
+    assert new["status"] == "added" and len(new["broken"]) == 1 and added["exit_status"] == 1
+    assert new["verdict"].startswith("added to the profile by the pull request; at the base's code against")
 
 
 def test_the_same_fingerprint_at_base_and_head_is_no_change():

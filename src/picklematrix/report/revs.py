@@ -6,8 +6,8 @@ Results are keyed by fingerprint commit (picklematrix.fingerprint), so one resul
 and the head's records side by side. BASE and HEAD are git revisions of the checkout; each is read as its
 fingerprint commit and its profile's envs (``matrix.toml`` at that revision, profile ``$PICKLEMATRIX_PROFILE``;
 ``$PICKLEMATRIX_MATRIX`` names one file for both). Every env in both profiles is reviewed as
-``nox -s review`` reviews two envs (env@base -> env@head); envs only in the head's profile are "added", only in
-the base's "removed". When both revisions have the same fingerprint the records are the same records: nothing
+``nox -s review`` reviews two envs (env@base -> env@head); envs only in the head's profile are "added" (and
+compared too when the base's code recorded them), only in the base's "removed". When both revisions have the same fingerprint the records are the same records: nothing
 is compared and the verdict is "no change" (the envs added or removed are still named).
 
 Writes the review as JSON (``--json``, default ``<results>/reviews/<base8>..<head8>.review.json``; what
@@ -119,7 +119,14 @@ def review_revisions(rs: ResultSet, base: dict, head: dict, factor: float, out_d
         elif b is None or b.is_error:
             _missing(entry, "head", head["fingerprint"], b)
         elif not entry["in_base"]:
-            entry.update(status="added", verdict="added to the profile by the pull request: nothing to compare with")
+            # CI records every env at the base's code too (--env builds any env): then it is compared as well
+            if not same and a is not None and not a.is_error:
+                _review_env(entry, rs, a, b, factor, out_dir)
+                entry.update(status="added", verdict="added to the profile by the pull request; at the base's "
+                                                     f"code against the head's: {entry['verdict']}")
+            else:
+                entry.update(status="added", verdict="added to the profile by the pull request: nothing to "
+                                                     "compare with")
         elif same:
             entry.update(status="same-fingerprint", verdict="same record at base and head: no change")
         elif a is None or a.is_error:
