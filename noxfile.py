@@ -118,6 +118,13 @@ def _matrix_selected() -> bool:
     return not named or any(n.startswith("matrix") for n in named)
 
 
+# The envs' progress lines (picklematrix.logs): nox -j prints a session's output only when the session ends, so
+# when the console is not a terminal this (nox's own) process prints them as they come. Full logs: results/logs/.
+from picklematrix import logs  # noqa: E402
+
+logs.setup_console(relay=_matrix_selected() or any(a in ("review", "bisect") for a in sys.argv))
+
+
 def _on_demand(args: list[str]) -> list:
     """The envs ``--env``/``--change`` ask the matrix session for (resolved), or [] for the profile's."""
     if ON_DEMAND_VAR in os.environ:

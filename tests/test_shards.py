@@ -79,6 +79,27 @@ def test_identical_copies_and_rewritten_shared_files_merge(tmp_path):
     assert merged.identical == 2  # a.json and benchmarks.json
 
 
+def _logs(started: str, harness: str) -> dict:
+    return {"env.log": f"# recording started {started}\nverify ok\n", "harness.log": harness}
+
+
+def test_logs_of_distinct_envs_merge_and_a_re_recorded_env_s_later_logs_win_whole(tmp_path):
+    a, b = "logs/m/abc-envA", "logs/m/abc-envB"
+    old = {f"{a}/{k}": v for k, v in {**_logs("2026-12-01T08:00:00+00:00", "old run"), "asv.log": "old"}.items()}
+    dest = _results(tmp_path / "merged", {"m/abc-envA.json": "A", **old})
+    one = _results(tmp_path / "one", {f"{a}/{k}": v for k, v in _logs("2026-12-01T09:00:00+00:00", "new").items()})
+    two = _results(tmp_path / "two", {"m/abc-envB.json": "B",
+                                      **{f"{b}/{k}": v for k, v in _logs("2026-12-01T08:30:00+00:00", "b").items()}})
+    again = _results(tmp_path / "again", {f"{a}/{k}": v for k, v in _logs("2026-12-01T07:00:00+00:00", "x").items()})
+    merged = shards.merge([one, two, again], dest)  # no conflict: logs are no result
+    assert (dest / a / "harness.log").read_text() == "new" and not (dest / a / "asv.log").exists()  # one run's
+    assert (dest / b / "harness.log").read_text() == "b" and (dest / "m/abc-envB.json").read_text() == "B"
+    assert any(note.startswith(a) and str(one) in note for note in merged.notes), merged.notes
+    # merging the same copies again changes nothing and says they are the same
+    again_merged = shards.merge([one, two], dest)
+    assert again_merged.copied == 0 and not [n for n in again_merged.notes if n.startswith("logs/")]
+
+
 MATRIX = textwrap.dedent(f"""
     [axes]
     python = ["3.11"]

@@ -21,16 +21,17 @@ import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from . import asvconf, envs, fingerprint, sidecar as sidecars, skew
+from . import asvconf, envs, fingerprint, logs, progress, sidecar as sidecars, skew
 from .matrix import asv_env_name
 from .resultsdir import (
     RecordingError, Target, check_results_writable, merge_asv_results, record_env_error, recorded, writing_results,
 )
 from .selection import ASV_TIMED_CONTEXTS, SAMPLES, asv_patterns
+# the short TMPDIR of the harness and asv (Unix socket paths), also recording.short_tmpdir etc. as before
+from .tmpdirs import SHORT_TMP_BASES, SHORT_TMP_MAX, process_env, short_tmp_base, short_tmpdir  # noqa: F401
 
 
 # The commit a nox invocation records under (the fingerprint commit, see picklematrix.fingerprint) is read
@@ -93,49 +94,6 @@ def replicate_count() -> int:
     if not text.isdigit() or int(text) < 1:
         raise RecordingError(f"PICKLEMATRIX_REPLICATE={text!r}: use a whole number >= 1 (2 records an A/A pair)")
     return int(text)
-
-
-# Unix socket paths have at most 107 bytes, and multiprocessing (distributed's forkserver workers),
-# asv's forkserver and the kernel's ZMQ sockets all put theirs under TMPDIR. nox points TMPDIR into
-# the session's venv dir, <checkout>/.nox/<session>/tmp: from an ordinary checkout path that is too
-# long, and the worker processes never start (the run hangs). The harness and asv get a short one.
-SHORT_TMP_BASES = ("/tmp", "/var/tmp")
-SHORT_TMP_MAX = 40  # leaves 67 bytes for e.g. pymp-XXXXXXXX/listener-XXXXXXXX below the private dir
-
-
-def short_tmp_base() -> str:
-    """A writable directory with a short path to make private temporary directories in."""
-    for base in (os.environ.get("TMPDIR"), *SHORT_TMP_BASES):
-        if base and len(base) <= SHORT_TMP_MAX and os.path.isdir(base) and os.access(base, os.W_OK | os.X_OK):
-            return base
-    raise RecordingError(f"no writable temporary directory with a path of at most {SHORT_TMP_MAX} characters "
-                         f"(tried TMPDIR, {', '.join(SHORT_TMP_BASES)}): Unix sockets need one; set TMPDIR")
-
-
-@contextlib.contextmanager
-def short_tmpdir():
-    """A private directory with a short path, for the TMPDIR of the harness and asv; removed afterwards.
-
-    Cell output the harness kept for a ``harness-error`` (``picklematrix-cells-*``, named in the cell's
-    detail) stays, and so does the directory holding it.
-    """
-    path = tempfile.mkdtemp(prefix="pm-", dir=short_tmp_base())
-    try:
-        yield path
-    finally:
-        for entry in Path(path).iterdir():
-            if entry.name.startswith("picklematrix-cells-") and entry.is_dir() and any(entry.iterdir()):
-                continue
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            os.rmdir(path)  # not empty: kept cell output
-
-
-def process_env(python: str, tmpdir: str) -> dict:
-    """The environment of a process of the env ``python``'s venv: on PATH first, TMPDIR ``tmpdir``."""
-    venv = str(Path(python).parents[1])
-    return {**os.environ, "VIRTUAL_ENV": venv, "PATH": f"{venv}/bin{os.pathsep}{os.environ.get('PATH', '')}",
-            "TMPDIR": tmpdir}
 
 
 class SharedCluster:
@@ -260,14 +218,15 @@ def harness_command(python: str, env_id: str, sidecar: Path, commit: str, machin
     return args
 
 
-def run_harness(command: list[str], env: dict, env_id: str, log, sidecar: Path | None = None) -> list:
-    """The harness run; the broken case files it skipped (their problems, from ``sidecar``).
+def run_harness(command: list[str], env: dict, env_id: str, console: logs.EnvConsole, log_file: Path,
+                sidecar: Path | None = None) -> list:
+    """The harness run, its output into ``log_file`` and its progress on ``console``; the broken case files it
+    skipped (their problems, from ``sidecar``).
 
     Exit 1 (surprises) is a finding, recorded like any other result. Exit 2 after a complete run with broken
     case files is recorded too (the other cases ran): the caller records it and then fails naming them.
     """
-    log(" ".join(command))
-    code = subprocess.run(command, env=env).returncode
+    code = logs.run_logged(command, env, log_file, on_line=console.harness_line)
     if code in (0, 1):
         return []
     done = None
@@ -276,15 +235,17 @@ def run_harness(command: list[str], env: dict, env_id: str, log, sidecar: Path |
             done = sidecars.read(sidecar)
     if done is not None and done.complete and done.head.get("broken_cases"):
         return list(done.head["broken_cases"])
-    raise RecordingError(f"{env_id}: the harness exited with exit code {code} (2: bad input; see its output "
-                         "above)")
+    raise RecordingError(logs.failure(f"{env_id}: the harness exited with exit code {code} (2: bad input)",
+                                      log_file, skip=progress.parse))
 
 
 def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path, scheduler: str,
-            asv_env: dict, log, cluster: skew.ClusterSource | None = None) -> int:
+            asv_env: dict, log, cluster: skew.ClusterSource | None = None, log_file: Path | None = None,
+            on_line=None) -> int:
     """``asv run`` of the cells of ``sidecar`` in ``python``'s env, on the cluster at ``scheduler``; its exit code.
 
-    ``tools`` is the tools venv's interpreter, ``asv_env`` the environment (HOME, TMPDIR) asv runs in.
+    ``tools`` is the tools venv's interpreter, ``asv_env`` the environment (HOME, TMPDIR) asv runs in. With
+    ``log_file``, asv's output goes there and ``on_line`` sees each line (picklematrix.logs.run_logged).
     """
     if not asv_knows_machine(asv_env, target.machine):
         proc = subprocess.run([tools, "-m", "asv", "machine", "--yes", "--machine", target.machine,
@@ -298,10 +259,13 @@ def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path
     command = [tools, "-m", "asv", "run", "--config", str(config), "--environment", f"picklematrix:{python}",
                "--set-commit-hash", target.commit, "--machine", target.machine, "--launch-method", "forkserver",
                "--show-stderr"]
-    log(" ".join(command) + f" -b ... ({len(patterns)} cell selections)")
-    return subprocess.run(command + [arg for p in patterns for arg in ("-b", p)],
-                          env={**asv_env, "PICKLEMATRIX_SIDECAR": str(sidecar), "PICKLEMATRIX_SCHEDULER": scheduler,
-                               **(cluster.asv_environ() if cluster else {})}).returncode
+    command += [arg for p in patterns for arg in ("-b", p)]
+    env = {**asv_env, "PICKLEMATRIX_SIDECAR": str(sidecar), "PICKLEMATRIX_SCHEDULER": scheduler,
+           **(cluster.asv_environ() if cluster else {})}
+    if log_file is not None:
+        return logs.run_logged(command, env, log_file, on_line=on_line)
+    log(" ".join(command[:command.index("-b")]) + f" -b ... ({len(patterns)} cell selections)")
+    return subprocess.run(command, env=env).returncode
 
 
 def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Path, *, replica: int = 1,
@@ -312,7 +276,14 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
     compute on another env's cluster, or one at an address (picklematrix.skew), instead of one of ``env``'s;
     its identity joins the record's (env id ``<env id>~<cluster env id>``), which is returned.
     Raises :class:`RecordingError`; an env that cannot be built is also recorded as an ``.env-error``.
+    The console gets a line per phase; the output of each step goes to the env's log files (picklematrix.logs).
     """
+    with logs.EnvConsole(skew.record_env_id(env.env_id, cluster.identity if cluster else None), log) as console:
+        return _record_env(env, python, checkout, results, session_tmp, replica=replica, force=force, log=log,
+                           warn=warn, cluster=cluster, console=console)
+
+
+def _record_env(env, python, checkout, results, session_tmp, *, replica, force, log, warn, cluster, console):
     started = time.perf_counter()
     env_id = skew.record_env_id(env.env_id, cluster.identity if cluster else None)
     commit, machine = recording_target(checkout)
@@ -320,10 +291,16 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
         machine = f"{machine}-rep{replica}"
     target = Target(results, commit, machine)
     check_results_writable(target)
+    env_log = [logs.started_line(), f"env {env_id}: {' '.join(env.requirements())} into {python}\n"]
+    console.phase("build")
     try:
-        found = envs.prepare(env, python, checkout, warn=warn)
+        found = envs.prepare(env, python, checkout, warn=lambda m: (warn(m), env_log.append(m + "\n")))
     except envs.EnvError as e:
         where = record_env_error(target, env, e.stage, str(e), env_id=env_id)
+        console.logs = logs.log_dir(results, machine, commit, env_id)
+        with contextlib.suppress(OSError):
+            console.logs.mkdir(parents=True, exist_ok=True)
+            (console.logs / "env.log").write_text("".join(env_log) + f"{e.stage} failed:\n{e}\n")
         # the whole message: a resolver's explanation ("because ...") follows its first line
         raise RecordingError(f"{str(e).strip()[-20000:]}\n(recorded in {where})") from None
     if cluster is not None and cluster.identity is None:  # a cluster at an address: ask it what it runs
@@ -331,7 +308,10 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
 
         cluster = probe(cluster, python, log)
         env_id = skew.record_env_id(env.env_id, cluster.identity)
-    log(f"{env_id}: python {found['python']} " + " ".join(f"{k}={v}" for k, v in found["versions"].items()))
+    console.env_id = env_id
+    env_log.append(f"verify ok: python {found['python']} "
+                   + " ".join(f"{k}={v}" for k, v in found["versions"].items()) + "\n")
+    console.phase(env_log[-1].strip())
     env_seconds = time.perf_counter() - started  # uv install (a no-op when warm) and the version check
 
     name = skew.record_name(asv_env_name(found["python"], found["versions"]), cluster.identity if cluster else None)
@@ -353,6 +333,10 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
         log(f"{env_id}: " + ("re-recording (--force)" if done is not None else "its record is incomplete "
                                  "(a partial sidecar or no asv result): recording again")
             + "; the old record stays until the new one is complete")
+    console.logs = logs.log_dir(results, machine, commit, env_id)
+    with writing_results(console.logs, results):
+        console.logs.mkdir(parents=True, exist_ok=True)
+        (console.logs / "env.log").write_text("".join(env_log))
     # The marker: what the report names if this recording never completes. The harness writes its sidecar
     # into this session's directory; the record joins results/ only when complete (merge_asv_results).
     with writing_results(marker, results):
@@ -373,12 +357,14 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
         # a hung or killed cell. asv's benchmark processes (which only time cells that passed) share one
         # cluster of this env, started now, while the harness runs, so that it is up when asv needs it.
         with _asv_cluster(python, session_tmp / "cluster.json", run_env, cluster) as shared:
+            if isinstance(shared, SharedCluster):
+                console.keep(shared.log, "asv-cluster")
             harness_started = time.perf_counter()
             try:
                 command = harness_command(python, env_id, sidecar, commit, machine)
                 command += cluster.harness_args() if cluster else []
-                broken = run_harness(command, run_env,
-                                     env_id, log, sidecar)
+                console.phase("cluster")
+                broken = run_harness(command, run_env, env_id, console, console.logs / "harness.log", sidecar)
             except RecordingError:
                 _keep_progress(sidecar, marker)
                 raise
@@ -386,15 +372,19 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
             asv_started = time.perf_counter()
             tools = envs.tools_python(checkout)
             asv_env = {**os.environ, "TMPDIR": tmpdir, **asv_home(session_tmp)}
-            code = run_asv(tools, python, config, target, sidecar, shared.address, asv_env, log, cluster)
+            console.phase("asv")
+            code = run_asv(tools, python, config, target, sidecar, shared.address, asv_env, log, cluster,
+                           log_file=console.logs / "asv.log", on_line=console.asv_line)
     if not (stage / machine / result_file.name).exists():
-        raise RecordingError(f"{env_id}: asv wrote no {result_file.name} (in {stage / machine}): see its "
-                             "output above")
+        raise RecordingError(logs.failure(f"{env_id}: asv wrote no {result_file.name} (in {stage / machine})",
+                                          console.logs / "asv.log"))
+    console.phase("merge")
     # asv exits non-zero when a benchmark failed; the others' results are kept all the same
     merge_asv_results(stage, results, machine, result_file.name, sidecar=sidecar)
     if code:
-        raise RecordingError(f"{env_id}: asv run exited with status {code} (a benchmark failed: see its output "
-                             f"above); what it did record is in {result_file.relative_to(results)}")
+        raise RecordingError(logs.failure(f"{env_id}: asv run exited with status {code} (a benchmark failed); "
+                                          f"what it did record is in {result_file.relative_to(results)}",
+                                          console.logs / "asv.log"))
     if broken:
         # recorded (the other cases ran, asv timed them), and still a failure: the corpus has an error to fix
         raise RecordingError(f"{env_id}: recorded {result_file.relative_to(results)} without "
@@ -402,5 +392,5 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
                              "(`picklematrix cases --check`) and re-record with `nox -s matrix -- --force`")
     log(f"{env_id}: recorded {result_file.relative_to(results)} and {sidecar.name} in "
         f"{time.perf_counter() - started:.1f} s (env {env_seconds:.1f} s, harness {harness_seconds:.1f} s, "
-        f"asv {time.perf_counter() - asv_started:.1f} s)")
+        f"asv {time.perf_counter() - asv_started:.1f} s); logs in {console.logs}")
     return env_id

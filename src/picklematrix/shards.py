@@ -10,7 +10,9 @@ A shard's envs are every N-th env of the profile, in the profile's order, starti
 plan never share an env, and together they hold every env. Merging copies each runner's files into one
 results directory. An env recorded by two runners is an error naming both (the report would otherwise show
 whichever copy came last): only byte-identical copies of one file (the same artifact downloaded twice) and
-the files every ``asv run`` rewrites (``benchmarks.json``, ``<machine>/machine.json``) may meet.
+the files every ``asv run`` rewrites (``benchmarks.json``, ``<machine>/machine.json``) may meet. An env's logs
+(``logs/<machine>/<commit8>-<env id>/``, picklematrix.logs) are no result: when two copies of one env's logs
+differ (it was recorded again), the later recording's are kept, whole, and the merge says so.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .logs import LOGS, started_at
 
 SHARD = re.compile(r"^(?P<k>\d+)/(?P<n>\d+)$")
 # Files every asv run of a results directory writes: each runner has its own copy of them.
@@ -90,11 +94,17 @@ def merge(sources: list[Path], dest: Path) -> Merged:
     dest = Path(dest)
     out = Merged()
     owner: dict[Path, Path] = {}  # relative path -> the directory whose copy is kept (the first met)
+    log_copies: dict[Path, list[Path]] = {}  # logs/<machine>/<env dir> -> the directories holding a copy
     conflicts = []
     for root in [dest, *map(Path, sources)]:
         if root != dest and not root.is_dir():
             raise ShardError(f"{root}: not a results directory (each shard's results/, e.g. a downloaded artifact)")
         for rel in _result_files(root):
+            if rel.parts[0] == LOGS and len(rel.parts) > 3:
+                log_copies.setdefault(Path(*rel.parts[:3]), [])
+                if root not in log_copies[Path(*rel.parts[:3])]:
+                    log_copies[Path(*rel.parts[:3])].append(root)
+                continue
             first = owner.setdefault(rel, root)
             if first == root:
                 continue
@@ -112,4 +122,29 @@ def merge(sources: list[Path], dest: Path) -> Merged:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / rel, dest / rel)
             out.copied += 1
+    for rel, roots in log_copies.items():
+        _merge_logs(rel, roots, dest, out)
     return out
+
+
+def _merge_logs(rel: Path, roots: list[Path], dest: Path, out: Merged) -> None:
+    """One env's log directory: the copy of the latest recording among ``roots``, whole, into ``dest``."""
+    kept = max(roots, key=lambda root: started_at(root / rel))  # (the first met, of equals)
+    others = [root for root in roots if root != kept]
+    if any(not _same_tree(kept / rel, root / rel) for root in others):
+        out.notes.append(f"{rel}: logs of two recordings of this env; kept {kept}'s, the later one")
+    else:
+        out.identical += len(others)
+    if kept == dest:
+        return
+    shutil.rmtree(dest / rel, ignore_errors=True)
+    for file in (p for p in (kept / rel).rglob("*") if p.is_file()):
+        (dest / rel / file.relative_to(kept / rel)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(file, dest / rel / file.relative_to(kept / rel))
+        out.copied += 1
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    return files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()) and all(
+        filecmp.cmp(a / f, b / f, shallow=False) for f in files)
