@@ -122,6 +122,38 @@ def test_the_check_refuses_inline_shell_and_undocumented_commands(bad, nox_sessi
         check_step(bad, bad, CI_DOC.read_text(), nox_sessions)
 
 
+def _hash_files_patterns(text: str) -> list[list[str]]:
+    """The patterns of every ``hashFiles(...)`` of a workflow, in order."""
+    return [re.findall(r"'([^']+)'", m) for m in re.findall(r"hashFiles\(([^)]*)\)", text)]
+
+
+def _glob(pattern: str) -> re.Pattern:
+    """@actions/glob's ``dir/**`` (everything below) and plain paths, as hashFiles reads them here."""
+    return re.compile(re.escape(pattern).replace(r"\*\*", ".*").replace(r"\*", "[^/]*") + "$")
+
+
+def test_the_records_cache_is_keyed_by_what_the_fingerprint_covers():
+    """The env job's cache key hashes exactly the tracked files picklematrix.fingerprint keys results by: a
+    file the fingerprint covers and the key misses would let a cache hold records of other code."""
+    import subprocess
+
+    from picklematrix.fingerprint import pathspec
+
+    head, base = _hash_files_patterns((ROOT / ".github" / "workflows" / "matrix.yml").read_text())
+    assert base == [f"!base/{p[1:]}" if p.startswith("!") else f"base/{p}" for p in head]
+
+    def ls(*args):
+        return set(subprocess.run(["git", "ls-files", *args], cwd=ROOT, capture_output=True, text=True,
+                                  check=True).stdout.split())
+
+    covered = ls("--", *pathspec())
+    keyed = {f for f in ls() if any(_glob(p).match(f) for p in head if not p.startswith("!"))
+             and not any(_glob(p[1:]).match(f) for p in head if p.startswith("!"))}
+    assert covered, "no fingerprinted file found"
+    assert keyed == covered, {"fingerprinted, not in the key": sorted(covered - keyed)[:20],
+                              "in the key, not fingerprinted": sorted(keyed - covered)[:20]}
+
+
 def test_a_pull_request_is_reviewed_and_commented_and_the_newest_releases_on_a_schedule():
     matrix = (ROOT / ".github" / "workflows" / "matrix.yml").read_text()
     assert "pull-requests: write" in matrix and "GITHUB_TOKEN: ${{ github.token }}" in matrix
