@@ -8,6 +8,7 @@ env's interpreter (``python -m picklematrix versions``).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -17,14 +18,15 @@ from .skew import ClusterIdentity, ClusterSource, SkewPair
 
 def cluster_source(pair: SkewPair, checkout: Path, results: Path, *, venvs: Path | None = None,
                    warn=print) -> ClusterSource:
-    """The pair's cluster env, built (or reused: ``<checkout>/.nox/on-demand/<env>``, where the review and the
-    bisect build envs too) and checked against its pins, as a :class:`ClusterSource` started from its
+    """The pair's cluster env, built or reused (the env's own matrix venv if it has one, else
+    ``<checkout>/.nox/on-demand/<env>``, where the review and the bisect build envs too) and checked against its pins, as a :class:`ClusterSource` started from its
     interpreter. An env that cannot be built is recorded as the pair's ``.env-error`` and raised as a
     :class:`picklematrix.recording.RecordingError` naming the pair."""
     env = pair.cluster
-    where = (venvs or checkout / ".nox" / "on-demand") / ondemand.env_key(env)
+    built = matrix_venv(env, checkout)
+    where = built or (venvs or checkout / ".nox" / "on-demand") / ondemand.env_key(env)
     try:
-        python = ondemand.make_venv(env, where)
+        python = envs.venv_python(where) if built else ondemand.make_venv(env, where)
         found = envs.prepare(env, python, checkout, warn=warn)
     except envs.EnvError as e:
         commit, machine = recording.recording_target(checkout)
@@ -33,6 +35,14 @@ def cluster_source(pair: SkewPair, checkout: Path, results: Path, *, venvs: Path
         raise recording.RecordingError(f"skew pair {pair.name}: its cluster env {env.env_id} cannot be built:\n{e}"
                                        f"\n(recorded in {path})") from None
     return ClusterSource(ClusterIdentity(found["python"], found["versions"]), python=python)
+
+
+def matrix_venv(env, checkout: Path) -> Path | None:
+    """The venv ``nox -s "matrix(<env id>)"`` built for ``env``, when there is one (nox names a session's venv
+    after the session, every run of non-word characters a '-'); its pins are checked again before use (uv locks
+    a venv while it installs, so a matrix session of that env running meanwhile is safe)."""
+    where = checkout / ".nox" / ("matrix-" + re.sub(r"\W+", "-", env.env_id))
+    return where if Path(envs.venv_python(where)).exists() else None
 
 
 def given_cluster(address: str, security: str | None = None) -> ClusterSource:
