@@ -7,6 +7,7 @@ The slow tests run the real thing: nox builds the envs with uv, the cluster env'
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -312,3 +313,52 @@ def test_a_cell_that_breaks_a_cluster_it_may_not_restart_stops_the_run(outside_c
     assert last["case"] == "sleep_forever" and "could not be recovered" in last["detail"]
     assert record["cluster"]["lost"] and "pydantic" in record["cluster"]["versions"]["mismatch"]
     assert workers().keys() == before.keys() and all(_alive(pid) for pid in before.values())
+
+
+@pytest.mark.slow
+def test_a_tls_cluster_is_reached_with_the_security_file_and_no_secret_is_recorded(tmp_path):
+    """A tls:// cluster (dask's own TLS, mutual certificates): every process of the run, the kernel's
+    included, connects with the paths of --scheduler-security; the key never reaches the results or the
+    output; without the file the run is refused, saying what to give."""
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command to make a certificate")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out",
+                    "cert.pem", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    (tmp_path / "tls.toml").write_text('ca_file = "cert.pem"\ncert = "cert.pem"\nkey = "key.pem"\n')
+    tls = ["--tls-ca-file", "cert.pem", "--tls-cert", "cert.pem", "--tls-key", "key.pem"]
+    common = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--host", "127.0.0.1", *tls]
+    log = open(tmp_path / "cluster.log", "wb")
+    procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--protocol", "tls", "--port", "0",
+                               "--scheduler-file", "scheduler.json", *common], cwd=tmp_path, stdout=log, stderr=log,
+                              start_new_session=True)]
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "scheduler.json").exists():
+            assert time.monotonic() < deadline, (tmp_path / "cluster.log").read_text()
+            time.sleep(0.1)
+        time.sleep(0.2)
+        address = json.loads((tmp_path / "scheduler.json").read_text())["address"]
+        assert address.startswith("tls://")
+        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", address, "--nworkers", "2",
+                                       "--nthreads", "1", *common], cwd=tmp_path, stdout=log, stderr=log,
+                                      start_new_session=True))
+        refused = subprocess.run([sys.executable, "-m", "picklematrix", "run", "--scheduler", address,
+                                  "--only", "functions/lambda_square"], capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2 and "--scheduler-security" in refused.stderr, refused.stderr
+        out = tmp_path / "run.json"
+        proc = subprocess.run([sys.executable, "-m", "picklematrix", "run", "--scheduler", address,
+                               "--scheduler-security", str(tmp_path / "tls.toml"), "--context", "all", "--json",
+                               str(out), "--only", "functions/lambda_square", "--no-progress"],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        record = json.loads(out.read_text())
+        assert {(c["context"], c["outcome"]) for c in record["cells"]} >= {("script", "pass"), ("kernel", "pass")}
+        assert record["cluster"]["address"] == address
+        secret = (tmp_path / "key.pem").read_text().splitlines()[1]
+        assert secret not in out.read_text() and secret not in proc.stdout + proc.stderr
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        log.close()
