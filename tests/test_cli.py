@@ -5,6 +5,7 @@ import textwrap
 
 import pytest
 
+from picklematrix import fingerprint
 from picklematrix.outcomes import OUTCOMES
 
 from .conftest import BROKEN_CASES, FIXTURE_CASES, run_cli
@@ -35,7 +36,9 @@ def test_run_writes_json_and_exits_0_without_surprises(tmp_path):
     data = json.loads(out.read_text())
     _check_schema(data)
     assert set(data) == {"format", "env", "cluster", "broken_cases", "env_id", "commit", "machine", "case_dirs",
-                         "complete", "cells", "timing"}
+                         "extra", "case_digest", "complete", "cells", "timing"}
+    # no extra pins named in this venv; the content digest of the case folder it read
+    assert data["extra"] == {} and data["case_digest"] == fingerprint.case_digest([FIXTURE_CASES])
     assert data["complete"] is True and data["format"] == 1
     assert set(data["timing"]) == {"cluster_start_seconds", "run_seconds", "cells", "compute_seconds"}
     assert {(c["case"], c["method"]) for c in data["cells"]} == {

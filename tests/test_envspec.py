@@ -1,10 +1,12 @@
 """Envs on demand (picklematrix.envspec): specs, changes and requirements files resolved to concrete pins with
 the real uv; bisect's pure parts (picklematrix.bisect)."""
 
+import subprocess
+
 import pytest
 
-from picklematrix import bisect, envs, envspec, ondemand
-from picklematrix.matrix import parse_env_id
+from picklematrix import bisect, envs, envspec, ondemand, pins
+from picklematrix.matrix import asv_env_name, parse_env_id
 
 from .conftest import ROOT
 
@@ -28,13 +30,46 @@ def test_a_spec_resolves_specifiers_latest_and_moves_distributed_with_dask():
     assert envspec.resolve_text("pydantic=absent", base=BASE, uv=uv).pydantic == "absent"
 
 
-def test_the_same_versions_reached_two_ways_are_one_env():
+def test_the_same_versions_reached_two_ways_are_one_env(tmp_path):
     uv = envs.uv()
-    by_spec = envspec.resolve_text("pydantic=~=2.9.0", base=BASE, as_of="2024-10-01", uv=uv)
-    by_file = envspec.resolve_text(str(FREEZES / "requirements-pyd2.9.2.txt"), uv=uv)
-    assert by_spec.env_id == by_file.env_id == "cp3.0.0-dask2024.6.2-pyd2.9.2-py3.11"
+    freeze = FREEZES / "requirements-pyd2.9.2.txt"
+    by_file = envspec.resolve_text(str(freeze), uv=uv)
+    assert by_file.env_id.startswith("cp3.0.0-dask2024.6.2-pyd2.9.2-py3.11+")  # its extra pins: another env
     assert ("pydantic-core", "2.23.4") in by_file.extra  # everything pinned there is installed
     assert "pydantic-core==2.23.4" in by_file.requirements()
+    # the same pins as a spec (resolved by uv), and as another file: other spelling, order, and a pin of the
+    # harness's own (packaging==26.4, which every env has) left out: one env
+    pins = [line for line in freeze.read_text().splitlines() if "==" in line and not line.startswith("#")]
+    by_spec = envspec.resolve_text("python=3.11 " + " ".join(p.replace("==", "=") for p in pins), uv=uv)
+    other = tmp_path / "requirements.txt"
+    other.write_text("\n".join(p.replace("typing-extensions", "Typing_Extensions") for p in reversed(pins)
+                               if not p.startswith("packaging==")) + "\n")
+    assert by_spec.env_id == by_file.env_id == envspec.resolve_text(str(other), uv=uv).env_id
+    # what differs outside the axes makes another env: another tornado, another id
+    tornado = envspec.resolve_text(str(FREEZES / "requirements-pyd2.8.2-tornado6.4.2.txt"), uv=uv)
+    plain = envspec.resolve_text(str(FREEZES / "requirements-pyd2.8.2.txt"), uv=uv)
+    assert tornado.env_id.split("+")[0] == plain.env_id.split("+")[0] == BASE.env_id
+    assert len({tornado.env_id, plain.env_id, BASE.env_id}) == 3
+    assert tornado.identity_extra()["tornado"] == "6.4.2" and plain.identity_extra()["tornado"] == "6.6.1"
+
+
+def test_as_of_pins_the_whole_dependency_set_as_the_index_stood_that_day():
+    uv = envs.uv()
+    july = envspec.resolve_text("pydantic=latest", base=BASE, as_of="2024-07-01", uv=uv)
+    october = envspec.resolve_text("pydantic=latest", base=BASE, as_of="2024-10-01", uv=uv)
+    assert (july.pydantic, october.pydantic) == ("2.8.0", "2.9.2")
+    # not only the named packages: dask's and the kernel's dependencies, as of that day (tornado 6.4.2 and
+    # toolz 1.0.0 came later, in November and October 2024)
+    extra = july.identity_extra()
+    assert extra["tornado"] == "6.4.1" and extra["toolz"] == "0.12.1" and extra["pydantic-core"] == "2.20.0"
+    assert {"msgpack", "psutil", "pyzmq", "traitlets", "zict"} <= set(extra)
+    assert "tornado==6.4.1" in july.requirements()
+    # the harness's own hashed pins stay as they are (exempt from the date), and are no extra pin
+    assert ("ipykernel", "6.29.5") in july.extra and "ipykernel" not in extra
+    # two dates that resolve to other sets are two envs; the same date, one
+    assert october.identity_extra()["msgpack"] != extra["msgpack"] and october.env_id != july.env_id
+    same = envspec.resolve_text("pydantic=2.8.0", base=BASE, as_of="2024-07-01", uv=uv)
+    assert same.env_id == july.env_id and "+" in july.env_id
 
 
 @pytest.mark.parametrize("text, match", [
@@ -73,7 +108,8 @@ def test_is_spec_leaves_the_reviews_own_forms_alone():
 def test_env_dicts_round_trip_with_their_extra_pins():
     env = envspec.resolve_text(str(FREEZES / "requirements-pyd2.8.2.txt"))
     assert ondemand.env_from_dict(env.as_dict()) == env
-    assert ondemand.env_key(env).startswith(env.env_id + "+") and ondemand.env_key(BASE) == BASE.env_id
+    assert ondemand.env_key(env) == env.env_id and env.env_id.startswith(BASE.env_id + "+")
+    assert ondemand.env_key(BASE) == BASE.env_id
 
 
 def test_bisect_steps_change_one_package():
@@ -93,8 +129,6 @@ def test_bisect_lists_releases_from_the_index():
 
 
 def test_a_requirements_file_pin_that_conflicts_with_the_harness_is_an_env_error_naming_both(tmp_path):
-    import subprocess
-
     freeze = tmp_path / "requirements.txt"
     freeze.write_text((FREEZES / "requirements-pyd2.8.2.txt").read_text() + "ipykernel==6.28.0\n")
     env = envspec.resolve_text(str(freeze))
@@ -122,3 +156,20 @@ def test_bisect_skips_releases_that_cannot_be_built():
     assert "3" not in asked or "4" in asked  # a skipped release's neighbour is tried instead
     # nothing buildable between the last same and the first differing: those may be the first
     assert bisect.first_differing(["1", "2", "3", "4"], lambda v: None) == ("4", ["2", "3"])
+
+
+@pytest.mark.slow
+def test_an_as_of_env_installs_its_whole_dependency_set_as_of_that_day(tmp_path):
+    env = envspec.resolve_text("pydantic=latest", base=BASE, as_of="2024-07-01", uv=envs.uv())
+    python = ondemand.make_venv(env, tmp_path / "venv")
+    found = envs.prepare(env, python, ROOT)  # installs, then refuses any version other than the pins
+    # what was installed is what the index held that day, not today's tornado, toolz, ...
+    assert found["extra"]["tornado"] == "6.4.1" and found["extra"]["toolz"] == "0.12.1"
+    assert found["versions"]["pydantic"] == "2.8.0"
+    # the harness's own hashed pins as they are
+    kernel = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('ipykernel'))"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert f"ipykernel=={kernel}" in pins.ENV
+    # the record's name carries the digest of what is installed: the env id's
+    assert found["versions"]["extra"] == env.env_id.split("+")[1]
+    assert f"-extra{env.env_id.split('+')[1]}-" in asv_env_name(found["python"], found["versions"])

@@ -186,7 +186,8 @@ def _run(args, cases, problems) -> int:
     broken = [{"path": p.path, "line": p.line, "message": p.message} for p in problems]
     sidecar = SidecarWriter(args.json, {
         "env": environment_versions(), "env_id": args.env_id, "commit": args.commit, "machine": args.machine,
-        "case_dirs": [os.path.abspath(d) for d in (args.cases or [])], "broken_cases": broken})
+        "case_dirs": [os.path.abspath(d) for d in (args.cases or [])], "broken_cases": broken,
+        **SidecarWriter.identity(args.cases)})
     try:
         if "kernel" in contexts:
             require("kernel", "the kernel context (--context kernel|all)")

@@ -20,7 +20,7 @@ from filelock import FileLock
 
 from . import pins
 from .versions import ABSENT
-from .matrix import VERSIONS_PROBE
+from .matrix import EXTRA_FILE, VERSIONS_PROBE, extras_match
 
 
 class EnvError(Exception):
@@ -135,9 +135,24 @@ def pin_mismatches(env, found: dict) -> list[str]:
              for name, version in env.pins().items() if versions.get(name) != version]
     if env.pydantic == ABSENT and versions.get("pydantic"):
         wrong.append(f"pydantic {versions['pydantic']} (pinned: absent)")
+    installed = found.get("extra") or {}
+    for name, version in env.identity_extra().items():
+        if not extras_match({name: installed.get(name)}, {name: version}):
+            wrong.append(f"{name} {installed.get(name)} (pinned {version})")
     if not found["python"].startswith(env.python + "."):
         wrong.append(f"python {found['python']} (pinned {env.python})")
     return wrong
+
+
+def name_extra_pins(python: str, env) -> None:
+    """Name ``env``'s extra pins in its venv (picklematrix.matrix.EXTRA_FILE): the version probe and the
+    harness run report their installed versions, which are part of the env's identity (its record's name)."""
+    stamp = Path(python).parents[1] / EXTRA_FILE
+    names = sorted(env.identity_extra())
+    if names:
+        stamp.write_text(json.dumps(names) + "\n")
+    else:
+        stamp.unlink(missing_ok=True)
 
 
 def harness_requirements(checkout: Path) -> list[str]:
@@ -169,6 +184,7 @@ def prepare(env, python: str, checkout: Path, warn=print) -> dict:
     problem = compile_packages(python)
     if problem:
         warn(f"{env.env_id}: could not byte-compile its packages ({problem}); it runs slower")
+    name_extra_pins(python, env)
     found = installed_versions(python)
     wrong = pin_mismatches(env, found)
     if wrong:

@@ -15,12 +15,18 @@ Accepted wherever an env is built on demand (``nox -s matrix -- --env ...``, ``n
   every ``name==version`` in it is installed, plus what the harness needs. A pin there that conflicts with the
   harness's own (``picklematrix.pins.ENV``) is an env error in which uv names both requirements.
 
-``as_of`` (``--as-of 2024-10-01``) resolves as the package index stood that day (uv's ``--exclude-newer``).
+``as_of`` (``--as-of 2024-10-01``) resolves as the package index stood that day (uv's ``--exclude-newer``), and
+not only the packages named: the whole dependency set (tornado, toolz, ...) is resolved as of that day and
+pinned as the env's extra pins, so that its install takes nothing newer. The harness's own pins
+(``picklematrix.pins.ENV``, installed from their hashed lock) are exempt from the date and stay as they are.
 
-An env is identified by what is installed in it: the same versions reached two ways are one env, and one
-record (results are named by the asv env name, the installed versions of python and the axes). Pins besides
-the axes (from a requirements file or a spec) are installed but are not part of that name: two requirements
-files with the same axes share a record; record the second with ``--force`` to replace it.
+An env is identified by what is installed in it: the axes' versions and its extra pins (the pins besides the
+axes, from a requirements file, a spec naming other packages, or an as-of date's dependency set;
+:meth:`picklematrix.matrix.Env.identity_extra`). The extra pins give the env id a ``+<digest>`` suffix and the
+record's asv name an ``extra<digest>`` part, so two requirements files with the same axes but another tornado
+are two envs with two records, and an env without extra pins keeps its matrix.toml id and record. The same
+versions reached two ways are one env: names and versions are compared normalized, and a pin equal to the
+harness's own (every env has it) is no extra pin.
 
 Interpreters are never downloaded (UV_PYTHON_DOWNLOADS=never): they come from the machine (pyenv).
 """
@@ -98,6 +104,14 @@ def _words(text: str, source: str) -> dict:
     return out
 
 
+def _is_file(text: str) -> bool:
+    """Whether ``text`` names an existing file (a long spec is no file name, and no error either)."""
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def from_env(env: Env) -> Request:
     wanted = {k: f"=={v}" for k, v in env.pins().items()}
     wanted.update({k: f"=={v}" for k, v in env.extra})
@@ -112,7 +126,7 @@ def parse(text: str, *, python: str | None = None, base: Env | None = None) -> R
     env = parse_env_id(text)
     if env is not None:
         return from_env(env)
-    if Path(text).is_file():
+    if _is_file(text):
         return read_requirements(Path(text), python=python)
     source = f"env spec {text!r}"
     request = from_env(base) if base is not None else Request(python and _minor(python, source) or DEFAULT_PYTHON,
@@ -205,6 +219,11 @@ def resolve(request: Request, *, as_of: str | None = None, uv: str = "uv") -> En
         for name in ("cloudpickle", "dask", "distributed"):
             if name not in wanted and name in found:
                 wanted[name] = f"=={found[name]}"
+        if as_of:
+            # the whole dependency set as of that day: installed as pinned, nothing of today's index
+            for name, version in found.items():
+                if name not in wanted and name not in HARNESS:
+                    wanted[name] = f"=={version}"
     version = {name: spec[2:] for name, spec in wanted.items() if spec != ABSENT}
     if version.get("dask") != version.get("distributed"):
         raise SpecError(f"{request.source}: dask {version.get('dask')} and distributed {version.get('distributed')}"
@@ -228,7 +247,7 @@ def is_spec(text: str) -> bool:
     """Whether a ``--from``/``--to`` value needs resolving here: a spec of several words, a requirements file, or
     ``name=`` with a specifier or ``latest``. A recorded env's id, asv name or ``name=version`` is the review's own."""
     text = text.strip()
-    if Path(text).is_file():
+    if _is_file(text):
         return True
     if ".." in text or parse_env_id(text) is not None:
         return False

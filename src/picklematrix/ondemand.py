@@ -8,23 +8,19 @@ the machine's interpreter (never a downloaded one). A record already there is re
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import envs, recording, resultsdir, sidecar as sidecars
-from .matrix import Env
+from . import envs, fingerprint, recording, resultsdir, sidecar as sidecars, skew
+from .matrix import Env, extras_match
 from .versions import ABSENT
 
 
 def env_key(env: Env) -> str:
-    """A directory name for ``env``: its id, plus a digest of its extra pins when it has any."""
-    if not env.extra:
-        return env.env_id
-    return f"{env.env_id}+{hashlib.sha256(json.dumps(env.extra).encode()).hexdigest()[:8]}"
+    """A directory name for ``env``: its env id (``+<digest>`` of its extra pins when it has any)."""
+    return env.env_id
 
 
 def env_from_dict(data: dict) -> Env:
@@ -64,9 +60,12 @@ def selection(only: list[str] | None = None, case_dirs: list[str] | None = None)
                 os.environ[k] = v
 
 
-def find_record(results: Path, commit: str, env: Env, machine: str = "*"):
-    """``env``'s complete record at ``commit`` in ``results`` (its sidecar), or None: same python minor version
-    and versions of the axes, a complete sidecar, no ``.partial`` beside it, and its asv result there."""
+def find_record(results: Path, commit: str, env: Env, machine: str = "*", case_dirs=None):
+    """``env``'s complete record at ``commit`` in ``results`` (its sidecar), or None: same python minor version,
+    versions of the axes and extra pins (``Env.identity_extra``, against the sidecar head's ``extra``), a
+    complete sidecar, no ``.partial`` beside it, its asv result there, and the content digest of the case
+    folders asked for now (``case_dirs``, default PICKLEMATRIX_CASES; picklematrix.fingerprint.case_mismatch)."""
+    wanted_extra = env.identity_extra()
     for path in sorted(Path(results).glob(f"{machine}/{commit[:8]}-*{sidecars.SUFFIX}")):
         if not path.with_suffix(".json").exists() or sidecars.partial_path(path).exists():
             continue
@@ -77,7 +76,10 @@ def find_record(results: Path, commit: str, env: Env, machine: str = "*"):
         v = sc.versions
         if (sc.complete and (sc.python or "").startswith(env.python + ".") and v.get("dask") == env.dask
                 and v.get("distributed") == env.dask and v.get("cloudpickle") == env.cloudpickle
-                and (v.get("pydantic") or ABSENT) == env.pydantic):
+                and (v.get("pydantic") or ABSENT) == env.pydantic
+                and skew.SEPARATOR not in (sc.head.get("env_id") or "")
+                and extras_match(sc.head.get("extra") or {}, wanted_extra)
+                and fingerprint.case_mismatch(sc.head, case_dirs) is None):
             return sc
     return None
 

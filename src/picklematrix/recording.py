@@ -330,8 +330,8 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
         log(f"{env_id}: {marker} is left from an interrupted recording: recording again, from the start "
             "(a complete record already there stays until the new one is complete)")
     elif result_file.exists() or final_sidecar.exists():
-        log(f"{env_id}: " + ("re-recording (--force)" if done is not None else "its record is incomplete "
-                                 "(a partial sidecar or no asv result): recording again")
+        log(f"{env_id}: " + ("re-recording (--force)" if done is not None else
+                             fingerprint.stale_reason(result_file, final_sidecar))
             + "; the old record stays until the new one is complete")
     console.logs = logs.log_dir(results, machine, commit, env_id)
     with writing_results(console.logs, results):

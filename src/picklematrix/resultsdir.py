@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import envs, sidecar as sidecars
+from . import envs, fingerprint, sidecar as sidecars
 
 
 class RecordingError(Exception):
@@ -121,13 +121,17 @@ def _copy_into(src: Path, dst: Path, results: Path) -> None:
         os.replace(tmp, dst)
 
 
-def recorded(result_file: Path, sidecar: Path) -> sidecars.Sidecar | None:
+def recorded(result_file: Path, sidecar: Path, case_dirs=None) -> sidecars.Sidecar | None:
     """The complete record at these paths, or None: "already recorded" means the asv result is there, the
-    sidecar is complete, and no ``.partial`` says a recording of it was interrupted."""
+    sidecar is complete, no ``.partial`` says a recording of it was interrupted, and it ran the case folders
+    asked for now (``case_dirs``, default PICKLEMATRIX_CASES) as they are now (their content digest,
+    picklematrix.fingerprint.case_mismatch; :func:`picklematrix.fingerprint.stale_reason` says why not)."""
     if not result_file.exists() or sidecars.partial_path(sidecar).exists():
         return None
     try:
         found = sidecars.read(sidecar)
     except sidecars.SidecarError:
         return None
-    return found if found.complete else None
+    if not found.complete or fingerprint.case_mismatch(found.head, case_dirs) is not None:
+        return None
+    return found

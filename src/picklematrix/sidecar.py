@@ -79,6 +79,17 @@ class SidecarWriter:
         self.head = dict(head)
         self._cells: list[str] = []
 
+    @staticmethod
+    def identity(case_dirs) -> dict:
+        """The head fields that identify a run beyond its axes' versions, for the env it runs in: ``extra``,
+        the installed versions of the extra pins its venv names (picklematrix.matrix.installed_extra), and
+        ``case_digest``, the content digest of the case folders it reads (None for the built-in corpus;
+        picklematrix.fingerprint.case_digest). "Already recorded" requires both to match."""
+        from .fingerprint import case_digest
+        from .matrix import installed_extra
+
+        return {"extra": installed_extra(), "case_digest": case_digest(case_dirs)}
+
     def start(self) -> None:
         """Write the head with no cells yet: an unwritable place fails here, before anything has run."""
         self._write(complete=False)
@@ -127,6 +138,11 @@ class Sidecar:
     @property
     def versions(self) -> dict:
         return dict(self.env.get("versions") or {})
+
+    @property
+    def extra(self) -> dict:
+        """The installed versions of the env's extra pins ({} for an env of the axes only)."""
+        return dict(self.head.get("extra") or {})
 
     def by_key(self) -> dict:
         """{``family/case|method|context``: cell}."""
