@@ -1,6 +1,7 @@
 """``nox -s report``: the whole report built in order (asv's site, web assets, reviews, the table), and its CLI.
 
-    python -m picklematrix.report [--results DIR] [--html DIR] [--commit REV] [--checkout DIR] [--strict]
+    python -m picklematrix.report [--results DIR] [--html DIR] [--commit REV] [--checkout DIR] [--env SPEC]
+                                  [--strict]
 
 Runs in the orchestrating environment (asv 0.6.6, jinja2; see ``picklematrix.envs.tools_python``), from the
 checkout (or with ``--checkout``): asv's configuration and matrix.toml are the checkout's.
@@ -14,7 +15,7 @@ checkout (or with ``--checkout``): asv's configuration and matrix.toml are the c
 
 Exit status: 0 built (problems with individual result files are listed, not fatal); 1 built only in part
 (asv publish or the web assets failed; or ``--strict`` and some result file had a problem); 2 bad input
-(no results, unknown ``--commit``, a ``--checkout`` that is not one).
+(no results, unknown ``--commit``, a ``--checkout`` that is not one, an ``--env`` that matches no recorded env).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .assets import AssetError, localize_site, remote_loads
 from .asv_site import add_graph_fixes, add_nav_link, asv_publish
 from .checkout import CheckoutError, default_results_dir, matrix_order, resolve_checkout
 from .compare import build_review
+from .envmatch import select_envs
 from .render import render_table_html, render_table_md
 from .results import BadInput, Problem, ResultSet, load_results
 from .review import render_review_html
@@ -65,14 +67,17 @@ def site_dir(results_dir: Path, html_dir=None, checkout: Path | None = None) -> 
 
 
 def build_report(results_dir, html_dir=None, commit=None, asset_cache=None, checkout: Path | None = None,
-                 log=print) -> ReportOutcome:
-    """Everything ``nox -s report`` writes. Raises BadInput when there is nothing to report."""
+                 log=print, envs=()) -> ReportOutcome:
+    """Everything ``nox -s report`` writes. Raises BadInput when there is nothing to report, or when one of
+    ``envs`` (env specs, picklematrix.report.envmatch) matches no recorded env; with ``envs``, the table, the
+    matrix page and the baseline reviews show only the envs they match (asv's own site shows every env)."""
     results_dir = Path(results_dir).resolve()
     site = site_dir(results_dir, html_dir, checkout)
-    rs = load_results(results_dir, commit, checkout)
+    everything = load_results(results_dir, commit, checkout)
+    rs = select_envs(everything, list(envs))  # before anything is written: an unmatched spec changes nothing
     failures: list[str] = []
     site.parent.mkdir(parents=True, exist_ok=True)
-    ok, output, widened = asv_publish(rs, site, checkout)
+    ok, output, widened = asv_publish(everything, site, checkout)
     assets = []
     if not ok:
         failures.append(f"asv publish failed; the matrix page is still written:\n{output[-4000:]}")
@@ -89,7 +94,7 @@ def build_report(results_dir, html_dir=None, commit=None, asset_cache=None, chec
             failures.append(f"asv's pages still load their scripts from CDNs (no internet, no graphs): {e}")
         index = site / "index.html"
         # one harness commit: asv's default x axis (commits) is one column of points; show the methods instead
-        commits = {r.commit for r in rs.recordings if r.asv_path is not None}
+        commits = {r.commit for r in everything.recordings if r.asv_path is not None}
         index.write_text(add_graph_fixes(add_nav_link(index.read_text()), site,
                                          default_x_axis="method" if len(commits) <= 1 else None))
     order, baseline = matrix_order(checkout)
@@ -166,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "matrix.toml to use (default: the current directory)")
     p.add_argument("--asset-cache", help="npm tarball cache (default: $PICKLEMATRIX_ASSET_CACHE or "
                                          "~/.cache/picklematrix/npm)")
+    p.add_argument("--env", action="append", default=[], metavar="SPEC",
+                   help="show only the recorded envs SPEC matches (repeatable): an env id, a spec of installed "
+                        "versions ('pydantic=2.9.2 python=3.11', 'pydantic~=2.9'; what it does not name matches "
+                        "anything) or a requirements file; one that matches nothing is an error listing the envs")
     p.add_argument("--strict", action="store_true", help="exit 1 when any result file had a problem")
     return p
 
@@ -175,7 +184,7 @@ def main(argv=None) -> int:
     try:
         checkout = resolve_checkout(args.checkout)
         results = Path(args.results) if args.results else default_results_dir(checkout)
-        out = build_report(results, args.html, args.commit, args.asset_cache, checkout)
+        out = build_report(results, args.html, args.commit, args.asset_cache, checkout, envs=args.env)
     except (BadInput, CheckoutError) as e:
         print(f"picklematrix report: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

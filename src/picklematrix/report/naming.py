@@ -1,6 +1,13 @@
-"""How the report and the review name things in text: cells, and an env error's explanation."""
+"""How the report and the review name things in text: cells, an env error's explanation, and what tells apart
+envs whose axes are the same (their extra pins)."""
 
 from __future__ import annotations
+
+from ..matrix import identity_extra
+from ..versions import ABSENT
+
+# how many differing extra pins an env's label spells out before "+N other extra pins"
+LABEL_PINS = 4
 
 
 def error_explanation(message: str, limit: int = 1500) -> str:
@@ -23,3 +30,36 @@ def name_cells(keys, limit: int = 10) -> str:
     keys = sorted(keys)
     more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
     return ", ".join(cell_name(k) for k in keys[:limit]) + more
+
+
+def _axes(rec) -> tuple:
+    v = rec.versions or {}
+    return (".".join((rec.python or "").split(".")[:2]),
+            *(v.get(name) or ABSENT for name in ("cloudpickle", "dask", "distributed", "pydantic")))
+
+
+def distinguish(recordings: list) -> None:
+    """Set each recording's ``label_extra``, its extra pins whose versions differ from another recording's of the
+    same axes, and ``extra_count``, how many extra pins it has: its label (:func:`extra_label`) tells apart two
+    envs that differ only outside the axes (two freezes with another tornado: ``tornado 6.4.2``)."""
+    groups: dict = {}
+    for rec in recordings:
+        if not rec.is_error and rec.python:
+            groups.setdefault(_axes(rec), []).append(rec)
+    for group in groups.values():
+        extras = [identity_extra(r.extra) for r in group]
+        differ = {n for e in extras for n in e if len({x[n] for x in extras if n in x}) > 1}
+        for rec, extra in zip(group, extras):
+            rec.label_extra = {n: v for n, v in extra.items() if n in differ}
+            rec.extra_count = len(extra)
+
+
+def extra_label(rec) -> list[str]:
+    """The label lines of a recording's extra pins: those that differ from its siblings', then how many more
+    (an env of the axes alone has none)."""
+    shown = list((rec.label_extra or {}).items())[:LABEL_PINS]
+    lines = [f"{name} {version}" for name, version in shown]
+    more = rec.extra_count - len(shown)
+    if more > 0:
+        lines.append(f"+{more} {'other ' if shown else ''}extra pin{'s' if more > 1 else ''}")
+    return lines

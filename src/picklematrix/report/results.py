@@ -9,11 +9,12 @@ from pathlib import Path
 
 from .. import sidecar, skew
 from ..versions import ABSENT
-from ..matrix import Env
+from ..matrix import EXTRA_KEY, EXTRA_SEPARATOR, Env
 from ..outcomes import OUTCOMES
 from ..selection import COMPUTE
 from . import asv_results
-from .naming import name_cells
+from .naming import distinguish, extra_label, name_cells
+from .problems import BadInput, Problem, check_machine_json, name_partial
 from .checkout import fingerprint_head
 
 REPLICA = re.compile(r"^(?P<base>.+)-rep(?P<n>\d+)$")
@@ -21,21 +22,6 @@ VERSION_NAMES = ("cloudpickle", "dask", "distributed", "pydantic")
 RESULT_SUFFIXES = (".json", sidecar.SUFFIX, ".env-error")
 # What the review and the bisect write into the results directory: not machines (a bisect's .json is no asv result)
 NOT_MACHINES = ("reviews", "bisect")
-
-
-class BadInput(Exception):
-    """The command cannot do anything useful with what it was given (exit 2)."""
-
-
-@dataclass
-class Problem:
-    """Something wrong with one results file; the report is built without it (or without part of it)."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
 
 
 @dataclass
@@ -63,6 +49,9 @@ class Recording:
     mtime: float = 0.0
     notes: list = field(default_factory=list)  # caveats shown with this env (partial run, no timings, ...)
     fingerprint_note: str | None = None  # set when shown although recorded under an older fingerprint
+    extra: dict = field(default_factory=dict)  # its extra pins' installed versions (the sidecar's ``extra``)
+    label_extra: dict = field(default_factory=dict)  # those that tell it from envs of the same axes (naming)
+    extra_count: int = 0
 
     @property
     def key(self) -> str:
@@ -97,7 +86,7 @@ class Recording:
         if self.env_id and skew.SEPARATOR in self.env_id:
             # a client on another env's cluster (picklematrix.skew): what differs first, then the client's
             lines = [skew.skew_label(self.env_id), f"client {lines[0]}", *lines[1:]]
-        return lines
+        return lines + extra_label(self)
 
 
 @dataclass
@@ -119,12 +108,13 @@ class ResultSet:
         return [r for r in self.recordings if r.commit == self.commit] + self.older
 
 
-def derive_env_id(python: str | None, versions: dict) -> str | None:
-    """matrix.toml's env id for installed versions (python by minor version), as ``nox -s matrix`` names it."""
+def derive_env_id(python: str | None, versions: dict, digest: str | None = None) -> str | None:
+    """The env id for installed versions (python by minor version) and an extra pins' digest (asv's ``extra``),
+    as ``nox -s matrix`` names it."""
     if not python or not versions.get("cloudpickle") or not versions.get("dask"):
         return None
     return Env(python=".".join(python.split(".")[:2]), cloudpickle=versions["cloudpickle"], dask=versions["dask"],
-               pydantic=versions.get("pydantic") or ABSENT).env_id
+               pydantic=versions.get("pydantic") or ABSENT).env_id + (f"{EXTRA_SEPARATOR}{digest}" if digest else "")
 
 
 def _load_json(path: Path):
@@ -154,11 +144,12 @@ def load_results(results_dir, commit: str | None = None, checkout: Path | None =
         files = sorted(p for p in mdir.iterdir() if p.is_file())
         if not any(p.suffix in RESULT_SUFFIXES and p.name != "machine.json" for p in files):
             continue
-        _check_machine_json(mdir, problems)
+        check_machine_json(mdir, problems)
         recordings.extend(_load_machine(mdir.name, files, problems))
     if not recordings:
         raise BadInput(f"{results_dir}: no results (expected <machine>/<commit>-<env>.json/.outcomes from "
                        "`nox -s matrix`)" + ("; unreadable: " + "; ".join(map(str, problems)) if problems else ""))
+    distinguish(recordings)
     chosen = _choose_commit(recordings, commit, checkout)
     # An env recorded only under an older fingerprint is still an answer: shown, marked with its commit.
     # With an explicit --commit only that commit is shown (the user asked for that state of the code).
@@ -210,20 +201,6 @@ def _name_missing_cells(current: list, problems: list) -> None:
                                                          f"envs have were never run: {name_cells(r.missing)}"))
 
 
-def _check_machine_json(mdir: Path, problems: list) -> None:
-    mjson = mdir / "machine.json"
-    try:
-        mdata = _load_json(mjson)
-        if mdata.get("machine") != mdir.name:
-            problems.append(Problem(str(mjson), f"names machine {mdata.get('machine')!r}, but lives in "
-                                                 f"{mdir.name}/: asv will not read this directory"))
-    except FileNotFoundError:
-        problems.append(Problem(str(mjson), "missing: asv skips this machine's results (its timings are "
-                                            "left out; outcomes are still shown)"))
-    except (OSError, ValueError) as e:
-        problems.append(Problem(str(mjson), f"unreadable ({e}): asv skips this machine's results"))
-
-
 def _choose_commit(recordings: list, commit: str | None, checkout: Path | None) -> str:
     """The harness commit to show, made the full hash on every recording of it that has only its short form."""
     commits = {r.commit for r in recordings}
@@ -269,7 +246,7 @@ def _load_machine(machine: str, files: list, problems: list) -> list[Recording]:
             by_stem.setdefault(path.stem, {})[path.suffix] = path
     out = []
     for stem, path in sorted(partials.items()):
-        _name_partial(path, sidecar.SUFFIX in by_stem.get(stem, {}), problems)
+        name_partial(path, sidecar.SUFFIX in by_stem.get(stem, {}), problems)
     for stem, paths in sorted(by_stem.items()):
         commit8, _, env_name = stem.partition("-")
         rec = Recording(machine=machine, commit=commit8, env_name=env_name or stem)
@@ -305,22 +282,6 @@ def _load_machine(machine: str, files: list, problems: list) -> list[Recording]:
     return out
 
 
-def _name_partial(path: Path, beside_complete: bool, problems: list) -> None:
-    """A ``.partial`` sidecar: a recording that was stopped before it completed. Never shown as a record."""
-    try:
-        sc = sidecar.read(path)
-        done = f"{len(sc.cells)} cell(s) done"
-    except sidecar.SidecarError:
-        done = "unreadable"
-    if beside_complete:
-        what = (f"an interrupted re-recording left this ({done}); the record beside it "
-                f"({path.name.removesuffix(sidecar.PARTIAL)}) is the previous complete one and is what is shown")
-    else:
-        what = (f"an interrupted recording left this ({done}) and no complete record: the env is not shown; "
-                "`nox -s matrix` records it again")
-    problems.append(Problem(str(path), what))
-
-
 def _load_env_error(rec: Recording, path: Path, problems: list) -> bool:
     rec.error_path = path
     try:
@@ -346,6 +307,7 @@ def _load_sidecar(rec: Recording, problems: list) -> None:
     rec.python = sc.python
     rec.versions = sc.versions
     rec.env_id = sc.head.get("env_id") or rec.env_id
+    rec.extra = sc.extra
     rec.case_dirs = [str(d) for d in sc.head.get("case_dirs") or []]
     commit = sc.head.get("commit")
     if commit:
@@ -393,7 +355,7 @@ def _cells_from_asv(rec: Recording, result, problems: list) -> None:
     """No sidecar: asv's outcome codes still say what happened, without root causes."""
     rec.python = result.params.get("python")
     rec.versions = {k: asv_results.asv_version(result, k) for k in VERSION_NAMES}
-    rec.env_id = rec.env_id or derive_env_id(rec.python, rec.versions)
+    rec.env_id = rec.env_id or derive_env_id(rec.python, rec.versions, asv_results.asv_version(result, EXTRA_KEY))
     rec.notes.append("no outcome sidecar: outcomes from asv's codes, no root causes")
     problems.append(Problem(str(rec.asv_path), f"asv result without its outcome sidecar "
                                                f"({rec.asv_path.stem}{sidecar.SUFFIX}): outcomes come from asv's "
