@@ -79,6 +79,22 @@ def test_a_pull_request_review_names_every_env_of_both_profiles():
     assert new["verdict"].startswith("added to the profile by the pull request; at the base's code against")
 
 
+def test_the_base_record_is_not_a_stale_result_in_the_env_reviews(tmp_path):
+    from picklematrix.report.results import Problem
+    from picklematrix.report.revs import review_revisions
+
+    a, b = _rec("e", BASE_FP, {KERNEL_CELL: "pass"}), _rec("e", HEAD_FP, {KERNEL_CELL: "pass"})
+    a.sidecar_path, b.sidecar_path = Path("m/bbbbbbbb-asv-e.outcomes"), Path("m/cccccccc-asv-e.outcomes")
+    problems = [Problem(str(a.sidecar_path), "recorded by harness commit bbbbbbbb, not cccccccc which this "
+                                             "report shows"),
+                Problem(str(b.sidecar_path), "unreadable (truncated)")]
+    rs = ResultSet(results_dir=tmp_path, recordings=[a, b], problems=problems, commit=HEAD_FP, benchmarks=None)
+    review = review_revisions(rs, {"rev": "base", "fingerprint": BASE_FP, "envs": ["e"]},
+                              {"rev": "HEAD", "fingerprint": HEAD_FP, "envs": ["e"]}, 1.1, tmp_path)
+    md = (tmp_path / review["envs"][0]["review"]["md"]).read_text()
+    assert "recorded by harness commit bbbbbbbb" not in md and "unreadable (truncated)" in md
+
+
 def test_the_same_fingerprint_at_base_and_head_is_no_change():
     recs = [_rec("a", BASE_FP, {KERNEL_CELL: "pass"}), _rec("b", BASE_FP, {KERNEL_CELL: "serialize-error"})]
     review = _pr_review(recs, ["a", "b"], ["a", "b"], same=True)
@@ -135,6 +151,9 @@ def test_the_pull_request_review_command_on_real_records(rec, tmp_path, monkeypa
     assert {(c["case"], c["method"], c["context"]) for c in envs[A]["broken"]} == TOPLEVEL_KERNEL
     assert envs[B]["status"] == "not-recorded-base" and envs[BROKEN]["status"] == "error-head"
     assert (tmp_path / "reviews" / envs[A]["review"]["html"]).is_file()
+    # the base's record is another fingerprint's on purpose: the env's review does not warn about it
+    md = (tmp_path / "reviews" / envs[A]["review"]["md"]).read_text()
+    assert f"recorded by harness commit {base_fp[:8]}" not in md
     assert proc.stdout.startswith("<!-- picklematrix-review -->") and "### ❌ Broken (pass → fail) (2)" in proc.stdout
     same = review_cli(results, "--base-rev", rec.commit, "--head-rev", rec.commit, "--json", str(out), "--quiet")
     assert same.returncode == 1, same.stderr  # the env error at the head is still not compared
