@@ -405,6 +405,21 @@ def bisect_(session):
 
 
 
+@nox.session(python=False)
+def comment(session):
+    """A pull request's review as one comment, posted or updated (picklematrix.report.comment):
+
+    nox -s comment -- --review results/reviews/pr.review.json --repo OWNER/NAME --pr N [--details-url URL]
+    [--dry-run] [--out PATH] [--step-summary]. Needs GITHUB_TOKEN (never printed). Standard library and
+    packaging only: it runs in nox's own Python. Exits 0 posted, 1 no review to post (said so), 2 refused.
+    """
+    code = subprocess.run([sys.executable, "-m", "picklematrix.report.comment", *session.posargs], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, check=False).returncode
+    if code:
+        session.log(f"picklematrix.report.comment exited with status {code}")
+        raise SystemExit(code)
+
+
 def _run_tools_module(session, module, *args, posargs=None):
     # nox reports every failed session as exit 1; the report and the review give 1 and 2 distinct meanings,
     # so their status is passed through as nox's own.
