@@ -1,7 +1,10 @@
-"""Envs on demand, for real: nox -s review builds and records the envs it is asked about (two real pip freezes,
-then a change of the baseline), the same way nox -s matrix records them, and reuses them next time."""
+"""Envs on demand, for real: nox -s review builds and records the envs it is asked about (real pip freezes: two
+that differ only outside the axes are two envs; then a change of the baseline), the same way nox -s matrix
+records them, and reuses them next time."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -14,7 +17,7 @@ ONLY = "notebook/dask_11448_report"
 
 
 @pytest.mark.slow
-def test_review_of_two_requirements_files_then_of_a_change_builds_only_what_is_missing(tmp_path):
+def test_reviews_of_requirements_files_and_of_a_change_build_only_what_is_missing(tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
     results = tmp_path / "results"
@@ -28,18 +31,36 @@ def test_review_of_two_requirements_files_then_of_a_change_builds_only_what_is_m
                                *args], cwd=clone, env=env, capture_output=True, text=True, timeout=1200)
 
     a, b = FREEZES / "requirements-pyd2.8.2.txt", FREEZES / "requirements-pyd2.9.2.txt"
+    tornado = FREEZES / "requirements-pyd2.8.2-tornado6.4.2.txt"  # a's freeze with another tornado: same axes
+    proc = review("--from", str(a), "--to", str(tornado))
+    out = proc.stdout + proc.stderr
+    # two envs, two records (their asv names carry the digest of their extra pins), and a review between them
+    # that tells them apart by what differs: tornado
+    assert proc.returncode in (0, 1), out[-6000:]
+    recorded = sorted(p.name for p in (results / "box").glob("*.outcomes"))
+    assert len(recorded) == 2 and all("py3.11.7-cloudpickle3.0.0-dask2024.6.2-distributed2024.6.2-extra" in n
+                                      for n in recorded), recorded
+    ids = re.findall(r"cp3\.0\.0-dask2024\.6\.2-pyd2\.8\.2-py3\.11\+[0-9a-f]{8}", out)
+    assert len(set(ids)) == 2, out[-4000:]
+    assert "0 fixed, 0 broken" in out and "tornado 6.6.1" in out and "tornado 6.4.2" in out, out[-4000:]
+    heads = [json.loads(p.read_text()) for p in (results / "box").glob("*.outcomes")]
+    assert sorted(h["extra"]["tornado"] for h in heads) == ["6.4.2", "6.6.1"]
+
+    # a is already recorded: only b is built; pydantic 2.9 fixes the kernel cells of dask#11448, nothing
+    # broke, so the review's status is 0
     proc = review("--from", str(a), "--to", str(b))
     out = proc.stdout + proc.stderr
-    # pydantic 2.9 fixes the kernel cells of dask#11448: nothing broke, so the review's status is 0
     assert proc.returncode == 0, out[-6000:]
-    assert "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11" in out and "cp3.0.0-dask2024.6.2-pyd2.9.2-py3.11" in out
-    assert "Fixed" in out and "dask_11448_report" in out, out[-4000:]
-    recorded = sorted(p.name for p in (results / "box").glob("*.outcomes"))
-    assert len(recorded) == 2 and all("py3.11.7-cloudpickle3.0.0-dask2024.6.2" in n for n in recorded)
+    assert "already recorded" in out and "Fixed" in out and "dask_11448_report" in out, out[-4000:]
+    assert len(list((results / "box").glob("*.outcomes"))) == 3
 
-    # the baseline is the 2.8.2 env already recorded: only pydantic 2.10.6 is built
+    # the baseline (matrix.toml's env, no extra pins: not a's env) and pydantic 2.10.6 are built
     proc = review("--change", "pydantic=2.10.6")
     out = proc.stdout + proc.stderr
     assert proc.returncode in (0, 1), out[-6000:]
-    assert "already recorded" in out and "cp3.0.0-dask2024.6.2-pyd2.10.6-py3.11: recorded" in out, out[-4000:]
-    assert len(list((results / "box").glob("*.outcomes"))) == 3
+    assert "cp3.0.0-dask2024.6.2-pyd2.10.6-py3.11: recorded" in out, out[-4000:]
+    assert len(list((results / "box").glob("*.outcomes"))) == 5
+    # asked again: both are reused, nothing is built
+    proc = review("--change", "pydantic=2.10.6")
+    out = proc.stdout + proc.stderr
+    assert out.count("already recorded") == 2 and len(list((results / "box").glob("*.outcomes"))) == 5, out[-4000:]

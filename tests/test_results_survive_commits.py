@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
+
+from picklematrix import fingerprint
 
 from .conftest import ROOT
 
@@ -75,3 +78,49 @@ def test_a_docs_only_commit_reuses_every_result_and_a_new_env_runs_alone(tmp_pat
     assert log.count("already recorded") == 1 and f"{A}: already recorded" in log
     now = sorted(p.name for p in results.glob("*.outcomes"))
     assert len(now) == 2 and set(recorded) < set(now)
+
+
+@pytest.mark.slow
+def test_editing_a_case_in_a_users_own_folder_records_the_env_again(tmp_path):
+    """A maintainer's case folder outside the checkout: no commit of the checkout sees it, its content does."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    (clone / "matrix.toml").write_text(_matrix([A]))
+    subprocess.run([*git, "commit", "-qam", "the profile: one env"], check=True, timeout=60)
+    cases = tmp_path / "my-cases"
+    cases.mkdir()
+    case = cases / "lambda_square.py"
+    shutil.copyfile(ROOT / "cases" / "functions" / "lambda_square.py", case)
+    env = dict(os.environ, PICKLEMATRIX_RESULTS=str(tmp_path / "results"), PICKLEMATRIX_MACHINE="box",
+               PICKLEMATRIX_CASES=str(cases), PICKLEMATRIX_ONLY="functions/lambda_square",
+               PICKLEMATRIX_TOOLS_VENV=str(tmp_path / "tools"))
+    for var in ("_PICKLEMATRIX_RUN_COMMIT", "PICKLEMATRIX_DIRTY_LABEL", "PICKLEMATRIX_PROFILE", "PICKLEMATRIX_REPLICATE"):
+        env.pop(var, None)
+
+    def nox():
+        proc = subprocess.run([sys.executable, "-m", "nox", "--envdir", str(tmp_path / "envs"), "-s", "matrix"],
+                              cwd=clone, env=env, capture_output=True, text=True, timeout=1200)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+        return proc.stdout + proc.stderr
+
+    def record():
+        [path] = (tmp_path / "results" / "box").glob("*.outcomes")
+        return json.loads(path.read_text())
+
+    nox()
+    first = record()
+    assert first["case_digest"] == fingerprint.case_digest([cases]) and first["extra"] == {}
+    outcomes = {c["outcome"] for c in first["cells"]}
+    assert "pass" in outcomes and "wrong-result" not in outcomes
+    assert f"{A}: already recorded" in nox()  # the same folder, unchanged: nothing is recorded again
+
+    # the maintainer edits the case: what it expects now differs from what it computes
+    case.write_text(case.read_text().replace("expected = 49", "expected = 50"))
+    log = nox()
+    assert "already recorded" not in log and "the case folders changed since it was recorded" in log, log[-3000:]
+    again = record()
+    assert again["case_digest"] == fingerprint.case_digest([cases]) != first["case_digest"]
+    assert again["commit"] == first["commit"]  # the checkout's fingerprint did not move; the folder did
+    outcomes = {c["outcome"] for c in again["cells"]}
+    assert "wrong-result" in outcomes and "pass" not in outcomes
