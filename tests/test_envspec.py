@@ -70,6 +70,8 @@ def test_as_of_pins_the_whole_dependency_set_as_the_index_stood_that_day():
     assert october.identity_extra()["msgpack"] != extra["msgpack"] and october.env_id != july.env_id
     same = envspec.resolve_text("pydantic=2.8.0", base=BASE, as_of="2024-07-01", uv=uv)
     assert same.env_id == july.env_id and "+" in july.env_id
+    # the harness's declared dependencies as of that day too: tomli on python 3.10 (2.0.2 came in October)
+    assert envspec.resolve_text("python=3.10 pydantic=latest", base=BASE, as_of="2024-07-01", uv=uv).identity_extra()["tomli"] == "2.0.1"
 
 
 @pytest.mark.parametrize("text, match", [

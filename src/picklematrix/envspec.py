@@ -205,6 +205,18 @@ def _compile(lines: list[str], python: str, as_of: str | None, uv: str, source: 
     return found
 
 
+def _declared() -> list[str]:
+    """The checkout's declared dependencies besides the axes (what picklematrix.envs installs next to an env's
+    pins); none outside a checkout."""
+    from .envs import harness_requirements
+
+    checkout = Path(__file__).resolve().parents[2]
+    try:
+        return harness_requirements(checkout) if (checkout / "pyproject.toml").is_file() else []
+    except (OSError, KeyError, ValueError):
+        return []
+
+
 def resolve(request: Request, *, as_of: str | None = None, uv: str = "uv") -> Env:
     """Concrete pins for ``request``: the env to build. Raises :class:`SpecError` naming the request."""
     if as_of is not None and not DATE.match(as_of):
@@ -212,8 +224,10 @@ def resolve(request: Request, *, as_of: str | None = None, uv: str = "uv") -> En
     wanted = dict(request.wanted)
     if not request.exact or as_of:
         lines = [f"{name}{spec}" for name, spec in wanted.items() if spec != ABSENT]
-        # resolved with what the harness installs beside them, so that the pins are installable together
-        found = _compile([*lines, *pins.ENV], request.python, as_of, uv, request.source)
+        # resolved with what the harness installs beside them, so that the pins are installable together (as of
+        # a date, its declared dependencies too: tomli on python 3.10 is then of that day as well)
+        found = _compile([*lines, *pins.ENV, *(_declared() if as_of else [])], request.python, as_of, uv,
+                         request.source)
         wanted = {name: (spec if spec == ABSENT else f"=={found[name]}") for name, spec in wanted.items()
                   if spec == ABSENT or name in found}
         for name in ("cloudpickle", "dask", "distributed"):
