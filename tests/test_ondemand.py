@@ -64,3 +64,13 @@ def test_reviews_of_requirements_files_and_of_a_change_build_only_what_is_missin
     proc = review("--change", "pydantic=2.10.6")
     out = proc.stdout + proc.stderr
     assert out.count("already recorded") == 2 and len(list((results / "box").glob("*.outcomes"))) == 5, out[-4000:]
+
+    # the report over records with and without extra pins: asv's site is built, and --env with a freeze shows
+    # only the env recorded from it, labelled by the tornado that tells it from its sibling
+    proc = subprocess.run([sys.executable, "-m", "picklematrix", "report", "--results", str(results), "--html",
+                           str(tmp_path / "html"), "--checkout", str(clone), "--env", str(tornado)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [shown] = json.loads((results / "table.json").read_text())["environments"]
+    assert shown["label"][-2:] == ["tornado 6.4.2", "+20 other extra pins"] and "+" in shown["env_id"]
+    assert (tmp_path / "html" / "index.html").exists()
