@@ -34,10 +34,16 @@ CLUSTER_CONFIG = {
     "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s",
 }
 LOOPBACK = "127.0.0.1"
+# How long a nanny gets to bring back a worker that died before the whole cluster is replaced.
+RESPAWN_WITHIN = 15.0
 # distributed.nanny's line when a worker process ends unasked
 NANNY_EXIT = re.compile(r"distributed\.nanny - \w+ - (?P<text>Worker process \d+ (?:was killed by signal "
                         r"(?P<signal>\d+)|exited with status (?P<status>-?\d+)))")
-SIGNALS = {"11": "SIGSEGV: the worker's interpreter crashed", "6": "SIGABRT", "7": "SIGBUS"}
+NANNY_GONE = re.compile(r"distributed\.nanny - \w+ - Closing Nanny gracefully|Nanny failed to start")
+# a process of the cluster (the scheduler, handing a task to a worker) that could not pickle what it was sent
+SCHEDULER_SERIALIZE = re.compile(r"distributed\.protocol\.pickle - ERROR - (?P<text>Failed to serialize .*?)\.?$")
+EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|Warning): ")
+SIGNALS = {"11": "SIGSEGV: its interpreter crashed", "6": "SIGABRT", "7": "SIGBUS"}
 
 
 class SpawnedCluster(BaseCluster):
@@ -55,6 +61,7 @@ class SpawnedCluster(BaseCluster):
         self.scheduler = self.workers = None
         self.dir = None
         self._address = None
+        self._log_mark = 0
 
     @property
     def address(self) -> str:
@@ -90,6 +97,7 @@ class SpawnedCluster(BaseCluster):
             time.sleep(0.05)
         time.sleep(0.05)  # written in one go by the scheduler, but not atomically
         self._address = json.loads(scheduler_file.read_text())["address"]
+        self._log_mark = 0
         self.workers = self._spawn(self._command(
             "worker", "--scheduler-file", str(scheduler_file), "--nworkers", str(self.n_workers), "--nthreads", "1",
             "--memory-limit", str(self.memory_limit), "--host", LOOPBACK, "--no-dashboard", "--dashboard-address",
@@ -121,10 +129,32 @@ class SpawnedCluster(BaseCluster):
         """The scheduler process ended (a cell called ``client.shutdown()``, or it died)."""
         return self.scheduler is not None and self.scheduler.poll() is not None
 
+    def scheduler_died(self) -> str | None:
+        """How the scheduler process ended, when it did not end as asked (``client.shutdown()`` ends it with
+        status 0): killed by a signal (a segfault unpickling another Python version's code, say) or exiting
+        with an error status. None while it runs or after a clean exit."""
+        code = None if self.scheduler is None else self.scheduler.poll()
+        if not code:
+            return None
+        if code < 0:
+            number = str(-code)
+            return (f"the scheduler process (pid {self.scheduler.pid}) was killed by signal {number}"
+                    f" ({SIGNALS.get(number, 'signal ' + number)})")
+        return f"the scheduler process (pid {self.scheduler.pid}) exited with status {code}"
+
     def health(self, *, grace: float = 3.0, gone: tuple = ()) -> Health:
         if self.shut_down():
             return Health([SHUT_DOWN], shut_down=True)
-        return self._health_by(time.monotonic() + grace, gone)
+        try:
+            return self._health_by(time.monotonic() + grace, gone)
+        except Exception as e:  # the scheduler's connection broke (CommClosedError) or it did not answer
+            try:
+                self.scheduler.wait(5)  # a scheduler that crashed is going away: know it before judging the cell
+            except subprocess.TimeoutExpired:
+                pass
+            if self.shut_down():
+                return Health([SHUT_DOWN], shut_down=True)
+            return Health([f"the scheduler at {self.address} did not answer: {type(e).__name__}: {e}"])
 
     def make_healthy(self, reason: str) -> str | None:
         """Replace stuck workers; if that does not make it whole, stop and start the whole cluster."""
@@ -132,9 +162,15 @@ class SpawnedCluster(BaseCluster):
         killed = []
         try:
             if self.shut_down():
-                problems = SHUT_DOWN
+                problems = self.scheduler_died() or SHUT_DOWN
+            elif self._nanny_gone():
+                problems = "a nanny closed for good: its worker will not come back (see the cluster's log)"
             else:
                 health, killed = self._replace_stuck_workers()
+                if not health.ok and self.workers.poll() is None and not self._nanny_gone():  # (gone meanwhile)
+                    # a nanny brings a worker back in a new interpreter of the cluster env (spawned, importing
+                    # distributed: seconds on a busy machine): cheaper to wait for than a whole new cluster
+                    health = self.health(grace=RESPAWN_WITHIN)
                 if health.ok:
                     return "; ".join(killed) or None
                 problems = "; ".join(health.problems)
@@ -150,22 +186,31 @@ class SpawnedCluster(BaseCluster):
         limit, a worker killed by a signal (a segfault: code of another Python version, say) or exiting with a
         status, one line each, from the cluster's log (the nannies run in processes of another env)."""
         found = super().memory_kills(since)
-        try:
-            lines = self.log.read_text(errors="replace").splitlines()
-        except (OSError, AttributeError):
-            return found
+        lines = self._log_text().splitlines()
+        for i, line in enumerate(lines):
+            if SCHEDULER_SERIALIZE.search(line) and _logged_at(line) >= since:
+                error = next((x.strip() for x in lines[i + 1:i + 12] if EXCEPTION_LINE.match(x)), "")
+                found.append(f"the cluster logged: {SCHEDULER_SERIALIZE.search(line)['text']}"
+                             + (f": {error}" if error else ""))
         for line in lines:
             m = NANNY_EXIT.search(line)
             if m is None or m["signal"] == "9" or m["signal"] == "15":  # our own kills and SIGTERMs
                 continue
-            try:  # "2026-12-01 08:54:10,507 - distributed.nanny - ...", local time
-                when = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")) + int(line[20:23]) / 1000
-            except ValueError:
-                continue
-            if when >= since:
+            if _logged_at(line) >= since:
                 found.append(f"the nanny of a worker logged: {m['text']}"
                              + (f" ({SIGNALS.get(m['signal'], 'signal ' + m['signal'])})" if m["signal"] else ""))
         return found
+
+    def _log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except (OSError, AttributeError):
+            return ""
+
+    def _nanny_gone(self) -> bool:
+        """A nanny of this cluster closed for good since it started (its scheduler connection broke, say): no
+        worker comes back from it, so waiting for one is no use."""
+        return bool(NANNY_GONE.search(self._log_text()[self._log_mark:]))
 
     def describe(self) -> dict:
         out = {**super().describe(), "started_from": self.python}
@@ -191,6 +236,14 @@ class SpawnedCluster(BaseCluster):
             proc.wait()
             processes.forget_group(proc.pid)
         self.client = self.scheduler = self.workers = None
+
+
+def _logged_at(line: str) -> float:
+    """When distributed logged ``line`` ("2026-12-01 08:54:10,507 - ...", local time); 0 if it is no log line."""
+    try:
+        return time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")) + int(line[20:23]) / 1000
+    except ValueError:
+        return 0.0
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

@@ -176,6 +176,14 @@ class CellRunner:
                 health = self.cluster.health()
             except ClusterHung as e:  # the scheduler itself did not answer
                 health = Health([str(e)])
+        died = getattr(self.cluster, "scheduler_died", lambda: None)() if health.shut_down else None
+        if died:
+            # Not a shutdown: the scheduler process crashed on what the cell sent it (a cluster started from
+            # another env, whose scheduler unpickles the graph): the cell's finding, like a worker it killed.
+            cell.outcome, cell.stage = oc.WORKER_DIED, oc.STAGE_CLUSTER_UNPICKLE
+            cell.surprise = cell.outcome != cell.expected
+            cell.add_detail(died)
+            return self.cluster.make_healthy(f"{case.case_id} [{method}] (scheduler died)")
         if health.shut_down:
             # The cell's own doing (client.shutdown()), whatever its compute call made of it: not a
             # finding about pickling. The cluster is replaced (an owned one) or reported.
