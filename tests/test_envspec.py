@@ -76,6 +76,7 @@ def test_as_of_pins_the_whole_dependency_set_as_the_index_stood_that_day():
 
 @pytest.mark.parametrize("text, match", [
     ("pydantic", "not NAME=VALUE"),
+    (BASE.env_id + "+cdcf656e", "cannot be built from its id: name what it was built from"),
     ("pydantic=two", "not a version"),
     ("python=three", "python="),
 ])

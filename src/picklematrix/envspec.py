@@ -44,7 +44,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from . import pins
-from .matrix import AXES, Env, parse_env_id
+from .matrix import AXES, EXTRA_SEPARATOR, Env, parse_env_id
 from .versions import ABSENT
 
 DEFAULT_PYTHON = "3.11"
@@ -129,6 +129,11 @@ def parse(text: str, *, python: str | None = None, base: Env | None = None) -> R
     if _is_file(text):
         return read_requirements(Path(text), python=python)
     source = f"env spec {text!r}"
+    base_id, digest = text.rpartition(EXTRA_SEPARATOR)[::2] if EXTRA_SEPARATOR in text else (text, "")
+    if digest and parse_env_id(base_id) is not None:
+        raise SpecError(f"{source}: an env id with extra pins (+{digest}) names a recorded env but cannot be built "
+                        "from its id: name what it was built from (its requirements file, spec or --as-of date); "
+                        "a review or report takes the id as it is")
     request = from_env(base) if base is not None else Request(python and _minor(python, source) or DEFAULT_PYTHON,
                                                                {"pydantic": ABSENT}, source)
     request.source, request.exact = source, False
