@@ -369,3 +369,21 @@ def test_a_tls_cluster_is_reached_with_the_security_file_and_no_secret_is_record
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
         log.close()
+
+
+def test_a_review_names_what_changed_on_each_side_and_in_the_extra_pins():
+    from picklematrix.report.compare import changed_versions
+    from picklematrix.report.results import Recording
+
+    def rec(env_id, python, pydantic, extra=None):
+        return Recording(machine="m", commit="c", env_name=env_id, env_id=env_id, python=python,
+                         versions={"cloudpickle": "3.1.3", "dask": "2026.8.0", "distributed": "2026.8.0",
+                                   "pydantic": pydantic}, extra=extra or {})
+
+    alone = rec(CLUSTER, "3.11.7", "2.14.4")
+    pair = rec(PAIR_ID, "3.12.1", "2.14.4")
+    assert changed_versions(alone, pair) == [{"name": "client python", "from": "3.11.7", "to": "3.12.1"}]
+    older_cluster = rec(f"{CLIENT}~{CLUSTER.replace('pyd2.14.4', 'pyd2.11.3')}", "3.12.1", "2.14.4")
+    assert changed_versions(older_cluster, pair) == [{"name": "cluster pydantic", "from": "2.11.3", "to": "2.14.4"}]
+    a, b = rec(CLUSTER, "3.11.7", "2.8.2", {"tornado": "6.4.2"}), rec(CLUSTER, "3.11.7", "2.8.2", {"tornado": "6.5"})
+    assert changed_versions(a, b) == [{"name": "tornado", "from": "6.4.2", "to": "6.5"}]

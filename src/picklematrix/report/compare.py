@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import re
 
+from .. import skew
 from ..corpus import ABSENT
+from ..matrix import parse_env_id
 from ..outcomes import HARNESS_ERROR, PASS
 from ..selection import COMPUTE
 from .asv_results import isna
@@ -27,6 +29,25 @@ AA_HINT = "record one with `PICKLEMATRIX_REPLICATE=2 nox -s \"matrix(<baseline>)
 def versions_of(rec: Recording) -> dict:
     """{python, cloudpickle, dask, distributed, pydantic: installed version or None}."""
     return {"python": rec.python, **{k: rec.versions.get(k) for k in VERSION_NAMES if k != "python"}}
+
+
+def changed_versions(a: Recording, b: Recording) -> list:
+    """What differs from ``a`` to ``b``: the axes, the extra pins (a requirements file's), and, when either
+    computes on another env's cluster (picklematrix.skew), the cluster's side, named ``cluster <package>``."""
+    va, vb = versions_of(a), versions_of(b)
+    skewed = any(skew.SEPARATOR in (r.env_id or "") for r in (a, b))
+    changed = [{"name": f"client {k}" if skewed else k, "from": va.get(k), "to": vb.get(k)}
+               for k in VERSION_NAMES if va.get(k) != vb.get(k)]
+    ea, eb = a.extra or {}, b.extra or {}
+    changed += [{"name": k, "from": ea.get(k), "to": eb.get(k)} for k in sorted(set(ea) | set(eb))
+                if ea.get(k) != eb.get(k)]
+    if skewed:
+        sides = [parse_env_id(skew.split_env_id(r.env_id or "")[1] or (r.env_id or "")) for r in (a, b)]
+        if None not in sides:
+            changed += [{"name": f"cluster {k}", "from": getattr(sides[0], k), "to": getattr(sides[1], k)}
+                        for k in ("python", "cloudpickle", "dask", "pydantic")
+                        if getattr(sides[0], k) != getattr(sides[1], k)]
+    return changed
 
 
 def _matches_version(actual: str | None, wanted: str) -> bool:
@@ -355,8 +376,7 @@ def build_review(rs: ResultSet, a: Recording, b: Recording, factor: float = DEFA
     for flips in outcomes["flips"].values():
         for f in flips:
             f["flaky"] = (f["case"], f["method"], f["context"]) in flaky_keys
-    va, vb = versions_of(a), versions_of(b)
-    changed = [{"name": k, "from": va.get(k), "to": vb.get(k)} for k in VERSION_NAMES if va.get(k) != vb.get(k)]
+    changed = changed_versions(a, b)
     files = {str(p) for r in (a, b) for p in (r.asv_path, r.sidecar_path, r.partial_path) if p is not None}
     warnings = [str(p) for p in rs.problems if p.path in files]
     warnings += [f"{r.key}: no asv timings (asv result missing or unreadable): timing not compared"
