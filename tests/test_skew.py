@@ -206,6 +206,12 @@ def test_the_report_and_the_review_show_the_pair_as_its_own_column(python_skew):
     out = review.stdout + review.stderr
     assert review.returncode == 1, out[-3000:]  # something broke: the __main__ function
     assert "functions/main_function" in out and "client py3.12 / cluster py3.11" in out
+    assert "Changed: **client python** 3.11" in out
+    # picklematrix review on its own picks recorded envs by what is installed in them, spec words as nox takes them
+    direct = subprocess.run([sys.executable, "-m", "picklematrix", "review", "--results", str(results),
+                             "--checkout", str(ROOT), "--from", "python=3.11 pydantic=2.14.4", "--to", "python=3.12"],
+                            capture_output=True, text=True, timeout=300)
+    assert direct.returncode == 1 and "functions/main_function" in direct.stdout, direct.stdout + direct.stderr
 
 
 # --------------------------------------------------------------------------- a cluster someone else runs

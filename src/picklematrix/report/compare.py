@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import re
 
-from .. import skew
+from .. import envspec, skew
 from ..corpus import ABSENT
 from ..matrix import parse_env_id
 from ..outcomes import HARNESS_ERROR, PASS
 from ..selection import COMPUTE
 from .asv_results import isna
+from .envmatch import matcher
 from .naming import error_explanation, name_cells
 from .results import BadInput, Recording, ResultSet
 from .table import BAD, cell_sort_key, cell_view
@@ -71,13 +72,10 @@ def resolve_env(rs: ResultSet, spec: str, role: str) -> Recording:
     """The one recording ``spec`` names at the result set's commit; BadInput naming what exists otherwise."""
     spec = spec.strip()
     everything = rs.current()
-    if "=" in spec and "/" not in spec.split("=", 1)[0]:
-        wanted = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
-        unknown = [k for k in wanted if k not in VERSION_NAMES]
-        if unknown:
-            raise BadInput(f"--{role} {spec}: unknown name(s) {', '.join(unknown)} (use {', '.join(VERSION_NAMES)})")
-        found = [r for r in _candidates(rs) if all(_matches_version(versions_of(r).get(k), v)
-                                                   for k, v in wanted.items())]
+    if envspec._is_file(spec) or ("=" in spec and "/" not in spec.split("=", 1)[0]):
+        # versions (``pydantic=2.9.2 python=3.11``, commas too) or a requirements file: picked by what is installed
+        test = matcher(spec if envspec._is_file(spec) else spec.replace(",", " "))
+        found = [r for r in _candidates(rs) if test(r)]
     else:
         found = [r for r in everything if spec in (r.key, r.env_name, r.env_id)
                  and (not r.replica_of or spec == r.key)]
