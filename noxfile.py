@@ -128,14 +128,17 @@ logs.setup_console(relay=_matrix_selected() or any(a in ("review", "bisect") for
 def _on_demand(args: list[str]) -> list:
     """The envs ``--env``/``--change`` ask the matrix session for (resolved), or [] for the profile's."""
     if ON_DEMAND_VAR in os.environ:
-        return [ondemand.env_from_dict(d) for d in json.loads(os.environ[ON_DEMAND_VAR])]
+        return [skew_envs.pair_from_dict(d, ondemand.env_from_dict) if "client" in d else ondemand.env_from_dict(d)
+                for d in json.loads(os.environ[ON_DEMAND_VAR])]
     specs, changes = _option(args, "--env", many=True), _option(args, "--change", many=True)
     if not specs and not changes:
         return []
     as_of = _option(args, "--as-of")
     try:
         base = MATRIX.env(_option(args, "--base") or MATRIX.profile(PROFILE).baseline)
-        resolved = [envspec.resolve(envspec.parse(s, base=base), as_of=as_of, uv=envs.uv()) for s in specs]
+        one = lambda text: envspec.resolve(envspec.parse(text, base=base), as_of=as_of, uv=envs.uv())  # noqa: E731
+        # "<client>~<cluster>": a client/cluster skew pair on demand (as a pair's record id reads)
+        resolved = [skew_envs.pair_on_demand(s, one) if skew.SEPARATOR in s else one(s) for s in specs]
         resolved += [envspec.resolve(envspec.change(base, c), as_of=as_of, uv=envs.uv()) for c in changes]
     except (envspec.SpecError, MatrixError, envs.EnvError) as e:
         print(f"picklematrix: cannot resolve the env asked for, nothing was built:\n{e}", file=sys.stderr)
@@ -148,7 +151,9 @@ def _on_demand(args: list[str]) -> list:
 SKEW = MATRIX.profile(PROFILE).skew
 if _matrix_selected():
     ON_DEMAND = _on_demand(_posargs())
-    ENVS, SKEW = (ON_DEMAND, []) if ON_DEMAND else (ENVS, SKEW)
+    if ON_DEMAND:
+        ENVS = [e for e in ON_DEMAND if not isinstance(e, skew.SkewPair)]
+        SKEW = [e for e in ON_DEMAND if isinstance(e, skew.SkewPair)]
 MATRIX_ENVS = {ondemand.env_key(e): e for e in ENVS}
 MATRIX_ENVS.update({pair.session_id: pair for pair in SKEW})
 

@@ -214,6 +214,20 @@ def test_the_report_and_the_review_show_the_pair_as_its_own_column(python_skew):
     assert direct.returncode == 1 and "functions/main_function" in direct.stdout, direct.stdout + direct.stderr
 
 
+@pytest.mark.slow
+def test_a_pair_named_on_the_command_line_is_the_pair_of_matrix_toml(python_skew):
+    """``--env "<client>~<cluster>"`` (what CI's base step gives, a pair's record id) is a skew pair on demand;
+    the same two envs reached that way are the same record."""
+    tmp, results, proc = python_skew
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    again = _nox(tmp, results, "-s", "matrix", "--", "--env", PAIR_ID)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-3000:]
+    assert f"{PAIR_ID}: already recorded" in out, out[-3000:]
+    bad = _nox(tmp, results, "-s", "matrix", "--", "--env", f"{CLUSTER}~{CLUSTER}")
+    assert bad.returncode == 2 and "that is no skew" in bad.stderr, bad.stderr[-2000:]
+
+
 # --------------------------------------------------------------------------- a cluster someone else runs
 
 def _uv():

@@ -7,13 +7,15 @@ env's interpreter (``python -m picklematrix versions``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
 from pathlib import Path
 
 from . import envs, ondemand, recording, resultsdir
-from .skew import ClusterIdentity, ClusterSource, SkewPair
+from .envspec import SpecError
+from .skew import SEPARATOR, ClusterIdentity, ClusterSource, SkewPair
 
 
 def cluster_source(pair: SkewPair, checkout: Path, results: Path, *, venvs: Path | None = None,
@@ -68,3 +70,21 @@ def probe(source: ClusterSource, python: str, log=print) -> ClusterSource:
     ident = report["identity"]
     return ClusterSource(ClusterIdentity(ident["python"], ident["versions"]), address=source.address,
                          security=source.security)
+
+
+def pair_on_demand(text: str, resolve) -> SkewPair:
+    """A skew pair named on the command line (``--env "<client>~<cluster>"``, each side an env id or a spec that
+    ``resolve`` turns into an env), as the record id of a pair reads: recorded as a pair of matrix.toml is."""
+    client_text, _, cluster_text = text.partition(SEPARATOR)
+    if not client_text.strip() or not cluster_text.strip():
+        raise SpecError(f"--env {text!r}: a client/cluster pair reads <client env>{SEPARATOR}<cluster env>")
+    client, cluster = resolve(client_text.strip()), resolve(cluster_text.strip())
+    if client == cluster:
+        raise SpecError(f"--env {text!r}: client and cluster are the same env ({client.env_id}): that is no skew")
+    name = "on-demand-" + hashlib.sha256(f"{client.env_id}{SEPARATOR}{cluster.env_id}".encode()).hexdigest()[:8]
+    return SkewPair(name, client, cluster, f"--env {text}")
+
+
+def pair_from_dict(data: dict, env_from_dict) -> SkewPair:
+    """The inverse of ``SkewPair.as_dict()``."""
+    return SkewPair(data["name"], env_from_dict(data["client"]), env_from_dict(data["cluster"]), data["question"])
