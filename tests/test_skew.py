@@ -407,3 +407,11 @@ def test_a_review_names_what_changed_on_each_side_and_in_the_extra_pins():
     assert changed_versions(older_cluster, pair) == [{"name": "cluster pydantic", "from": "2.11.3", "to": "2.14.4"}]
     a, b = rec(CLUSTER, "3.11.7", "2.8.2", {"tornado": "6.4.2"}), rec(CLUSTER, "3.11.7", "2.8.2", {"tornado": "6.5"})
     assert changed_versions(a, b) == [{"name": "tornado", "from": "6.4.2", "to": "6.5"}]
+
+
+def test_a_pull_requests_review_covers_the_profiles_skew_pairs(tmp_path, monkeypatch):
+    from picklematrix.report.revs import rev_envs
+
+    monkeypatch.setenv("PICKLEMATRIX_MATRIX", str(tmp_path / "matrix.toml"))
+    (tmp_path / "matrix.toml").write_text(MINI)
+    assert rev_envs(ROOT, "HEAD", "default") == [CLUSTER, PAIR_ID]

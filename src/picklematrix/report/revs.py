@@ -49,14 +49,16 @@ def rev_fingerprint(checkout: Path, rev: str) -> str:
 
 
 def rev_envs(checkout: Path, rev: str, profile: str) -> list[str]:
-    """The env ids of ``profile`` in ``matrix.toml`` at ``rev`` (or in ``$PICKLEMATRIX_MATRIX``), in order."""
+    """The env ids of ``profile`` in ``matrix.toml`` at ``rev`` (or in ``$PICKLEMATRIX_MATRIX``), in order: its
+    envs, then its client/cluster skew pairs (their record ids, ``<client>~<cluster>``)."""
     path = os.environ.get("PICKLEMATRIX_MATRIX")
     with tempfile.TemporaryDirectory(prefix="picklematrix-rev-") as tmp:
         if not path:
             path = Path(tmp) / "matrix.toml"
             path.write_text(_git(checkout, "show", f"{rev}:matrix.toml") + "\n")
         try:
-            return [e.env_id for e in load_matrix(path).profile(profile).envs]
+            chosen = load_matrix(path).profile(profile)
+            return [e.env_id for e in chosen.envs] + [pair.env_id for pair in chosen.skew]
         except (MatrixError, OSError) as e:
             raise BadInput(f"matrix.toml at {rev}: profile {profile!r}: {e}") from None
 
