@@ -415,3 +415,11 @@ def test_a_pull_requests_review_covers_the_profiles_skew_pairs(tmp_path, monkeyp
     monkeypatch.setenv("PICKLEMATRIX_MATRIX", str(tmp_path / "matrix.toml"))
     (tmp_path / "matrix.toml").write_text(MINI)
     assert rev_envs(ROOT, "HEAD", "default") == [CLUSTER, PAIR_ID]
+
+
+def test_the_docs_list_the_default_profiles_skew_pairs():
+    text = (ROOT / "docs" / "matrix-toml.md").read_text()
+    names = {pair.name for pair in load_matrix().profile("default").skew}
+    listed = {line.split("|")[1].strip().strip("`") for line in text.splitlines()
+              if line.startswith("| `") and line.split("|")[1].strip().strip("`") in names | {"x"}}
+    assert listed == names, "docs/matrix-toml.md's skew table and matrix.toml's default pairs disagree"
