@@ -194,7 +194,9 @@ def matrix(session, env_id):
             if scheduler:
                 session.skip(f"{env_id} brings its own cluster; --scheduler records the envs against {scheduler}")
             session.log(f"{env_id}: {target.label}: {target.question}")
-            cluster = skew_envs.cluster_source(target, ROOT, RESULTS, warn=session.warn)
+            with logs.EnvConsole(target.env_id, session.log) as console:  # building it takes a while: say so
+                console.phase(f"cluster env {target.cluster.env_id}: build")
+                cluster = skew_envs.cluster_source(target, ROOT, RESULTS, warn=session.warn)
         else:
             cluster = (skew_envs.given_cluster(scheduler, _option(session.posargs, "--scheduler-security"))
                        if scheduler else None)
