@@ -158,7 +158,7 @@ def recorded(tmp_path_factory) -> Recorded:
     assert not stale and base is not None, (stale, logs)
     commit = subprocess.run(["git", "rev-parse", key], cwd=tmp / "clone", capture_output=True, text=True,
                             check=True).stdout.strip()
-    machines = sorted(p.name for p in results.iterdir() if p.is_dir())
+    machines = sorted(p.name for p in results.iterdir() if p.is_dir() and p.name != "logs")  # (logs: no machine)
     assert machines == [base, f"{base}-rep2"], (machines, logs)
     _MEMO["recorded"] = Recorded(tmp, results, base, f"{base}-rep2", commit, logs)
     return _MEMO["recorded"]

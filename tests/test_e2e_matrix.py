@@ -65,7 +65,7 @@ def shards(tmp_path_factory):
 
 
 def _machine_dir(results):
-    dirs = [p for p in results.iterdir() if p.is_dir()]
+    dirs = [p for p in results.iterdir() if p.is_dir() and p.name != "logs"]  # (results/logs/: the logs)
     assert len(dirs) == 1, dirs
     return dirs[0]
 
