@@ -5,6 +5,7 @@ import io
 import os
 import re
 import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -160,3 +161,44 @@ def test_a_log_directory_is_named_by_machine_commit_and_env(tmp_path):
     where.mkdir(parents=True)
     (where / "env.log").write_text(logs.started_line() + "env ...\n")
     assert abs(logs.started_at(where) - time.time()) < 5
+
+
+def _state(pid: int) -> str | None:
+    """A process's state letter from /proc (``Z``: a zombie), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def test_a_session_whose_nox_process_was_killed_stops(tmp_path):
+    """Under nox --parallel a session runs in a nox process of its own, under nox's: when nox's own process is
+    killed (nobody sees the output any more), the session's recording stops instead of running on unseen."""
+    done = tmp_path / "done"
+    session = textwrap.dedent(f"""
+        import time
+        from picklematrix import logs
+        with logs.EnvConsole("env", print, interval=60):
+            time.sleep(60)
+        open({str(done)!r}, "w").write("ran to its end")
+    """)
+    nox = textwrap.dedent(f"""
+        import os, subprocess, sys, time
+        from picklematrix import logs
+        logs.setup_console(relay=True, argv=["nox"], stream=open(os.devnull, "w"))
+        child = subprocess.Popen([sys.executable, "-c", {session!r}], stderr=subprocess.DEVNULL)
+        print(child.pid, flush=True)
+        time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", nox], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    time.sleep(1.0)
+    assert _state(child) not in (None, "Z")  # the session works while nox does
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _state(child) not in (None, "Z") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _state(child) in (None, "Z"), "the session ran on after its nox process was killed"
+    assert not done.exists()

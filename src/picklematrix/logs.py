@@ -13,7 +13,8 @@ Under ``nox --parallel`` each session's output is buffered by nox and printed in
 ends. So when the console is not a terminal (CI, ``| tee``), nox's own process relays the lines instead: the
 noxfile calls :func:`setup_console` when it loads, which makes a directory the sessions' lines are appended
 to (named in ``_PICKLEMATRIX_CONSOLE``, inherited by the sessions' nox processes) and a thread that prints
-them as they come. On a terminal, nox's status board shows each session's latest line, live.
+them as they come. On a terminal, nox's status board shows each session's latest line, live. A session whose
+nox process is gone (killed: nobody would see its output) stops, as it would writing to a closed pipe.
 
 **The files**: ``results/logs/<machine>/<commit8>-<env id>/`` (:func:`log_dir`) holds ``env.log`` (the env's
 build and versions), ``harness.log`` (``picklematrix run``'s whole output: a line per cell, the outcome
@@ -29,6 +30,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -154,6 +156,9 @@ class EnvConsole:
         self._stop = threading.Event()
         self._relay = None
         relay_dir = os.environ.get(CONSOLE_VAR)
+        owner = re.search(r"picklematrix-console-(\d+)-", relay_dir or "")
+        self._owner = int(owner[1]) if owner else None  # the nox process that prints the lines
+        self._owner_is_parent = self._owner == os.getppid()  # (a session's nox process under --parallel)
         if relay_dir and os.path.isdir(relay_dir):
             safe = re.sub(r"[^A-Za-z0-9_.~-]", "_", env_id)
             with contextlib.suppress(OSError):
@@ -227,11 +232,32 @@ class EnvConsole:
                 self._relay = None
         self._log(line)
 
+    def _owner_gone(self) -> bool:
+        if self._owner is None or self._owner == os.getpid():
+            return False
+        return os.getppid() != self._owner if self._owner_is_parent else not _alive(self._owner)
+
     def _beat(self) -> None:
         while not self._stop.wait(min(0.5, self.interval / 4)):
+            if self._relay is not None and self._owner_gone():
+                # nox's own process was killed: stop this recording as a write to its closed pipe would (a
+                # KeyboardInterrupt in the main thread: whatever it runs ends, and its subprocesses with it)
+                self._relay = None
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                return
             with self._lock:
                 if time.monotonic() - self._last >= self.interval:
                     self._show()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Relay:
@@ -299,7 +325,7 @@ def setup_console(relay: bool, argv=None, stream=None) -> Relay | None:
     listing = any(a in ("-l", "--list", "--list-sessions") or a.startswith("--json") for a in argv)
     if not relay or listing or stream.isatty():
         return None
-    found = Relay(Path(tempfile.mkdtemp(prefix="picklematrix-console-")), stream).start()
+    found = Relay(Path(tempfile.mkdtemp(prefix=f"picklematrix-console-{os.getpid()}-")), stream).start()
     os.environ[CONSOLE_VAR] = str(found.directory)
     atexit.register(found.stop)
     return found
