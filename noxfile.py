@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from picklematrix import pins  # noqa: E402 - standard library only
 
 try:
-    from picklematrix import asvconf, bisect, envs, envspec, ondemand, recording, shards, skew, skew_envs
+    from picklematrix import asvconf, bisect, envs, envspec, noxargs, ondemand, recording, shards, skew, skew_envs
     from picklematrix.matrix import MatrixError, load_matrix
 except ModuleNotFoundError as e:  # the noxfile runs in nox's interpreter, which lacks it
     sys.exit(f"picklematrix: nox's Python ({sys.executable}) lacks {e.name!r}: run nox through ./nox, which "
@@ -93,64 +93,26 @@ except MatrixError as e:
     sys.exit(2)
 recording.remember_run_commit(ROOT)
 
-# Envs on demand (picklematrix.envspec): `nox -s matrix -- --env SPEC [--env SPEC ...] [--change SPEC] [--base ENV]
-# [--as-of DATE]` records these envs instead of the profile's. They are resolved once, when nox first loads this
-# file (nox -j runs each session in a nox process of its own, which loads it again: the environment hands them
-# the first resolution, so that "latest" means one thing in one run).
-ON_DEMAND_VAR = "_PICKLEMATRIX_ON_DEMAND"
-
-
-def _posargs() -> list[str]:
-    return sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
-
-
-def _option(args: list[str], name: str, many: bool = False):
-    found = [args[i + 1] for i, a in enumerate(args[:-1]) if a == name]
-    found += [a.split("=", 1)[1] for a in args if a.startswith(name + "=")]
-    return found if many else (found[-1] if found else None)
-
-
-def _matrix_selected() -> bool:
-    """Whether this nox invocation runs the matrix session (the default session, or -s/--session matrix...)."""
-    argv = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
-    named = [a for i, a in enumerate(argv) if i and argv[i - 1] in ("-s", "--session", "--sessions", "-e")]
-    named += [a.split("=", 1)[1] for a in argv if a.startswith(("--session=", "--sessions="))]
-    return not named or any(n.startswith("matrix") for n in named)
+# Envs on demand: `nox -s matrix -- --env SPEC [--env SPEC ...] [--change SPEC] [--base ENV] [--as-of DATE]`
+# records these envs instead of the profile's (picklematrix.noxargs resolves them, once per nox run).
+_option = noxargs.option
 
 
 # The envs' progress lines (picklematrix.logs): nox -j prints a session's output only when the session ends, so
 # when the console is not a terminal this (nox's own) process prints them as they come. Full logs: results/logs/.
 from picklematrix import logs  # noqa: E402
 
-logs.setup_console(relay=_matrix_selected() or any(a in ("review", "bisect") for a in sys.argv))
-
-
-def _on_demand(args: list[str]) -> list:
-    """The envs ``--env``/``--change`` ask the matrix session for (resolved), or [] for the profile's."""
-    if ON_DEMAND_VAR in os.environ:
-        return [skew_envs.pair_from_dict(d, ondemand.env_from_dict) if "client" in d else ondemand.env_from_dict(d)
-                for d in json.loads(os.environ[ON_DEMAND_VAR])]
-    specs, changes = _option(args, "--env", many=True), _option(args, "--change", many=True)
-    if not specs and not changes:
-        return []
-    as_of = _option(args, "--as-of")
-    try:
-        base = MATRIX.env(_option(args, "--base") or MATRIX.profile(PROFILE).baseline)
-        one = lambda text: envspec.resolve(envspec.parse(text, base=base), as_of=as_of, uv=envs.uv())  # noqa: E731
-        # "<client>~<cluster>": a client/cluster skew pair on demand (as a pair's record id reads)
-        resolved = [skew_envs.pair_on_demand(s, one) if skew.SEPARATOR in s else one(s) for s in specs]
-        resolved += [envspec.resolve(envspec.change(base, c), as_of=as_of, uv=envs.uv()) for c in changes]
-    except (envspec.SpecError, MatrixError, envs.EnvError) as e:
-        print(f"picklematrix: cannot resolve the env asked for, nothing was built:\n{e}", file=sys.stderr)
-        sys.exit(2)
-    os.environ[ON_DEMAND_VAR] = json.dumps([e.as_dict() for e in resolved])
-    return resolved
+logs.setup_console(relay=noxargs.matrix_selected(sys.argv) or any(a in ("review", "bisect") for a in sys.argv))
 
 
 # The profile's client/cluster skew pairs (matrix.toml [skew.NAME]) are matrix sessions too: skew-<name>.
 SKEW = MATRIX.profile(PROFILE).skew
-if _matrix_selected():
-    ON_DEMAND = _on_demand(_posargs())
+if noxargs.matrix_selected(sys.argv):
+    try:
+        ON_DEMAND = noxargs.on_demand(noxargs.posargs(sys.argv), MATRIX, PROFILE)
+    except noxargs.ArgsError as e:
+        print(e, file=sys.stderr)
+        sys.exit(e.status)
     if ON_DEMAND:
         ENVS = [e for e in ON_DEMAND if not isinstance(e, skew.SkewPair)]
         SKEW = [e for e in ON_DEMAND if isinstance(e, skew.SkewPair)]
@@ -161,7 +123,6 @@ MATRIX_ENVS.update({pair.session_id: pair for pair in SKEW})
 def _client(target):
     """The env a matrix session's venv is: the env itself, or a skew pair's client env."""
     return target.client if isinstance(target, skew.SkewPair) else target
-MATRIX_IDS = {e.env_id: e for e in MATRIX.product()}
 
 
 @contextmanager
@@ -302,86 +263,14 @@ def review(session):
     Exits with the review's own status: 0 nothing broke, 1 something broke, got slower or could not be
     compared, 2 bad input.
     """
-    args = _review_envs(session, list(session.posargs))
-    _run_tools_module(session, "picklematrix.report.review", "--results", str(RESULTS), posargs=args)
-
-
-def _recorded_env_ids() -> set[str]:
-    """The env ids with a complete record in RESULTS, at any fingerprint (the review shows older ones, marked)."""
-    from picklematrix import sidecar
-
-    found = set()
-    for path in RESULTS.glob(f"*/*{sidecar.SUFFIX}"):
-        try:
-            sc = sidecar.read(path)
-        except sidecar.SidecarError:
-            continue
-        if sc.complete and sc.head.get("env_id"):
-            found.add(sc.head["env_id"])
-    return found
-
-
-def _review_envs(session, args: list[str]) -> list[str]:
-    """The review's arguments with every env on demand resolved, recorded if missing, and named by its env id."""
-    change = _option(args, "--change")
-    frm, to, as_of = _option(args, "--from"), _option(args, "--to"), _option(args, "--as-of")
-    scheduler = _option(args, "--scheduler")
-    on_demand_change = change is not None and ".." not in change
-    if any(v and skew.SEPARATOR in v for v in (frm, to)):
-        return args  # records of a client on another cluster, by their env ids: reviewed as recorded
-    if not scheduler and not on_demand_change and not any(v and (envspec.is_spec(v) or MATRIX_IDS.get(v))
-                                                          for v in (frm, to)):
-        return args  # the review's own forms, as before
     try:
-        base = MATRIX.env(_option(args, "--base") or MATRIX.profile(PROFILE).baseline)
-        env_from = envspec.resolve(envspec.parse(frm, base=base), as_of=as_of, uv=envs.uv()) if frm else base
-        if on_demand_change:
-            env_to = envspec.resolve(envspec.change(env_from, change), as_of=as_of, uv=envs.uv())
-        else:
-            env_to = envspec.resolve(envspec.parse(to, base=env_from), as_of=as_of, uv=envs.uv()) if to else None
-    except (envspec.SpecError, MatrixError, envs.EnvError) as e:
-        session.log(f"picklematrix: cannot resolve the env asked for:\n{e}")
-        raise SystemExit(2) from None
-    if env_to is None:
-        session.error("say what to review against: --to ENV or --change NAME=VERSION")
-    if scheduler:  # both envs as clients of the cluster at that address, reviewed by their records' ids
-        ids = []
         with _failing(session):
-            source = skew_envs.given_cluster(scheduler, _option(args, "--scheduler-security"))
-            for env in (env_from, env_to):
-                ids.append(ondemand.record(env, ROOT, RESULTS, log=session.log, warn=session.warn, cluster=source))
-        return ["--from", ids[0], "--to", ids[1], *_without(args, {"--from", "--to", "--change", "--as-of", "--base",
-                                                                  "--scheduler", "--scheduler-security"})]
-    recorded = _recorded_env_ids()
-    for env, given in ((env_from, frm), (env_to, to or change)):
-        # an env named by a spec is recorded (or found recorded) at the current fingerprint; a plain env id
-        # already recorded under an older one is reviewed as it is, marked by the review
-        if env.env_id in recorded and given is not None and not envspec.is_spec(given) and not on_demand_change:
-            continue
-        session.log(f"review: {given or 'the baseline'} is {env.env_id}; recording it if it is not yet")
-        try:
-            ondemand.record(env, ROOT, RESULTS, log=session.log, warn=session.warn)
-        except recording.RecordingError as e:
-            # the review says what it can of an env that failed (an env error: "could not be built", status 2)
-            session.warn(str(e))
-    return ["--from", env_from.env_id, "--to", env_to.env_id,
-            *_without(args, {"--from", "--to", "--change", "--as-of", "--base"})]
-
-
-def _without(args: list[str], drop: set) -> list[str]:
-    """``args`` without the options in ``drop`` (``--opt VALUE`` and ``--opt=VALUE``)."""
-    kept, skip = [], False
-    for a in args:
-        if skip:
-            skip = False
-            continue
-        if a in drop:
-            skip = True
-            continue
-        if a.split("=", 1)[0] in drop:
-            continue
-        kept.append(a)
-    return kept
+            args = noxargs.review_envs(list(session.posargs), MATRIX, PROFILE, ROOT, RESULTS, log=session.log,
+                                       warn=session.warn)
+    except noxargs.ArgsError as e:
+        session.log(str(e))
+        raise SystemExit(e.status) from None
+    _run_tools_module(session, "picklematrix.report.review", "--results", str(RESULTS), posargs=args)
 
 
 @nox.session(python=False, name="bisect")

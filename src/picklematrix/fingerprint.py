@@ -44,9 +44,9 @@ NOT_FINGERPRINTED = (
     "docs", "README.md", "matrix.toml", "tests", ".github", ".ci", "bench", "noxfile.py", ".gitignore",
     "src/picklematrix/report", "src/picklematrix/workflow_lint.py", "src/picklematrix/shards.py",
     "src/picklematrix/bisect.py", "src/picklematrix/envspec.py", "src/picklematrix/ondemand.py",
-    "src/picklematrix/fingerprint.py",
+    "src/picklematrix/fingerprint.py", "src/picklematrix/noxargs.py",
 )
-# (envspec and ondemand only choose and build envs: a record is named by the versions actually installed, which
+# (envspec, ondemand and noxargs only choose and build envs: a record is named by the versions actually installed, which
 # the recording checks; fingerprint.py only names the key)
 
 
