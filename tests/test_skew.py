@@ -274,7 +274,10 @@ def outside_cluster(tmp_path_factory):
     finally:
         client.close()
         for proc in procs:
-            os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:  # a test shut it down
+                pass
             proc.wait()
         log.close()
 
@@ -340,6 +343,22 @@ def test_a_cell_that_breaks_a_cluster_it_may_not_restart_stops_the_run(outside_c
     assert last["case"] == "sleep_forever" and "could not be recovered" in last["detail"]
     assert record["cluster"]["lost"] and "pydantic" in record["cluster"]["versions"]["mismatch"]
     assert workers().keys() == before.keys() and all(_alive(pid) for pid in before.values())
+
+
+@pytest.mark.slow
+def test_a_cell_that_shuts_down_a_cluster_it_did_not_start_stops_the_run(outside_cluster, tmp_path):
+    """client.shutdown() in a cell ends someone else's cluster: that cell says the cluster could not be recovered,
+    and no later cell runs against the dead address (the last test of the module on this cluster)."""
+    address, _ = outside_cluster
+    out = tmp_path / "run.json"
+    proc = subprocess.run([sys.executable, "-m", "picklematrix", "run", "--scheduler", address, "--json", str(out),
+                           "--cases", str(ROOT / "tests" / "faults" / "cases"), "--only", "hangs/shuts_down_cluster",
+                           "--only", "hangs/then_passes", "--no-progress"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    cells = json.loads(out.read_text())["cells"]
+    assert [c["case"] for c in cells] == ["shuts_down_cluster"], cells
+    assert "could not be recovered" in cells[0]["detail"], cells[0]
 
 
 @pytest.mark.slow

@@ -339,8 +339,8 @@ class ExistingCluster(BaseCluster):
         if not self.restartable:
             try:
                 health = self.health(grace=3)
-            except ClusterHung as e:
-                health = Health([str(e)])
+            except Exception as e:  # ClusterHung, or its scheduler's connection closed (a cell shut it down)
+                health = Health([str(e) if isinstance(e, ClusterHung) else f"{type(e).__name__}: {e}"])
             if health.ok:
                 return None
             return self._lose(f"after {reason}: {'; '.join(health.problems)}; it is not this run's to restart "
