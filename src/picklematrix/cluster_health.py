@@ -99,6 +99,9 @@ def by_value(fn):
     A cluster on another Python minor version cannot run code shipped so: send ``fn`` itself (by reference)."""
     copy = types.FunctionType(fn.__code__, {"__builtins__": builtins}, fn.__name__, fn.__defaults__)
     copy.__qualname__ = fn.__qualname__
+    # cloudpickle ships a __main__ function by value at once; with no __module__ it would first search every
+    # loaded module for it (milliseconds, on every health check)
+    copy.__module__ = "__main__"
     return copy
 
 
