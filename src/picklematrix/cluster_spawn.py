@@ -61,7 +61,6 @@ class SpawnedCluster(BaseCluster):
         self.scheduler = self.workers = None
         self.dir = None
         self._address = None
-        self._log_mark = 0
 
     @property
     def address(self) -> str:
@@ -97,7 +96,6 @@ class SpawnedCluster(BaseCluster):
             time.sleep(0.05)
         time.sleep(0.05)  # written in one go by the scheduler, but not atomically
         self._address = json.loads(scheduler_file.read_text())["address"]
-        self._log_mark = 0
         self.workers = self._spawn(self._command(
             "worker", "--scheduler-file", str(scheduler_file), "--nworkers", str(self.n_workers), "--nthreads", "1",
             "--memory-limit", str(self.memory_limit), "--host", LOOPBACK, "--no-dashboard", "--dashboard-address",
@@ -209,8 +207,8 @@ class SpawnedCluster(BaseCluster):
 
     def _nanny_gone(self) -> bool:
         """A nanny of this cluster closed for good since it started (its scheduler connection broke, say): no
-        worker comes back from it, so waiting for one is no use."""
-        return bool(NANNY_GONE.search(self._log_text()[self._log_mark:]))
+        worker comes back from it, so waiting for one is no use. (Each start logs to a new file.)"""
+        return bool(NANNY_GONE.search(self._log_text()))
 
     def describe(self) -> dict:
         out = {**super().describe(), "started_from": self.python}
