@@ -37,9 +37,11 @@ def short_python(version: str) -> str:
 
 def env_id_of(python: str, versions: dict) -> str:
     """The env id an installed set of versions reads as (the matrix.toml scheme; distributed follows dask)."""
+    from .matrix import Env
+
     v = {k: (versions.get(k) or ABSENT) for k in PACKAGES}
     dask = v["dask"] if v["dask"] == v["distributed"] else f"{v['dask']}+distributed{v['distributed']}"
-    return f"cp{v['cloudpickle']}-dask{dask}-pyd{v['pydantic']}-py{short_python(python)}"
+    return Env(python=short_python(python), cloudpickle=v["cloudpickle"], dask=dask, pydantic=v["pydantic"]).env_id
 
 
 @dataclass(frozen=True)
@@ -78,23 +80,22 @@ def split_env_id(env_id: str) -> tuple[str, str | None]:
     return client, (cluster or None)
 
 
-ID_PART = re.compile(r"^cp(?P<cloudpickle>[^-]+)-dask(?P<dask>.+?)-pyd(?P<pydantic>[^-]+)-py(?P<python>[^-]+)$")
-
-
 def skew_label(env_id: str) -> str:
     """``client pyd2.9.2 / cluster pyd2.8.2``: a skew record's env id with only what differs spelled out (the
     env id as it is for an env of one side)."""
     client, cluster = split_env_id(env_id)
     if cluster is None:
         return env_id
-    a, b = ID_PART.match(client), ID_PART.match(cluster)
-    if a is None or b is None:
+    from .matrix import parse_env_id
+
+    a, b = parse_env_id(client), parse_env_id(cluster)
+    if a is None or b is None:  # (an env with extra pins: its id carries their digest)
         return f"client {client} / cluster {cluster}"
     short = {"cloudpickle": "cp", "dask": "dask", "pydantic": "pyd", "python": "py"}
-    differ = [k for k in ("python", "cloudpickle", "dask", "pydantic") if a[k] != b[k]]
+    differ = [k for k in ("python", "cloudpickle", "dask", "pydantic") if getattr(a, k) != getattr(b, k)]
     if not differ:
         return f"client / cluster {client}"
-    side = lambda m: " ".join(f"{short[k]}{m[k]}" for k in differ)  # noqa: E731
+    side = lambda env: " ".join(f"{short[k]}{getattr(env, k)}" for k in differ)  # noqa: E731
     return f"client {side(a)} / cluster {side(b)}"
 
 
