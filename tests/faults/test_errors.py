@@ -137,8 +137,12 @@ def unresolvable(tmp_path_factory):
 
 
 def _explains(text: str) -> None:
-    assert "No solution found" in text, text
-    assert "dask>=2026.8.0 depends on cloudpickle>=3.0.0" in text, text  # the because, not only the first line
+    """The resolver's whole explanation is kept: its reasoning ("because ..." lines), naming both sides of the
+    conflict, not only its first line. uv's exact wording (``dask>=2026.8.0`` or ``dask==2026.8.0``) depends on
+    which releases the index holds that day, so only what the harness keeps is asserted."""
+    because = [line for line in text.splitlines() if "because" in line.lower()]
+    assert because, text
+    assert any("dask" in line and "cloudpickle" in line for line in because), text
 
 
 @pytest.mark.slow
