@@ -1,5 +1,5 @@
-"""picklematrix sessions, thin: building envs is picklematrix.envs, recording them picklematrix.recording,
-every pin picklematrix.pins, asv's configuration picklematrix.asvconf.
+"""picklematrix sessions, thin: building envs is picklematrix.envs.venvs, recording them picklematrix.record.recording,
+every pin picklematrix.pins, asv's configuration picklematrix.record.asvconf.
 
     ./nox -s matrix                    every env of the profile (PICKLEMATRIX_PROFILE, default "default")
     ./nox -s "matrix(cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11)"   one env;  ./nox -s matrix -k py3.13  a subset
@@ -8,13 +8,13 @@ every pin picklematrix.pins, asv's configuration picklematrix.asvconf.
     ./nox -s lint                      ruff over src, tests, benchmarks, bench and this file
     ./nox -s report | review           the HTML site and matrix files; an upgrade review
     ./nox -s matrix -- --env "python=3.11 dask=2024.6.2 pydantic=~=2.10" | --env requirements.txt |
-                       --change pydantic=2.10.6 [--base ENV] [--as-of DATE]    envs on demand (picklematrix.envspec)
+                       --change pydantic=2.10.6 [--base ENV] [--as-of DATE]    envs on demand (picklematrix.envs.spec)
     ./nox -s review -- --from requirements-a.txt --to requirements-b.txt | --change pydantic=2.10.6
                                        review envs on demand, recording the missing ones first
     ./nox -s bisect -- --package pydantic --from 2.8.2 --to 2.9.2 [--env BASE] [--case GLOB] [--cases DIR] [--pre]
-                                       the first release whose outcomes differ (picklematrix.bisect)
+                                       the first release whose outcomes differ (picklematrix.record.bisect)
 
-Results are keyed by the last commit touching the code they depend on (picklematrix.fingerprint), not HEAD:
+Results are keyed by the last commit touching the code they depend on (picklematrix.record.fingerprint), not HEAD:
 a commit of docs, report code or matrix.toml reuses every result.
 
 ``./nox`` makes nox's own venv (.nox/_nox, with picklematrix.pins.NOX) on first use and runs nox from it;
@@ -53,8 +53,10 @@ sys.path.insert(0, str(ROOT / "src"))
 from picklematrix import pins  # noqa: E402 - standard library only
 
 try:
-    from picklematrix import asvconf, bisect, envs, envspec, noxargs, ondemand, recording, shards, skew, skew_envs
-    from picklematrix.matrix import MatrixError, load_matrix
+    from picklematrix.envs import skew, venvs
+    from picklematrix.envs import spec as envspec
+    from picklematrix.envs.matrix import MatrixError, load_matrix
+    from picklematrix.record import asvconf, bisect, noxargs, ondemand, recording, shards, skew_envs
 except ModuleNotFoundError as e:  # the noxfile runs in nox's interpreter, which lacks it
     sys.exit(f"picklematrix: nox's Python ({sys.executable}) lacks {e.name!r}: run nox through ./nox, which "
              f"installs {' '.join(pins.NOX)} into .nox/_nox")
@@ -94,13 +96,13 @@ except MatrixError as e:
 recording.remember_run_commit(ROOT)
 
 # Envs on demand: `nox -s matrix -- --env SPEC [--env SPEC ...] [--change SPEC] [--base ENV] [--as-of DATE]`
-# records these envs instead of the profile's (picklematrix.noxargs resolves them, once per nox run).
+# records these envs instead of the profile's (picklematrix.record.noxargs resolves them, once per nox run).
 _option = noxargs.option
 
 
-# The envs' progress lines (picklematrix.logs): nox -j prints a session's output only when the session ends, so
+# The envs' progress lines (picklematrix.record.logs): nox -j prints a session's output only when the session ends, so
 # when the console is not a terminal this (nox's own) process prints them as they come. Full logs: results/logs/.
-from picklematrix import logs  # noqa: E402
+from picklematrix.record import logs  # noqa: E402
 
 logs.setup_console(relay=noxargs.matrix_selected(sys.argv) or any(a in ("review", "bisect") for a in sys.argv))
 
@@ -130,7 +132,7 @@ def _failing(session):
     """The package's errors end the session with their message."""
     try:
         yield
-    except (recording.RecordingError, envs.EnvError) as e:
+    except (recording.RecordingError, venvs.EnvError) as e:
         session.error(str(e))
 
 
@@ -141,8 +143,8 @@ def matrix(session, env_id):
 
     ``-- --env SPEC`` (repeatable; an env id, ``python=3.11 dask=2024.6.2 pydantic=~=2.10``, or a requirements
     file), ``--change pydantic=2.10.6`` (the baseline, or ``--base ENV``, changed), ``--as-of DATE``: these
-    envs instead of the profile's (picklematrix.envspec), recorded the same way and reused next time.
-    ``skew-<name>``: a client/cluster skew pair (picklematrix.skew): the corpus runs from the client env (this
+    envs instead of the profile's (picklematrix.envs.spec), recorded the same way and reused next time.
+    ``skew-<name>``: a client/cluster skew pair (picklematrix.envs.skew): the corpus runs from the client env (this
     session's venv) on a cluster started from the cluster env. ``-- --scheduler ADDRESS
     [--scheduler-security FILE]``: every env runs on that cluster instead (never restarted; skew pairs skipped).
     """
@@ -162,7 +164,7 @@ def matrix(session, env_id):
             cluster = (skew_envs.given_cluster(scheduler, _option(session.posargs, "--scheduler-security"))
                        if scheduler else None)
         for replica in range(1, recording.replicate_count() + 1):
-            recording.record_env(_client(target), envs.venv_python(session.virtualenv.location), ROOT, RESULTS,
+            recording.record_env(_client(target), venvs.venv_python(session.virtualenv.location), ROOT, RESULTS,
                                  Path(session.create_tmp()).resolve(), replica=replica, cluster=cluster,
                                  force="--force" in session.posargs, log=session.log, warn=session.warn)
 
@@ -211,22 +213,22 @@ def tests(session):
     """The test suite (real clusters, real envs, a real browser; the slow end-to-end tests included)."""
     _browser(session)
     session.install(*pins.TESTS, "-e", ".")
-    session.run("python", "-c", envs.COMPILE_PACKAGES, silent=True)
+    session.run("python", "-c", venvs.COMPILE_PACKAGES, silent=True)
     session.run("python", "-m", "pytest", "-v", "--durations=15", *session.posargs)
 
 
 def _browser(session):
     """Chromium for the browser test: found, installed only when asked to (PICKLEMATRIX_INSTALL_BROWSER=1)."""
-    if envs.find_chromium():
+    if venvs.find_chromium():
         return
-    if os.environ.get(envs.INSTALL_BROWSER_VAR) != "1":
-        session.warn(envs.chromium_missing())
+    if os.environ.get(venvs.INSTALL_BROWSER_VAR) != "1":
+        session.warn(venvs.chromium_missing())
         return
-    commands = envs.install_chromium_commands()
+    commands = venvs.install_chromium_commands()
     if commands is None:
-        session.error(f"{envs.INSTALL_BROWSER_VAR}=1, but installing chromium needs root and apt-get. "
-                      + envs.chromium_missing())
-    session.log(f"{envs.INSTALL_BROWSER_VAR}=1: installing Debian's chromium for the browser test")
+        session.error(f"{venvs.INSTALL_BROWSER_VAR}=1, but installing chromium needs root and apt-get. "
+                      + venvs.chromium_missing())
+    session.log(f"{venvs.INSTALL_BROWSER_VAR}=1: installing Debian's chromium for the browser test")
     for command in commands:
         session.run(*command, external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
 
@@ -254,7 +256,7 @@ def report(session):
 def review(session):
     """An upgrade review: nox -s review -- --from ENV --to ENV (or --change pydantic=2.8.2..2.9.2).
 
-    Envs on demand (picklematrix.envspec): ``--from``/``--to`` may be a spec (``"python=3.11 pydantic=~=2.10"``,
+    Envs on demand (picklematrix.envs.spec): ``--from``/``--to`` may be a spec (``"python=3.11 pydantic=~=2.10"``,
     ``pydantic=latest``) or a requirements file, ``--change pydantic=2.10.6`` (no ``..``) reviews ``--from``
     (default: the profile's baseline) against it changed so, ``--as-of DATE`` resolves as the index stood that
     day. A spec in ``--from`` changes the baseline (or ``--base ENV``), one in ``--to`` changes ``--from``.
@@ -275,7 +277,7 @@ def review(session):
 
 @nox.session(python=False, name="bisect")
 def bisect_(session):
-    """The first release between two whose outcomes differ (picklematrix.bisect):
+    """The first release between two whose outcomes differ (picklematrix.record.bisect):
 
     nox -s bisect -- --package pydantic --from 2.8.2 --to 2.9.2 [--env BASE] [--case GLOB ...] [--cases DIR ...]
     [--pre]. Writes results/bisect/<package>-<from>..<to>.md and .json; exits 0 with an answer, 2 on bad input.
@@ -289,11 +291,11 @@ def bisect_(session):
         base = MATRIX.env(MATRIX.profile(PROFILE).baseline)
         if base_text:
             base = envspec.resolve(envspec.parse(base_text, base=base), as_of=_option(args, "--as-of"),
-                                   uv=envs.uv())
+                                   uv=venvs.uv())
         report = bisect.bisect(package, lo, hi, base, ROOT, RESULTS / "bisect", cases=_option(args, "--case", True),
                                case_dirs=_option(args, "--cases", True), pre="--pre" in args, log=session.log,
                                warn=session.warn)
-    except (bisect.BisectError, envspec.SpecError, MatrixError, envs.EnvError) as e:
+    except (bisect.BisectError, envspec.SpecError, MatrixError, venvs.EnvError) as e:
         session.log(f"picklematrix bisect: {e}")
         raise SystemExit(2) from None
     print(bisect.markdown(report))
@@ -320,7 +322,7 @@ def _run_tools_module(session, module, *args, posargs=None):
     # nox reports every failed session as exit 1; the report and the review give 1 and 2 distinct meanings,
     # so their status is passed through as nox's own.
     with _failing(session):
-        tools = envs.tools_python(ROOT)
+        tools = venvs.tools_python(ROOT)
     posargs = session.posargs if posargs is None else posargs
     code = subprocess.run([tools, "-m", module, *args, *posargs], cwd=ROOT, check=False).returncode
     if code:

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from picklematrix import pins  # noqa: E402
-from picklematrix.matrix import load_matrix  # noqa: E402
-from picklematrix.selection import ASV_TIMED_CONTEXTS, COMPUTE  # noqa: E402
+from picklematrix.envs.matrix import load_matrix  # noqa: E402
+from picklematrix.run.selection import ASV_TIMED_CONTEXTS, COMPUTE  # noqa: E402
 
 
 def nox_matrix(work: Path, results: Path, *, envs: list[str], only: str, cache: Path, tools: Path,

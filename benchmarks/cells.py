@@ -1,13 +1,13 @@
 """Every cell of the corpus: case x compute method x context.
 
-Thin on purpose: the logic lives in picklematrix.suite. Outcome codes
+Thin on purpose: the logic lives in picklematrix.run.suite. Outcome codes
 (track_outcome) map to names in picklematrix.outcomes.OUTCOME_CODES:
 0 pass, 1 wrong-result, 2 serialize-error, 3 deserialize-error, 4 task-error,
 5 ran-locally, 6 timeout, 7 worker-died, 8 not-applicable, 9 harness-error.
 """
 
-from picklematrix import selection, suite
 from picklematrix.outcomes import OUTCOME_CODES
+from picklematrix.run import selection, suite
 
 
 class CellSuite:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from picklematrix.recording import RUN_COMMIT_VAR
+from picklematrix.record.recording import RUN_COMMIT_VAR
 
 # `nox -s tests` hands its own nox run's commit to pytest in this variable (every nox process of one
 # run records under one commit). The nox runs the tests start are runs of their own, at whatever HEAD
@@ -30,7 +30,7 @@ BROKEN_CASES = DATA / "broken"
 @pytest.fixture(scope="session")
 def cluster():
     """One real LocalCluster (worker processes) shared by the runner tests."""
-    from picklematrix.cluster import OwnedCluster
+    from picklematrix.cluster.local import OwnedCluster
 
     with OwnedCluster(n_workers=2) as c:
         yield c
@@ -38,14 +38,14 @@ def cluster():
 
 @pytest.fixture(scope="session")
 def runner(cluster, tmp_path_factory):
-    from picklematrix.runner import CellRunner
+    from picklematrix.run.runner import CellRunner
 
     return CellRunner(cluster, log_dir=str(tmp_path_factory.mktemp("cell-logs")))
 
 
 @pytest.fixture(scope="session")
 def fixture_cases():
-    from picklematrix.corpus import load_corpus
+    from picklematrix.run.corpus import load_corpus
 
     cases, problems = load_corpus([FIXTURE_CASES])
     assert not problems, problems
@@ -80,7 +80,7 @@ def nox_sessions():
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
     """A real git repository with one commit, taken as this nox run's commit."""
-    from picklematrix import recording
+    from picklematrix.record import recording
 
     path = tmp_path / "repo"
     path.mkdir()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from picklematrix import envs
+from picklematrix.envs import venvs
 
 from .reporting import BROKEN, A, B, published
 
@@ -53,9 +53,9 @@ class Browser:
     def __init__(self, profile: Path):
         import websocket  # websocket-client
 
-        chromium = envs.find_chromium()
+        chromium = venvs.find_chromium()
         if chromium is None:
-            pytest.fail(envs.chromium_missing())  # never a skip: a test that cannot run has not passed
+            pytest.fail(venvs.chromium_missing())  # never a skip: a test that cannot run has not passed
         self.proc = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         port_file = profile / "DevToolsActivePort"

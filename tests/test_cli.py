@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from picklematrix import fingerprint
 from picklematrix.outcomes import OUTCOMES
+from picklematrix.record import fingerprint
 
 from .conftest import BROKEN_CASES, FIXTURE_CASES, run_cli
 
@@ -159,9 +159,9 @@ def test_a_run_stopped_midway_keeps_the_cells_done_so_far(tmp_path):
     import sys
     import time
 
-    from .conftest import ROOT
-
     from picklematrix.sidecar import partial_path
+
+    from .conftest import ROOT
 
     out = tmp_path / "r.json"
     progress = partial_path(out)

@@ -1,5 +1,5 @@
 """The console of ``nox -s matrix`` is a few lines a person reads: a line per env and phase with the time since the
-env began, never silent for long; the whole output of each step is in ``results/logs/`` (picklematrix.logs)."""
+env began, never silent for long; the whole output of each step is in ``results/logs/`` (picklematrix.record.logs)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from picklematrix import logs, progress
+from picklematrix.record import logs
+from picklematrix.run import progress
 
 from .conftest import ROOT
 

@@ -10,18 +10,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from picklematrix import pins, requirements_check
-from picklematrix.corpus import (
-    BUILTIN_CASES,
-    Case,
-    CorpusError,
-    case_files,
-    expected_outcome,
-    load_corpus,
-)
+from picklematrix.envs.matrix import MATRIX_FILE, MatrixError, load_matrix, parse_env_id
 from picklematrix.locations import builtin_path
-from picklematrix.matrix import MATRIX_FILE, MatrixError, load_matrix, parse_env_id
-from picklematrix.methods import METHODS
 from picklematrix.outcomes import OUTCOMES
+from picklematrix.run.corpus import BUILTIN_CASES, Case, CorpusError, case_files, expected_outcome, load_corpus
+from picklematrix.run.methods import METHODS
 from picklematrix.versions import version_condition, version_matches
 
 from .conftest import BROKEN_CASES, ROOT, run_cli

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from picklematrix import fingerprint
-from picklematrix.corpus import CONTEXTS
 from picklematrix.outcomes import CODE_OUTCOMES
-from picklematrix.selection import ASV_TIMED_CONTEXTS, SAMPLES
+from picklematrix.record import fingerprint
+from picklematrix.run.corpus import CONTEXTS
+from picklematrix.run.selection import ASV_TIMED_CONTEXTS, SAMPLES
 
 from .conftest import ROOT
 
@@ -128,7 +128,7 @@ def test_asv_results_are_named_and_labelled_by_installed_versions(shards):
     machine = _machine_dir(tmp / "shard1")
     assert machine.name.startswith("e2emachine")
     name = "picklematrix-py3.11.7-cloudpickle3.0.0-dask2024.6.2-distributed2024.6.2-pydantic2.8.2"
-    # keyed by the fingerprint commit (picklematrix.fingerprint) the run read, which the sidecar names in full
+    # keyed by the fingerprint commit (picklematrix.record.fingerprint) the run read, which the sidecar names in full
     (sidecar_file,) = machine.glob(f"*-{name}.outcomes")
     commit = json.loads(sidecar_file.read_text())["commit"]
     assert fingerprint.fingerprint_commit(ROOT) == commit or subprocess.run(
@@ -243,7 +243,7 @@ def test_rerun_skips_envs_already_recorded_and_keeps_the_env_byte_compiled(shard
 
 
 def test_a_dirty_tree_is_refused_without_a_label(tmp_path):
-    # in a path results depend on (picklematrix.fingerprint): an uncommitted change to tests/ would not count
+    # in a path results depend on (picklematrix.record.fingerprint): an uncommitted change to tests/ would not count
     probe = ROOT / "src" / "picklematrix" / "_uncommitted_probe.txt"
     probe.write_text("makes the work tree dirty for this test\n")
     try:

@@ -1,12 +1,15 @@
-"""Envs on demand (picklematrix.envspec): specs, changes and requirements files resolved to concrete pins with
-the real uv; bisect's pure parts (picklematrix.bisect)."""
+"""Envs on demand (picklematrix.envs.spec): specs, changes and requirements files resolved to concrete pins with
+the real uv; bisect's pure parts (picklematrix.record.bisect)."""
 
 import subprocess
 
 import pytest
 
-from picklematrix import bisect, envs, envspec, ondemand, pins
-from picklematrix.matrix import asv_env_name, parse_env_id
+from picklematrix import pins
+from picklematrix.envs import spec as envspec
+from picklematrix.envs import venvs
+from picklematrix.envs.matrix import asv_env_name, parse_env_id
+from picklematrix.record import bisect, ondemand
 
 from .conftest import ROOT
 
@@ -19,7 +22,7 @@ def test_an_env_id_is_taken_as_is():
 
 
 def test_a_spec_resolves_specifiers_latest_and_moves_distributed_with_dask():
-    uv = envs.uv()
+    uv = venvs.uv()
     env = envspec.resolve_text("python=3.11 dask=2024.6.2 cloudpickle=3.0.0 pydantic=~=2.10.0", uv=uv)
     assert (env.python, env.dask, env.cloudpickle) == ("3.11", "2024.6.2", "3.0.0")
     assert env.pydantic.startswith("2.10.") and env.extra == ()
@@ -31,7 +34,7 @@ def test_a_spec_resolves_specifiers_latest_and_moves_distributed_with_dask():
 
 
 def test_the_same_versions_reached_two_ways_are_one_env(tmp_path):
-    uv = envs.uv()
+    uv = venvs.uv()
     freeze = FREEZES / "requirements-pyd2.9.2.txt"
     by_file = envspec.resolve_text(str(freeze), uv=uv)
     assert by_file.env_id.startswith("cp3.0.0-dask2024.6.2-pyd2.9.2-py3.11+")  # its extra pins: another env
@@ -54,7 +57,7 @@ def test_the_same_versions_reached_two_ways_are_one_env(tmp_path):
 
 
 def test_as_of_pins_the_whole_dependency_set_as_the_index_stood_that_day():
-    uv = envs.uv()
+    uv = venvs.uv()
     july = envspec.resolve_text("pydantic=latest", base=BASE, as_of="2024-07-01", uv=uv)
     october = envspec.resolve_text("pydantic=latest", base=BASE, as_of="2024-10-01", uv=uv)
     assert (july.pydantic, october.pydantic) == ("2.8.0", "2.9.2")
@@ -87,7 +90,7 @@ def test_a_bad_spec_names_the_word(text, match):
 
 def test_an_unresolvable_spec_keeps_the_resolvers_explanation():
     with pytest.raises(envspec.SpecError, match="dask=2026.8.0 cloudpickle=2.2.1") as err:
-        envspec.resolve_text("dask=2026.8.0 cloudpickle=2.2.1", base=BASE, uv=envs.uv())
+        envspec.resolve_text("dask=2026.8.0 cloudpickle=2.2.1", base=BASE, uv=venvs.uv())
     assert "cloudpickle" in str(err.value) and "unsatisfiable" in str(err.value)
 
 
@@ -136,9 +139,9 @@ def test_a_requirements_file_pin_that_conflicts_with_the_harness_is_an_env_error
     freeze.write_text((FREEZES / "requirements-pyd2.8.2.txt").read_text() + "ipykernel==6.28.0\n")
     env = envspec.resolve_text(str(freeze))
     venv = tmp_path / "venv"
-    subprocess.run([envs.uv(), "venv", "-q", "-p", "3.11", str(venv)], check=True)
-    with pytest.raises(envs.EnvError) as err:
-        envs.prepare(env, envs.venv_python(venv), ROOT)
+    subprocess.run([venvs.uv(), "venv", "-q", "-p", "3.11", str(venv)], check=True)
+    with pytest.raises(venvs.EnvError) as err:
+        venvs.prepare(env, venvs.venv_python(venv), ROOT)
     assert err.value.stage == "install"
     assert "ipykernel==6.28.0" in str(err.value) and "ipykernel==6.29.5" in str(err.value), str(err.value)
 
@@ -163,9 +166,9 @@ def test_bisect_skips_releases_that_cannot_be_built():
 
 @pytest.mark.slow
 def test_an_as_of_env_installs_its_whole_dependency_set_as_of_that_day(tmp_path):
-    env = envspec.resolve_text("pydantic=latest", base=BASE, as_of="2024-07-01", uv=envs.uv())
+    env = envspec.resolve_text("pydantic=latest", base=BASE, as_of="2024-07-01", uv=venvs.uv())
     python = ondemand.make_venv(env, tmp_path / "venv")
-    found = envs.prepare(env, python, ROOT)  # installs, then refuses any version other than the pins
+    found = venvs.prepare(env, python, ROOT)  # installs, then refuses any version other than the pins
     # what was installed is what the index held that day, not today's tornado, toolz, ...
     assert found["extra"]["tornado"] == "6.4.1" and found["extra"]["toolz"] == "0.12.1"
     assert found["versions"]["pydantic"] == "2.8.0"

@@ -1,10 +1,10 @@
-"""Results keyed by what they depend on (picklematrix.fingerprint): the report picks the checkout's fingerprint,
+"""Results keyed by what they depend on (picklematrix.record.fingerprint): the report picks the checkout's fingerprint,
 and shows an env recorded only under an older one, marked with it, never dropping it."""
 
 import subprocess
 
-from picklematrix import fingerprint
-from picklematrix.matrix import asv_env_name
+from picklematrix.envs.matrix import asv_env_name
+from picklematrix.record import fingerprint
 from picklematrix.report.results import load_results
 from picklematrix.sidecar import SidecarWriter
 
@@ -41,8 +41,8 @@ def test_an_env_recorded_under_an_older_fingerprint_is_shown_marked(tmp_path):
     repo.mkdir()
     _git(repo, "init", "-q")
     (repo / "asv.conf.json").write_text("{}\n")
-    old = _commit(repo, {"asv.conf.json": "{}\n", "src/picklematrix/runner.py": "1\n"}, "old code")
-    new = _commit(repo, {"src/picklematrix/runner.py": "2\n"}, "new code")
+    old = _commit(repo, {"asv.conf.json": "{}\n", "src/picklematrix/run/runner.py": "1\n"}, "old code")
+    new = _commit(repo, {"src/picklematrix/run/runner.py": "2\n"}, "new code")
     _commit(repo, {"README.md": "docs\n", "matrix.toml": "# an env more\n"}, "docs and matrix only")
     assert fingerprint.fingerprint_commit(repo) == new != _git(repo, "rev-parse", "HEAD")
     results = tmp_path / "results"

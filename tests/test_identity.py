@@ -1,6 +1,6 @@
-"""An env's identity beyond its axes and the case folders it ran: extra pins (picklematrix.matrix) and the content
-digest of a user's case folders (picklematrix.fingerprint) decide what counts as already recorded
-(picklematrix.resultsdir.recorded, picklematrix.ondemand.find_record)."""
+"""An env's identity beyond its axes and the case folders it ran: extra pins (picklematrix.envs.matrix) and the content
+digest of a user's case folders (picklematrix.record.fingerprint) decide what counts as already recorded
+(picklematrix.record.resultsdir.recorded, picklematrix.record.ondemand.find_record)."""
 
 import json
 import shutil
@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from picklematrix import envs, fingerprint, ondemand, pins, resultsdir
-from picklematrix.matrix import EXTRA_FILE, Env, asv_env_name, extra_digest, parse_env_id
+from picklematrix import pins
+from picklematrix.envs import venvs
+from picklematrix.envs.matrix import EXTRA_FILE, Env, asv_env_name, extra_digest, parse_env_id
+from picklematrix.record import fingerprint, ondemand, resultsdir
 from picklematrix.sidecar import SidecarWriter
 
 from .conftest import ROOT
@@ -56,31 +58,31 @@ def test_extra_pins_name_another_env_and_a_pin_every_env_has_does_not():
 def venv(tmp_path_factory):
     """A real uv venv of this Python with packaging (the digest's) and six (an extra pin)."""
     where = tmp_path_factory.mktemp("venv") / "env"
-    subprocess.run([envs.uv(), "venv", "-q", "-p", sys.executable, str(where)], check=True)
-    subprocess.run([envs.uv(), "pip", "install", "-q", "-p", envs.venv_python(where), pins.PACKAGING, "six==1.16.0"],
+    subprocess.run([venvs.uv(), "venv", "-q", "-p", sys.executable, str(where)], check=True)
+    subprocess.run([venvs.uv(), "pip", "install", "-q", "-p", venvs.venv_python(where), pins.PACKAGING, "six==1.16.0"],
                    check=True)
-    return envs.venv_python(where)
+    return venvs.venv_python(where)
 
 
 def test_the_probe_reports_a_venvs_extra_pins_and_the_digest_the_orchestrator_computes(venv):
     env = Env(python="3.11", cloudpickle="3.0.0", dask="2024.6.2", pydantic="2.8.2", extra=(("six", "1.16.0"),))
-    envs.name_extra_pins(venv, env)
-    found = envs.installed_versions(venv)
+    venvs.name_extra_pins(venv, env)
+    found = venvs.installed_versions(venv)
     assert found["extra"] == {"six": "1.16.0"}
     assert found["versions"]["extra"] == extra_digest({"six": "1.16.0"}) == env.env_id.split("+")[1]
-    assert not any("six" in w for w in envs.pin_mismatches(env, found))
+    assert not any("six" in w for w in venvs.pin_mismatches(env, found))
     wrong = Env(python="3.11", cloudpickle="3.0.0", dask="2024.6.2", pydantic="2.8.2", extra=(("six", "1.17.0"),))
-    envs.name_extra_pins(venv, wrong)
-    assert "six 1.16.0 (pinned 1.17.0)" in envs.pin_mismatches(wrong, envs.installed_versions(venv))
+    venvs.name_extra_pins(venv, wrong)
+    assert "six 1.16.0 (pinned 1.17.0)" in venvs.pin_mismatches(wrong, venvs.installed_versions(venv))
     # the harness run (picklematrix run in the env) records the same in its sidecar head
     head = subprocess.run([venv, "-c", "import json, sys; sys.path.insert(0, sys.argv[1]); "
                                        "from picklematrix.sidecar import SidecarWriter; "
                                        "print(json.dumps(SidecarWriter.identity([])))", str(ROOT / "src")],
                           capture_output=True, text=True, check=True).stdout
     assert json.loads(head) == {"extra": {"six": "1.16.0"}, "case_digest": None}  # installed, not pinned
-    envs.name_extra_pins(venv, BASE)  # no extra pins: nothing named, no digest
+    venvs.name_extra_pins(venv, BASE)  # no extra pins: nothing named, no digest
     assert not (Path(venv).parents[1] / EXTRA_FILE).exists()
-    assert "extra" not in envs.installed_versions(venv)["versions"]
+    assert "extra" not in venvs.installed_versions(venv)["versions"]
 
 
 def test_find_record_matches_extra_pins_by_installed_versions(tmp_path):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from picklematrix.corpus import load_corpus
-from picklematrix.matrix import load_matrix
+from picklematrix.envs.matrix import load_matrix
+from picklematrix.run.corpus import load_corpus
 
 from .conftest import ROOT
 
@@ -74,7 +74,7 @@ def _run(installed, *args, timeout=600):
 def test_the_installed_package_reads_its_own_corpus_and_matrix(installed):
     bindir = installed[0]
     proc = _run(installed, "python", "-c",
-                "import picklematrix.corpus as c, picklematrix.matrix as m; print(c.BUILTIN_CASES); print(m.MATRIX_FILE);"
+                "import picklematrix.run.corpus as c, picklematrix.envs.matrix as m; print(c.BUILTIN_CASES); print(m.MATRIX_FILE);"
                 "print(len(m.load_matrix().profile('default').envs))")
     assert proc.returncode == 0, proc.stderr
     cases, matrix_file, n_envs = proc.stdout.split()

@@ -12,7 +12,7 @@ from picklematrix.versions import installed_version
 
 @pytest.fixture(scope="module")
 def krunner(cluster, tmp_path_factory):
-    from picklematrix.runner import CellRunner
+    from picklematrix.run.runner import CellRunner
 
     r = CellRunner(cluster, log_dir=str(tmp_path_factory.mktemp("kernel-logs")))
     yield r
@@ -64,7 +64,7 @@ def test_the_kernel_channels_are_unix_sockets(krunner, fixture_cases):
 def test_a_long_tmpdir_puts_the_kernel_sockets_in_a_short_one(tmp_path, monkeypatch):
     import tempfile
 
-    from picklematrix.kernel import KernelSession
+    from picklematrix.run.kernel import KernelSession
 
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
@@ -92,7 +92,7 @@ def test_kernel_cells_classify_like_script_cells(krunner, fixture_cases):
 def test_a_kernel_cell_is_done_before_its_client_has_closed(krunner, fixture_cases, tmp_path):
     """As in the script context, the client closes while the harness checks the cluster, and the next
     case starts only once it has: here the close takes 2 s and then leaves a file."""
-    from picklematrix.corpus import load_corpus
+    from picklematrix.run.corpus import load_corpus
 
     closed = tmp_path / "closed"
     (tmp_path / "cases").mkdir()
@@ -149,7 +149,7 @@ def test_a_killed_kernel_costs_one_cell(krunner, fixture_cases):
 
 def test_kernel_samples_after_the_first_have_no_progress_messages(krunner, fixture_cases, cluster):
     """As in a script cell's process: where the work went is reported during the first call only."""
-    from picklematrix.kernel import COMPUTE_CELL, PREPARE_CELL
+    from picklematrix.run.kernel import COMPUTE_CELL, PREPARE_CELL
 
     assert krunner.run(fixture_cases["plain_pass"], "Client.compute", "kernel").outcome == oc.PASS
     kernel = krunner.kernel

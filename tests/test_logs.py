@@ -1,4 +1,4 @@
-"""picklematrix.logs: the console's progress lines (phases, throttled progress, a heartbeat, nox's relay), the
+"""picklematrix.record.logs: the console's progress lines (phases, throttled progress, a heartbeat, nox's relay), the
 output of a step into a log file as it comes, and the relevant tail of a log on failure."""
 
 import io
@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from picklematrix import logs, progress
-from picklematrix.runner import CellResult
+from picklematrix.record import logs
+from picklematrix.run import progress
+from picklematrix.run.runner import CellResult
 
 
 @pytest.fixture(autouse=True)
@@ -178,14 +179,14 @@ def test_a_session_whose_nox_process_was_killed_stops(tmp_path):
     done = tmp_path / "done"
     session = textwrap.dedent(f"""
         import time
-        from picklematrix import logs
+        from picklematrix.record import logs
         with logs.EnvConsole("env", print, interval=60):
             time.sleep(60)
         open({str(done)!r}, "w").write("ran to its end")
     """)
     nox = textwrap.dedent(f"""
         import os, subprocess, sys, time
-        from picklematrix import logs
+        from picklematrix.record import logs
         logs.setup_console(relay=True, argv=["nox"], stream=open(os.devnull, "w"))
         child = subprocess.Popen([sys.executable, "-c", {session!r}], stderr=subprocess.DEVNULL)
         print(child.pid, flush=True)

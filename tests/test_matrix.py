@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
+from picklematrix.envs.matrix import MATRIX_FILE, MatrixError, asv_env_name, load_matrix, parse_env_id
 from picklematrix.versions import ABSENT
-from picklematrix.matrix import MATRIX_FILE, MatrixError, asv_env_name, load_matrix, parse_env_id
 
 from .conftest import ROOT
 

@@ -1,9 +1,9 @@
-"""What the noxfile's sessions make of their arguments (picklematrix.noxargs)."""
+"""What the noxfile's sessions make of their arguments (picklematrix.record.noxargs)."""
 
 import pytest
 
-from picklematrix import noxargs
-from picklematrix.matrix import load_matrix
+from picklematrix.envs.matrix import load_matrix
+from picklematrix.record import noxargs
 
 
 def test_options_are_read_in_both_spellings_and_dropped_whole():

@@ -5,7 +5,7 @@ import pickle
 import threading
 
 from picklematrix import outcomes as oc
-from picklematrix.culprit import culprit_path
+from picklematrix.run.culprit import culprit_path
 
 
 class _Capture(logging.Handler):

@@ -34,8 +34,8 @@ def test_workers_and_cells_fork_from_the_same_preloaded_server(cluster):
     assert cell_parent != os.getpid()  # not a fork of the harness itself
     for parent, modules in workers.values():
         assert parent == cell_parent
-        assert "picklematrix.cell" in modules  # imported by the server, not by the worker
-    assert "picklematrix.cell" in cell_modules and "picklematrix.cell" in PRELOAD
+        assert "picklematrix.run.cell" in modules  # imported by the server, not by the worker
+    assert "picklematrix.run.cell" in cell_modules and "picklematrix.run.cell" in PRELOAD
 
 
 def test_a_killed_worker_is_replaced_from_the_server(cluster):
@@ -90,9 +90,8 @@ def test_a_worker_that_does_not_answer_costs_a_health_check_seconds_not_a_connec
     # A worker process that is stuck (here: stopped) is still listed by the scheduler; asking it
     # whether it runs a task would wait out distributed's 30 s connect timeout, at every check.
     import signal
-    import time
-
     import threading
+    import time
 
     pids = cluster.client.run(os.getpid)
     pid = pids[sorted(pids)[0]]

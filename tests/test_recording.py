@@ -1,4 +1,4 @@
-"""picklematrix.recording: the commit and machine a recording goes under, its short TMPDIR, the merge."""
+"""picklematrix.record.recording: the commit and machine a recording goes under, its short TMPDIR, the merge."""
 
 import json
 import os
@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
-from picklematrix import fingerprint, recording, resultsdir
-from picklematrix.matrix import parse_env_id
-
+from picklematrix.envs.matrix import parse_env_id
+from picklematrix.record import fingerprint, recording, resultsdir
 
 ENV = parse_env_id("cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11")
 
@@ -45,14 +44,14 @@ def _commit(repo, files: dict, message: str) -> str:
 
 
 def test_a_code_change_since_the_run_began_is_refused(repo):
-    _commit(repo, {"src/picklematrix/runner.py": "changed\n"}, "code")
+    _commit(repo, {"src/picklematrix/run/runner.py": "changed\n"}, "code")
     with pytest.raises(recording.RecordingError, match="moved from"):
         recording.recording_target(repo)
 
 
 def test_results_are_keyed_by_the_last_commit_touching_what_they_depend_on(repo, monkeypatch):
     monkeypatch.setenv("PICKLEMATRIX_MACHINE", "box")
-    code = _commit(repo, {"src/picklematrix/runner.py": "1\n", "cases/a/b.py": "x = 1\n"}, "code")
+    code = _commit(repo, {"src/picklematrix/run/runner.py": "1\n", "cases/a/b.py": "x = 1\n"}, "code")
     monkeypatch.setenv(recording.RUN_COMMIT_VAR, code)
     # docs, the report, matrix.toml, tests: committed or not, they leave the key (and the results) alone
     _commit(repo, {"README.md": "r\n", "docs/x.md": "d\n", "matrix.toml": "# new env\n",

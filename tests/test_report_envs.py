@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from picklematrix.matrix import asv_env_name, extra_digest
+from picklematrix.envs.matrix import asv_env_name, extra_digest
 from picklematrix.report import build
 from picklematrix.report.compare import build_review
 from picklematrix.report.envmatch import select_envs

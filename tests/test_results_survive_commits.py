@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from picklematrix import fingerprint
+from picklematrix.record import fingerprint
 
 from .conftest import ROOT
 

@@ -117,7 +117,7 @@ def test_revisions_are_read_as_fingerprints_and_profiles(repo):
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
                               check=True).stdout.strip()
 
-    code = commit("src/picklematrix/runner.py", "# code\n", "code")
+    code = commit("src/picklematrix/run/runner.py", "# code\n", "code")
     commit("matrix.toml", MATRIX, "the matrix")
     smaller = MATRIX.replace(f', "{BROKEN}"]', "]")
     head = commit("matrix.toml", smaller, "an env fewer")

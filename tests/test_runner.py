@@ -132,7 +132,7 @@ def test_dict_with_lock_differs_between_paths(runner, fixture_cases):
 
 
 def test_timing_samples_for_passing_cells(cluster, fixture_cases, tmp_path):
-    from picklematrix.runner import CellRunner
+    from picklematrix.run.runner import CellRunner
 
     cell = CellRunner(cluster, samples=3, log_dir=str(tmp_path)).run(fixture_cases["plain_pass"], "Client.compute")
     assert cell.outcome == oc.PASS
@@ -141,7 +141,7 @@ def test_timing_samples_for_passing_cells(cluster, fixture_cases, tmp_path):
 
 
 def test_timing_samples_per_context(cluster, fixture_cases, tmp_path):
-    from picklematrix.runner import CellRunner
+    from picklematrix.run.runner import CellRunner
 
     runner = CellRunner(cluster, samples={"script": 2, "kernel": 3}, log_dir=str(tmp_path))
     cell = runner.run(fixture_cases["plain_pass"], "Client.compute", "script")
@@ -154,8 +154,8 @@ def test_timing_samples_per_context(cluster, fixture_cases, tmp_path):
 def test_the_runner_leaves_its_log_dir_only_when_a_dead_cell_left_output(cluster, fixture_cases, tmp_path):
     import os
 
-    from picklematrix.corpus import load_corpus
-    from picklematrix.runner import CellRunner
+    from picklematrix.run.corpus import load_corpus
+    from picklematrix.run.runner import CellRunner
 
     (tmp_path / "cases" / "odd").mkdir(parents=True)
     (tmp_path / "cases" / "odd" / "dies_at_top_level.py").write_text(
@@ -200,8 +200,8 @@ def test_the_runner_leaves_its_log_dir_only_when_a_dead_cell_left_output(cluster
 def test_a_cell_process_ends_before_the_next_cell_starts(cluster, fixture_cases, tmp_path):
     """A cell's process closes its client after sending its result, while the harness checks the
     cluster; the next cell waits for it. Here its client's close takes 2 s."""
-    from picklematrix.corpus import load_corpus
-    from picklematrix.runner import CellRunner
+    from picklematrix.run.corpus import load_corpus
+    from picklematrix.run.runner import CellRunner
 
     (tmp_path / "cases").mkdir()
     (tmp_path / "cases" / "slow_close.py").write_text(
@@ -232,7 +232,7 @@ def test_timing_samples_after_the_first_time_the_call_alone(cluster):
     import dask
     from distributed import Client
 
-    from picklematrix.cell import compute_phase
+    from picklematrix.run.cell import compute_phase
 
     events = []
     with Client(cluster.address, set_as_default=True, timeout=30) as client:
@@ -249,7 +249,7 @@ def test_each_timing_sample_computes_the_cell_again(cluster, tmp_path):
     import dask
     from distributed import Client
 
-    from picklematrix.cell import compute_phase
+    from picklematrix.run.cell import compute_phase
 
     runs = tmp_path / "runs"
 

@@ -84,7 +84,7 @@ def test_cell_frame_has_no_caller(runner, cluster, tmp_path):
         result = dask.delayed(lambda a, b: (a, b))(top_frame_has_caller, name)
         expected = (False, "__main__")
     '''))
-    from picklematrix.corpus import load_corpus
+    from picklematrix.run.corpus import load_corpus
 
     cases, problems = load_corpus([tmp_path])
     assert not problems

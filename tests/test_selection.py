@@ -6,8 +6,8 @@ import types
 import pytest
 from asv.benchmarks import Benchmarks
 
-from picklematrix import selection
-from picklematrix.selection import COMPUTE, GRAPH_SIZE, OUTCOME, asv_patterns, why_not
+from picklematrix.run import selection
+from picklematrix.run.selection import COMPUTE, GRAPH_SIZE, OUTCOME, asv_patterns, why_not
 
 METHODS = ["dask.compute", "dask.compute(client=)", "Client.compute"]
 CONTEXTS = ["script", "kernel"]

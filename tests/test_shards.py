@@ -10,8 +10,8 @@ import textwrap
 
 import pytest
 
-from picklematrix import shards
-from picklematrix.matrix import load_matrix
+from picklematrix.envs.matrix import load_matrix
+from picklematrix.record import shards
 
 from .conftest import ROOT
 

@@ -1,4 +1,4 @@
-"""Client and cluster on different versions (picklematrix.skew): skew pairs in matrix.toml, a cluster started
+"""Client and cluster on different versions (picklematrix.envs.skew): skew pairs in matrix.toml, a cluster started
 from another env's interpreter, and clusters the harness did not start (--scheduler).
 
 The slow tests run the real thing: nox builds the envs with uv, the cluster env's `dask scheduler` and
@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from picklematrix import skew
-from picklematrix.matrix import MatrixError, load_matrix
+from picklematrix.envs import skew
+from picklematrix.envs.matrix import MatrixError, load_matrix
 
 from .conftest import ROOT
 
@@ -231,7 +231,7 @@ def test_a_pair_named_on_the_command_line_is_the_pair_of_matrix_toml(python_skew
 # --------------------------------------------------------------------------- a cluster someone else runs
 
 def _uv():
-    from picklematrix.envs import uv
+    from picklematrix.envs.venvs import uv
 
     return uv()
 

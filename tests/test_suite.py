@@ -1,4 +1,4 @@
-"""What asv's benchmark processes do with a cell (picklematrix.suite), outside asv."""
+"""What asv's benchmark processes do with a cell (picklematrix.run.suite), outside asv."""
 
 import json
 import os
@@ -24,7 +24,7 @@ expected = 1
 # what asv does in a benchmark process: setup before each sample, then the timed call
 SCRIPT = """
 import json
-from picklematrix import suite
+from picklematrix.run import suite
 cell = {"family": "timing", "case": "counted", "method": "Client.compute", "context": "script",
         "outcome": "pass", "detail": None}
 prepared = []

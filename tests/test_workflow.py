@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from picklematrix import envspec
+from picklematrix.envs import spec as envspec
 from picklematrix.report import comment as report_comment
 from picklematrix.report import review as report_review
 from picklematrix.workflow_lint import lint
@@ -133,11 +133,11 @@ def _glob(pattern: str) -> re.Pattern:
 
 
 def test_the_records_cache_is_keyed_by_what_the_fingerprint_covers():
-    """The env job's cache key hashes exactly the tracked files picklematrix.fingerprint keys results by: a
+    """The env job's cache key hashes exactly the tracked files picklematrix.record.fingerprint keys results by: a
     file the fingerprint covers and the key misses would let a cache hold records of other code."""
     import subprocess
 
-    from picklematrix.fingerprint import pathspec
+    from picklematrix.record.fingerprint import pathspec
 
     head, base = _hash_files_patterns((ROOT / ".github" / "workflows" / "matrix.yml").read_text())
     assert base == [f"!base/{p[1:]}" if p.startswith("!") else f"base/{p}" for p in head]

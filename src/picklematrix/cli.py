@@ -15,9 +15,9 @@ import threading
 import time
 from collections import Counter
 
-from .corpus import CONTEXTS, CorpusError, load_corpus, relpath, select
-from .requirements_check import MissingExtra, require
-from .sidecar import SidecarError, SidecarWriter
+from picklematrix.requirements_check import MissingExtra, require
+from picklematrix.run.corpus import CONTEXTS, CorpusError, load_corpus, relpath, select
+from picklematrix.sidecar import SidecarError, SidecarWriter
 
 EXIT_OK, EXIT_SURPRISES, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 3
 
@@ -53,7 +53,7 @@ def samples_by_context(given) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .methods import METHODS
+    from picklematrix.run.methods import METHODS
 
     parser = argparse.ArgumentParser(prog="picklematrix",
                                      description="Which objects survive which Dask compute path, measured: "
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         return _report_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "cluster":
-        from .cluster_serve import serve
+        from picklematrix.cluster.served import serve
 
         serve(args.state_file, n_workers=args.workers, python=args.cluster_python)
         return EXIT_OK
@@ -145,9 +145,9 @@ def _report_command(name: str, argv: list) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if name == "report":
-        from .report.build import main as command
+        from picklematrix.report.build import main as command
     else:
-        from .report.review import main as command
+        from picklematrix.report.review import main as command
     return command(argv)
 
 
@@ -170,10 +170,10 @@ def _cases(args, cases, problems) -> int:
 
 
 def _run(args, cases, problems) -> int:
-    from .cluster import open_cluster
-    from .versions import environment_versions
-    from .methods import METHODS
-    from .runner import run_corpus
+    from picklematrix.cluster.local import open_cluster
+    from picklematrix.run.methods import METHODS
+    from picklematrix.run.runner import run_corpus
+    from picklematrix.versions import environment_versions
 
     if problems:
         _print_problems(problems)
@@ -251,7 +251,7 @@ def _use_security(args) -> None:
         return
     import dask
 
-    from .skew import tls_environ
+    from picklematrix.envs.skew import tls_environ
 
     settings = tls_environ(args.scheduler_security)
     os.environ.update(settings)
@@ -262,13 +262,13 @@ def _versions(args) -> int:
     """``picklematrix versions``: JSON on stdout; exit 2 when the cluster cannot be reached."""
     import json
 
-    from .versions import environment_versions
+    from picklematrix.versions import environment_versions
 
     if not (args.scheduler or args.cluster_python):
         print(json.dumps(environment_versions()))
         return EXIT_OK
-    from .cluster import open_cluster
-    from .cluster_health import version_report
+    from picklematrix.cluster.base import version_report
+    from picklematrix.cluster.local import open_cluster
 
     try:
         _use_security(args)
@@ -304,7 +304,7 @@ def _end_children() -> None:
     the group ends, a worker a cell stopped or wedged included, so none holds the run's stdout open.
     Then a daemon timer ends this process if its exit has not within EXIT_WITHIN seconds.
     """
-    from .processes import end_children
+    from picklematrix.processes import end_children
 
     end_children()
     if not any(t.name == "picklematrix exit deadline" for t in threading.enumerate()):

@@ -22,12 +22,21 @@ def builtin_path(name: str) -> Path | None:
     shipped = package / BUILTIN_DIR / name
     if shipped.exists():
         return shipped
-    # A checkout is recognised by its layout (<root>/src/picklematrix next to <root>/pyproject.toml),
-    # not assumed: an installed package two levels below anything must not pick up a stray cases/.
+    root = checkout_root()
+    return root / name if root is not None and (root / name).exists() else None
+
+
+def checkout_root() -> Path | None:
+    """The checkout this package is imported from, or None (installed from a wheel, or from a zip).
+
+    A checkout is recognised by its layout (<root>/src/picklematrix next to <root>/pyproject.toml), not
+    assumed: an installed package two levels below anything must not pick up a stray cases/.
+    """
+    package = importlib.resources.files(__package__)
+    if not isinstance(package, Path):
+        return None
     root = package.parent.parent
-    if package.parent.name == "src" and (root / "pyproject.toml").is_file() and (root / name).exists():
-        return root / name
-    return None
+    return root if package.parent.name == "src" and (root / "pyproject.toml").is_file() else None
 
 
 def builtin_or_expected(name: str) -> Path:

@@ -24,7 +24,7 @@ def own_group() -> None:
     """In the harness's forkserver (picklematrix.processes sets the variable for it alone): lead a
     process group of its own, which every cell and worker forked from it inherits, so that the harness
     can end them all at once. Removed from the environment, so that no forked process sees it."""
-    from .processes import OWN_GROUP_VAR
+    from picklematrix.processes import OWN_GROUP_VAR
 
     if os.environ.pop(OWN_GROUP_VAR, None):
         try:

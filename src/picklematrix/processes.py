@@ -29,7 +29,7 @@ OWN_GROUP_VAR = "PICKLEMATRIX_FORKSERVER_OWN_GROUP"
 _group = None
 
 # picklematrix.preload: what a forked process's first Client would do, done once in the server
-PRELOAD = ["picklematrix.cell", "dask", "distributed", "cloudpickle", "picklematrix.preload"]
+PRELOAD = ["picklematrix.run.cell", "dask", "distributed", "cloudpickle", "picklematrix.preload"]
 
 
 def start_method() -> str:
@@ -64,7 +64,7 @@ def _start_server() -> None:
 
 
 # Process groups the run started besides the server's (a cluster spawned from another env's interpreter,
-# picklematrix.cluster_spawn): ended with it.
+# picklematrix.cluster.spawned): ended with it.
 _adopted: set = set()
 
 

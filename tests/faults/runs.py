@@ -17,7 +17,7 @@ FAULT_CASES = Path(__file__).resolve().parent / "cases"
 
 def fault_cases(family: str) -> dict:
     """{case id: Case} of one family of the fault cases (``cases/<family>/``), all of them loadable."""
-    from picklematrix.corpus import load_corpus
+    from picklematrix.run.corpus import load_corpus
 
     cases, problems = load_corpus([FAULT_CASES])
     assert not problems, problems

@@ -20,8 +20,10 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from picklematrix import envs, pins, recording, resultsdir
-from picklematrix.matrix import parse_env_id
+from picklematrix import pins
+from picklematrix.envs import venvs
+from picklematrix.envs.matrix import parse_env_id
+from picklematrix.record import recording, resultsdir
 from picklematrix.report import compare
 from picklematrix.report.render import render_table_md
 from picklematrix.report.results import BadInput, load_results
@@ -121,13 +123,13 @@ def unresolvable(tmp_path_factory):
     checkout = tmp / "checkout"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(checkout)], check=True)
     venv = tmp / "venv"
-    subprocess.run([envs.uv(), "venv", "-q", "-p", sys.executable, str(venv)], check=True)
+    subprocess.run([venvs.uv(), "venv", "-q", "-p", sys.executable, str(venv)], check=True)
     saved = {k: os.environ.pop(k, None) for k in (recording.RUN_COMMIT_VAR, "PICKLEMATRIX_DIRTY_LABEL")}
     os.environ["PICKLEMATRIX_MACHINE"], saved["PICKLEMATRIX_MACHINE"] = "box", os.environ.get("PICKLEMATRIX_MACHINE")
     try:
         recording.remember_run_commit(checkout)
         with pytest.raises(recording.RecordingError) as err:
-            recording.record_env(UNRESOLVABLE, envs.venv_python(venv), checkout, tmp / "results", tmp / "s")
+            recording.record_env(UNRESOLVABLE, venvs.venv_python(venv), checkout, tmp / "results", tmp / "s")
     finally:
         for k, v in saved.items():
             os.environ.pop(k, None)
@@ -216,8 +218,8 @@ def test_the_tools_venv_refuses_a_package_that_is_not_the_one_locked(tmp_path, m
     locks.mkdir()
     (locks / "tools.txt").write_text(_tampered(pins.lock_path("tools").read_text(), "jinja2"))
     monkeypatch.setattr(pins, "LOCKS_DIR", locks)
-    with pytest.raises(envs.EnvError) as err:
-        envs.tools_python(ROOT, tmp_path / "tools")
+    with pytest.raises(venvs.EnvError) as err:
+        venvs.tools_python(ROOT, tmp_path / "tools")
     assert "jinja2" in str(err.value) and "hash" in str(err.value).lower(), str(err.value)
 
 
@@ -246,8 +248,8 @@ def test_nox_s_venv_installs_with_require_hashes_from_its_lock(tmp_path):
 @pytest.fixture(scope="module")
 def bare_venv(tmp_path_factory):
     venv = tmp_path_factory.mktemp("env") / "venv"
-    subprocess.run([envs.uv(), "venv", "-q", "-p", sys.executable, str(venv)], check=True)
-    return envs.venv_python(venv)
+    subprocess.run([venvs.uv(), "venv", "-q", "-p", sys.executable, str(venv)], check=True)
+    return venvs.venv_python(venv)
 
 
 # the tests' own env: uv's cache has every package of it
@@ -260,14 +262,14 @@ def test_a_matrix_env_refuses_an_env_package_that_is_not_the_one_locked(bare_ven
     locks.mkdir()
     (locks / "env.txt").write_text(_tampered(pins.lock_path("env").read_text(), "ipykernel"))
     monkeypatch.setattr(pins, "LOCKS_DIR", locks)
-    with pytest.raises(envs.EnvError) as err:
-        envs.prepare(TESTS_ENV, bare_venv, ROOT)
+    with pytest.raises(venvs.EnvError) as err:
+        venvs.prepare(TESTS_ENV, bare_venv, ROOT)
     assert err.value.stage == "install" and "ipykernel" in str(err.value) and "hash" in str(err.value).lower()
 
 
 @pytest.mark.slow
 def test_a_matrix_env_installs_its_env_packages_from_the_lock(bare_venv):
-    found = envs.prepare(TESTS_ENV, bare_venv, ROOT)
+    found = venvs.prepare(TESTS_ENV, bare_venv, ROOT)
     assert found["versions"]["dask"] == "2026.8.0"
     versions = subprocess.run([bare_venv, "-c", "import importlib.metadata as m; print(m.version('ipykernel'))"],
                               capture_output=True, text=True, check=True).stdout.strip()

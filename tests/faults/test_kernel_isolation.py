@@ -7,7 +7,6 @@ the innocent case ``then_innocent`` runs in the same kernel context and must pas
 
 from __future__ import annotations
 
-
 import pytest
 
 from picklematrix import outcomes as oc

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from picklematrix import resultsdir, sidecar
+from picklematrix import sidecar
+from picklematrix.record import resultsdir
 from picklematrix.report import compare
 from picklematrix.report.results import Recording, ResultSet, load_results
 

@@ -6,9 +6,9 @@ import ast
 import itertools
 import math
 
-from ..outcomes import CODE_OUTCOMES, HARNESS_ERROR
-from ..selection import OUTCOME
-from ..versions import ABSENT
+from picklematrix.outcomes import CODE_OUTCOMES, HARNESS_ERROR
+from picklematrix.run.selection import OUTCOME
+from picklematrix.versions import ABSENT
 
 
 def load(path, machine: str):

@@ -10,11 +10,11 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-from ..asvconf import AsvConfigError, write_config
-from ..corpus import ABSENT
-from ..selection import COMPUTE, GRAPH_SIZE, OUTCOME
-from .asv_results import param_value
-from .results import ResultSet
+from picklematrix.record.asvconf import AsvConfigError, write_config
+from picklematrix.report.asv_results import param_value
+from picklematrix.report.results import ResultSet
+from picklematrix.run.corpus import ABSENT
+from picklematrix.run.selection import COMPUTE, GRAPH_SIZE, OUTCOME
 
 NAV_LINK = '<li id="nav-li-matrix"><a href="matrix.html">Outcome matrix</a></li>'
 
@@ -75,7 +75,7 @@ def _merge_params(old: list, found: list) -> list:
 def asv_publish(rs: ResultSet, site: Path, checkout: Path | None) -> tuple[bool, str, dict]:
     """Run the real ``asv publish`` into ``site``. Returns (ok, asv's output or why not, params widened).
 
-    asv's configuration is the checkout's asv.conf.json (:mod:`picklematrix.asvconf`), pointed at a staged
+    asv's configuration is the checkout's asv.conf.json (:mod:`picklematrix.record.asvconf`), pointed at a staged
     copy of the results.
     """
     if checkout is None:

@@ -3,7 +3,7 @@
     python -m picklematrix.report [--results DIR] [--html DIR] [--commit REV] [--checkout DIR] [--env SPEC]
                                   [--strict]
 
-Runs in the orchestrating environment (asv 0.6.6, jinja2; see ``picklematrix.envs.tools_python``), from the
+Runs in the orchestrating environment (asv 0.6.6, jinja2; see ``picklematrix.envs.venvs.tools_python``), from the
 checkout (or with ``--checkout``): asv's configuration and matrix.toml are the checkout's.
 
 - ``asv publish`` runs over a *staged* copy of the results holding only files that load, so one truncated
@@ -28,16 +28,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..asvconf import AsvConfigError, default_html_dir
-from .assets import AssetError, localize_site, remote_loads
-from .asv_site import add_graph_fixes, add_nav_link, asv_publish
-from .checkout import CheckoutError, default_results_dir, matrix_order, resolve_checkout
-from .compare import build_review
-from .envmatch import select_envs
-from .render import render_table_html, render_table_md
-from .results import BadInput, Problem, ResultSet, load_results
-from .review import render_review_html
-from .table import build_table
+from picklematrix.record.asvconf import AsvConfigError, default_html_dir
+from picklematrix.report.assets import AssetError, localize_site, remote_loads
+from picklematrix.report.asv_site import add_graph_fixes, add_nav_link, asv_publish
+from picklematrix.report.checkout import CheckoutError, default_results_dir, matrix_order, resolve_checkout
+from picklematrix.report.compare import build_review
+from picklematrix.report.envmatch import select_envs
+from picklematrix.report.render import render_table_html, render_table_md
+from picklematrix.report.results import BadInput, Problem, ResultSet, load_results
+from picklematrix.report.review import render_review_html
+from picklematrix.report.table import build_table
 
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT = 0, 1, 2
 TABLE_FILES = ("table.json", "table.md")

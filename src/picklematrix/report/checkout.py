@@ -7,9 +7,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from ..asvconf import CONFIG_NAME
-from ..fingerprint import fingerprint_or_none
-from ..matrix import MatrixError, load_matrix
+from picklematrix.envs.matrix import MatrixError, load_matrix
+from picklematrix.record.asvconf import CONFIG_NAME
+from picklematrix.record.fingerprint import fingerprint_or_none
 
 
 class CheckoutError(Exception):
@@ -49,7 +49,7 @@ def git_head(checkout: Path | None) -> str | None:
 
 
 def fingerprint_head(checkout: Path | None) -> str | None:
-    """The checkout's fingerprint commit (picklematrix.fingerprint): what its results are keyed by."""
+    """The checkout's fingerprint commit (picklematrix.record.fingerprint): what its results are keyed by."""
     return fingerprint_or_none(checkout)
 
 

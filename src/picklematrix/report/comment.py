@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .render import cell_md, md_code, md_prose, md_text, short_method
+from picklematrix.report.render import cell_md, md_code, md_prose, md_text, short_method
 
 MARKER = "<!-- picklematrix-review -->"
 BUDGET = 60000  # bytes of UTF-8: under GitHub's 65,536 characters whatever it counts

@@ -5,16 +5,17 @@ from __future__ import annotations
 import math
 import re
 
-from .. import envspec, skew
-from ..corpus import ABSENT
-from ..matrix import parse_env_id
-from ..outcomes import HARNESS_ERROR, PASS
-from ..selection import COMPUTE
-from .asv_results import isna
-from .envmatch import matcher
-from .naming import error_explanation, name_cells
-from .results import BadInput, Recording, ResultSet
-from .table import BAD, cell_sort_key, cell_view
+from picklematrix.envs import skew
+from picklematrix.envs import spec as envspec
+from picklematrix.envs.matrix import parse_env_id
+from picklematrix.outcomes import HARNESS_ERROR, PASS
+from picklematrix.report.asv_results import isna
+from picklematrix.report.envmatch import matcher
+from picklematrix.report.naming import error_explanation, name_cells
+from picklematrix.report.results import BadInput, Recording, ResultSet
+from picklematrix.report.table import BAD, cell_sort_key, cell_view
+from picklematrix.run.corpus import ABSENT
+from picklematrix.run.selection import COMPUTE
 
 EXIT_OK, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_FACTOR = 1.1  # asv compare's default
@@ -34,7 +35,7 @@ def versions_of(rec: Recording) -> dict:
 
 def changed_versions(a: Recording, b: Recording) -> list:
     """What differs from ``a`` to ``b``: the axes, the extra pins (a requirements file's), and, when either
-    computes on another env's cluster (picklematrix.skew), the cluster's side, named ``cluster <package>``."""
+    computes on another env's cluster (picklematrix.envs.skew), the cluster's side, named ``cluster <package>``."""
     va, vb = versions_of(a), versions_of(b)
     skewed = any(skew.SEPARATOR in (r.env_id or "") for r in (a, b))
     changed = [{"name": f"client {k}" if skewed else k, "from": va.get(k), "to": vb.get(k)}

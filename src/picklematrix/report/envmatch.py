@@ -1,6 +1,6 @@
 """Picking recorded envs by an env spec, by what is installed in them (the report's ``--env``).
 
-An env spec names recorded envs the way ``nox -s matrix`` names envs to build (picklematrix.envspec):
+An env spec names recorded envs the way ``nox -s matrix`` names envs to build (picklematrix.envs.spec):
 
 - a recorded env's id, asv env name or ``machine/env name``: that env;
 - ``NAME=VALUE`` words, ``pydantic=2.9.2 python=3.11`` (VALUE a version, a specifier such as ``~=2.10``, or
@@ -15,10 +15,10 @@ from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
 
-from .. import envspec
-from ..matrix import AXES, extras_match, identity_extra
-from ..versions import ABSENT
-from .results import BadInput, ResultSet
+from picklematrix.envs import spec as envspec
+from picklematrix.envs.matrix import AXES, extras_match, identity_extra
+from picklematrix.report.results import BadInput, ResultSet
+from picklematrix.versions import ABSENT
 
 
 def _word_matches(rec, name: str, spec: str) -> bool:

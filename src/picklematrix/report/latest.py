@@ -20,8 +20,8 @@ import os
 import sys
 from pathlib import Path
 
-from .compare import EXIT_OK, build_review
-from .results import BadInput, load_results
+from picklematrix.report.compare import EXIT_OK, build_review
+from picklematrix.report.results import BadInput, load_results
 
 STATE = "newest.reviewed"  # the newest record the last --newest reviewed: reused, it means no new release
 
@@ -40,7 +40,7 @@ def newest_pair(rs) -> tuple:
 
 def run(args, results: Path) -> int:
     """``review --newest`` (the command line is review.py's): print the review, write it beside the results."""
-    from .review import render_review_md, write_review
+    from picklematrix.report.review import render_review_md, write_review
 
     rs = load_results(results)
     previous, newest = newest_pair(rs)

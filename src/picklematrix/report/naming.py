@@ -3,8 +3,8 @@ envs whose axes are the same (their extra pins)."""
 
 from __future__ import annotations
 
-from ..matrix import identity_extra
-from ..versions import ABSENT
+from picklematrix.envs.matrix import identity_extra
+from picklematrix.versions import ABSENT
 
 # how many differing extra pins an env's label spells out before "+N other extra pins"
 LABEL_PINS = 4

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import sidecar
+from picklematrix import sidecar
 
 
 class BadInput(Exception):

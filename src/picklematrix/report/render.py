@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..outcomes import OUTCOMES, PASS, RAN_LOCALLY
-from ..selection import COMPUTE, OUTCOME
-from .asv_site import asv_graph_url
-from .naming import error_explanation
-from .table import BAD
+from picklematrix.outcomes import OUTCOMES, PASS, RAN_LOCALLY
+from picklematrix.report.asv_site import asv_graph_url
+from picklematrix.report.naming import error_explanation
+from picklematrix.report.table import BAD
+from picklematrix.run.selection import COMPUTE, OUTCOME
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

@@ -7,15 +7,16 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import sidecar, skew
-from ..versions import ABSENT
-from ..matrix import EXTRA_KEY, EXTRA_SEPARATOR, Env
-from ..outcomes import OUTCOMES
-from ..selection import COMPUTE
-from . import asv_results
-from .naming import distinguish, extra_label, name_cells
-from .problems import BadInput, Problem, check_machine_json, name_partial
-from .checkout import fingerprint_head
+from picklematrix import sidecar
+from picklematrix.envs import skew
+from picklematrix.envs.matrix import EXTRA_KEY, EXTRA_SEPARATOR, Env
+from picklematrix.outcomes import OUTCOMES
+from picklematrix.report import asv_results
+from picklematrix.report.checkout import fingerprint_head
+from picklematrix.report.naming import distinguish, extra_label, name_cells
+from picklematrix.report.problems import BadInput, Problem, check_machine_json, name_partial
+from picklematrix.run.selection import COMPUTE
+from picklematrix.versions import ABSENT
 
 REPLICA = re.compile(r"^(?P<base>.+)-rep(?P<n>\d+)$")
 VERSION_NAMES = ("cloudpickle", "dask", "distributed", "pydantic")
@@ -84,7 +85,7 @@ class Recording:
             lines.append(f"distributed {v.get('distributed') or ABSENT}")
         lines.append(f"pydantic {v.get('pydantic') or ABSENT}")
         if self.env_id and skew.SEPARATOR in self.env_id:
-            # a client on another env's cluster (picklematrix.skew): what differs first, then the client's
+            # a client on another env's cluster (picklematrix.envs.skew): what differs first, then the client's
             lines = [skew.skew_label(self.env_id), f"client {lines[0]}", *lines[1:]]
         return lines + extra_label(self)
 
@@ -93,7 +94,7 @@ class Recording:
 class ResultSet:
     """Every loadable recording of a results directory, the problems met, and the harness commit shown.
 
-    ``commit`` is a fingerprint commit (picklematrix.fingerprint: the last commit touching the code recordings
+    ``commit`` is a fingerprint commit (picklematrix.record.fingerprint: the last commit touching the code recordings
     depend on). An env recorded only under an older fingerprint is shown too, marked with it (``older``).
     """
 
@@ -226,7 +227,7 @@ def _choose_commit(recordings: list, commit: str | None, checkout: Path | None) 
 def _default_commit(recordings, head: str | None) -> str:
     """The checkout's fingerprint commit if it has results; else the commit with the most envs (newest wins ties).
 
-    ``head`` is the fingerprint (picklematrix.fingerprint), not HEAD: a docs-only commit keeps every result."""
+    ``head`` is the fingerprint (picklematrix.record.fingerprint), not HEAD: a docs-only commit keeps every result."""
     if head and any(head.startswith(r.commit[:8]) for r in recordings):
         return next(r.commit for r in recordings if head.startswith(r.commit[:8]))
     counts: dict[str, list] = {}

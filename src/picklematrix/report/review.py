@@ -37,12 +37,19 @@ import math
 import sys
 from pathlib import Path
 
-from ..corpus import ABSENT
-from .checkout import CheckoutError, default_results_dir, matrix_order, resolve_checkout
-from .compare import CHANGE, DEFAULT_FACTOR, EXIT_BAD_INPUT, build_review, resolve_change, resolve_env
-from .render import MD_LIMIT, cell_md, md_code, md_prose, md_text, render_page, short_method
-from . import latest, revs
-from .results import BadInput, load_results
+from picklematrix.report import latest, revs
+from picklematrix.report.checkout import CheckoutError, default_results_dir, matrix_order, resolve_checkout
+from picklematrix.report.compare import (
+    CHANGE,
+    DEFAULT_FACTOR,
+    EXIT_BAD_INPUT,
+    build_review,
+    resolve_change,
+    resolve_env,
+)
+from picklematrix.report.render import MD_LIMIT, cell_md, md_code, md_prose, md_text, render_page, short_method
+from picklematrix.report.results import BadInput, load_results
+from picklematrix.run.corpus import ABSENT
 
 FLIP_TITLES = {"fixed": "Fixed (fail → pass)", "broken": "Broken (pass → fail)",
                "failure-changed": "Failure changed (another failure or root cause)",

@@ -2,7 +2,7 @@
 
     python -m picklematrix.report.review --base-rev BASE [--head-rev HEAD] [--json PATH]    (nox -s review -- ...)
 
-Results are keyed by fingerprint commit (picklematrix.fingerprint), so one results directory holds the base's
+Results are keyed by fingerprint commit (picklematrix.record.fingerprint), so one results directory holds the base's
 and the head's records side by side. BASE and HEAD are git revisions of the checkout; each is read as its
 fingerprint commit and its profile's envs (``matrix.toml`` at that revision, profile ``$PICKLEMATRIX_PROFILE``;
 ``$PICKLEMATRIX_MATRIX`` names one file for both). Every env in both profiles is reviewed as
@@ -25,10 +25,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..fingerprint import pathspec
-from ..matrix import MatrixError, load_matrix
-from .compare import EXIT_CHANGED, EXIT_OK, build_review
-from .results import BadInput, ResultSet, load_results
+from picklematrix.envs.matrix import MatrixError, load_matrix
+from picklematrix.record.fingerprint import pathspec
+from picklematrix.report.compare import EXIT_CHANGED, EXIT_OK, build_review
+from picklematrix.report.results import BadInput, ResultSet, load_results
 
 KIND = "picklematrix-pr-review"
 FLIP_KINDS = ("broken", "fixed", "failure-changed", "other")
@@ -83,7 +83,7 @@ def _env_entry(env_id: str, in_base: bool, in_head: bool) -> dict:
 
 
 def _review_env(entry: dict, rs: ResultSet, a, b, factor: float, out_dir: Path | None) -> None:
-    from .review import write_review  # (review.py imports this module)
+    from picklematrix.report.review import write_review  # (review.py imports this module)
 
     review = build_review(rs, a, b, factor)
     entry.update(status="compared", exit_status=review["exit_status"], verdict=review["verdict"],
@@ -180,7 +180,7 @@ def summarize(base: dict, head: dict, envs: list, factor: float) -> dict:
 
 def run(args, checkout: Path, results: Path) -> int:
     """``review --base-rev`` (the command line is review.py's): write the JSON and each env's review."""
-    from .comment import render_comment
+    from picklematrix.report.comment import render_comment
 
     if checkout is None:
         raise BadInput("--base-rev needs the picklematrix checkout (run from it, or --checkout DIR)")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from ..corpus import BUILTIN_CASES, CONTEXTS, CorpusError, load_corpus
-from ..methods import METHODS
-from ..outcomes import FAILURES, OUTCOMES, TIMEOUT
-from .asv_results import isna
-from .results import Recording, ResultSet
+from picklematrix.outcomes import FAILURES, OUTCOMES, TIMEOUT
+from picklematrix.report.asv_results import isna
+from picklematrix.report.results import Recording, ResultSet
+from picklematrix.run.corpus import BUILTIN_CASES, CONTEXTS, CorpusError, load_corpus
+from picklematrix.run.methods import METHODS
 
 TABLE_JSON_FORMAT = 1
 

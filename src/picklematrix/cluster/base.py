@@ -1,0 +1,334 @@
+"""What every cluster a run uses offers: a client, and the health check between cells (BaseCluster).
+
+Between cells the harness asks whether the cluster is idle and whole: no task
+of the finished cell left on the scheduler or running in a worker thread, every
+worker connected. picklematrix.cluster.local says what each kind of cluster may do
+when it is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import signal
+import threading
+import time
+import types
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Health:
+    """The result of a health check: what is wrong, if anything."""
+
+    problems: list = field(default_factory=list)
+    # the scheduler has closed: a cell shut the cluster down (client.shutdown()), nothing to wait for
+    shut_down: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class ClusterHung(Exception):
+    """A wait on the cluster ran out: the message names what did not answer (the scheduler, a worker)."""
+
+
+def within(seconds: float, what: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, waited for at most ``seconds``; else :class:`ClusterHung` naming ``what``.
+
+    The call runs on a daemon thread of its own: distributed's own timeouts run on an event loop,
+    and a loop that a task (or a cell) blocked never fires them, so only a wait outside it ends.
+    A call that never returns leaves its thread behind, blocking nothing: the caller moves on
+    (kills a worker, replaces the cluster).
+    """
+    box = {}
+    done = threading.Event()
+
+    def call():
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=call, daemon=True, name=f"picklematrix wait: {what}").start()
+    if not done.wait(seconds):
+        raise ClusterHung(f"{what} did not answer within {seconds:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+# How long a health check waits for the workers' answer before asking again (a healthy answer takes
+# milliseconds; a worker that has just died, but is still listed, would not answer for 30 s).
+ANSWER_WITHIN = 2.0
+# How long the scheduler gets to answer a question (its counts, worker pids): milliseconds when well.
+SCHEDULER_WITHIN = 5.0
+# What a cell that shut the cluster down (client.shutdown()) is told, in its detail.
+SHUT_DOWN = "the cell shut the cluster down"
+# What a worker that did not answer is, in a cell's detail and the cluster's warnings.
+UNANSWERING = "did not answer within {:g}s: its event loop is blocked or its process stopped"
+
+
+def _scheduler_counts(dask_scheduler=None):
+    return {
+        "workers": len(dask_scheduler.workers),
+        "addresses": sorted(dask_scheduler.workers),
+        "tasks": len(dask_scheduler.tasks),
+        # list(): copied in one step, without the scheduler's thread changing the dict midway
+        "processing": sum(len(ws.processing) for ws in list(dask_scheduler.workers.values())),
+    }
+
+
+def _worker_pid_map(dask_scheduler=None):
+    return {a: ws.pid for a, ws in dask_scheduler.workers.items()}
+
+
+def _busy_thread_count(dask_worker=None):
+    # A released task whose thread is still running (a hung cell) shows
+    # here, not on the scheduler, which has already forgotten it.
+    return len(dask_worker.active_threads)
+
+
+def by_value(fn):
+    """A copy of the module-level ``fn`` that cloudpickle ships by value (its code; it is not the object its
+    module holds under its name), for a cluster that may not have picklematrix. Its code must use builtins only.
+    A cluster on another Python minor version cannot run code shipped so: send ``fn`` itself (by reference)."""
+    copy = types.FunctionType(fn.__code__, {"__builtins__": builtins}, fn.__name__, fn.__defaults__)
+    copy.__qualname__ = fn.__qualname__
+    # cloudpickle ships a __main__ function by value at once; with no __module__ it would first search every
+    # loaded module for it (milliseconds, on every health check)
+    copy.__module__ = "__main__"
+    return copy
+
+
+def scheduler_state():
+    """A function giving the scheduler's counts, to call in its process or send there (``run_on_scheduler``)."""
+    return by_value(_scheduler_counts)
+
+
+class BaseCluster:
+    """What a run needs of any cluster: a client, the health check between cells, and a record of
+    what was done to it. Subclasses say how it starts and what :meth:`make_healthy` may do."""
+
+    owned = False
+
+    def __init__(self, n_workers: int):
+        self.n_workers = n_workers
+        self.client = None
+        self.restarts = 0
+        self.warnings: list[str] = []
+
+    @property
+    def address(self) -> str:
+        raise NotImplementedError
+
+    def start(self) -> "BaseCluster":
+        raise NotImplementedError
+
+    def shut_down(self) -> bool:
+        """Whether a cell shut the cluster down (its scheduler closed). Known only of a cluster we own."""
+        return False
+
+    def make_healthy(self, reason: str) -> str | None:
+        """Called after a cell left the cluster unhealthy (``reason`` says which); returns a warning, if any."""
+        raise NotImplementedError
+
+    # How the health checks' functions travel: by value (a cluster without picklematrix; the same Python
+    # minor version), or by reference (one with picklematrix importable, e.g. started from a matrix env).
+    probes_by_reference = False
+
+    def _probe(self, fn):
+        return fn if self.probes_by_reference else by_value(fn)
+
+    def _scheduler_now(self) -> dict:
+        return within(SCHEDULER_WITHIN, f"the scheduler at {self.address}",
+                      self.client.run_on_scheduler, self._probe(_scheduler_counts))
+
+    def _worker_pids(self, addresses) -> dict:
+        """{worker address: pid}, as the workers told the scheduler when they connected (asking a
+        worker itself needs its event loop, which may be what hangs)."""
+        known = within(SCHEDULER_WITHIN, f"the scheduler at {self.address}", self.client.run_on_scheduler,
+                       self._probe(_worker_pid_map))
+        return {a: known[a] for a in addresses if known.get(a)}
+
+    def memory_kills(self, since: float) -> list:
+        """Workers their nanny restarted for exceeding the memory limit since ``since`` (``time.time()``):
+        one line each, naming the worker and the limit."""
+        try:
+            events = within(SCHEDULER_WITHIN, f"the scheduler at {self.address}",
+                            self.client.get_events, "worker-restart-memory")
+        except Exception:
+            return []
+        return [self._memory_kill_text(msg) for t, msg in events if t >= since and isinstance(msg, dict)]
+
+    def _memory_kill_text(self, msg: dict) -> str:
+        from dask.utils import format_bytes
+
+        limit = self.memory_limit
+        rss = msg.get("rss")
+        return (f"worker {msg.get('worker')} (pid {msg.get('pid')}) exceeded its memory limit"
+                f"{f' of {format_bytes(limit)}' if limit else ''}"
+                f"{f' (using {format_bytes(rss)})' if rss else ''}; its nanny restarted it")
+
+    def state(self, gone: tuple = (), answer_within: float = ANSWER_WITHIN) -> dict:
+        """The scheduler's view, and how many worker threads still run a task.
+
+        ``gone``: workers just killed. They are not asked: the scheduler may not have dropped
+        them yet, and a message to a dead worker waits out distributed's connect timeout (30 s).
+        Each other worker listed gets ``answer_within`` seconds: ``state["busy"]`` holds each
+        one's busy threads, ``state["unanswered"]`` those that did not answer in time (dead
+        but not yet noticed by the scheduler, or its event loop blocked, or its process stopped).
+        """
+        state = self._scheduler_now()
+        alive = [a for a in state["addresses"] if a not in gone]
+        answers = self._ask_workers(alive, answer_within) if alive else {}
+        state["busy"] = answers
+        state["executing"] = sum(n for n in answers.values() if n)
+        state["unanswered"] = sorted(a for a, n in answers.items() if n is None)
+        state["answer_within"] = answer_within
+        return state
+
+    def _ask_workers(self, workers, seconds: float) -> dict:
+        """{worker: threads running a task, or None if it did not answer within ``seconds``}.
+
+        Each worker is asked on its own, so one that does not answer (dead but still listed, its
+        event loop blocked, its process stopped) is named and does not hide the others' answers.
+        A message to a worker that died a moment ago waits out distributed's connect timeout
+        (30 s): the scheduler drops it meanwhile, and the caller asks again.
+        """
+        client, busy = self.client, self._probe(_busy_thread_count)
+
+        async def ask(address):
+            try:
+                answer = await asyncio.wait_for(client._run(busy, workers=[address]), seconds)
+                return address, answer.get(address)
+            except Exception:  # TimeoutError (asyncio's, before 3.11), or the worker's comm closed
+                return address, None
+
+        async def ask_all():
+            return dict(await asyncio.gather(*(ask(a) for a in workers)))
+
+        # the client's loop itself (for a cluster we own, the scheduler's too) may be what is blocked
+        return within(seconds + SCHEDULER_WITHIN, self._client_loop, client.sync, ask_all)
+
+    @property
+    def _client_loop(self) -> str:
+        """The client's event loop, as a culprit."""
+        return f"the event loop of the harness's client of {self.address}"
+
+    def health(self, *, grace: float = 3.0, gone: tuple = ()) -> Health:
+        """Idle and whole? Waits up to ``grace`` seconds for a just-ended cell's tasks to clear.
+
+        ``gone``: addresses of workers that were just killed; until the scheduler
+        has dropped them, the cluster is not whole yet.
+        """
+        return self._health_by(time.monotonic() + grace, gone)
+
+    def _health_by(self, deadline: float, gone: tuple) -> Health:
+        while True:
+            state = self.state(gone, answer_within=min(ANSWER_WITHIN, max(0.5, deadline - time.monotonic())))
+            problems = []
+            for address in state["unanswered"]:
+                problems.append(f"worker {address} {UNANSWERING.format(state['answer_within'])}")
+            lingering = set(gone) & set(state["addresses"])
+            if state["workers"] - len(lingering) < self.n_workers:
+                problems.append(f"{state['workers'] - len(lingering)} of {self.n_workers} workers connected")
+            if state["tasks"]:
+                problems.append(f"{state['tasks']} tasks still on the scheduler")
+            if state["processing"] or state["executing"]:
+                problems.append("workers still executing tasks of a finished cell")
+            if not problems or time.monotonic() > deadline:
+                return Health(problems)
+            time.sleep(0.05)
+
+    def _replace_stuck_workers(self) -> tuple:
+        """Kill the workers still running a task of a finished cell, or not answering at all, then wait
+        for their nannies' new ones; (health, what was killed and why: one line per worker not answering).
+
+        A worker thread stuck in a hung task cannot be interrupted, and a graceful restart waits for it
+        (tens of seconds). A worker whose event loop is blocked, or whose process is stopped, answers
+        nothing, a graceful restart included. Killed (SIGKILL ends a stopped process too), its nanny
+        starts a fresh worker in a second or two. Only for clusters picklematrix started on this
+        machine: their worker pids are ours to kill.
+        """
+        state = self.state(answer_within=ANSWER_WITHIN)
+        stuck = tuple(sorted(a for a, n in state["busy"].items() if n is None or n))
+        killed = []
+        if stuck:
+            for address, pid in self._worker_pids(stuck).items():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    continue
+                if address in state["unanswered"]:
+                    killed.append(f"worker {address} (pid {pid}) {UNANSWERING.format(ANSWER_WITHIN)}; "
+                                  f"killed, its nanny starts a new one")
+        # A nanny brings a killed worker back in about a second; ten is plenty.
+        return self.health(grace=10 if stuck else 3, gone=stuck), killed
+
+    def _warn(self, message: str) -> str:
+        self.warnings.append(message)
+        return message
+
+    def describe(self) -> dict:
+        """The run's record of this cluster (the ``cluster`` block of the JSON)."""
+        return {"address": self.address, "owned": self.owned, "workers": self.n_workers,
+                "worker_memory_limit": self.memory_limit,
+                "restarts": self.restarts, "warnings": list(self.warnings)}
+
+    # the workers' memory limit in bytes, where the harness set or knows it
+    memory_limit: int | None = None
+
+    def close(self, timeout: float | None = None):
+        """Close the client, waiting at most ``timeout`` seconds (default 10) for it to say so."""
+        if self.client is not None:
+            timeout = 10 if timeout is None else timeout
+            try:
+                # a client whose loop is blocked, or whose scheduler is gone, may not close at all
+                within(timeout + 3, f"closing the client of {self.address}", self.client.close, timeout=timeout)
+            except Exception:
+                pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# The packages a cluster's identity is made of (picklematrix.envs.skew), asked of distributed's version check
+# besides its own list (pydantic is not on it).
+IDENTITY_PACKAGES = ("cloudpickle", "dask", "distributed", "pydantic")
+
+
+def version_report(client) -> dict:
+    """distributed's own version check (``Client.get_versions``, pydantic included) of the client, the
+    scheduler and the workers, with its mismatch warning (the text distributed warns with, or "") and the
+    cluster's identity: the python and packages of its workers (of the scheduler when it has none)."""
+    from distributed.versions import error_message
+
+    found = within(30, "distributed's version check (Client.get_versions)", client.get_versions, check=False,
+                   packages=["pydantic"])
+
+    def side(info) -> dict:
+        if not isinstance(info, dict):
+            return {"error": str(info)}
+        packages = dict(info.get("packages") or {})
+        python = str(packages.pop("python", None) or (info.get("host") or {}).get("python") or "")
+        return {"python": python.replace(".final.0", ""), "packages": packages}
+
+    workers = {address: side(info) for address, info in (found.get("workers") or {}).items()}
+    scheduler, client_side = side(found.get("scheduler")), side(found.get("client"))
+    try:
+        mismatch = error_message(found.get("scheduler"), found.get("workers") or {}, found.get("client"))["warning"]
+    except Exception as e:  # an odd answer from an old or locked-down cluster: say so
+        mismatch = f"(distributed's version check could not compare: {type(e).__name__}: {e})"
+    ref = next((w for w in workers.values() if "packages" in w), scheduler)
+    identity = {"python": ref.get("python", ""),
+                "versions": {k: (ref.get("packages") or {}).get(k) for k in IDENTITY_PACKAGES}}
+    return {"client": client_side, "scheduler": scheduler, "workers": workers, "mismatch": mismatch,
+            "identity": identity}

@@ -1,0 +1,392 @@
+"""The distributed cluster a run computes on: one it starts (OwnedCluster) or one it is given (ExistingCluster).
+
+A cluster we start is a ``LocalCluster`` with worker processes (nannies),
+bound to 127.0.0.1, dashboard off, started once per run; its workers fork
+from the harness's preloaded server (picklematrix.processes). Between cells the
+harness checks it is idle and whole; after a cell that timed out or killed a
+worker, the workers are replaced: a running task cannot be interrupted, and
+a worker thread stuck in a hung task would make every later cell time out.
+
+A cluster we did not start (``--scheduler ADDRESS``) is never replaced: its
+problems are reported instead. Only its workers may be restarted, and only
+when it is one ``python -m picklematrix cluster`` serves on this machine
+(``--restartable``; see :func:`serve`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from picklematrix.cluster.base import (
+    SHUT_DOWN,
+    BaseCluster,
+    ClusterHung,
+    Health,
+    scheduler_state,
+    version_report,
+    within,
+)
+
+# How long starting a cluster may take: a scheduler and its workers are up in a few seconds (forked
+# workers) to ten or so (spawned, on a loaded machine); a worker that cannot start would otherwise
+# leave LocalCluster waiting forever, silently.
+START_WITHIN_VAR = "PICKLEMATRIX_CLUSTER_START_WITHIN"
+START_WITHIN = 60.0
+# Worker memory limits. distributed's default, the machine's memory / the workers of one cluster,
+# assumes each cluster is alone; here several run at once (nox runs envs side by side, and each env
+# records with two clusters: the harness's and asv's shared one). The rule:
+#   limit per worker = machine memory (distributed's reading: host, cgroup or RSS rlimit)
+#                      x MEMORY_FRACTION / (workers of this cluster x clusters at once)
+# with clusters at once from PICKLEMATRIX_CLUSTERS (the recording sets it), else the CPU count (nox runs
+# one env per CPU). PICKLEMATRIX_WORKER_MEMORY ("2GiB", bytes) sets the limit itself.
+MEMORY_FRACTION = 0.5
+CLUSTERS_VAR = "PICKLEMATRIX_CLUSTERS"
+WORKER_MEMORY_VAR = "PICKLEMATRIX_WORKER_MEMORY"
+
+
+def worker_memory_limit(n_workers: int) -> int:
+    """Each worker's memory limit in bytes, by the rule above."""
+    from dask.utils import parse_bytes
+    from distributed.system import MEMORY_LIMIT
+
+    given = os.environ.get(WORKER_MEMORY_VAR)
+    if given:
+        try:
+            return parse_bytes(given)
+        except ValueError:
+            raise ValueError(f"{WORKER_MEMORY_VAR}={given!r}: expected a size such as 2GiB") from None
+    clusters_text = os.environ.get(CLUSTERS_VAR) or str(os.cpu_count() or 1)
+    try:
+        clusters = max(1, int(clusters_text))
+    except ValueError:
+        raise ValueError(f"{CLUSTERS_VAR}={clusters_text!r}: expected a whole number") from None
+    return int(MEMORY_LIMIT * MEMORY_FRACTION / (max(1, n_workers) * clusters))
+
+
+def _start_within() -> float:
+    text = os.environ.get(START_WITHIN_VAR)
+    try:
+        return float(text) if text else START_WITHIN
+    except ValueError:
+        raise ValueError(f"{START_WITHIN_VAR}={text!r}: expected seconds") from None
+
+
+def _kill_worker_processes(local_cluster) -> None:
+    """SIGKILL every worker process of ``local_cluster``, read off its nannies (no event loop needed)."""
+    for nanny in list(getattr(local_cluster, "workers", {}).values()):
+        try:
+            pid = nanny.pid
+        except Exception:
+            pid = None
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _worker_process(nanny) -> str:
+    try:
+        pid = nanny.pid
+    except Exception:
+        pid = None
+    if not pid:
+        return ", no worker process"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f", worker pid {pid} gone"
+    except OSError:
+        pass
+    return f", worker pid {pid} exists"
+
+
+
+class OwnedCluster(BaseCluster):
+    """A ``LocalCluster`` this process starts: stuck workers are killed, and when their nannies cannot
+    bring them back the whole cluster is replaced."""
+
+    owned = True
+
+    def __init__(self, n_workers: int = 2, *, fork_workers: bool = True):
+        """``fork_workers``: workers fork from the preloaded server (picklematrix.processes). False
+        leaves distributed's own setting (spawn, unless this process set another): cheaper for a
+        cluster that starts its workers once and never replaces one, as there is then no server to
+        start first."""
+        super().__init__(n_workers)
+        self.fork_workers = fork_workers
+        self.local_cluster = None
+        self.memory_limit = worker_memory_limit(n_workers)
+
+    @property
+    def address(self) -> str:
+        return self.local_cluster.scheduler_address
+
+    def start(self) -> "OwnedCluster":
+        import dask
+        from distributed import Client, LocalCluster
+
+        from picklematrix.processes import use_for_workers
+
+        # distributed's SpecCluster closes a nanny for good when no worker of
+        # its name is back within lost-worker-timeout (15 s) of a worker
+        # being lost; hung cells killed in quick succession can catch a nanny
+        # mid-restart then. This harness judges worker health itself.
+        # (Set for the process: the check runs later, on the cluster's loop.)
+        dask.config.set({"distributed.deploy.lost-worker-timeout": "1 day"})
+        # Workers fork from the harness's preloaded server (see picklematrix.processes):
+        # replacing a killed one costs a fork, not a new interpreter importing distributed.
+        if self.fork_workers:
+            use_for_workers()
+        # Nothing reads distributed's statistical profiles here (no
+        # dashboard); sampling every thread every 10 ms in the scheduler,
+        # nannies and workers cost about 7% of a run's CPU. (For the process
+        # too: a nanny hands a replacement worker the config of that moment.)
+        dask.config.set({"distributed.worker.profile.enabled": False})
+        # Nor does anything here need the event loop's health measured every 20 ms, or memory
+        # use every 100 ms, in each scheduler, nanny and worker: an idle cluster of ours cost
+        # 0.06 cores in those timers, 0.017 at one second each.
+        dask.config.set({"distributed.admin.tick.interval": "1s",
+                         "distributed.worker.memory.monitor-interval": "1s"})
+        with dask.config.set(
+            {
+                # A task that kills its worker is reported at once as
+                # worker-died rather than retried on every other worker.
+                "distributed.scheduler.allowed-failures": 0,
+                "distributed.scheduler.work-stealing": False,
+                "distributed.admin.large-graph-warning-threshold": "1GB",
+            }
+        ):
+            # No workers yet: they are added below, and waited for with a deadline.
+            self.local_cluster = within(_start_within(), "starting the scheduler", LocalCluster,
+                n_workers=0,
+                memory_limit=self.memory_limit,
+                # one thread each: a hung task blocks its whole worker, which the health check then sees
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                # The scheduler's HTTP server (health, metrics) runs even
+                # without a dashboard: keep it on loopback, on a free port.
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                scheduler_port=0,
+                silence_logs=50,
+            )
+        # Connected before the workers are asked for: a Client of a cluster waits for the cluster's
+        # pending changes, a worker that never starts included.
+        self.client = within(_start_within(), "connecting to the new scheduler", Client, self.local_cluster,
+                             set_as_default=False)
+        self.local_cluster.scale(self.n_workers)
+        problem = self._wait_for_workers(time.monotonic() + _start_within())
+        if problem:
+            report = self._nanny_report()
+            self.close(timeout=2)  # nothing of it is worth waiting for
+            raise ClusterHung(f"{problem}{report}")
+        return self
+
+    def _wait_for_workers(self, deadline: float) -> str | None:
+        """Wait until every worker has connected; what went wrong if not (a nanny failed, the deadline).
+
+        Read in this process, where the scheduler and the nannies live: no message that a blocked
+        loop could hold up."""
+        while True:
+            if len(self.local_cluster.scheduler.workers) >= self.n_workers:
+                return None
+            failed = [name for name, nanny in list(self.local_cluster.workers.items())
+                      if getattr(nanny.status, "name", str(nanny.status)) in ("failed", "closed")]
+            if failed:
+                return f"the nanny of worker {failed[0]} failed to start its worker process"
+            if time.monotonic() > deadline:
+                return (f"{len(self.local_cluster.scheduler.workers)} of {self.n_workers} workers started "
+                        f"within {_start_within():g}s ({START_WITHIN_VAR} sets the deadline)")
+            time.sleep(0.02)
+
+    def _scheduler_now(self) -> dict:
+        return scheduler_state()(self.local_cluster.scheduler)
+
+    def shut_down(self) -> bool:
+        """Whether the scheduler has closed (a cell called ``client.shutdown()``): read in this process."""
+        scheduler = self.local_cluster.scheduler
+        return getattr(scheduler.status, "name", str(scheduler.status)) in ("closing", "closed", "failed",
+                                                                             "closing_gracefully")
+
+    def health(self, *, grace: float = 3.0, gone: tuple = ()) -> Health:
+        if self.shut_down():
+            # nothing to wait for: no scheduler will take the workers back
+            return Health([SHUT_DOWN], shut_down=True)
+        deadline = time.monotonic() + grace
+        # The scheduler is in this process: wait for the cell's tasks to clear there (a cell's
+        # process releases them as it closes its client, which may still be going on), checking
+        # often and cheaply, before asking the workers (a round trip) whether any still runs one.
+        read = scheduler_state()
+        while time.monotonic() < deadline:
+            now = read(self.local_cluster.scheduler)
+            if not (now["tasks"] or now["processing"]):
+                break
+            time.sleep(0.002)
+        return self._health_by(deadline, gone)
+
+    def make_healthy(self, reason: str) -> str | None:
+        """Replace the stuck workers; if that does not make the cluster whole, the whole cluster.
+
+        Returns what was done, for the cell's detail, when it is more than replacing a worker whose
+        task hung: a worker that did not answer, or the whole cluster."""
+        self.restarts += 1
+        killed = []
+        try:
+            if self.shut_down():
+                problems = SHUT_DOWN
+            else:
+                health, killed = self._replace_stuck_workers()
+                if health.ok:
+                    return "; ".join(killed) or None
+                # Starting a new cluster takes less than a graceful restart that
+                # may itself wait on a wedged nanny: go straight there.
+                problems = "; ".join(health.problems) + self._nanny_report()
+        except ClusterHung as e:
+            # The scheduler's loop (the harness's client's too) is blocked: nothing of this cluster
+            # will close gracefully.
+            message = self._warn(f"replaced the whole local cluster after {reason} ({e})")
+            self.close(timeout=1)
+            self.start()
+            return "; ".join([*killed, message])
+        except Exception as e:
+            problems = f"restart failed: {type(e).__name__}: {e}"
+        message = self._warn(f"replaced the whole local cluster after {reason} ({problems})")
+        self.close()
+        self.start()
+        return "; ".join([*killed, message])
+
+    @property
+    def _client_loop(self) -> str:
+        # LocalCluster runs its scheduler on the loop its Client uses, in this process
+        return f"the scheduler's event loop at {self.address} (the harness's client shares it)"
+
+    def _nanny_report(self) -> str:
+        """What the nannies say about themselves (for the warning).
+
+        With each worker's pid and whether that process still exists: a nanny
+        "running" whose worker is gone has not noticed its death; one whose
+        worker exists but is not connected has a worker stuck starting.
+        """
+        try:
+            nannies = dict(self.local_cluster.workers)
+            if not nannies:  # SpecCluster lists a nanny once it has started its worker
+                return " (no nanny has started its worker yet)"
+            return " (nannies: " + ", ".join(
+                f"{name} {getattr(n.status, 'name', n.status)}"
+                f"{'' if getattr(n, 'worker_address', None) else ' without a worker'}{_worker_process(n)}"
+                for name, n in nannies.items()) + ")"
+        except Exception as e:
+            return f" (nannies unknown: {type(e).__name__})"
+
+    def close(self, timeout: float | None = None):
+        """Close the cluster: gracefully within ``timeout`` seconds (default 20), then its worker processes
+        are killed."""
+        if self.local_cluster is not None and timeout is None and self.shut_down():
+            timeout = 2
+        super().close(timeout=None if timeout is None else min(timeout, 10))
+        if self.local_cluster is not None:
+            # A cluster a cell shut down has nothing left to close gracefully, yet its close waits out
+            # the whole timeout (20 s, seen with distributed 2026.8): a short one, then the kill below.
+            if timeout is None:
+                timeout = 2 if self.shut_down() else 20
+            try:
+                within(timeout + 2, "closing the local cluster", self.local_cluster.close, timeout=timeout)
+            except Exception:
+                pass
+            # Whatever did not close (a worker stopped or stuck, a loop blocked) ends here: its processes
+            # are ours, and a new cluster may be about to start beside them.
+            _kill_worker_processes(self.local_cluster)
+            # distributed closes every cluster still open at exit, waiting up to 20 s on one that
+            # would not close here (one a cell shut down): ours is done with.
+            try:
+                type(self.local_cluster)._instances.discard(self.local_cluster)
+            except Exception:
+                pass
+        self.local_cluster = self.client = None
+
+
+class ExistingCluster(BaseCluster):
+    """A cluster at an address the run was given: never replaced, its workers never killed.
+
+    ``restartable``: one that ``python -m picklematrix cluster`` serves on this
+    machine, whose stuck workers may be killed and whose workers may be
+    restarted. Any other (one someone else runs, ``--scheduler ADDRESS``) is only
+    checked: when a cell leaves it unhealthy it is ``lost`` (the reason), and the
+    run stops there rather than blame later cells for its state.
+    """
+
+    def __init__(self, address: str, *, restartable: bool = False):
+        super().__init__(n_workers=0)  # counted on connecting
+        self._address = address
+        self.restartable = restartable
+        self.lost: str | None = None
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def start(self) -> "ExistingCluster":
+        from distributed import Client
+
+        self.client = Client(self._address, set_as_default=False, timeout=30)
+        workers = within(30, f"the scheduler at {self._address}", self.client.scheduler_info).get("workers", {})
+        self.n_workers = len(workers)
+        # the limit its workers were started with (the smallest, if they differ), for the record
+        limits = [w.get("memory_limit") for w in workers.values() if w.get("memory_limit")]
+        self.memory_limit = min(limits) if limits else None
+        return self
+
+    def make_healthy(self, reason: str) -> str | None:
+        """Restart the workers if we may; else, or when that fails, the cluster is lost. Returns the warning."""
+        if not self.restartable:
+            try:
+                health = self.health(grace=3)
+            except Exception as e:  # ClusterHung, or its scheduler's connection closed (a cell shut it down)
+                health = Health([str(e) if isinstance(e, ClusterHung) else f"{type(e).__name__}: {e}"])
+            if health.ok:
+                return None
+            return self._lose(f"after {reason}: {'; '.join(health.problems)}; it is not this run's to restart "
+                              "(--scheduler)")
+        self.restarts += 1
+        try:
+            health, killed = self._replace_stuck_workers()
+            if health.ok:
+                return "; ".join(killed) or None
+            within(45, f"restarting the workers of {self.address}", self.client.restart,
+                   timeout=30, wait_for_workers=True)
+            health = self.health(grace=10)
+            if health.ok:
+                return None
+            problems = "; ".join(health.problems)
+        except Exception as e:
+            problems = f"restart failed: {type(e).__name__}: {e}"
+        return self._lose(f"still unhealthy after a restart ({reason}): {problems}")
+
+    def _lose(self, why: str) -> str:
+        self.lost = self._warn(f"the cluster at {self.address} could not be recovered {why}: the run stops here")
+        return self.lost
+
+    def describe(self) -> dict:
+        out = {**super().describe(), "lost": self.lost}
+        try:
+            out["versions"] = version_report(self.client)
+        except Exception as e:  # an old, locked-down or lost cluster: say so, don't fail the run
+            out["versions"] = {"error": f"{type(e).__name__}: {e}"}
+        return out
+
+
+def open_cluster(address: str | None = None, *, n_workers: int = 2, restartable: bool = False,
+                 cluster_python: str | None = None) -> BaseCluster:
+    """The cluster a run computes on, ready: the one at ``address``; else one started from ``cluster_python``
+    (another env's interpreter: picklematrix.cluster.spawned); else a new ``LocalCluster``."""
+    if cluster_python is not None:
+        from picklematrix.cluster.spawned import SpawnedCluster
+
+        return SpawnedCluster(cluster_python, n_workers).start()
+    if address is None:
+        return OwnedCluster(n_workers).start()
+    return ExistingCluster(address, restartable=restartable).start()

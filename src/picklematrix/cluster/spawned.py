@@ -1,0 +1,251 @@
+"""A cluster started from another env's interpreter with dask's own commands: a skew pair's cluster.
+
+``python -m dask scheduler`` and ``python -m dask worker`` (nannies, one thread each) of the cluster env, on
+127.0.0.1 with every dashboard and HTTP server on loopback and the dashboard off; the run's client connects
+from its own env. The run owns these processes: a stuck worker is killed (its nanny starts a new one), and
+a cluster that cannot be made whole is stopped and started again, as a ``LocalCluster`` of the run's own is.
+The processes run in a process group of their own, ended when the cluster closes and when the run ends
+(picklematrix.processes.end_children).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from picklematrix import processes
+from picklematrix.cluster.base import SHUT_DOWN, BaseCluster, ClusterHung, Health, version_report, within
+from picklematrix.cluster.local import START_WITHIN_VAR, _start_within, worker_memory_limit
+
+# What OwnedCluster sets with dask.config for its LocalCluster, for processes of another env: dask reads
+# DASK_* variables at import (see OwnedCluster.start for why each).
+CLUSTER_CONFIG = {
+    "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+    "DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING": "False",
+    "DASK_DISTRIBUTED__ADMIN__LARGE_GRAPH_WARNING_THRESHOLD": "1GB",
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+    "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s",
+}
+LOOPBACK = "127.0.0.1"
+# How long a nanny gets to bring back a worker that died before the whole cluster is replaced.
+RESPAWN_WITHIN = 15.0
+# distributed.nanny's line when a worker process ends unasked
+NANNY_EXIT = re.compile(r"distributed\.nanny - \w+ - (?P<text>Worker process \d+ (?:was killed by signal "
+                        r"(?P<signal>\d+)|exited with status (?P<status>-?\d+)))")
+NANNY_GONE = re.compile(r"distributed\.nanny - \w+ - Closing Nanny gracefully|Nanny failed to start")
+# a process of the cluster (the scheduler, handing a task to a worker) that could not pickle what it was sent
+SCHEDULER_SERIALIZE = re.compile(r"distributed\.protocol\.pickle - ERROR - (?P<text>Failed to serialize .*?)\.?$")
+EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|Warning): ")
+SIGNALS = {"11": "SIGSEGV: its interpreter crashed", "6": "SIGABRT", "7": "SIGBUS"}
+
+
+class SpawnedCluster(BaseCluster):
+    """Scheduler and workers started with ``<python> -m dask scheduler|worker`` (see the module doc)."""
+
+    owned = True
+    # the cluster env has picklematrix (a matrix env): the checks' functions need not be shipped as code, which
+    # a scheduler or worker of another Python minor version could not run
+    probes_by_reference = True
+
+    def __init__(self, python: str, n_workers: int = 2):
+        super().__init__(n_workers)
+        self.python = python
+        self.memory_limit = worker_memory_limit(n_workers)
+        self.scheduler = self.workers = None
+        self.dir = None
+        self._address = None
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def _command(self, role: str, *args) -> list[str]:
+        return [self.python, "-m", "dask", role, *args]
+
+    def _spawn(self, command: list[str], log: Path) -> subprocess.Popen:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env={**os.environ, **CLUSTER_CONFIG}, start_new_session=True)
+        processes.adopt_group(proc.pid)
+        return proc
+
+    def start(self) -> "SpawnedCluster":
+        from distributed import Client
+
+        self.dir = Path(tempfile.mkdtemp(prefix="pm-cluster-"))
+        scheduler_file = self.dir / "scheduler.json"
+        self.log = self.dir / "cluster.log"
+        deadline = time.monotonic() + _start_within()
+        self.scheduler = self._spawn(self._command(
+            "scheduler", "--host", LOOPBACK, "--port", "0", "--no-dashboard", "--dashboard-address",
+            f"{LOOPBACK}:0", "--scheduler-file", str(scheduler_file)), self.log)
+        while not scheduler_file.exists():
+            if self.scheduler.poll() is not None or time.monotonic() > deadline:
+                problem = self._problem(f"the scheduler ({' '.join(self._command('scheduler'))}) "
+                                        + ("exited" if self.scheduler.poll() is not None else
+                                           f"did not start within {_start_within():g}s ({START_WITHIN_VAR})"))
+                self.close(timeout=1)
+                raise ClusterHung(problem)
+            time.sleep(0.05)
+        time.sleep(0.05)  # written in one go by the scheduler, but not atomically
+        self._address = json.loads(scheduler_file.read_text())["address"]
+        self.workers = self._spawn(self._command(
+            "worker", "--scheduler-file", str(scheduler_file), "--nworkers", str(self.n_workers), "--nthreads", "1",
+            "--memory-limit", str(self.memory_limit), "--host", LOOPBACK, "--no-dashboard", "--dashboard-address",
+            f"{LOOPBACK}:0", "--local-directory", str(self.dir)), self.log)
+        try:
+            self.client = within(max(1.0, deadline - time.monotonic()), f"connecting to {self._address}", Client,
+                                 self._address, set_as_default=False, timeout=30)
+            while len(within(30, f"the scheduler at {self._address}", self.client.scheduler_info)
+                      .get("workers", {})) < self.n_workers:
+                if self.workers.poll() is not None or time.monotonic() > deadline:
+                    raise ClusterHung("the workers " + ("exited" if self.workers.poll() is not None else
+                                      f"did not all connect within {_start_within():g}s ({START_WITHIN_VAR})"))
+                time.sleep(0.05)
+        except Exception as e:
+            problem = self._problem(f"{type(e).__name__}: {e}")
+            self.close(timeout=1)
+            raise ClusterHung(problem) from None
+        return self
+
+    def _problem(self, what: str) -> str:
+        """``what`` went wrong, with the end of the cluster's log (its processes' output)."""
+        try:
+            tail = self.log.read_text(errors="replace")[-2000:].strip()
+        except OSError:
+            tail = ""
+        return f"cluster from {self.python}: {what}" + (f"; its log ends:\n{tail}" if tail else "")
+
+    def shut_down(self) -> bool:
+        """The scheduler process ended (a cell called ``client.shutdown()``, or it died)."""
+        return self.scheduler is not None and self.scheduler.poll() is not None
+
+    def scheduler_died(self) -> str | None:
+        """How the scheduler process ended, when it did not end as asked (``client.shutdown()`` ends it with
+        status 0): killed by a signal (a segfault unpickling another Python version's code, say) or exiting
+        with an error status. None while it runs or after a clean exit."""
+        code = None if self.scheduler is None else self.scheduler.poll()
+        if not code:
+            return None
+        if code < 0:
+            number = str(-code)
+            return (f"the scheduler process (pid {self.scheduler.pid}) was killed by signal {number}"
+                    f" ({SIGNALS.get(number, 'signal ' + number)})")
+        return f"the scheduler process (pid {self.scheduler.pid}) exited with status {code}"
+
+    def health(self, *, grace: float = 3.0, gone: tuple = ()) -> Health:
+        if self.shut_down():
+            return Health([SHUT_DOWN], shut_down=True)
+        try:
+            return self._health_by(time.monotonic() + grace, gone)
+        except Exception as e:  # the scheduler's connection broke (CommClosedError) or it did not answer
+            try:
+                self.scheduler.wait(5)  # a scheduler that crashed is going away: know it before judging the cell
+            except subprocess.TimeoutExpired:
+                pass
+            if self.shut_down():
+                return Health([SHUT_DOWN], shut_down=True)
+            return Health([f"the scheduler at {self.address} did not answer: {type(e).__name__}: {e}"])
+
+    def make_healthy(self, reason: str) -> str | None:
+        """Replace stuck workers; if that does not make it whole, stop and start the whole cluster."""
+        self.restarts += 1
+        killed = []
+        try:
+            if self.shut_down():
+                problems = self.scheduler_died() or SHUT_DOWN
+            elif self._nanny_gone():
+                problems = "a nanny closed for good: its worker will not come back (see the cluster's log)"
+            else:
+                health, killed = self._replace_stuck_workers()
+                if not health.ok and self.workers.poll() is None and not self._nanny_gone():  # (gone meanwhile)
+                    # a nanny brings a worker back in a new interpreter of the cluster env (spawned, importing
+                    # distributed: seconds on a busy machine): cheaper to wait for than a whole new cluster
+                    health = self.health(grace=RESPAWN_WITHIN)
+                if health.ok:
+                    return "; ".join(killed) or None
+                problems = "; ".join(health.problems)
+        except Exception as e:  # ClusterHung: the scheduler does not answer
+            problems = f"{type(e).__name__}: {e}"
+        message = self._warn(f"replaced the whole cluster (from {self.python}) after {reason} ({problems})")
+        self.close(timeout=1)
+        self.start()
+        return "; ".join([*killed, message])
+
+    def memory_kills(self, since: float) -> list:
+        """What the nannies logged of their workers' ends since ``since`` (``time.time()``): besides a memory
+        limit, a worker killed by a signal (a segfault: code of another Python version, say) or exiting with a
+        status, one line each, from the cluster's log (the nannies run in processes of another env)."""
+        found = super().memory_kills(since)
+        lines = self._log_text().splitlines()
+        for i, line in enumerate(lines):
+            if SCHEDULER_SERIALIZE.search(line) and _logged_at(line) >= since:
+                error = next((x.strip() for x in lines[i + 1:i + 12] if EXCEPTION_LINE.match(x)), "")
+                found.append(f"the cluster logged: {SCHEDULER_SERIALIZE.search(line)['text']}"
+                             + (f": {error}" if error else ""))
+        for line in lines:
+            m = NANNY_EXIT.search(line)
+            if m is None or m["signal"] == "9" or m["signal"] == "15":  # our own kills and SIGTERMs
+                continue
+            if _logged_at(line) >= since:
+                found.append(f"the nanny of a worker logged: {m['text']}"
+                             + (f" ({SIGNALS.get(m['signal'], 'signal ' + m['signal'])})" if m["signal"] else ""))
+        return found
+
+    def _log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except (OSError, AttributeError):
+            return ""
+
+    def _nanny_gone(self) -> bool:
+        """A nanny of this cluster closed for good since it started (its scheduler connection broke, say): no
+        worker comes back from it, so waiting for one is no use. (Each start logs to a new file.)"""
+        return bool(NANNY_GONE.search(self._log_text()))
+
+    def describe(self) -> dict:
+        out = {**super().describe(), "started_from": self.python}
+        try:
+            out["versions"] = version_report(self.client)
+        except Exception as e:
+            out["versions"] = {"error": f"{type(e).__name__}: {e}"}
+        return out
+
+    def close(self, timeout: float | None = None):
+        """Close the client, then end the processes: SIGTERM, and SIGKILL for what is left after ``timeout``."""
+        super().close(timeout=min(timeout or 5, 5))
+        procs = [p for p in (self.workers, self.scheduler) if p is not None]
+        for proc in procs:
+            _signal_group(proc, signal.SIGTERM)
+        end = time.monotonic() + (5 if timeout is None else timeout)
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(proc, signal.SIGKILL)  # the nannies' workers too, whatever the nanny did
+            proc.wait()
+            processes.forget_group(proc.pid)
+        self.client = self.scheduler = self.workers = None
+
+
+def _logged_at(line: str) -> float:
+    """When distributed logged ``line`` ("2026-12-01 08:54:10,507 - ...", local time); 0 if it is no log line."""
+    try:
+        return time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")) + int(line[20:23]) / 1000
+    except ValueError:
+        return 0.0
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except OSError:
+        pass

@@ -1,0 +1,270 @@
+"""``nox -s bisect``: the first release of a package between two versions whose outcomes differ from the first's.
+
+    ./nox -s bisect -- --package pydantic --from 2.8.2 --to 2.9.2 [--env BASE] [--case GLOB] [--cases DIR] [--pre]
+
+The releases in between come from the package index (PyPI's JSON API; for ``python``, the interpreters this
+machine has, since none is downloaded). Each step is an env: BASE (an env id, spec or requirements file, see
+picklematrix.envs.spec; default the profile's baseline) with the package at that release (dask and distributed
+move together), recorded exactly as ``nox -s matrix`` records it (picklematrix.record.ondemand), with only the chosen
+cases (``--case``, PICKLEMATRIX_ONLY's globs) of the chosen corpus (``--cases``, default the built-in one).
+The search is a binary search for the first release whose outcomes for those cells differ from ``--from``'s:
+a fix or a break, whichever it is. A release that cannot be built or installed is skipped, its error kept, and
+the search goes on with its neighbours.
+
+The steps' records go to ``results/bisect/runs/<selection>/<env>/`` (a results directory per env, since a
+partial corpus must not mix with the matrix's records, and envs differing only in a package outside the axes
+would otherwise share a record); the next bisect over the same cells reuses them. The answer goes to
+``results/bisect/<package>-<from>..<to>.md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from picklematrix import sidecar as sidecars
+from picklematrix.envs.matrix import Env
+from picklematrix.outcomes import PASS
+from picklematrix.record import fingerprint, ondemand, recording
+
+PYPI = "https://pypi.org/pypi/{name}/json"
+AXIS_FIELDS = {"cloudpickle": "cloudpickle", "dask": "dask", "distributed": "dask", "pydantic": "pydantic",
+               "python": "python"}
+
+
+class BisectError(Exception):
+    """The bisect cannot start: bad versions, no releases, the endpoints not recordable; the message says why."""
+
+
+@dataclass
+class Step:
+    version: str
+    status: str  # "same", "differs", "error"
+    env_id: str
+    error: str | None = None
+    outcomes: dict = field(default_factory=dict)  # cell key -> outcome
+
+
+def pypi_versions(name: str, *, pre: bool = False, timeout: float = 30) -> list[str]:
+    """Every release of ``name`` on PyPI that is not yanked, oldest first (pre-releases only with ``pre``)."""
+    try:
+        with urllib.request.urlopen(PYPI.format(name=canonicalize_name(name)), timeout=timeout) as f:
+            data = json.load(f)
+    except OSError as e:
+        raise BisectError(f"cannot list the releases of {name} from {PYPI.format(name=name)}: {e}") from None
+    out = []
+    for text, files in data.get("releases", {}).items():
+        try:
+            v = Version(text)
+        except InvalidVersion:
+            continue
+        if not files or all(f.get("yanked") for f in files) or (v.is_prerelease and not pre):
+            continue
+        out.append(text)
+    return sorted(out, key=Version)
+
+
+def python_versions() -> list[str]:
+    """The minor versions of Python this machine has (pyenv's installs): bisecting Python never downloads one."""
+    import os
+    import subprocess
+
+    root = os.environ.get("PYENV_ROOT")
+    if not root:
+        try:
+            root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            root = str(Path.home() / ".pyenv")
+    found = {".".join(p.name.split(".")[:2]) for p in Path(root, "versions").glob("3.*")
+             if re.fullmatch(r"3\.\d+\.\d+", p.name)}
+    return sorted(found, key=Version)
+
+
+def between(versions: list[str], lo: str, hi: str) -> list[str]:
+    """The versions strictly between ``lo`` and ``hi`` (either order), ascending from ``lo`` toward ``hi``."""
+    a, b = Version(lo), Version(hi)
+    inside = [v for v in versions if min(a, b) < Version(v) < max(a, b)]
+    return sorted(inside, key=Version, reverse=a > b)
+
+
+def with_version(base: Env, package: str, version: str) -> Env:
+    """``base`` with ``package`` at ``version``: an axis is replaced (dask moves distributed too), any other
+    package is an extra pin."""
+    name = canonicalize_name(package) if package != "python" else "python"
+    if name in AXIS_FIELDS:
+        return dataclasses.replace(base, **{AXIS_FIELDS[name]: version})
+    extra = dict(base.extra)
+    extra[name] = version
+    return dataclasses.replace(base, extra=tuple(sorted(extra.items())))
+
+
+def selection_key(cases: list[str], case_dirs: list[str]) -> str:
+    text = json.dumps({"only": sorted(cases), "cases": [str(Path(d).resolve()) for d in case_dirs]})
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _outcomes(results: Path, commit: str, env: Env) -> dict | None:
+    """The cell outcomes of ``env``'s complete record at ``commit`` in ``results``, or None."""
+    sc = ondemand.find_record(results, commit, env)
+    return None if sc is None else {sidecars.cell_key(c): c["outcome"] for c in sc.cells}
+
+
+def run_step(env: Env, version: str, checkout: Path, runs: Path, *, log=print, warn=print) -> Step:
+    """Record ``env`` (or reuse its record) and read its outcomes; an env that cannot be built is an error step."""
+    results = runs / ondemand.env_key(env)
+    try:
+        ondemand.record(env, checkout, results, log=log, warn=warn)
+    except recording.RecordingError as e:
+        done = _outcomes(results, fingerprint.fingerprint_commit(checkout), env)
+        if done is None:  # (a record with broken case files, or a failed benchmark, still has outcomes)
+            return Step(version, "error", env.env_id, error=str(e).strip()[-3000:])
+        warn(f"{env.env_id}: {str(e).strip()[-500:]}")
+    outcomes = _outcomes(results, fingerprint.fingerprint_commit(checkout), env)
+    if outcomes is None:
+        return Step(version, "error", env.env_id, error=f"no complete record in {results} after recording")
+    if not outcomes:
+        return Step(version, "error", env.env_id, error="the record has no cells: no case matches the --case globs")
+    return Step(version, "", env.env_id, outcomes=outcomes)
+
+
+def changed(a: dict, b: dict) -> dict:
+    """cell -> (outcome in a, outcome in b), for every cell whose outcome differs (missing: None)."""
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def bisect(package: str, lo: str, hi: str, base: Env, checkout: Path, out_dir: Path, *, cases: list[str],
+           case_dirs: list[str], pre: bool = False, versions: list[str] | None = None, log=print,
+           warn=print) -> dict:
+    """The search; returns the report as data (and writes it, markdown and JSON, into ``out_dir``)."""
+    if not cases:
+        raise BisectError("name the cells to watch with --case GLOB (e.g. --case notebook/dask_11448_report): "
+                          "every step records only those cases")
+    for v in (lo, hi):
+        try:
+            Version(v)
+        except InvalidVersion:
+            raise BisectError(f"--from/--to {v!r}: not a version") from None
+    if Version(lo) == Version(hi):
+        raise BisectError(f"--from and --to are both {lo}: nothing to bisect")
+    if versions is None:
+        versions = python_versions() if package == "python" else pypi_versions(package, pre=pre)
+    inner = between(versions, lo, hi)
+    runs = out_dir / "runs" / selection_key(cases, case_dirs)
+    tried: dict[str, Step] = {}
+
+    def step(version: str) -> Step:
+        if version not in tried:
+            env = with_version(base, package, version)
+            log(f"bisect {package}: trying {version} ({env.env_id})")
+            tried[version] = run_step(env, version, checkout, runs, log=log, warn=warn)
+        return tried[version]
+
+    with ondemand.selection(cases, case_dirs or None):
+        first = step(lo)
+        if first.status == "error":
+            raise BisectError(f"--from {package} {lo} ({first.env_id}) cannot be recorded, so there is nothing to "
+                              f"compare with:\n{first.error}")
+        first.status = "same"
+
+        def differs(version: str) -> bool | None:
+            s = step(version)
+            if s.status == "error":
+                return None
+            d = bool(changed(first.outcomes, s.outcomes))
+            s.status = "differs" if d else "same"
+            return d
+
+        last = differs(hi)
+        if last is None:
+            raise BisectError(f"--to {package} {hi} ({tried[hi].env_id}) cannot be recorded:\n{tried[hi].error}")
+        found, skipped_near = first_differing([lo, *inner, hi], differs) if last else (None, [])
+    report = _report(package, lo, hi, base, cases, case_dirs, inner, tried, first, found, skipped_near, pre)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{canonicalize_name(package) if package != 'python' else 'python'}-{lo}..{hi}"
+    (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out_dir / f"{stem}.md").write_text(markdown(report))
+    report["paths"] = [str(out_dir / f"{stem}.md"), str(out_dir / f"{stem}.json")]
+    return report
+
+
+def first_differing(candidates: list[str], differs) -> tuple[str, list[str]]:
+    """(the first of ``candidates`` for which ``differs`` is true, the unbuildable ones just before it).
+
+    ``candidates[0]`` is known not to differ and ``candidates[-1]`` to differ; ``differs(v)`` is None when ``v``
+    cannot be built: that release is skipped and its nearest buildable neighbour tried instead. When nothing
+    between the last same and the first differing release can be built, those are returned as the second item:
+    any of them may be the first.
+    """
+    good, bad = 0, len(candidates) - 1
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        order = sorted(range(good + 1, bad), key=lambda i: (abs(i - mid), i))
+        verdict = None
+        for i in order:
+            verdict = differs(candidates[i])
+            if verdict is not None:
+                mid = i
+                break
+        if verdict is None:
+            return candidates[bad], candidates[good + 1:bad]
+        good, bad = (good, mid) if verdict else (mid, bad)
+    return candidates[bad], []
+
+
+def _kind(a: str | None, b: str | None) -> str:
+    if a != PASS and b == PASS:
+        return "fixed"
+    if a == PASS and b not in (PASS, None):
+        return "broken"
+    return "changed"
+
+
+def _report(package, lo, hi, base, cases, case_dirs, inner, tried, first, found, skipped_near, pre) -> dict:
+    cells = []
+    if found is not None:
+        for key, (a, b) in changed(first.outcomes, tried[found].outcomes).items():
+            cells.append({"cell": key, "from": a, "to": b, "kind": _kind(a, b)})
+    kinds = sorted({c["kind"] for c in cells})
+    return {
+        "package": package, "from": lo, "to": hi, "base": base.as_dict(), "cases": cases,
+        "case_dirs": [str(d) for d in case_dirs], "pre_releases": pre, "releases_between": inner,
+        "first_differing": found, "kind": "+".join(kinds) if kinds else None,
+        "skipped_next_to_it": skipped_near, "cells": cells,
+        "tried": [{"version": s.version, "env_id": s.env_id, "status": s.status, "error": s.error,
+                   "outcomes": s.outcomes} for s in sorted(tried.values(), key=lambda s: Version(s.version))],
+    }
+
+
+def markdown(report: dict) -> str:
+    p, lo, hi = report["package"], report["from"], report["to"]
+    lines = [f"# Bisect: {p} {lo} .. {hi}", "",
+             f"Base env: `{report['base']['env_id']}`, with {p} at each release; cases: {', '.join(f'`{c}`' for c in report['cases'])}"
+             + (f" from {', '.join(report['case_dirs'])}" if report["case_dirs"] else " (built-in corpus)") + ".",
+             f"Releases between: {', '.join(report['releases_between']) or 'none'}"
+             + (" (pre-releases included)." if report["pre_releases"] else " (pre-releases left out)."), ""]
+    found = report["first_differing"]
+    if found is None:
+        lines.append(f"**No change**: the chosen cells have the same outcomes under {p} {hi} as under {lo}.")
+    else:
+        lines.append(f"**{p} {found}** is the first release whose outcomes differ from {lo}'s ({report['kind']}).")
+        if report["skipped_next_to_it"]:
+            lines.append(f"Releases just before it could not be built, so any of them may be the first: "
+                         f"{', '.join(report['skipped_next_to_it'])}.")
+        lines += ["", "| cell | " + lo + " | " + found + " | |", "|---|---|---|---|"]
+        # a cell key's '|' would split a markdown table's cell, even inside backticks
+        lines += [f"| `{c['cell'].replace('|', ' ', 1).replace('|', ' @', 1)}` | {c['from']} | {c['to']} | "
+                  f"{c['kind']} |" for c in report["cells"]]
+    lines += ["", "Every release tried:", "", "| release | env | result |", "|---|---|---|"]
+    for s in report["tried"]:
+        result = s["status"] if s["status"] != "error" else "could not be built or recorded: " + " ".join(
+            (s["error"] or "").split())[-400:].replace("|", "\\|")
+        lines.append(f"| {s['version']} | `{s['env_id']}` | {result} |")
+    return "\n".join(lines) + "\n"

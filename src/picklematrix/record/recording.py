@@ -1,0 +1,411 @@
+"""Recording one matrix env: which commit and machine, the harness run, asv on a shared cluster, the merge.
+
+``nox -s matrix`` calls :func:`record_env` once per env (and replica). Each env records into a private
+directory and its files join ``results/`` under a lock, so envs may record side by side (nox -j).
+A failure raises :class:`RecordingError` with a message that names the env and what to do; an env
+that cannot be built also leaves a ``<commit>-<env id>.env-error`` file in the results.
+
+A record (the asv result and its outcome sidecar) is replaced only by a complete one. While an env records,
+``<sidecar>.partial`` marks it in ``results/`` (the report names one left behind); the harness writes into
+the session's own directory, and the new sidecar and asv result join ``results/`` together at the end. An
+env whose record is incomplete (a leftover ``.partial``, a sidecar with ``complete: false``, no asv result)
+is not "already recorded": the next run records it again, from the start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from picklematrix import sidecar as sidecars
+from picklematrix.envs import skew, venvs
+from picklematrix.envs.matrix import asv_env_name
+from picklematrix.record import asvconf, fingerprint, logs
+from picklematrix.record.resultsdir import (
+    RecordingError,
+    Target,
+    check_results_writable,
+    merge_asv_results,
+    record_env_error,
+    recorded,
+    writing_results,
+)
+
+# the short TMPDIR of the harness and asv (Unix socket paths), also recording.short_tmpdir etc. as before
+from picklematrix.record.tmpdirs import (  # noqa: F401
+    SHORT_TMP_BASES,
+    SHORT_TMP_MAX,
+    process_env,
+    short_tmp_base,
+    short_tmpdir,
+)
+from picklematrix.run import progress
+from picklematrix.run.selection import ASV_TIMED_CONTEXTS, SAMPLES, asv_patterns
+
+# The commit a nox invocation records under (the fingerprint commit, see picklematrix.record.fingerprint) is read
+# once, when nox first loads the noxfile. Under nox -j every session runs in a nox process of its own that
+# loads it again: the environment hands them the first reading.
+RUN_COMMIT_VAR = "_PICKLEMATRIX_RUN_COMMIT"
+
+
+def git(checkout: Path, *args) -> str:
+    return subprocess.run(["git", *args], cwd=checkout, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def remember_run_commit(checkout: Path) -> None:
+    """Note the checkout's fingerprint commit as this nox run's, unless a parent nox process did already."""
+    if RUN_COMMIT_VAR not in os.environ:
+        with contextlib.suppress(fingerprint.FingerprintError):
+            os.environ[RUN_COMMIT_VAR] = fingerprint.fingerprint_commit(checkout)
+            # (not a git checkout: recording_target says so when asked to record)
+
+
+def recording_target(checkout: Path) -> tuple[str, str]:
+    """(commit, machine) to record under; the commit is the fingerprint commit (picklematrix.record.fingerprint).
+
+    Uncommitted changes to fingerprinted paths are refused unless explicitly labelled (PICKLEMATRIX_DIRTY_LABEL);
+    so is a fingerprint that moved since this nox run began (its results would describe two states of the code).
+    Changes to docs, the report or matrix.toml, committed or not, are neither.
+    """
+    commit = os.environ.get(RUN_COMMIT_VAR)
+    try:
+        current = fingerprint.fingerprint_commit(checkout)
+    except fingerprint.FingerprintError as e:
+        raise RecordingError(str(e)) from None
+    if commit != current:
+        raise RecordingError(f"HEAD moved from {str(commit)[:8]} to {current[:8]} in the code recordings depend on "
+                             "(picklematrix.record.fingerprint) while this nox run was going: one run's results must "
+                             "describe one state of it. Run nox again to record this env under the new one.")
+    machine = os.environ.get("PICKLEMATRIX_MACHINE") or socket.gethostname().split(".")[0]
+    dirty = fingerprint.dirty_paths(checkout)
+    if dirty:
+        label = os.environ.get("PICKLEMATRIX_DIRTY_LABEL")
+        if not label:
+            raise RecordingError(
+                "refusing to record results from a tree with uncommitted changes to code the results depend on "
+                f"(they are keyed by commit {commit[:8]}, which would not describe them):\n{dirty}\n"
+                "commit first, or set PICKLEMATRIX_DIRTY_LABEL=<label> to record under machine "
+                f"'{machine}-<label>'")
+        if not re.fullmatch(r"[A-Za-z0-9_.]+", label):
+            raise RecordingError(f"PICKLEMATRIX_DIRTY_LABEL={label!r}: use letters, digits, '_' and '.' only")
+        machine = f"{machine}-{label}"
+    return commit, machine
+
+
+def replicate_count() -> int:
+    """PICKLEMATRIX_REPLICATE=N records each env N times; copies 2..N go under machine "<machine>-rep<i>".
+
+    The copies are A/A pairs of the first recording (fresh harness run, fresh cluster, fresh asv run):
+    `nox -s review` counts the changes an A/A pair shows to tell noise from a real difference.
+    """
+    text = os.environ.get("PICKLEMATRIX_REPLICATE", "1")
+    if not text.isdigit() or int(text) < 1:
+        raise RecordingError(f"PICKLEMATRIX_REPLICATE={text!r}: use a whole number >= 1 (2 records an A/A pair)")
+    return int(text)
+
+
+class SharedCluster:
+    """One cluster per environment, shared by asv's benchmark processes.
+
+    Started before the harness run (which owns a cluster of its own) so that it is up by the time
+    asv needs it; ``address`` waits for it.
+    """
+
+    def __init__(self, python: str, state_file: Path, env: dict | None = None, args: tuple = ()):
+        """``args``: more ``picklematrix cluster`` arguments (``--cluster-python``: from another env)."""
+        self.state_file = state_file
+        state_file.unlink(missing_ok=True)
+        # The cluster's logs go to a file: a pipe nobody reads fills up, and
+        # then the scheduler and nannies block on their next log line.
+        self.log = state_file.with_suffix(".log")
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen([python, "-m", "picklematrix", "cluster", "--state-file", str(state_file), *args],
+                                         stdout=log, stderr=subprocess.STDOUT, env=env)
+        self._address = None
+
+    @property
+    def address(self) -> str:
+        if self._address is None:
+            deadline = time.monotonic() + 120
+            while not self.state_file.exists():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RecordingError(f"asv's cluster did not start (log {self.log}):\n"
+                                         f"{self.log.read_text()[-3000:]}")
+                time.sleep(0.05)
+            self._address = json.loads(self.state_file.read_text())["address"]
+        return self._address
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class _GivenCluster:
+    """An existing cluster asv's benchmarks compute on as they are (never started or stopped here)."""
+
+    def __init__(self, address: str):
+        self.address = address
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def _asv_cluster(python: str, state_file: Path, env: dict, cluster: skew.ClusterSource | None):
+    """The cluster asv's benchmark processes share: one of the env's own, one started from the cluster env's
+    interpreter (a skew pair), or the existing one at ``cluster.address``."""
+    if cluster is not None and cluster.address is not None:
+        return _GivenCluster(cluster.address)
+    return SharedCluster(python, state_file, env=env, args=cluster.harness_args() if cluster else ())
+
+
+def broken_cases_text(broken: list) -> str:
+    return "; ".join(f"{b.get('path')}:{b.get('line')}: {b.get('message')}" for b in broken)
+
+
+def asv_home(tmp: Path) -> dict:
+    """A HOME of this session's own for asv.
+
+    Every ``asv machine`` and ``asv run`` rewrites ``~/.asv-machine.json`` in place: two envs recording
+    at once (nox -j) would read each other's half-written file. git keeps the user's global config.
+    """
+    home = tmp / "asv-home"
+    home.mkdir(exist_ok=True)
+    env = {"HOME": str(home)}
+    gitconfig = Path.home() / ".gitconfig"
+    if gitconfig.exists():
+        env["GIT_CONFIG_GLOBAL"] = str(gitconfig)
+    return env
+
+
+def asv_knows_machine(asv_env: dict, machine: str) -> bool:
+    """``asv machine`` ran for this name in this asv HOME already (it costs a start of asv)."""
+    try:
+        known = json.loads((Path(asv_env["HOME"]) / ".asv-machine.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(known.get(machine), dict)
+
+
+def _keep_progress(staged: Path, marker: Path) -> None:
+    """After a failed harness run: its progress (the cells it did) replaces the head-only marker, so the
+    report can say how far it got. Best effort: the marker alone already says the recording was interrupted."""
+    progress = sidecars.partial_path(staged)
+    with contextlib.suppress(OSError):
+        if progress.exists():
+            shutil.copyfile(progress, marker)
+
+
+def harness_command(python: str, env_id: str, sidecar: Path, commit: str, machine: str) -> list[str]:
+    """``python -m picklematrix run`` as nox -s matrix runs it, with PICKLEMATRIX_CASES and _ONLY applied.
+
+    Three timing samples per passing cell: asv takes them for the contexts it times, the harness for
+    the rest. PICKLEMATRIX_CASES (os.pathsep-separated dirs) replaces the built-in corpus.
+    """
+    args = [python, "-m", "picklematrix", "run", "--context", "all", "--samples", str(SAMPLES),
+            *(f"--samples={context}=1" for context in ASV_TIMED_CONTEXTS), "--json", str(sidecar),
+            "--env-id", env_id, "--commit", commit, "--machine", machine]
+    for d in (d for d in os.environ.get("PICKLEMATRIX_CASES", "").split(os.pathsep) if d):
+        args += ["--cases", d]
+    for g in (g for g in os.environ.get("PICKLEMATRIX_ONLY", "").split(",") if g):
+        args += ["--only", g]
+    return args
+
+
+def run_harness(command: list[str], env: dict, env_id: str, console: logs.EnvConsole, log_file: Path,
+                sidecar: Path | None = None) -> list:
+    """The harness run, its output into ``log_file`` and its progress on ``console``; the broken case files it
+    skipped (their problems, from ``sidecar``).
+
+    Exit 1 (surprises) is a finding, recorded like any other result. Exit 2 after a complete run with broken
+    case files is recorded too (the other cases ran): the caller records it and then fails naming them.
+    """
+    code = logs.run_logged(command, env, log_file, on_line=console.harness_line)
+    if code in (0, 1):
+        return []
+    done = None
+    if code == 2 and sidecar is not None:
+        with contextlib.suppress(sidecars.SidecarError):
+            done = sidecars.read(sidecar)
+    if done is not None and done.complete and done.head.get("broken_cases"):
+        return list(done.head["broken_cases"])
+    raise RecordingError(logs.failure(f"{env_id}: the harness exited with exit code {code} (2: bad input)",
+                                      log_file, skip=progress.parse))
+
+
+def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path, scheduler: str,
+            asv_env: dict, log, cluster: skew.ClusterSource | None = None, log_file: Path | None = None,
+            on_line=None) -> int:
+    """``asv run`` of the cells of ``sidecar`` in ``python``'s env, on the cluster at ``scheduler``; its exit code.
+
+    ``tools`` is the tools venv's interpreter, ``asv_env`` the environment (HOME, TMPDIR) asv runs in. With
+    ``log_file``, asv's output goes there and ``on_line`` sees each line (picklematrix.record.logs.run_logged).
+    """
+    if not asv_knows_machine(asv_env, target.machine):
+        proc = subprocess.run([tools, "-m", "asv", "machine", "--yes", "--machine", target.machine,
+                               "--config", str(config)], env=asv_env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RecordingError(f"asv machine --machine {target.machine} failed ({tools}):\n"
+                                 f"{(proc.stderr or proc.stdout)[-3000:]}")
+    # Only the cells each benchmark can measure (see picklematrix.run.selection): asv records the rest
+    # as n/a without starting a process for each, as their setup would have said.
+    patterns = asv_patterns(json.loads(sidecar.read_text())["cells"])
+    command = [tools, "-m", "asv", "run", "--config", str(config), "--environment", f"picklematrix:{python}",
+               "--set-commit-hash", target.commit, "--machine", target.machine, "--launch-method", "forkserver",
+               "--show-stderr"]
+    command += [arg for p in patterns for arg in ("-b", p)]
+    env = {**asv_env, "PICKLEMATRIX_SIDECAR": str(sidecar), "PICKLEMATRIX_SCHEDULER": scheduler,
+           **(cluster.asv_environ() if cluster else {})}
+    if log_file is not None:
+        return logs.run_logged(command, env, log_file, on_line=on_line)
+    log(" ".join(command[:command.index("-b")]) + f" -b ... ({len(patterns)} cell selections)")
+    return subprocess.run(command, env=env).returncode
+
+
+def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Path, *, replica: int = 1,
+               force: bool = False, log=print, warn=print, cluster: skew.ClusterSource | None = None) -> str:
+    """Build ``env`` in the venv of ``python``, check its versions, run the corpus, record it with asv.
+
+    ``session_tmp`` keeps what outlives one recording (asv's HOME, its private results dir). ``cluster``:
+    compute on another env's cluster, or one at an address (picklematrix.envs.skew), instead of one of ``env``'s;
+    its identity joins the record's (env id ``<env id>~<cluster env id>``), which is returned.
+    Raises :class:`RecordingError`; an env that cannot be built is also recorded as an ``.env-error``.
+    The console gets a line per phase; the output of each step goes to the env's log files (picklematrix.record.logs).
+    """
+    with logs.EnvConsole(skew.record_env_id(env.env_id, cluster.identity if cluster else None), log) as console:
+        return _record_env(env, python, checkout, results, session_tmp, replica=replica, force=force, log=log,
+                           warn=warn, cluster=cluster, console=console)
+
+
+def _record_env(env, python, checkout, results, session_tmp, *, replica, force, log, warn, cluster, console):
+    started = time.perf_counter()
+    env_id = skew.record_env_id(env.env_id, cluster.identity if cluster else None)
+    commit, machine = recording_target(checkout)
+    if replica > 1:  # PICKLEMATRIX_REPLICATE: an A/A copy, see replicate_count()
+        machine = f"{machine}-rep{replica}"
+    target = Target(results, commit, machine)
+    check_results_writable(target)
+    env_log = [logs.started_line(), f"env {env_id}: {' '.join(env.requirements())} into {python}\n"]
+    console.phase("build")
+    try:
+        found = venvs.prepare(env, python, checkout, warn=lambda m: (warn(m), env_log.append(m + "\n")))
+    except venvs.EnvError as e:
+        where = record_env_error(target, env, e.stage, str(e), env_id=env_id)
+        console.logs = logs.log_dir(results, machine, commit, env_id)
+        with contextlib.suppress(OSError):
+            console.logs.mkdir(parents=True, exist_ok=True)
+            (console.logs / "env.log").write_text("".join(env_log) + f"{e.stage} failed:\n{e}\n")
+        # the whole message: a resolver's explanation ("because ...") follows its first line
+        raise RecordingError(f"{str(e).strip()[-20000:]}\n(recorded in {where})") from None
+    if cluster is not None and cluster.identity is None:  # a cluster at an address: ask it what it runs
+        from picklematrix.record.skew_envs import probe
+
+        cluster = probe(cluster, python, log)
+        env_id = skew.record_env_id(env.env_id, cluster.identity)
+    console.env_id = env_id
+    env_log.append(f"verify ok: python {found['python']} "
+                   + " ".join(f"{k}={v}" for k, v in found["versions"].items()) + "\n")
+    console.phase(env_log[-1].strip())
+    env_seconds = time.perf_counter() - started  # uv install (a no-op when warm) and the version check
+
+    name = skew.record_name(asv_env_name(found["python"], found["versions"]), cluster.identity if cluster else None)
+    result_file, final_sidecar = target.path(name, ".json"), target.path(name, sidecars.SUFFIX)
+    marker = sidecars.partial_path(final_sidecar)
+    error_file = target.path(env_id, ".env-error")
+    with writing_results(error_file, results):
+        error_file.unlink(missing_ok=True)
+    done = recorded(result_file, final_sidecar)
+    if done is not None and not force:
+        log(f"{env_id}: already recorded for {commit[:8]} ({result_file.name}); --force re-records")
+        if done.head.get("broken_cases"):
+            warn(f"{env_id}: its record skipped broken case file(s): {broken_cases_text(done.head['broken_cases'])}")
+        return env_id
+    if marker.exists():
+        log(f"{env_id}: {marker} is left from an interrupted recording: recording again, from the start "
+            "(a complete record already there stays until the new one is complete)")
+    elif result_file.exists() or final_sidecar.exists():
+        log(f"{env_id}: " + ("re-recording (--force)" if done is not None else
+                             fingerprint.stale_reason(result_file, final_sidecar))
+            + "; the old record stays until the new one is complete")
+    console.logs = logs.log_dir(results, machine, commit, env_id)
+    with writing_results(console.logs, results):
+        console.logs.mkdir(parents=True, exist_ok=True)
+        (console.logs / "env.log").write_text("".join(env_log))
+    # The marker: what the report names if this recording never completes. The harness writes its sidecar
+    # into this session's directory; the record joins results/ only when complete (merge_asv_results).
+    with writing_results(marker, results):
+        sidecars.SidecarWriter(final_sidecar, {"env_id": env_id, "commit": commit, "machine": machine,
+                                               "recording_started": time.time()}).start()
+    stage = session_tmp / "asv-results"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    sidecar = session_tmp / "record" / final_sidecar.name
+    shutil.rmtree(sidecar.parent, ignore_errors=True)
+    sidecar.parent.mkdir(parents=True)
+    config = asvconf.write_config(session_tmp / asvconf.CONFIG_NAME, checkout=checkout, results_dir=stage,
+                                  html_dir=asvconf.default_html_dir(checkout, results),
+                                  env_dir=session_tmp / "asv-env")
+    with short_tmpdir() as tmpdir:
+        run_env = process_env(python, tmpdir)
+        # The harness run starts and owns its cluster: it may replace workers or the whole cluster after
+        # a hung or killed cell. asv's benchmark processes (which only time cells that passed) share one
+        # cluster of this env, started now, while the harness runs, so that it is up when asv needs it.
+        with _asv_cluster(python, session_tmp / "cluster.json", run_env, cluster) as shared:
+            if isinstance(shared, SharedCluster):
+                console.keep(shared.log, "asv-cluster")
+            harness_started = time.perf_counter()
+            try:
+                command = harness_command(python, env_id, sidecar, commit, machine)
+                command += cluster.harness_args() if cluster else []
+                console.phase("cluster")
+                broken = run_harness(command, run_env, env_id, console, console.logs / "harness.log", sidecar)
+            except RecordingError:
+                _keep_progress(sidecar, marker)
+                raise
+            harness_seconds = time.perf_counter() - harness_started
+            asv_started = time.perf_counter()
+            tools = venvs.tools_python(checkout)
+            asv_env = {**os.environ, "TMPDIR": tmpdir, **asv_home(session_tmp)}
+            console.phase("asv")
+            code = run_asv(tools, python, config, target, sidecar, shared.address, asv_env, log, cluster,
+                           log_file=console.logs / "asv.log", on_line=console.asv_line)
+    if not (stage / machine / result_file.name).exists():
+        raise RecordingError(logs.failure(f"{env_id}: asv wrote no {result_file.name} (in {stage / machine})",
+                                          console.logs / "asv.log"))
+    console.phase("merge")
+    # asv exits non-zero when a benchmark failed; the others' results are kept all the same
+    merge_asv_results(stage, results, machine, result_file.name, sidecar=sidecar)
+    if code:
+        raise RecordingError(logs.failure(f"{env_id}: asv run exited with status {code} (a benchmark failed); "
+                                          f"what it did record is in {result_file.relative_to(results)}",
+                                          console.logs / "asv.log"))
+    if broken:
+        # recorded (the other cases ran, asv timed them), and still a failure: the corpus has an error to fix
+        raise RecordingError(f"{env_id}: recorded {result_file.relative_to(results)} without "
+                             f"{len(broken)} broken case file(s), skipped: {broken_cases_text(broken)}. Fix them "
+                             "(`picklematrix cases --check`) and re-record with `nox -s matrix -- --force`")
+    log(f"{env_id}: recorded {result_file.relative_to(results)} and {sidecar.name} in "
+        f"{time.perf_counter() - started:.1f} s (env {env_seconds:.1f} s, harness {harness_seconds:.1f} s, "
+        f"asv {time.perf_counter() - asv_started:.1f} s); logs in {console.logs}")
+    return env_id

@@ -1,0 +1,310 @@
+"""Running the corpus in the current environment: each cell run in its context, judged into a CellResult.
+
+Each cell (case x compute method x context) runs elsewhere: in a process of
+its own forked from a preloaded server (script context, picklematrix.run.script)
+or in the run's IPython kernel (picklematrix.run.kernel). The harness process only
+starts the cluster, hands out cells, enforces timeouts, judges what came back
+(an Attempt) and keeps the cluster healthy between cells.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import asdict, dataclass, field
+
+from picklematrix import outcomes as oc
+from picklematrix.cluster.base import SHUT_DOWN, ClusterHung, Health
+from picklematrix.run.attempt import CONNECT_ALLOWANCE, Attempt
+from picklematrix.run.corpus import Case, expected_outcome
+from picklematrix.run.methods import METHODS
+from picklematrix.run.progress import Progress
+from picklematrix.run.script import ScriptCells, has_output
+from picklematrix.versions import environment_versions, flat_versions
+
+
+@dataclass
+class CellResult:
+    """One cell's result, as the JSON records it."""
+
+    case: str
+    family: str
+    method: str
+    context: str
+    outcome: str
+    expected: str
+    surprise: bool
+    root_cause: dict | None = None
+    # where a failure happened: one of outcomes.STAGES (None for a pass, or where it is not known)
+    stage: str | None = None
+    seconds: float | None = None
+    graph_bytes: int | None = None
+    samples: list = field(default_factory=list)
+    detail: str | None = None
+    # the harness's own time for this cell: process/kernel, definition, compute, health check
+    wall_seconds: float | None = None
+
+    @classmethod
+    def of(cls, case: Case, method: str, context: str, expected: str, outcome: str, **evidence) -> "CellResult":
+        """The result of ``case`` by ``method`` in ``context``; a surprise when ``outcome`` is not ``expected``."""
+        return cls(case=case.case_id, family=case.family, method=method, context=context, outcome=outcome,
+                   expected=expected, surprise=outcome != expected, **evidence)
+
+    def add_detail(self, text: str) -> None:
+        self.detail = f"{self.detail}; {text}" if self.detail else text
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    """A whole run: the environment's versions, every cell, the broken case files and the cluster's record."""
+
+    env: dict
+    cells: list
+    broken_cases: list = field(default_factory=list)
+    cluster: dict = field(default_factory=dict)
+    # why the run stopped before its last cell (a cluster it may not restart was lost), else None
+    stopped: str | None = None
+
+    @property
+    def surprises(self) -> list:
+        return [c for c in self.cells if c.surprise]
+
+    def to_json(self) -> dict:
+        return {
+            "env": self.env,
+            "cluster": self.cluster,
+            "broken_cases": self.broken_cases,
+            "cells": [c.to_json() for c in self.cells],
+        }
+
+
+class CellRunner:
+    """Runs cells against one cluster: each in its context, judged, and the cluster made whole after it."""
+
+    def __init__(self, cluster, *, samples: int | dict = 1, log_dir: str | None = None):
+        """``samples``: timing samples per passing cell, one number or ``{context: n}`` (missing: 1).
+        ``log_dir``: where a script cell that died leaves its output (default: a directory of its own)."""
+        self.cluster = cluster
+        self.samples = samples
+        self.script = ScriptCells(log_dir)
+        self.env = environment_versions()
+        self.versions = flat_versions(self.env)
+        self.kernel = None
+        self.kernel_starts = 0
+        self.kernel_startup_seconds: list = []
+
+    def samples_for(self, context: str) -> int:
+        n = self.samples.get(context, 1) if isinstance(self.samples, dict) else self.samples
+        return max(1, int(n))
+
+    def expected(self, case: Case, method: str, context: str) -> str:
+        """The outcome ``case`` expects of ``method`` in ``context`` in this environment."""
+        if case.missing_requirements() or context not in case.contexts:
+            return oc.NOT_APPLICABLE
+        return expected_outcome(
+            case,
+            method=method,
+            context=context,
+            versions=self.versions,
+            method_default=METHODS[method].default_expectation,
+        )
+
+    def run(self, case: Case, method: str, context: str = "script") -> CellResult:
+        """Run one cell and judge it; the cluster is healthy again when this returns."""
+        t0 = time.perf_counter()
+        self.script.reap()  # no cell starts before the previous cell's process has ended
+        cell = self._run(case, method, context)
+        cell.wall_seconds = time.perf_counter() - t0
+        return cell
+
+    def _run(self, case: Case, method: str, context: str) -> CellResult:
+        expected = self.expected(case, method, context)
+        reason = _not_applicable(case, context)
+        if reason is not None:
+            return CellResult.of(case, method, context, expected, oc.NOT_APPLICABLE, detail=reason)
+        started = time.time()
+        attempt = self._attempt(case, method, context)
+        cell = _judge(attempt, case, method, context, expected)
+        if attempt.log_path:
+            self._keep_output(cell, attempt.log_path)
+        if cell.outcome in (oc.WORKER_DIED, oc.TIMEOUT):
+            # a worker its nanny restarted for memory: the limit, not the task, ended it
+            for line in self.cluster.memory_kills(since=started):
+                cell.add_detail(line)
+        warning = self._make_whole(case, method, cell, busy=_leaves_workers_busy(attempt, cell.outcome))
+        if warning:
+            cell.add_detail(warning)
+        return cell
+
+    def _attempt(self, case: Case, method: str, context: str) -> Attempt:
+        samples = self.samples_for(context)
+        if context != "kernel":
+            return self.script.run(case, method, address=self.cluster.address, samples=samples)
+        try:
+            kernel = self._kernel()
+        except Exception as e:
+            return Attempt().fail(oc.describe(e), "could not start an IPython kernel")
+        return kernel.run_cell(case, method, address=self.cluster.address, samples=samples)
+
+    def _kernel(self):
+        if self.kernel is None:
+            from picklematrix.run.kernel import KernelSession
+
+            self.kernel = KernelSession()
+        self.kernel.ensure()
+        return self.kernel
+
+    def _keep_output(self, cell: CellResult, log_path: str) -> None:
+        """A script cell's output is kept only where a harness error may need it, and only if there is some;
+        a kept file is named in the cell's detail."""
+        harness_error = cell.outcome == oc.HARNESS_ERROR
+        if harness_error:
+            self.script.reap()  # its output is complete before it is looked at
+        if self.script.keep_output(log_path, keep=harness_error):
+            cell.add_detail(f"output in {log_path}")
+
+    def _make_whole(self, case: Case, method: str, cell: CellResult, *, busy: bool) -> str | None:
+        """Check the cluster after ``cell``, replacing workers it left ``busy``; the warning, if any."""
+        if busy:
+            # no health check to wait through: the workers are replaced whatever it would say
+            health = Health([SHUT_DOWN], shut_down=True) if self.cluster.shut_down() else Health()
+        else:
+            try:
+                health = self.cluster.health()
+            except ClusterHung as e:  # the scheduler itself did not answer
+                health = Health([str(e)])
+        died = getattr(self.cluster, "scheduler_died", lambda: None)() if health.shut_down else None
+        if died:
+            # Not a shutdown: the scheduler process crashed on what the cell sent it (a cluster started from
+            # another env, whose scheduler unpickles the graph): the cell's finding, like a worker it killed.
+            cell.outcome, cell.stage = oc.WORKER_DIED, oc.STAGE_CLUSTER_UNPICKLE
+            cell.surprise = cell.outcome != cell.expected
+            cell.add_detail(died)
+            return self.cluster.make_healthy(f"{case.case_id} [{method}] (scheduler died)")
+        if health.shut_down:
+            # The cell's own doing (client.shutdown()), whatever its compute call made of it: not a
+            # finding about pickling. The cluster is replaced (an owned one) or reported.
+            cell.outcome = oc.HARNESS_ERROR
+            cell.surprise = cell.outcome != cell.expected
+            if cell.detail and cell.detail.startswith(CLOSED_CLIENT):
+                cell.detail = cell.detail[len(CLOSED_CLIENT):].lstrip("; ") or None  # it did more than that
+            cell.add_detail(f"{SHUT_DOWN} (client.shutdown(): its scheduler and workers ended)")
+            return self.cluster.make_healthy(f"{case.case_id} [{method}]")
+        if busy:
+            return self.cluster.make_healthy(f"{case.case_id} [{method}] ({cell.outcome})")
+        if health.ok:
+            return None
+        return self.cluster.make_healthy(f"{case.case_id} [{method}]: {'; '.join(health.problems)}")
+
+    def close(self):
+        self.script.close()
+        if self.kernel is not None:
+            self.kernel_starts = self.kernel.starts
+            self.kernel_startup_seconds = self.kernel.startup_seconds
+            self.kernel.close()
+            self.kernel = None
+
+
+def _not_applicable(case: Case, context: str) -> str | None:
+    """Why ``case`` does not apply in ``context`` here (None: it does)."""
+    missing = case.missing_requirements()
+    if missing:
+        return f"requires {', '.join(missing)} (not installed)"
+    if context not in case.contexts:
+        return f"case applies to context {', '.join(case.contexts)} only"
+    return None
+
+
+def _judge(attempt: Attempt, case: Case, method: str, context: str, expected: str) -> CellResult:
+    """The cell's result from what its attempt showed: its answer, or how it hung or died."""
+    cell = functools.partial(CellResult.of, case, method, context, expected)
+    if attempt.timed_out:
+        # where the work had got to when the clock ran out: on the cluster once the graph left, else still
+        # being pickled by the client (or, before the compute call, the cell was still being defined)
+        stage = oc.STAGE_TASK if attempt.sent else oc.STAGE_CLIENT_PICKLE if attempt.submitted else None
+        return cell(oc.TIMEOUT, stage=stage,
+                    detail=f"no result within {case.timeout:g}s of compute" if attempt.compute_started
+                    else f"cell not defined within {case.timeout + CONNECT_ALLOWANCE:g}s")
+    answer = attempt.answer
+    if answer is not None:
+        outcome, detail, stage = answer["outcome"], answer.get("detail"), answer.get("stage")
+        if outcome == oc.TASK_ERROR and _closed_client(answer.get("root_cause")):
+            # The client refused to send the graph: no task ran, and nothing was learnt about pickling.
+            outcome, detail, stage = oc.HARNESS_ERROR, CLOSED_CLIENT, None
+        return cell(outcome, root_cause=answer.get("root_cause"), stage=stage,
+                    seconds=answer.get("seconds"),
+                    graph_bytes=answer.get("graph_bytes"), samples=answer.get("samples", []),
+                    detail=detail)
+    # The cell's process (or the kernel) died without an answer. Where had it got to?
+    if context == "kernel":
+        cause = {"type": "KernelDied", "message": f"the kernel died ({attempt.died})"}
+    else:
+        cause = {"type": "ProcessExit", "message": f"cell process exited with status {attempt.died}"}
+    if attempt.compute_started and not (attempt.submitted or attempt.targets_cluster):
+        return cell(oc.RAN_LOCALLY, root_cause=cause, detail="the local computation ended the process")
+    if attempt.log_path is None:
+        detail = "the kernel died"
+    else:  # where its output is, if any, is added later
+        detail = "cell process died" if has_output(attempt.log_path) else "cell process died without output"
+    return cell(oc.HARNESS_ERROR, root_cause=cause, detail=detail)
+
+
+CLOSED_CLIENT = "the cell closed its client (client.close()): no task ran"
+
+
+def _closed_client(root_cause: dict | None) -> bool:
+    """Whether the cell's failure says its client was closed: ``ClosedClientError`` (distributed 2026.x), or
+    the plain ``Exception("Tried sending message after closing. ...")`` of distributed 2024.x."""
+    if not root_cause:
+        return False
+    kind = str(root_cause.get("type", "")).rpartition(".")[2]
+    return kind == "ClosedClientError" or (
+        kind == "Exception" and str(root_cause.get("message", "")).startswith("Tried sending message after closing"))
+
+
+def _leaves_workers_busy(attempt: Attempt, outcome: str) -> bool:
+    """Whether a task of the cell may still hold a worker, or one died: then the workers are replaced."""
+    if attempt.timed_out:
+        # A hung task keeps its worker thread busy for good. A hang that never reached the cluster died
+        # with the cell.
+        return attempt.submitted
+    if attempt.answer is not None:
+        # a compute call whose own wait ran out left its task running, like a hang
+        return outcome == oc.WORKER_DIED or (outcome == oc.TIMEOUT and attempt.submitted)
+    return outcome == oc.HARNESS_ERROR and attempt.submitted
+
+
+def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | dict = 1, progress: bool = True,
+               on_cell=None) -> RunResult:
+    """Run every case x method x context on ``cluster``; ``on_cell(cell)`` is called after each."""
+    runner = CellRunner(cluster, samples=samples)
+    grid = [(case, method, context) for case in cases for method in methods for context in contexts]
+    bar = Progress(len(grid), enabled=progress)
+    cells, stopped = [], None
+    try:
+        for case, method, context in grid:
+            try:
+                cell = runner.run(case, method, context)
+            except Exception as e:  # one cell's harness failure must not lose the others
+                cell = CellResult.of(case, method, context, runner.expected(case, method, context),
+                                     oc.HARNESS_ERROR, root_cause=oc.describe(e),
+                                     detail="harness failure while running this cell")
+            cells.append(cell)
+            bar.update(cell)
+            if on_cell is not None:
+                on_cell(cell)
+            if getattr(cluster, "lost", None):
+                # a cluster the run may not restart (--scheduler) is broken: later cells would only measure that
+                stopped = f"{cluster.lost} (after {len(cells)} of {len(grid)} cells)"
+                break
+    finally:
+        bar.close()
+        runner.close()
+    cluster_info = cluster.describe()
+    if runner.kernel_starts:
+        cluster_info["kernel_starts"] = runner.kernel_starts
+        cluster_info["kernel_startup_seconds"] = runner.kernel_startup_seconds
+    return RunResult(env=runner.env, cells=cells, cluster=cluster_info, stopped=stopped)
