@@ -272,7 +272,7 @@ def review(session):
     except noxargs.ArgsError as e:
         session.log(str(e))
         raise SystemExit(e.status) from None
-    _run_tools_module(session, "picklematrix.report.review", "--results", str(RESULTS), posargs=args)
+    _run_tools_module(session, "picklematrix.report.reviewing", "--results", str(RESULTS), posargs=args)
 
 
 @nox.session(python=False, name="bisect")

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from picklematrix.outcomes import OUTCOMES
-from picklematrix.record import fingerprint
+from picklematrix.run.corpus import case_digest
 
 from .conftest import BROKEN_CASES, FIXTURE_CASES, run_cli
 
@@ -38,7 +38,7 @@ def test_run_writes_json_and_exits_0_without_surprises(tmp_path):
     assert set(data) == {"format", "env", "cluster", "broken_cases", "env_id", "commit", "machine", "case_dirs",
                          "extra", "case_digest", "complete", "cells", "timing"}
     # no extra pins named in this venv; the content digest of the case folder it read
-    assert data["extra"] == {} and data["case_digest"] == fingerprint.case_digest([FIXTURE_CASES])
+    assert data["extra"] == {} and data["case_digest"] == case_digest([FIXTURE_CASES])
     assert data["complete"] is True and data["format"] == 1
     assert set(data["timing"]) == {"cluster_start_seconds", "run_seconds", "cells", "compute_seconds"}
     assert {(c["case"], c["method"]) for c in data["cells"]} == {

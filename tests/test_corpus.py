@@ -10,7 +10,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from picklematrix import pins, requirements_check
-from picklematrix.envs.matrix import MATRIX_FILE, MatrixError, load_matrix, parse_env_id
+from picklematrix.envs.ids import parse_env_id
+from picklematrix.envs.matrix import MATRIX_FILE, MatrixError, load_matrix
 from picklematrix.locations import builtin_path
 from picklematrix.outcomes import OUTCOMES
 from picklematrix.run.corpus import BUILTIN_CASES, Case, CorpusError, case_files, expected_outcome, load_corpus

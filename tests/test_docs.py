@@ -10,7 +10,7 @@ import pytest
 
 from picklematrix import cli
 from picklematrix.report import build as report_build
-from picklematrix.report import review as report_review
+from picklematrix.report import reviewing as report_review
 
 from .conftest import ROOT, run_cli
 

@@ -11,7 +11,7 @@ from packaging.requirements import Requirement
 
 from picklematrix import pins
 from picklematrix.envs import venvs
-from picklematrix.envs.matrix import parse_env_id
+from picklematrix.envs.ids import parse_env_id
 
 from .conftest import ROOT
 

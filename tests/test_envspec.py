@@ -8,7 +8,7 @@ import pytest
 from picklematrix import pins
 from picklematrix.envs import spec as envspec
 from picklematrix.envs import venvs
-from picklematrix.envs.matrix import asv_env_name, parse_env_id
+from picklematrix.envs.ids import asv_env_name, parse_env_id
 from picklematrix.record import bisect, ondemand
 
 from .conftest import ROOT

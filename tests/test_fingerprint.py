@@ -3,7 +3,7 @@ and shows an env recorded only under an older one, marked with it, never droppin
 
 import subprocess
 
-from picklematrix.envs.matrix import asv_env_name
+from picklematrix.envs.ids import asv_env_name
 from picklematrix.record import fingerprint
 from picklematrix.report.results import load_results
 from picklematrix.sidecar import SidecarWriter

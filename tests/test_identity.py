@@ -12,9 +12,11 @@ import pytest
 
 from picklematrix import pins
 from picklematrix.envs import venvs
-from picklematrix.envs.matrix import EXTRA_FILE, Env, asv_env_name, extra_digest, parse_env_id
+from picklematrix.envs.ids import Env, asv_env_name, extra_digest, parse_env_id
 from picklematrix.record import fingerprint, ondemand, resultsdir
+from picklematrix.run.corpus import case_digest
 from picklematrix.sidecar import SidecarWriter
+from picklematrix.versions import EXTRA_FILE
 
 from .conftest import ROOT
 
@@ -34,7 +36,7 @@ def _record(results, *, extra=None, case_dirs=(), env_id=BASE.env_id):
     writer = SidecarWriter(path, {"env": {"python": "3.11.7", "versions": VERSIONS}, "env_id": env_id,
                                   "commit": COMMIT, "machine": "box", "case_dirs": [str(d) for d in case_dirs],
                                   "broken_cases": [], "extra": extra or {},
-                                  "case_digest": fingerprint.case_digest(case_dirs)})
+                                  "case_digest": case_digest(case_dirs)})
     writer.finish()
     return path
 
@@ -76,8 +78,8 @@ def test_the_probe_reports_a_venvs_extra_pins_and_the_digest_the_orchestrator_co
     assert "six 1.16.0 (pinned 1.17.0)" in venvs.pin_mismatches(wrong, venvs.installed_versions(venv))
     # the harness run (picklematrix run in the env) records the same in its sidecar head
     head = subprocess.run([venv, "-c", "import json, sys; sys.path.insert(0, sys.argv[1]); "
-                                       "from picklematrix.sidecar import SidecarWriter; "
-                                       "print(json.dumps(SidecarWriter.identity([])))", str(ROOT / "src")],
+                                       "from picklematrix.cli import run_identity; "
+                                       "print(json.dumps(run_identity([])))", str(ROOT / "src")],
                           capture_output=True, text=True, check=True).stdout
     assert json.loads(head) == {"extra": {"six": "1.16.0"}, "case_digest": None}  # installed, not pinned
     venvs.name_extra_pins(venv, BASE)  # no extra pins: nothing named, no digest
@@ -101,19 +103,19 @@ def test_find_record_matches_extra_pins_by_installed_versions(tmp_path):
 def test_case_digest_is_the_content_of_the_folders(tmp_path):
     cases = tmp_path / "cases"
     shutil.copytree(ROOT / "tests" / "data" / "cases", cases)
-    first = fingerprint.case_digest([cases])
-    assert first and fingerprint.case_digest([]) is None
+    first = case_digest([cases])
+    assert first and case_digest([]) is None
     copy = tmp_path / "elsewhere"
     shutil.copytree(cases, copy)
     (copy / "__pycache__").mkdir(exist_ok=True)
     (copy / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
-    assert fingerprint.case_digest([copy]) == first  # where they are, and caches, do not count
+    assert case_digest([copy]) == first  # where they are, and caches, do not count
     case = next(cases.rglob("*.py"))
     case.write_text(case.read_text() + "\n# edited\n")
-    assert fingerprint.case_digest([cases]) != first
+    assert case_digest([cases]) != first
     (tmp_path / "more").mkdir()
     (tmp_path / "more" / "new.py").write_text("CASE = {}\n")
-    assert fingerprint.case_digest([copy, tmp_path / "more"]) != first
+    assert case_digest([copy, tmp_path / "more"]) != first
 
 
 def test_a_record_of_edited_case_folders_is_not_already_recorded(tmp_path, monkeypatch):

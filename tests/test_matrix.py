@@ -7,7 +7,8 @@ import textwrap
 
 import pytest
 
-from picklematrix.envs.matrix import MATRIX_FILE, MatrixError, asv_env_name, load_matrix, parse_env_id
+from picklematrix.envs.ids import asv_env_name, parse_env_id
+from picklematrix.envs.matrix import MATRIX_FILE, MatrixError, load_matrix
 from picklematrix.versions import ABSENT
 
 from .conftest import ROOT

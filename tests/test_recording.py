@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from picklematrix.envs.matrix import parse_env_id
+from picklematrix.envs.ids import parse_env_id
 from picklematrix.record import fingerprint, recording, resultsdir
 
 ENV = parse_env_id("cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11")

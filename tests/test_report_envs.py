@@ -5,11 +5,12 @@ import json
 
 import pytest
 
-from picklematrix.envs.matrix import asv_env_name, extra_digest
+from picklematrix.envs.ids import asv_env_name, extra_digest
 from picklematrix.report import build
 from picklematrix.report.compare import build_review
 from picklematrix.report.envmatch import select_envs
-from picklematrix.report.results import BadInput, load_results
+from picklematrix.report.problems import BadInput
+from picklematrix.report.results import load_results
 from picklematrix.report.table import build_table
 from picklematrix.sidecar import SidecarWriter
 

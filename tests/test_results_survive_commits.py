@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from picklematrix.record import fingerprint
+from picklematrix.run.corpus import case_digest
 
 from .conftest import ROOT
 
@@ -110,7 +110,7 @@ def test_editing_a_case_in_a_users_own_folder_records_the_env_again(tmp_path):
 
     nox()
     first = record()
-    assert first["case_digest"] == fingerprint.case_digest([cases]) and first["extra"] == {}
+    assert first["case_digest"] == case_digest([cases]) and first["extra"] == {}
     outcomes = {c["outcome"] for c in first["cells"]}
     assert "pass" in outcomes and "wrong-result" not in outcomes
     assert f"{A}: already recorded" in nox()  # the same folder, unchanged: nothing is recorded again
@@ -120,7 +120,7 @@ def test_editing_a_case_in_a_users_own_folder_records_the_env_again(tmp_path):
     log = nox()
     assert "already recorded" not in log and "the case folders changed since it was recorded" in log, log[-3000:]
     again = record()
-    assert again["case_digest"] == fingerprint.case_digest([cases]) != first["case_digest"]
+    assert again["case_digest"] == case_digest([cases]) != first["case_digest"]
     assert again["commit"] == first["commit"]  # the checkout's fingerprint did not move; the folder did
     outcomes = {c["outcome"] for c in again["cells"]}
     assert "wrong-result" in outcomes and "pass" not in outcomes

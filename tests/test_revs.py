@@ -80,7 +80,7 @@ def test_a_pull_request_review_names_every_env_of_both_profiles():
 
 
 def test_the_base_record_is_not_a_stale_result_in_the_env_reviews(tmp_path):
-    from picklematrix.report.results import Problem
+    from picklematrix.report.problems import Problem
     from picklematrix.report.revs import review_revisions
 
     a, b = _rec("e", BASE_FP, {KERNEL_CELL: "pass"}), _rec("e", HEAD_FP, {KERNEL_CELL: "pass"})

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from picklematrix.cluster import tls
 from picklematrix.envs import skew
 from picklematrix.envs.matrix import MatrixError, load_matrix
 
@@ -115,13 +116,13 @@ def test_a_security_file_is_checked_and_only_its_paths_are_used(tmp_path):
         (tmp_path / name).write_text("-----BEGIN SECRET-----\n")
     good = tmp_path / "tls.toml"
     good.write_text('ca_file = "ca.pem"\ncert = "cert.pem"\nkey = "key.pem"\n')
-    settings = skew.tls_environ(str(good))
+    settings = tls.tls_environ(str(good))
     assert settings["DASK_DISTRIBUTED__COMM__TLS__CA_FILE"] == str(tmp_path / "ca.pem")
     assert not any("SECRET" in v for v in settings.values())
     bad = tmp_path / "bad.toml"
     bad.write_text('ca_file = "ca.pem"\ncert = "missing.pem"\nkey = "key.pem"\n')
-    with pytest.raises(skew.SecurityError, match=r"bad.toml: cert = 'missing.pem': no such file"):
-        skew.tls_environ(str(bad))
+    with pytest.raises(tls.SecurityError, match=r"bad.toml: cert = 'missing.pem': no such file"):
+        tls.tls_environ(str(bad))
 
 
 # --------------------------------------------------------------------------- end to end

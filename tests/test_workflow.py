@@ -9,7 +9,7 @@ import pytest
 
 from picklematrix.envs import spec as envspec
 from picklematrix.report import comment as report_comment
-from picklematrix.report import review as report_review
+from picklematrix.report import reviewing as report_review
 from picklematrix.workflow_lint import lint
 
 from .conftest import ROOT

@@ -16,8 +16,9 @@ import time
 from collections import Counter
 
 from picklematrix.requirements_check import MissingExtra, require
-from picklematrix.run.corpus import CONTEXTS, CorpusError, load_corpus, relpath, select
+from picklematrix.run.corpus import CONTEXTS, CorpusError, case_digest, load_corpus, relpath, select
 from picklematrix.sidecar import SidecarError, SidecarWriter
+from picklematrix.versions import installed_extra
 
 EXIT_OK, EXIT_SURPRISES, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 3
 
@@ -147,7 +148,7 @@ def _report_command(name: str, argv: list) -> int:
     if name == "report":
         from picklematrix.report.build import main as command
     else:
-        from picklematrix.report.review import main as command
+        from picklematrix.report.reviewing import main as command
     return command(argv)
 
 
@@ -170,7 +171,7 @@ def _cases(args, cases, problems) -> int:
 
 
 def _run(args, cases, problems) -> int:
-    from picklematrix.cluster.local import open_cluster
+    from picklematrix.cluster.connect import open_cluster
     from picklematrix.run.methods import METHODS
     from picklematrix.run.runner import run_corpus
     from picklematrix.versions import environment_versions
@@ -187,7 +188,7 @@ def _run(args, cases, problems) -> int:
     sidecar = SidecarWriter(args.json, {
         "env": environment_versions(), "env_id": args.env_id, "commit": args.commit, "machine": args.machine,
         "case_dirs": [os.path.abspath(d) for d in (args.cases or [])], "broken_cases": broken,
-        **SidecarWriter.identity(args.cases)})
+        **run_identity(args.cases)})
     try:
         if "kernel" in contexts:
             require("kernel", "the kernel context (--context kernel|all)")
@@ -241,6 +242,14 @@ def _run(args, cases, problems) -> int:
     return EXIT_SURPRISES if result.surprises else EXIT_OK
 
 
+def run_identity(case_dirs) -> dict:
+    """The head fields that identify a run beyond its axes' versions, for the env it runs in: ``extra``, the
+    installed versions of the extra pins its venv names (picklematrix.versions.installed_extra), and
+    ``case_digest``, the content digest of the case folders it reads (None for the built-in corpus;
+    picklematrix.run.corpus.case_digest). "Already recorded" requires both to match."""
+    return {"extra": installed_extra(), "case_digest": case_digest(case_dirs)}
+
+
 def _use_security(args) -> None:
     """TLS for ``--scheduler tls://...`` (``--scheduler-security``): dask's own settings, in this process and
     (through the environment) in every process the run starts: cells, the kernel, the worker server."""
@@ -251,7 +260,7 @@ def _use_security(args) -> None:
         return
     import dask
 
-    from picklematrix.envs.skew import tls_environ
+    from picklematrix.cluster.tls import tls_environ
 
     settings = tls_environ(args.scheduler_security)
     os.environ.update(settings)
@@ -268,7 +277,7 @@ def _versions(args) -> int:
         print(json.dumps(environment_versions()))
         return EXIT_OK
     from picklematrix.cluster.base import version_report
-    from picklematrix.cluster.local import open_cluster
+    from picklematrix.cluster.connect import open_cluster
 
     try:
         _use_security(args)

@@ -79,17 +79,6 @@ class SidecarWriter:
         self.head = dict(head)
         self._cells: list[str] = []
 
-    @staticmethod
-    def identity(case_dirs) -> dict:
-        """The head fields that identify a run beyond its axes' versions, for the env it runs in: ``extra``,
-        the installed versions of the extra pins its venv names (picklematrix.envs.matrix.installed_extra), and
-        ``case_digest``, the content digest of the case folders it reads (None for the built-in corpus;
-        picklematrix.record.fingerprint.case_digest). "Already recorded" requires both to match."""
-        from picklematrix.envs.matrix import installed_extra
-        from picklematrix.record.fingerprint import case_digest
-
-        return {"extra": installed_extra(), "case_digest": case_digest(case_dirs)}
-
     def start(self) -> None:
         """Write the head with no cells yet: an unwritable place fails here, before anything has run."""
         self._write(complete=False)

@@ -1,19 +1,62 @@
-"""Installed versions and version conditions: what a cell's expectation and an env's exclusion are keyed by.
+"""The tracked packages, their installed versions, the env id they read as, and version conditions.
 
-Conditions are written by people (case files' ``expect_when``, matrix.toml's ``[[exclude]]``): one parser,
-:func:`version_condition`, reads both. Runs inside every matrix environment: standard library + ``packaging``.
+:data:`TRACKED` is the one list of what an env is identified by (python first). :func:`env_id_of` is the one
+function from installed versions to an env id (``cp<v>-dask<v>-pyd<v>-py<v>``); :class:`picklematrix.envs.ids.Env`
+names the envs matrix.toml and specs describe by the same scheme. Conditions are written by people (case files'
+``expect_when``, matrix.toml's ``[[exclude]]``): one parser, :func:`version_condition`, reads both.
+
+Runs inside every matrix environment: standard library + ``packaging``.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import platform
+import re
+import sys
+from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 ABSENT = "absent"  # the one spelling of "not installed" in files people write and read (JSON says null)
-VERSION_KEYS = ("python", "cloudpickle", "dask", "distributed", "pydantic")
+# What an env is identified by and a result keyed by, python first: the one list.
+TRACKED = ("python", "cloudpickle", "dask", "distributed", "pydantic")
+# the distributions among them (python apart)
+PACKAGES = TRACKED[1:]
+# matrix.toml's axes: distributed always follows dask there
+AXES = tuple(k for k in TRACKED if k != "distributed")
+# An env id: cp<cloudpickle>-dask<dask>-pyd<pydantic>-py<python minor>, then +<digest> of its extra pins (pins
+# besides these, picklematrix.envs.ids.identity_extra), then ~<cluster env id> for a record made on another env's
+# cluster (picklematrix.envs.skew).
+ENV_ID = re.compile(r"^cp(?P<cloudpickle>[^-]+)-dask(?P<dask>[^-]+)-pyd(?P<pydantic>[^-]+)-py(?P<python>[^-+~]+)$")
+EXTRA_SEPARATOR = "+"
+# The file in an env's venv naming its extra pins (written by picklematrix.envs.venvs), and the key under which
+# their digest joins the versions (picklematrix.envs.ids.VERSIONS_PROBE, asv's requirements).
+EXTRA_FILE = "picklematrix-extra.json"
+EXTRA_KEY = "extra"
+
+
+def short_python(version: str) -> str:
+    """``3.11.7`` (or distributed's ``3.11.7.final.0``) -> ``3.11``."""
+    return ".".join(str(version).split(".")[:2])
+
+
+def format_env_id(python: str, cloudpickle: str, dask: str, pydantic: str, digest: str | None = None) -> str:
+    """The env id of these versions (``python`` as its minor version), with ``+<digest>`` of extra pins if any."""
+    return f"cp{cloudpickle}-dask{dask}-pyd{pydantic}-py{python}" + (f"{EXTRA_SEPARATOR}{digest}" if digest else "")
+
+
+def env_id_of(python: str, versions: dict, digest: str | None = None) -> str:
+    """The env id installed versions read as: ``versions`` maps :data:`PACKAGES` to versions (None or missing:
+    not installed; distributed missing: as dask), ``digest`` names extra pins. distributed follows dask in the
+    id unless they differ (``dask2026.8.0+distributed2026.7.1``)."""
+    v = {k: (versions.get(k) or ABSENT) for k in PACKAGES}
+    if "distributed" not in versions:
+        v["distributed"] = v["dask"]
+    dask = v["dask"] if v["dask"] == v["distributed"] else f"{v['dask']}+distributed{v['distributed']}"
+    return format_env_id(short_python(python), v["cloudpickle"], dask, v["pydantic"], digest)
 
 
 def installed_version(distribution: str) -> str | None:
@@ -26,13 +69,17 @@ def installed_version(distribution: str) -> str | None:
 
 def environment_versions() -> dict:
     """Versions that expectations and results are keyed by. Never imports pydantic."""
-    return {
-        "python": platform.python_version(),
-        "versions": {
-            name: installed_version(name)
-            for name in ("cloudpickle", "dask", "distributed", "pydantic")
-        },
-    }
+    return {"python": platform.python_version(), "versions": {name: installed_version(name) for name in PACKAGES}}
+
+
+def installed_extra(prefix: str | None = None) -> dict:
+    """{name: installed version} of the extra pins this env's venv names (EXTRA_FILE); {} for none.
+    What ``picklematrix run`` records in the sidecar head (``extra``)."""
+    try:
+        names = json.loads((Path(prefix or sys.prefix) / EXTRA_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {name: installed_version(name) for name in names}
 
 
 def flat_versions(env: dict) -> dict:

@@ -22,11 +22,12 @@ from packaging.utils import canonicalize_name
 
 from picklematrix import pins
 from picklematrix.envs import venvs
-from picklematrix.envs.matrix import parse_env_id
+from picklematrix.envs.ids import parse_env_id
 from picklematrix.record import recording, resultsdir
 from picklematrix.report import compare
+from picklematrix.report.problems import BadInput
 from picklematrix.report.render import render_table_md
-from picklematrix.report.results import BadInput, load_results
+from picklematrix.report.results import load_results
 from picklematrix.report.table import build_table
 
 from ..conftest import ROOT

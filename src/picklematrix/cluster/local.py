@@ -1,4 +1,4 @@
-"""The distributed cluster a run computes on: one it starts (OwnedCluster) or one it is given (ExistingCluster).
+"""A cluster the run starts here (OwnedCluster): a ``LocalCluster`` of worker processes, replaced when a cell breaks it.
 
 A cluster we start is a ``LocalCluster`` with worker processes (nannies),
 bound to 127.0.0.1, dashboard off, started once per run; its workers fork
@@ -7,10 +7,7 @@ harness checks it is idle and whole; after a cell that timed out or killed a
 worker, the workers are replaced: a running task cannot be interrupted, and
 a worker thread stuck in a hung task would make every later cell time out.
 
-A cluster we did not start (``--scheduler ADDRESS``) is never replaced: its
-problems are reported instead. Only its workers may be restarted, and only
-when it is one ``python -m picklematrix cluster`` serves on this machine
-(``--restartable``; see :func:`serve`).
+A cluster we did not start is never replaced (picklematrix.cluster.existing).
 """
 
 from __future__ import annotations
@@ -25,52 +22,9 @@ from picklematrix.cluster.base import (
     ClusterHung,
     Health,
     scheduler_state,
-    version_report,
     within,
 )
-
-# How long starting a cluster may take: a scheduler and its workers are up in a few seconds (forked
-# workers) to ten or so (spawned, on a loaded machine); a worker that cannot start would otherwise
-# leave LocalCluster waiting forever, silently.
-START_WITHIN_VAR = "PICKLEMATRIX_CLUSTER_START_WITHIN"
-START_WITHIN = 60.0
-# Worker memory limits. distributed's default, the machine's memory / the workers of one cluster,
-# assumes each cluster is alone; here several run at once (nox runs envs side by side, and each env
-# records with two clusters: the harness's and asv's shared one). The rule:
-#   limit per worker = machine memory (distributed's reading: host, cgroup or RSS rlimit)
-#                      x MEMORY_FRACTION / (workers of this cluster x clusters at once)
-# with clusters at once from PICKLEMATRIX_CLUSTERS (the recording sets it), else the CPU count (nox runs
-# one env per CPU). PICKLEMATRIX_WORKER_MEMORY ("2GiB", bytes) sets the limit itself.
-MEMORY_FRACTION = 0.5
-CLUSTERS_VAR = "PICKLEMATRIX_CLUSTERS"
-WORKER_MEMORY_VAR = "PICKLEMATRIX_WORKER_MEMORY"
-
-
-def worker_memory_limit(n_workers: int) -> int:
-    """Each worker's memory limit in bytes, by the rule above."""
-    from dask.utils import parse_bytes
-    from distributed.system import MEMORY_LIMIT
-
-    given = os.environ.get(WORKER_MEMORY_VAR)
-    if given:
-        try:
-            return parse_bytes(given)
-        except ValueError:
-            raise ValueError(f"{WORKER_MEMORY_VAR}={given!r}: expected a size such as 2GiB") from None
-    clusters_text = os.environ.get(CLUSTERS_VAR) or str(os.cpu_count() or 1)
-    try:
-        clusters = max(1, int(clusters_text))
-    except ValueError:
-        raise ValueError(f"{CLUSTERS_VAR}={clusters_text!r}: expected a whole number") from None
-    return int(MEMORY_LIMIT * MEMORY_FRACTION / (max(1, n_workers) * clusters))
-
-
-def _start_within() -> float:
-    text = os.environ.get(START_WITHIN_VAR)
-    try:
-        return float(text) if text else START_WITHIN
-    except ValueError:
-        raise ValueError(f"{START_WITHIN_VAR}={text!r}: expected seconds") from None
+from picklematrix.cluster.limits import START_WITHIN_VAR, start_within, worker_memory_limit
 
 
 def _kill_worker_processes(local_cluster) -> None:
@@ -101,7 +55,6 @@ def _worker_process(nanny) -> str:
     except OSError:
         pass
     return f", worker pid {pid} exists"
-
 
 
 class OwnedCluster(BaseCluster):
@@ -160,7 +113,7 @@ class OwnedCluster(BaseCluster):
             }
         ):
             # No workers yet: they are added below, and waited for with a deadline.
-            self.local_cluster = within(_start_within(), "starting the scheduler", LocalCluster,
+            self.local_cluster = within(start_within(), "starting the scheduler", LocalCluster,
                 n_workers=0,
                 memory_limit=self.memory_limit,
                 # one thread each: a hung task blocks its whole worker, which the health check then sees
@@ -176,10 +129,10 @@ class OwnedCluster(BaseCluster):
             )
         # Connected before the workers are asked for: a Client of a cluster waits for the cluster's
         # pending changes, a worker that never starts included.
-        self.client = within(_start_within(), "connecting to the new scheduler", Client, self.local_cluster,
+        self.client = within(start_within(), "connecting to the new scheduler", Client, self.local_cluster,
                              set_as_default=False)
         self.local_cluster.scale(self.n_workers)
-        problem = self._wait_for_workers(time.monotonic() + _start_within())
+        problem = self._wait_for_workers(time.monotonic() + start_within())
         if problem:
             report = self._nanny_report()
             self.close(timeout=2)  # nothing of it is worth waiting for
@@ -200,7 +153,7 @@ class OwnedCluster(BaseCluster):
                 return f"the nanny of worker {failed[0]} failed to start its worker process"
             if time.monotonic() > deadline:
                 return (f"{len(self.local_cluster.scheduler.workers)} of {self.n_workers} workers started "
-                        f"within {_start_within():g}s ({START_WITHIN_VAR} sets the deadline)")
+                        f"within {start_within():g}s ({START_WITHIN_VAR} sets the deadline)")
             time.sleep(0.02)
 
     def _scheduler_now(self) -> dict:
@@ -309,84 +262,3 @@ class OwnedCluster(BaseCluster):
         self.local_cluster = self.client = None
 
 
-class ExistingCluster(BaseCluster):
-    """A cluster at an address the run was given: never replaced, its workers never killed.
-
-    ``restartable``: one that ``python -m picklematrix cluster`` serves on this
-    machine, whose stuck workers may be killed and whose workers may be
-    restarted. Any other (one someone else runs, ``--scheduler ADDRESS``) is only
-    checked: when a cell leaves it unhealthy it is ``lost`` (the reason), and the
-    run stops there rather than blame later cells for its state.
-    """
-
-    def __init__(self, address: str, *, restartable: bool = False):
-        super().__init__(n_workers=0)  # counted on connecting
-        self._address = address
-        self.restartable = restartable
-        self.lost: str | None = None
-
-    @property
-    def address(self) -> str:
-        return self._address
-
-    def start(self) -> "ExistingCluster":
-        from distributed import Client
-
-        self.client = Client(self._address, set_as_default=False, timeout=30)
-        workers = within(30, f"the scheduler at {self._address}", self.client.scheduler_info).get("workers", {})
-        self.n_workers = len(workers)
-        # the limit its workers were started with (the smallest, if they differ), for the record
-        limits = [w.get("memory_limit") for w in workers.values() if w.get("memory_limit")]
-        self.memory_limit = min(limits) if limits else None
-        return self
-
-    def make_healthy(self, reason: str) -> str | None:
-        """Restart the workers if we may; else, or when that fails, the cluster is lost. Returns the warning."""
-        if not self.restartable:
-            try:
-                health = self.health(grace=3)
-            except Exception as e:  # ClusterHung, or its scheduler's connection closed (a cell shut it down)
-                health = Health([str(e) if isinstance(e, ClusterHung) else f"{type(e).__name__}: {e}"])
-            if health.ok:
-                return None
-            return self._lose(f"after {reason}: {'; '.join(health.problems)}; it is not this run's to restart "
-                              "(--scheduler)")
-        self.restarts += 1
-        try:
-            health, killed = self._replace_stuck_workers()
-            if health.ok:
-                return "; ".join(killed) or None
-            within(45, f"restarting the workers of {self.address}", self.client.restart,
-                   timeout=30, wait_for_workers=True)
-            health = self.health(grace=10)
-            if health.ok:
-                return None
-            problems = "; ".join(health.problems)
-        except Exception as e:
-            problems = f"restart failed: {type(e).__name__}: {e}"
-        return self._lose(f"still unhealthy after a restart ({reason}): {problems}")
-
-    def _lose(self, why: str) -> str:
-        self.lost = self._warn(f"the cluster at {self.address} could not be recovered {why}: the run stops here")
-        return self.lost
-
-    def describe(self) -> dict:
-        out = {**super().describe(), "lost": self.lost}
-        try:
-            out["versions"] = version_report(self.client)
-        except Exception as e:  # an old, locked-down or lost cluster: say so, don't fail the run
-            out["versions"] = {"error": f"{type(e).__name__}: {e}"}
-        return out
-
-
-def open_cluster(address: str | None = None, *, n_workers: int = 2, restartable: bool = False,
-                 cluster_python: str | None = None) -> BaseCluster:
-    """The cluster a run computes on, ready: the one at ``address``; else one started from ``cluster_python``
-    (another env's interpreter: picklematrix.cluster.spawned); else a new ``LocalCluster``."""
-    if cluster_python is not None:
-        from picklematrix.cluster.spawned import SpawnedCluster
-
-        return SpawnedCluster(cluster_python, n_workers).start()
-    if address is None:
-        return OwnedCluster(n_workers).start()
-    return ExistingCluster(address, restartable=restartable).start()

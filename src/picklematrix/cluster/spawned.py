@@ -21,7 +21,7 @@ from pathlib import Path
 
 from picklematrix import processes
 from picklematrix.cluster.base import SHUT_DOWN, BaseCluster, ClusterHung, Health, version_report, within
-from picklematrix.cluster.local import START_WITHIN_VAR, _start_within, worker_memory_limit
+from picklematrix.cluster.limits import START_WITHIN_VAR, start_within, worker_memory_limit
 
 # What OwnedCluster sets with dask.config for its LocalCluster, for processes of another env: dask reads
 # DASK_* variables at import (see OwnedCluster.start for why each).
@@ -82,7 +82,7 @@ class SpawnedCluster(BaseCluster):
         self.dir = Path(tempfile.mkdtemp(prefix="pm-cluster-"))
         scheduler_file = self.dir / "scheduler.json"
         self.log = self.dir / "cluster.log"
-        deadline = time.monotonic() + _start_within()
+        deadline = time.monotonic() + start_within()
         self.scheduler = self._spawn(self._command(
             "scheduler", "--host", LOOPBACK, "--port", "0", "--no-dashboard", "--dashboard-address",
             f"{LOOPBACK}:0", "--scheduler-file", str(scheduler_file)), self.log)
@@ -90,7 +90,7 @@ class SpawnedCluster(BaseCluster):
             if self.scheduler.poll() is not None or time.monotonic() > deadline:
                 problem = self._problem(f"the scheduler ({' '.join(self._command('scheduler'))}) "
                                         + ("exited" if self.scheduler.poll() is not None else
-                                           f"did not start within {_start_within():g}s ({START_WITHIN_VAR})"))
+                                           f"did not start within {start_within():g}s ({START_WITHIN_VAR})"))
                 self.close(timeout=1)
                 raise ClusterHung(problem)
             time.sleep(0.05)
@@ -107,7 +107,7 @@ class SpawnedCluster(BaseCluster):
                       .get("workers", {})) < self.n_workers:
                 if self.workers.poll() is not None or time.monotonic() > deadline:
                     raise ClusterHung("the workers " + ("exited" if self.workers.poll() is not None else
-                                      f"did not all connect within {_start_within():g}s ({START_WITHIN_VAR})"))
+                                      f"did not all connect within {start_within():g}s ({START_WITHIN_VAR})"))
                 time.sleep(0.05)
         except Exception as e:
             problem = self._problem(f"{type(e).__name__}: {e}")

@@ -1,47 +1,27 @@
-"""Client and cluster on different versions: skew pairs (matrix.toml ``[skew.NAME]``) and clusters the harness
-did not start (``--scheduler ADDRESS``).
+"""Client and cluster on different versions: skew pairs (matrix.toml ``[skew.NAME]``, or ``--env
+"<client>~<cluster>"``) and the identity of a record made on another env's cluster.
 
-A recording normally computes on a cluster of its own env. With a :class:`ClusterSource` it computes elsewhere:
-
-- ``python``: a cluster started from another env's interpreter with dask's own commands (``dask scheduler``,
-  ``dask worker``; picklematrix.cluster.spawned), owned by the run (replaced when a cell breaks it);
-- ``address``: a cluster someone else runs, never restarted (``security``: a TLS security file).
-
-Either way the cluster's versions are read from it and join the client env's in the record's identity: the
-record's env id is ``<client env id>~<cluster env id>`` and its asv name carries ``cluster-*`` requirements.
-Runs in the orchestrating interpreter (standard library and ``packaging``).
+A recording normally computes on a cluster of its own env. When it computes elsewhere (a skew pair's cluster
+env, or a cluster at ``--scheduler ADDRESS``: picklematrix.record.clusters), the cluster's versions are read
+from it and join the client env's in the record's identity: the record's env id is ``<client env id>~<cluster
+env id>`` and its asv name carries ``cluster-*`` requirements. Standard library and ``packaging``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 
-from picklematrix.versions import ABSENT
+from picklematrix.envs.ids import parse_env_id
+from picklematrix.envs.spec import SpecError
+from picklematrix.versions import ABSENT, PACKAGES, env_id_of, short_python
 
-# The packages that make up an env's identity, as recorded (python apart).
-PACKAGES = ("cloudpickle", "dask", "distributed", "pydantic")
 SEPARATOR = "~"
 SKEW_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # Read by picklematrix.record.asv_env when asv labels the env: the cluster's identity (JSON), so that asv's name and
 # filters carry it.
 ASV_CLUSTER_VAR = "PICKLEMATRIX_ASV_CLUSTER"
-
-
-def short_python(version: str) -> str:
-    """``3.11.7`` (or distributed's ``3.11.7.final.0``) -> ``3.11``."""
-    return ".".join(str(version).split(".")[:2])
-
-
-def env_id_of(python: str, versions: dict) -> str:
-    """The env id an installed set of versions reads as (the matrix.toml scheme; distributed follows dask)."""
-    from picklematrix.envs.matrix import Env
-
-    v = {k: (versions.get(k) or ABSENT) for k in PACKAGES}
-    dask = v["dask"] if v["dask"] == v["distributed"] else f"{v['dask']}+distributed{v['distributed']}"
-    return Env(python=short_python(python), cloudpickle=v["cloudpickle"], dask=dask, pydantic=v["pydantic"]).env_id
 
 
 @dataclass(frozen=True)
@@ -86,8 +66,6 @@ def skew_label(env_id: str) -> str:
     client, cluster = split_env_id(env_id)
     if cluster is None:
         return env_id
-    from picklematrix.envs.matrix import parse_env_id
-
     a, b = parse_env_id(client), parse_env_id(cluster)
     if a is None or b is None:  # (an env with extra pins: its id carries their digest)
         return f"client {client} / cluster {cluster}"
@@ -97,28 +75,6 @@ def skew_label(env_id: str) -> str:
         return f"client / cluster {client}"
     side = lambda env: " ".join(f"{short[k]}{getattr(env, k)}" for k in differ)  # noqa: E731
     return f"client {side(a)} / cluster {side(b)}"
-
-
-@dataclass(frozen=True)
-class ClusterSource:
-    """Where a recording's cells compute, when not on a cluster of the client env's own (see the module doc)."""
-
-    identity: ClusterIdentity | None  # None: a cluster at an address, not yet asked (picklematrix.record.skew_envs.probe)
-    python: str | None = None     # the cluster env's interpreter: started from it (owned)
-    address: str | None = None    # an existing cluster (not owned)
-    security: str | None = None   # TLS security file for ``address``
-
-    def harness_args(self) -> list[str]:
-        """``picklematrix run`` arguments that compute there."""
-        if self.python is not None:
-            return ["--cluster-python", self.python]
-        args = ["--scheduler", self.address]
-        return args + (["--scheduler-security", self.security] if self.security else [])
-
-    def asv_environ(self) -> dict:
-        """What ``asv run`` needs: the cluster's identity (for picklematrix.record.asv_env) and TLS, if any."""
-        return {ASV_CLUSTER_VAR: json.dumps(self.identity.as_dict()),
-                **(tls_environ(self.security) if self.security else {})}
 
 
 @dataclass(frozen=True)
@@ -161,51 +117,13 @@ def record_name(asv_name: str, cluster: ClusterIdentity | None) -> str:
 
 # --------------------------------------------------------------------------- TLS for --scheduler tls://
 
-TLS_KEYS = {"ca_file": "DASK_DISTRIBUTED__COMM__TLS__CA_FILE",
-            "cert": "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT",
-            "key": "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"}
-
-
-class SecurityError(ValueError):
-    """A ``--scheduler-security`` file is unusable; the message names it and the key."""
-
-
-def tls_environ(path: str) -> dict:
-    """dask's settings (DASK_* variables) for the TLS client of a ``--scheduler-security`` TOML file:
-    ``ca_file``, ``cert`` and ``key``, paths relative to the file. Only paths are read here: the
-    certificates' contents stay in their files, out of every result and log."""
-    from pathlib import Path
-
-    from picklematrix.envs.matrix import tomllib
-
-    file = Path(path)
-    try:
-        data = tomllib.loads(file.read_text())
-    except OSError as e:
-        raise SecurityError(f"--scheduler-security {path}: cannot read it ({e.strerror or e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SecurityError(f"--scheduler-security {path}: not valid TOML: {e}") from None
-    unknown = sorted(set(data) - set(TLS_KEYS))
-    if unknown:
-        raise SecurityError(f"--scheduler-security {path}: unknown key(s) {', '.join(unknown)} "
-                            f"(known: {', '.join(TLS_KEYS)})")
-    out = {"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
-    for key, var in TLS_KEYS.items():
-        if key not in data:
-            raise SecurityError(f"--scheduler-security {path}: {key} is missing (a path to the PEM file)")
-        where = (file.parent / str(data[key])).resolve()
-        if not where.is_file():
-            raise SecurityError(f"--scheduler-security {path}: {key} = {data[key]!r}: no such file ({where})")
-        out[var] = str(where)
-    return out
-
 
 # --------------------------------------------------------------------------- matrix.toml [skew.NAME]
 
 PAIR_KEYS = ("client", "cluster", "question")
 
 
-def load_pairs(table: dict, parse_env_id, bad) -> dict:
+def load_pairs(table: dict, bad) -> dict:
     """{name: SkewPair} of matrix.toml's ``[skew.NAME]`` tables; each problem goes to ``bad(message)``.
 
     A pair names two env ids (any versions: they need not be on the axes, envs are built on demand) and the
@@ -259,3 +177,21 @@ def skew_pairs(pairs: dict, names, label: str, bad) -> list:
         else:
             out.append(pairs[name])
     return out
+
+
+def pair_on_demand(text: str, resolve) -> SkewPair:
+    """A skew pair named on the command line (``--env "<client>~<cluster>"``, each side an env id or a spec that
+    ``resolve`` turns into an env), as the record id of a pair reads: recorded as a pair of matrix.toml is."""
+    client_text, _, cluster_text = text.partition(SEPARATOR)
+    if not client_text.strip() or not cluster_text.strip():
+        raise SpecError(f"--env {text!r}: a client/cluster pair reads <client env>{SEPARATOR}<cluster env>")
+    client, cluster = resolve(client_text.strip()), resolve(cluster_text.strip())
+    if client == cluster:
+        raise SpecError(f"--env {text!r}: client and cluster are the same env ({client.env_id}): that is no skew")
+    name = "on-demand-" + hashlib.sha256(f"{client.env_id}{SEPARATOR}{cluster.env_id}".encode()).hexdigest()[:8]
+    return SkewPair(name, client, cluster, f"--env {text}")
+
+
+def pair_from_dict(data: dict, env_from_dict) -> SkewPair:
+    """The inverse of ``SkewPair.as_dict()``."""
+    return SkewPair(data["name"], env_from_dict(data["client"]), env_from_dict(data["cluster"]), data["question"])

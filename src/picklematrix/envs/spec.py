@@ -44,9 +44,9 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from picklematrix import pins
-from picklematrix.envs.matrix import AXES, EXTRA_SEPARATOR, Env, parse_env_id
+from picklematrix.envs.ids import Env, parse_env_id
 from picklematrix.locations import checkout_root
-from picklematrix.versions import ABSENT
+from picklematrix.versions import ABSENT, AXES, EXTRA_SEPARATOR
 
 DEFAULT_PYTHON = "3.11"
 SPEC_OPS = ("~=", "==", "!=", "<=", ">=", "<", ">", "===")
@@ -70,14 +70,15 @@ class Request:
     exact: bool = False  # every axis pinned exactly (an env id, a requirements file): no resolver needed
 
 
-def _minor(version: str, source: str) -> str:
+def python_minor(version: str, source: str) -> str:
+    """``3.11`` of a spec's ``python=3.11.7``; ``source`` names where it was written, for the error."""
     parts = version.strip().split(".")
     if len(parts) < 2 or not all(p.isdigit() for p in parts):
         raise SpecError(f"{source}: python={version!r}: give a version such as 3.11")
     return ".".join(parts[:2])
 
 
-def _value(name: str, value: str, source: str) -> str:
+def spec_value(name: str, value: str, source: str) -> str:
     """A spec's VALUE as a specifier: ``2.9.2`` -> ``==2.9.2``, ``latest`` -> '', ``absent`` stays."""
     value = value.strip()
     if value in ("latest", ""):
@@ -93,7 +94,7 @@ def _value(name: str, value: str, source: str) -> str:
     return spec
 
 
-def _words(text: str, source: str) -> dict:
+def spec_words(text: str, source: str) -> dict:
     """``NAME=VALUE`` / ``NAME~=2.10`` words -> {canonical name: value text}."""
     out = {}
     for word in text.split():
@@ -105,7 +106,7 @@ def _words(text: str, source: str) -> dict:
     return out
 
 
-def _is_file(text: str) -> bool:
+def is_file(text: str) -> bool:
     """Whether ``text`` names an existing file (a long spec is no file name, and no error either)."""
     try:
         return Path(text).is_file()
@@ -127,7 +128,7 @@ def parse(text: str, *, python: str | None = None, base: Env | None = None) -> R
     env = parse_env_id(text)
     if env is not None:
         return from_env(env)
-    if _is_file(text):
+    if is_file(text):
         return read_requirements(Path(text), python=python)
     source = f"env spec {text!r}"
     base_id, digest = text.rpartition(EXTRA_SEPARATOR)[::2] if EXTRA_SEPARATOR in text else (text, "")
@@ -135,19 +136,19 @@ def parse(text: str, *, python: str | None = None, base: Env | None = None) -> R
         raise SpecError(f"{source}: an env id with extra pins (+{digest}) names a recorded env but cannot be built "
                         "from its id: name what it was built from (its requirements file, spec or --as-of date); "
                         "a review or report takes the id as it is")
-    request = from_env(base) if base is not None else Request(python and _minor(python, source) or DEFAULT_PYTHON,
+    request = from_env(base) if base is not None else Request(python and python_minor(python, source) or DEFAULT_PYTHON,
                                                                {"pydantic": ABSENT}, source)
     request.source, request.exact = source, False
-    for name, value in _words(text, source).items():
+    for name, value in spec_words(text, source).items():
         if name == "python":
-            request.python = _minor(value, source)
+            request.python = python_minor(value, source)
             continue
-        spec = _value(name, value, source)
+        spec = spec_value(name, value, source)
         request.wanted[name] = spec
         if name in ("dask", "distributed"):  # they move together: one version for both
             request.wanted["distributed" if name == "dask" else "dask"] = spec
     if python and base is None and "python=" not in text:
-        request.python = _minor(python, source)
+        request.python = python_minor(python, source)
     return request
 
 
@@ -186,7 +187,7 @@ def read_requirements(path: Path, *, python: str | None = None) -> Request:
         raise SpecError(f"{path}: pins no {', '.join(missing)}: an env needs dask, distributed and cloudpickle "
                         "(it is a pip freeze of an environment dask runs in?)")
     wanted.setdefault("pydantic", ABSENT)
-    return Request(_minor(python or DEFAULT_PYTHON, source), wanted, source, exact=True)
+    return Request(python_minor(python or DEFAULT_PYTHON, source), wanted, source, exact=True)
 
 
 def _compile(lines: list[str], python: str, as_of: str | None, uv: str, source: str) -> dict:
@@ -267,7 +268,7 @@ def is_spec(text: str) -> bool:
     """Whether a ``--from``/``--to`` value needs resolving here: a spec of several words, a requirements file, or
     ``name=`` with a specifier or ``latest``. A recorded env's id, asv name or ``name=version`` is the review's own."""
     text = text.strip()
-    if _is_file(text):
+    if is_file(text):
         return True
     if ".." in text or parse_env_id(text) is not None:
         return False

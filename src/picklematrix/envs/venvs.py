@@ -19,8 +19,13 @@ from pathlib import Path
 from filelock import FileLock
 
 from picklematrix import pins
-from picklematrix.envs.matrix import EXTRA_FILE, VERSIONS_PROBE, extras_match
-from picklematrix.versions import ABSENT
+from picklematrix.envs.ids import VERSIONS_PROBE, extras_match
+from picklematrix.versions import ABSENT, EXTRA_FILE
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 
 class EnvError(Exception):
@@ -159,7 +164,7 @@ def harness_requirements(checkout: Path) -> list[str]:
     """The checkout's declared dependencies (pyproject.toml) other than the matrix's axes."""
     from packaging.requirements import Requirement
 
-    from picklematrix.envs.matrix import AXES, tomllib
+    from picklematrix.versions import AXES
 
     declared = tomllib.loads((checkout / "pyproject.toml").read_text())["project"]["dependencies"]
     axes = {*AXES, "distributed"}

@@ -19,7 +19,7 @@ import os
 from asv import util
 from asv.environment import EnvironmentUnavailable, ExistingEnvironment
 
-from picklematrix.envs.matrix import VERSIONS_PROBE, asv_env_name, asv_requirements
+from picklematrix.envs.ids import VERSIONS_PROBE, asv_env_name, asv_requirements
 from picklematrix.envs.skew import ASV_CLUSTER_VAR, ClusterIdentity, record_name
 from picklematrix.versions import ABSENT
 

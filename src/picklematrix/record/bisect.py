@@ -31,7 +31,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from picklematrix import sidecar as sidecars
-from picklematrix.envs.matrix import Env
+from picklematrix.envs.ids import Env
 from picklematrix.outcomes import PASS
 from picklematrix.record import fingerprint, ondemand, recording
 

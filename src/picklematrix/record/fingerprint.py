@@ -29,15 +29,14 @@ Standard library only: the noxfile imports it in nox's interpreter, the report i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 from pathlib import Path
 
+from picklematrix.run.corpus import case_digest
+
 CASES_VAR = "PICKLEMATRIX_CASES"
-# Not part of a case folder's content: caches and version-control or editor leftovers.
-NOT_CONTENT = ("__pycache__", ".pytest_cache", ".git", ".ipynb_checkpoints")
 
 # Paths whose changes cannot change a recording (git pathspecs, relative to the checkout's top).
 NOT_FINGERPRINTED = (
@@ -94,29 +93,6 @@ def fingerprint_or_none(checkout: Path | None) -> str | None:
 def case_dirs_asked() -> list[str]:
     """The case folders ``PICKLEMATRIX_CASES`` names (os.pathsep-separated), as the recording passes them on."""
     return [d for d in os.environ.get(CASES_VAR, "").split(os.pathsep) if d]
-
-
-def case_digest(dirs) -> str | None:
-    """A digest of the content of the case folders ``dirs`` (every file, by its path inside its folder, in
-    the order given), or None without folders (the built-in corpus, which the fingerprint commit covers).
-
-    Where the folders are does not count, only what they hold: the same cases copied elsewhere are the same.
-    """
-    dirs = [Path(d) for d in dirs or []]
-    if not dirs:
-        return None
-    digest = hashlib.sha256()
-    for index, top in enumerate(dirs):
-        if not top.is_dir():
-            digest.update(f"{index}:missing\n".encode())
-            continue
-        for path in sorted(p for p in top.rglob("*") if p.is_file()):
-            rel = path.relative_to(top)
-            if any(part in NOT_CONTENT for part in rel.parts) or path.suffix in (".pyc", ".pyo"):
-                continue
-            digest.update(f"{index}:{rel.as_posix()}:".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:16]
 
 
 def case_mismatch(head: dict, dirs=None) -> str | None:

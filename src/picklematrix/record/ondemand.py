@@ -15,7 +15,7 @@ from pathlib import Path
 
 from picklematrix import sidecar as sidecars
 from picklematrix.envs import skew, venvs
-from picklematrix.envs.matrix import Env, extras_match
+from picklematrix.envs.ids import Env, extras_match
 from picklematrix.record import fingerprint, recording, resultsdir
 from picklematrix.versions import ABSENT
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from picklematrix import sidecar as sidecars
 from picklematrix.envs import skew, venvs
-from picklematrix.envs.matrix import asv_env_name
+from picklematrix.envs.ids import asv_env_name
 from picklematrix.record import asvconf, fingerprint, logs
 from picklematrix.record.resultsdir import (
     RecordingError,
@@ -319,7 +319,7 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
         # the whole message: a resolver's explanation ("because ...") follows its first line
         raise RecordingError(f"{str(e).strip()[-20000:]}\n(recorded in {where})") from None
     if cluster is not None and cluster.identity is None:  # a cluster at an address: ask it what it runs
-        from picklematrix.record.skew_envs import probe
+        from picklematrix.record.clusters import probe
 
         cluster = probe(cluster, python, log)
         env_id = skew.record_env_id(env.env_id, cluster.identity)

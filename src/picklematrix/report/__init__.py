@@ -3,5 +3,5 @@
 One job a module: :mod:`.results` loads, :mod:`.table` builds the outcome table, :mod:`.render` renders it,
 :mod:`.asv_site` publishes asv's site, :mod:`.assets` makes it work offline, :mod:`.compare` and
 :mod:`.review` review two envs, :mod:`.checkout` reads the checkout, :mod:`.build` puts the report together.
-Nothing is imported here: ``python -m picklematrix.report.review`` must not load the report first.
+Nothing is imported here: ``python -m picklematrix.report.reviewing`` must not load the report first.
 """

@@ -13,8 +13,8 @@ from urllib.parse import quote
 from picklematrix.record.asvconf import AsvConfigError, write_config
 from picklematrix.report.asv_results import param_value
 from picklematrix.report.results import ResultSet
-from picklematrix.run.corpus import ABSENT
 from picklematrix.run.selection import COMPUTE, GRAPH_SIZE, OUTCOME
+from picklematrix.versions import ABSENT
 
 NAV_LINK = '<li id="nav-li-matrix"><a href="matrix.html">Outcome matrix</a></li>'
 

@@ -34,8 +34,9 @@ from picklematrix.report.asv_site import add_graph_fixes, add_nav_link, asv_publ
 from picklematrix.report.checkout import CheckoutError, default_results_dir, matrix_order, resolve_checkout
 from picklematrix.report.compare import build_review
 from picklematrix.report.envmatch import select_envs
+from picklematrix.report.problems import BadInput, Problem
 from picklematrix.report.render import render_table_html, render_table_md
-from picklematrix.report.results import BadInput, Problem, ResultSet, load_results
+from picklematrix.report.results import ResultSet, load_results
 from picklematrix.report.review import render_review_html
 from picklematrix.report.table import build_table
 

@@ -7,15 +7,16 @@ import re
 
 from picklematrix.envs import skew
 from picklematrix.envs import spec as envspec
-from picklematrix.envs.matrix import parse_env_id
+from picklematrix.envs.ids import parse_env_id
 from picklematrix.outcomes import HARNESS_ERROR, PASS
 from picklematrix.report.asv_results import isna
 from picklematrix.report.envmatch import matcher
 from picklematrix.report.naming import error_explanation, name_cells
-from picklematrix.report.results import BadInput, Recording, ResultSet
+from picklematrix.report.problems import BadInput
+from picklematrix.report.results import Recording, ResultSet
 from picklematrix.report.table import BAD, cell_sort_key, cell_view
-from picklematrix.run.corpus import ABSENT
 from picklematrix.run.selection import COMPUTE
+from picklematrix.versions import ABSENT
 
 EXIT_OK, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_FACTOR = 1.1  # asv compare's default
@@ -73,9 +74,9 @@ def resolve_env(rs: ResultSet, spec: str, role: str) -> Recording:
     """The one recording ``spec`` names at the result set's commit; BadInput naming what exists otherwise."""
     spec = spec.strip()
     everything = rs.current()
-    if envspec._is_file(spec) or ("=" in spec and "/" not in spec.split("=", 1)[0]):
+    if envspec.is_file(spec) or ("=" in spec and "/" not in spec.split("=", 1)[0]):
         # versions (``pydantic=2.9.2 python=3.11``, commas too) or a requirements file: picked by what is installed
-        test = matcher(spec if envspec._is_file(spec) else spec.replace(",", " "))
+        test = matcher(spec if envspec.is_file(spec) else spec.replace(",", " "))
         found = [r for r in _candidates(rs) if test(r)]
     else:
         found = [r for r in everything if spec in (r.key, r.env_name, r.env_id)

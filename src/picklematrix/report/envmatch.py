@@ -16,9 +16,10 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 
 from picklematrix.envs import spec as envspec
-from picklematrix.envs.matrix import AXES, extras_match, identity_extra
-from picklematrix.report.results import BadInput, ResultSet
-from picklematrix.versions import ABSENT
+from picklematrix.envs.ids import extras_match, identity_extra
+from picklematrix.report.problems import BadInput
+from picklematrix.report.results import ResultSet
+from picklematrix.versions import ABSENT, AXES
 
 
 def _word_matches(rec, name: str, spec: str) -> bool:
@@ -35,11 +36,11 @@ def _spec_words(text: str) -> dict:
     source = f"--env {text!r}"
     out = {}
     try:
-        for name, value in envspec._words(text, source).items():
+        for name, value in envspec.spec_words(text, source).items():
             if name == "python":
-                out[name] = envspec._minor(value, source)
+                out[name] = envspec.python_minor(value, source)
                 continue
-            spec = envspec._value(name, value, source)
+            spec = envspec.spec_value(name, value, source)
             if spec == "":
                 raise BadInput(f"{source}: {name}={value or 'latest'} cannot pick a recorded env (what is "
                                "latest today need not be what was recorded); give a version or a specifier")
@@ -54,7 +55,7 @@ def _spec_words(text: str) -> dict:
 def matcher(text: str):
     """A predicate on recordings for one env spec (see the module doc)."""
     text = text.strip()
-    if envspec._is_file(text):
+    if envspec.is_file(text):
         try:
             request = envspec.read_requirements(Path(text))
         except envspec.SpecError as e:

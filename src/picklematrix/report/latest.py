@@ -21,7 +21,9 @@ import sys
 from pathlib import Path
 
 from picklematrix.report.compare import EXIT_OK, build_review
-from picklematrix.report.results import BadInput, load_results
+from picklematrix.report.problems import BadInput
+from picklematrix.report.results import load_results
+from picklematrix.report.review import render_review_md, write_review
 
 STATE = "newest.reviewed"  # the newest record the last --newest reviewed: reused, it means no new release
 
@@ -40,7 +42,6 @@ def newest_pair(rs) -> tuple:
 
 def run(args, results: Path) -> int:
     """``review --newest`` (the command line is review.py's): print the review, write it beside the results."""
-    from picklematrix.report.review import render_review_md, write_review
 
     rs = load_results(results)
     previous, newest = newest_pair(rs)

@@ -3,7 +3,7 @@ envs whose axes are the same (their extra pins)."""
 
 from __future__ import annotations
 
-from picklematrix.envs.matrix import identity_extra
+from picklematrix.envs.ids import identity_extra
 from picklematrix.versions import ABSENT
 
 # how many differing extra pins an env's label spells out before "+N other extra pins"

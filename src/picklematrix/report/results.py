@@ -9,14 +9,13 @@ from pathlib import Path
 
 from picklematrix import sidecar
 from picklematrix.envs import skew
-from picklematrix.envs.matrix import EXTRA_KEY, EXTRA_SEPARATOR, Env
 from picklematrix.outcomes import OUTCOMES
 from picklematrix.report import asv_results
 from picklematrix.report.checkout import fingerprint_head
 from picklematrix.report.naming import distinguish, extra_label, name_cells
 from picklematrix.report.problems import BadInput, Problem, check_machine_json, name_partial
 from picklematrix.run.selection import COMPUTE
-from picklematrix.versions import ABSENT
+from picklematrix.versions import ABSENT, EXTRA_KEY, env_id_of
 
 REPLICA = re.compile(r"^(?P<base>.+)-rep(?P<n>\d+)$")
 VERSION_NAMES = ("cloudpickle", "dask", "distributed", "pydantic")
@@ -110,12 +109,11 @@ class ResultSet:
 
 
 def derive_env_id(python: str | None, versions: dict, digest: str | None = None) -> str | None:
-    """The env id for installed versions (python by minor version) and an extra pins' digest (asv's ``extra``),
-    as ``nox -s matrix`` names it."""
+    """The env id for installed versions and an extra pins' digest (asv's ``extra``), as ``nox -s matrix`` names
+    it (picklematrix.versions.env_id_of); None without python, cloudpickle or dask (no env of the matrix)."""
     if not python or not versions.get("cloudpickle") or not versions.get("dask"):
         return None
-    return Env(python=".".join(python.split(".")[:2]), cloudpickle=versions["cloudpickle"], dask=versions["dask"],
-               pydantic=versions.get("pydantic") or ABSENT).env_id + (f"{EXTRA_SEPARATOR}{digest}" if digest else "")
+    return env_id_of(python, versions, digest)
 
 
 def _load_json(path: Path):

@@ -1,6 +1,6 @@
 """A pull request's review: every env of the profile at the base's code against the same env at the head's.
 
-    python -m picklematrix.report.review --base-rev BASE [--head-rev HEAD] [--json PATH]    (nox -s review -- ...)
+    python -m picklematrix.report.reviewing --base-rev BASE [--head-rev HEAD] [--json PATH]    (nox -s review -- ...)
 
 Results are keyed by fingerprint commit (picklematrix.record.fingerprint), so one results directory holds the base's
 and the head's records side by side. BASE and HEAD are git revisions of the checkout; each is read as its
@@ -28,7 +28,9 @@ from pathlib import Path
 from picklematrix.envs.matrix import MatrixError, load_matrix
 from picklematrix.record.fingerprint import pathspec
 from picklematrix.report.compare import EXIT_CHANGED, EXIT_OK, build_review
-from picklematrix.report.results import BadInput, ResultSet, load_results
+from picklematrix.report.problems import BadInput
+from picklematrix.report.results import ResultSet, load_results
+from picklematrix.report.review import write_review
 
 KIND = "picklematrix-pr-review"
 FLIP_KINDS = ("broken", "fixed", "failure-changed", "other")
@@ -83,7 +85,6 @@ def _env_entry(env_id: str, in_base: bool, in_head: bool) -> dict:
 
 
 def _review_env(entry: dict, rs: ResultSet, a, b, factor: float, out_dir: Path | None) -> None:
-    from picklematrix.report.review import write_review  # (review.py imports this module)
 
     review = build_review(rs, a, b, factor)
     entry.update(status="compared", exit_status=review["exit_status"], verdict=review["verdict"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +20,11 @@ from packaging.specifiers import InvalidSpecifier
 
 from picklematrix.locations import builtin_or_expected, builtin_path
 from picklematrix.outcomes import OUTCOMES
-from picklematrix.versions import ABSENT, VERSION_KEYS, installed_version, version_condition, version_matches
+from picklematrix.versions import ABSENT, TRACKED, installed_version, version_condition, version_matches
 
 DEFAULT_TIMEOUT = 30.0
 CONTEXTS = ("script", "kernel")
-CONDITION_KEYS = ("method", "context", "python", "cloudpickle", "dask", "distributed", "pydantic")
+CONDITION_KEYS = ("method", "context", *TRACKED)
 CASE_KEYS = {
     "family": str,
     "summary": str,
@@ -263,7 +264,7 @@ def _rule_problems(rule, method_names) -> list[str]:
             out.append(f"unknown method {value!r} (known: {', '.join(method_names)})")
         elif key == "context" and value not in CONTEXTS:
             out.append(f"unknown context {value!r} (known: {', '.join(CONTEXTS)})")
-        elif key in VERSION_KEYS and value != ABSENT:
+        elif key in TRACKED and value != ABSENT:
             try:
                 version_condition(value)
             except InvalidSpecifier as e:
@@ -306,3 +307,30 @@ def relpath(path: str) -> str:
         return os.path.relpath(path)
     except ValueError:
         return path
+
+
+# Not part of a case folder's content: caches and version-control or editor leftovers.
+NOT_CONTENT = ("__pycache__", ".pytest_cache", ".git", ".ipynb_checkpoints")
+
+
+def case_digest(dirs) -> str | None:
+    """A digest of the content of the case folders ``dirs`` (every file, by its path inside its folder, in
+    the order given), or None without folders (the built-in corpus, which the fingerprint commit covers).
+
+    Where the folders are does not count, only what they hold: the same cases copied elsewhere are the same.
+    """
+    dirs = [Path(d) for d in dirs or []]
+    if not dirs:
+        return None
+    digest = hashlib.sha256()
+    for index, top in enumerate(dirs):
+        if not top.is_dir():
+            digest.update(f"{index}:missing\n".encode())
+            continue
+        for path in sorted(p for p in top.rglob("*") if p.is_file()):
+            rel = path.relative_to(top)
+            if any(part in NOT_CONTENT for part in rel.parts) or path.suffix in (".pyc", ".pyo"):
+                continue
+            digest.update(f"{index}:{rel.as_posix()}:".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]

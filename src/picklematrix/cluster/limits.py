@@ -1,0 +1,51 @@
+"""What a cluster the harness starts may take: time to start, and memory per worker."""
+
+from __future__ import annotations
+
+import os
+
+# How long starting a cluster may take: a scheduler and its workers are up in a few seconds (forked
+# workers) to ten or so (spawned, on a loaded machine); a worker that cannot start would otherwise
+# leave LocalCluster waiting forever, silently.
+START_WITHIN_VAR = "PICKLEMATRIX_CLUSTER_START_WITHIN"
+START_WITHIN = 60.0
+
+
+# Worker memory limits. distributed's default, the machine's memory / the workers of one cluster,
+# assumes each cluster is alone; here several run at once (nox runs envs side by side, and each env
+# records with two clusters: the harness's and asv's shared one). The rule:
+#   limit per worker = machine memory (distributed's reading: host, cgroup or RSS rlimit)
+#                      x MEMORY_FRACTION / (workers of this cluster x clusters at once)
+# with clusters at once from PICKLEMATRIX_CLUSTERS (the recording sets it), else the CPU count (nox runs
+# one env per CPU). PICKLEMATRIX_WORKER_MEMORY ("2GiB", bytes) sets the limit itself.
+MEMORY_FRACTION = 0.5
+CLUSTERS_VAR = "PICKLEMATRIX_CLUSTERS"
+WORKER_MEMORY_VAR = "PICKLEMATRIX_WORKER_MEMORY"
+
+
+def worker_memory_limit(n_workers: int) -> int:
+    """Each worker's memory limit in bytes, by the rule above."""
+    from dask.utils import parse_bytes
+    from distributed.system import MEMORY_LIMIT
+
+    given = os.environ.get(WORKER_MEMORY_VAR)
+    if given:
+        try:
+            return parse_bytes(given)
+        except ValueError:
+            raise ValueError(f"{WORKER_MEMORY_VAR}={given!r}: expected a size such as 2GiB") from None
+    clusters_text = os.environ.get(CLUSTERS_VAR) or str(os.cpu_count() or 1)
+    try:
+        clusters = max(1, int(clusters_text))
+    except ValueError:
+        raise ValueError(f"{CLUSTERS_VAR}={clusters_text!r}: expected a whole number") from None
+    return int(MEMORY_LIMIT * MEMORY_FRACTION / (max(1, n_workers) * clusters))
+
+
+def start_within() -> float:
+    """How long starting a cluster may take, in seconds (START_WITHIN_VAR, else START_WITHIN)."""
+    text = os.environ.get(START_WITHIN_VAR)
+    try:
+        return float(text) if text else START_WITHIN
+    except ValueError:
+        raise ValueError(f"{START_WITHIN_VAR}={text!r}: expected seconds") from None

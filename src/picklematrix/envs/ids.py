@@ -1,0 +1,166 @@
+"""Envs and their ids: an Env names the versions it pins, and its extra pins are part of its identity.
+
+The id scheme itself (``cp<v>-dask<v>-pyd<v>-py<v>``) and the function from installed versions to an id are
+picklematrix.versions'. Also here: the probe that reads an env's installed versions, and asv's name for an env.
+Standard library plus ``packaging``: runs in nox's interpreter and inside envs (``extra_digest``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from picklematrix.versions import (
+    ABSENT,
+    AXES,
+    ENV_ID,
+    EXTRA_FILE,
+    EXTRA_KEY,
+    PACKAGES,
+    format_env_id,
+)
+
+
+@dataclass(frozen=True)
+class Env:
+    python: str
+    cloudpickle: str
+    dask: str
+    pydantic: str
+    # Pins besides the axes, as sorted ("name", "version") pairs: an env on demand from a user's requirements
+    # file, a spec naming other packages, or an as-of date's whole dependency set (picklematrix.envs.spec) installs
+    # them. Part of the env's identity (:meth:`identity_extra`): its env id and record name carry their digest.
+    extra: tuple = ()
+
+    @property
+    def env_id(self) -> str:
+        """``cp<v>-dask<v>-pyd<v>-py<v>``, and ``+<digest>`` of its extra pins when it has any."""
+        return format_env_id(self.python, self.cloudpickle, self.dask, self.pydantic,
+                             extra_digest(self.identity_extra()))
+
+    def identity_extra(self) -> dict:
+        """The extra pins that make this env another env: :func:`identity_extra` of ``extra``."""
+        return identity_extra(self.extra)
+
+    def pins(self) -> dict:
+        """Distribution -> exact version (pydantic left out when absent)."""
+        out = {"cloudpickle": self.cloudpickle, "dask": self.dask, "distributed": self.dask}
+        if self.pydantic != ABSENT:
+            out["pydantic"] = self.pydantic
+        return out
+
+    def requirements(self) -> list[str]:
+        return [f"{name}=={version}" for name, version in [*self.pins().items(), *self.extra]]
+
+    def as_dict(self) -> dict:
+        out = {"env_id": self.env_id, "python": self.python, "cloudpickle": self.cloudpickle,
+               "dask": self.dask, "distributed": self.dask, "pydantic": self.pydantic}
+        if self.extra:
+            out["extra"] = dict(self.extra)
+        return out
+
+
+# --------------------------------------------------------------------------- identity beyond the axes
+# An env's extra pins are part of its identity: two requirements files with the same axes but another tornado
+# are two envs, two records. The identity is a digest of the extra pins (names canonical, versions normalized),
+# leaving out pins equal to what every env gets anyway (picklematrix.pins.ENV): the same versions reached two
+# ways are one env. The env's venv names them in EXTRA_FILE; VERSIONS_PROBE reports their installed versions
+# and the digest of those (key EXTRA_KEY), which asv_requirements makes part of asv's env name and filters.
+@functools.lru_cache(maxsize=None)
+def harness_pins() -> dict:
+    """{canonical name: version} of what every env installs besides its axes (picklematrix.pins.ENV)."""
+    from packaging.requirements import Requirement
+
+    from picklematrix import pins
+
+    out = {}
+    for text in pins.ENV:
+        req = Requirement(text)
+        out[canonicalize_name(req.name)] = next(iter(req.specifier)).version
+    return dict(out)
+
+
+def identity_extra(extra) -> dict:
+    """{canonical name: version} of ``extra`` (pairs or a dict), without the axes and pins every env has."""
+    harness, axes = harness_pins(), {*AXES, "distributed"}
+    out = {}
+    for name, version in (extra.items() if isinstance(extra, dict) else extra):
+        name = canonicalize_name(name)
+        if name in axes or (version is not None and harness.get(name) == version):
+            continue
+        out[name] = version
+    return dict(sorted(out.items()))
+
+
+def extra_digest(extra: dict):
+    """8 hex digits naming a set of extra pins, or None for none. Also run inside envs (VERSIONS_PROBE)."""
+    import hashlib
+    import json
+
+    from packaging.utils import canonicalize_name, canonicalize_version
+
+    pairs = sorted([canonicalize_name(n), canonicalize_version(v) if v else "absent"] for n, v in extra.items())
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:8] if pairs else None
+
+
+def extras_match(recorded: dict, wanted: dict) -> bool:
+    """Whether a record's extra pins (installed versions, from its sidecar) are ``wanted`` (an env's
+    :meth:`Env.identity_extra`): same names, equal versions."""
+    recorded = identity_extra(recorded or {})
+    if set(recorded) != set(wanted):
+        return False
+    try:
+        return all(Version(recorded[n]) == Version(wanted[n]) for n in wanted)
+    except (InvalidVersion, TypeError):
+        return recorded == wanted
+
+
+# Run with an environment's interpreter: its installed versions as JSON, without importing them; with the
+# extra pins its venv names (EXTRA_FILE), their versions and digest (the same extra_digest as here).
+VERSIONS_PROBE = (
+    "import importlib.metadata as m, json, os, platform, sys\n"
+    "def v(n):\n"
+    "    try:\n"
+    "        return m.version(n)\n"
+    "    except m.PackageNotFoundError:\n"
+    "        return None\n"
+    + inspect.getsource(extra_digest) +
+    "out = {'python': platform.python_version(), 'versions': "
+    f"{{n: v(n) for n in {PACKAGES!r}}}}}\n"
+    f"path = os.path.join(sys.prefix, {EXTRA_FILE!r})\n"
+    "if os.path.exists(path):\n"
+    "    out['extra'] = {n: v(n) for n in json.load(open(path))}\n"
+    f"    out['versions'][{EXTRA_KEY!r}] = extra_digest(out['extra'])\n"
+    "print(json.dumps(out))"
+)
+
+
+def asv_env_name(python_version: str, versions: dict) -> str:
+    """The name asv gives an environment labelled by installed versions (see asv_env.py).
+
+    Mirrors ``asv.environment.get_env_name("picklematrix", python, requirements, {})``;
+    tests check the two agree on real result files.
+    """
+    parts = ["picklematrix", f"py{python_version}"]
+    for name, version in sorted(asv_requirements(versions).items()):
+        parts.append(f"{name}{version}")
+    return "-".join(parts)
+
+
+def asv_requirements(versions: dict) -> dict:
+    """Installed versions as asv "requirements": shown as filters in the asv report. With extra pins (the
+    probe's ``extra`` digest), ``extra: <digest>`` too: two envs that differ there are two asv envs."""
+    out = {name: (versions.get(name) or ABSENT) for name in PACKAGES}
+    if versions.get(EXTRA_KEY):
+        out[EXTRA_KEY] = versions[EXTRA_KEY]
+    return out
+
+
+def parse_env_id(env_id: str) -> Env | None:
+    """The Env an id names; None for anything else (an id with ``+<digest>`` names extra pins it cannot give)."""
+    m = ENV_ID.match(env_id)
+    return Env(**m.groupdict()) if m else None
