@@ -178,7 +178,7 @@ def published(tmp_path_factory) -> Published:
         return _MEMO["published"]
     rec = recorded(tmp_path_factory)
     results = rec.copy(tmp_path_factory.mktemp("published") / "results")
-    review = subprocess.run([sys.executable, "-m", "picklematrix.report.reviewing", "--results", str(results),
+    review = subprocess.run([sys.executable, "-m", "picklematrix", "review", "--results", str(results),
                              "--change", "pydantic=2.8.2..2.9.2", "--quiet"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert review.returncode == 0, review.stdout + review.stderr

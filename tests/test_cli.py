@@ -135,7 +135,8 @@ def test_external_scheduler_is_reported_not_restarted(tmp_path):
     (["kernel=2"], {"script": 1, "kernel": 2}),
 ])
 def test_samples_per_context(given, want):
-    from picklematrix.cli import build_parser, samples_by_context
+    from picklematrix.cli import build_parser
+    from picklematrix.run.command import samples_by_context
 
     args = build_parser().parse_args(["run", *(f"--samples={g}" for g in given)])
     assert samples_by_context(args.samples) == want

@@ -231,7 +231,7 @@ def _comment_cli(tmp_path, api, *args, token=TOKEN):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
     env.update(GITHUB_TOKEN=token, GITHUB_API_URL=api, PYTHONPATH=str(ROOT / "src"),
                GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"))
-    return subprocess.run([sys.executable, "-m", "picklematrix.report.comment", "--review", str(review), *args],
+    return subprocess.run([sys.executable, "-m", "picklematrix", "comment", "--review", str(review), *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -272,7 +272,7 @@ def test_no_token_and_no_server_are_named(tmp_path):
 def test_a_missing_review_posts_a_comment_saying_so(github, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
     env.update(GITHUB_TOKEN=TOKEN, GITHUB_API_URL=github.api, PYTHONPATH=str(ROOT / "src"))
-    proc = subprocess.run([sys.executable, "-m", "picklematrix.report.comment", "--review",
+    proc = subprocess.run([sys.executable, "-m", "picklematrix", "comment", "--review",
                            str(tmp_path / "none.json"), "--repo", REPO, "--pr", str(PR)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 1 and "no review there" in proc.stderr

@@ -78,7 +78,7 @@ def test_the_probe_reports_a_venvs_extra_pins_and_the_digest_the_orchestrator_co
     assert "six 1.16.0 (pinned 1.17.0)" in venvs.pin_mismatches(wrong, venvs.installed_versions(venv))
     # the harness run (picklematrix run in the env) records the same in its sidecar head
     head = subprocess.run([venv, "-c", "import json, sys; sys.path.insert(0, sys.argv[1]); "
-                                       "from picklematrix.cli import run_identity; "
+                                       "from picklematrix.run.command import run_identity; "
                                        "print(json.dumps(run_identity([])))", str(ROOT / "src")],
                           capture_output=True, text=True, check=True).stdout
     assert json.loads(head) == {"extra": {"six": "1.16.0"}, "case_digest": None}  # installed, not pinned

@@ -23,13 +23,21 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted((SRC / PACKAGE).rglob("*.py"))}
 
 
+NAMED = re.compile(r"^(picklematrix(?:\.\w+)+)(?::\w+)?$")
+
+
 def imports(name: str, path: Path, known: dict) -> list[tuple[str, str | None, int]]:
     """(module imported, name imported from it or None, line) for every import of the package in ``path``,
-    those inside functions included (ast.walk sees every statement)."""
+    those inside functions included (ast.walk sees every statement), and every module a string names for
+    importing later (``"picklematrix.run.command:run"``, a forkserver's preload ``"picklematrix.preload"``)."""
     is_package = path.name == "__init__.py"
     out = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and NAMED.match(node.value):
+            module = NAMED.match(node.value).group(1)
+            if module in known:
+                out.append((module, None, node.lineno))
+        elif isinstance(node, ast.Import):
             out += [(a.name, None, node.lineno) for a in node.names if a.name.split(".")[0] == PACKAGE]
         elif isinstance(node, ast.ImportFrom):
             if node.level:

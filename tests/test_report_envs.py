@@ -6,7 +6,7 @@ import json
 import pytest
 
 from picklematrix.envs.ids import asv_env_name, extra_digest
-from picklematrix.report import build
+from picklematrix.cli import main
 from picklematrix.report.compare import build_review
 from picklematrix.report.envmatch import select_envs
 from picklematrix.report.problems import BadInput
@@ -88,13 +88,13 @@ def test_env_specs_pick_recorded_envs_by_installed_versions(results, spec, expec
 def test_report_env_filter_restricts_the_table_and_an_unmatched_spec_lists_what_is_recorded(results, tmp_path,
                                                                                             capsys):
     results, ids = results
-    code = build.main(["--results", str(results), "--html", str(tmp_path / "html"), "--env", "pydantic=2.9.2",
+    code = main(["report", "--results", str(results), "--html", str(tmp_path / "html"), "--env", "pydantic=2.9.2",
                        "--env", ids["tornado"]])
     table = json.loads((results / "table.json").read_text())
     assert {e["env_id"] for e in table["environments"]} == {ids["pyd292"], ids["tornado"]}, capsys.readouterr()
     assert code in (0, 1)  # 1: asv publish has no asv results here; the table is built all the same
     before = (results / "table.json").read_text()
-    assert build.main(["--results", str(results), "--html", str(tmp_path / "html"), "--env",
+    assert main(["report", "--results", str(results), "--html", str(tmp_path / "html"), "--env",
                        "pydantic=2.10.6"]) == 2
     err = capsys.readouterr().err
     assert "--env 'pydantic=2.10.6' matches no env recorded" in err

@@ -10,7 +10,7 @@ import pytest
 
 from picklematrix.report import compare as rv
 from picklematrix.report.results import Recording, ResultSet, load_results
-from picklematrix.report.reviewing import render_review_md
+from picklematrix.report.review import render_review_md
 
 from .conftest import ROOT
 from .reporting import BROKEN, A, B, recorded
@@ -25,7 +25,7 @@ def rec(tmp_path_factory):
 
 
 def review_cli(results, *args, out=None):
-    cmd = [sys.executable, "-m", "picklematrix.report.reviewing", "--results", str(results), *args]
+    cmd = [sys.executable, "-m", "picklematrix", "review", "--results", str(results), *args]
     if out is not None:
         cmd += ["--out", str(out)]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)

@@ -7,9 +7,8 @@ import shlex
 
 import pytest
 
+from picklematrix import cli
 from picklematrix.envs import spec as envspec
-from picklematrix.report import comment as report_comment
-from picklematrix.report import reviewing as report_review
 from picklematrix.workflow_lint import lint
 
 from .conftest import ROOT
@@ -27,11 +26,6 @@ EXPRESSIONS = {
 PLUMBING = {
     'echo "plan=$(./nox -s plan 2>/dev/null)" >> "$GITHUB_OUTPUT"': "plan",
     'cat results/table.md >> "$GITHUB_STEP_SUMMARY"': None,  # written by ./nox -s report (tests/test_report.py)
-}
-# How each session's arguments are checked: the same parser the command uses.
-PARSERS = {
-    "review": lambda args: report_review.build_parser().parse_args(args),
-    "comment": lambda args: report_comment.build_parser().parse_args(args),
 }
 
 
@@ -84,12 +78,11 @@ def check_step(run: str, where: str, doc: str, nox_sessions) -> str | None:
     posargs = words[4:]
     for option in (w for w in posargs if w.startswith("--")):
         assert option in doc, f"{where}: docs/ci.md does not mention {option}"
-    if name in PARSERS:
-        try:
-            PARSERS[name](posargs)
-        except SystemExit:
-            raise AssertionError(f"{where}: its arguments do not parse") from None
-    elif name == "matrix":
+    try:  # the session's arguments, by the same parser as the session's (picklematrix.cli)
+        cli.parse(name, posargs)
+    except SystemExit:
+        raise AssertionError(f"{where}: its arguments do not parse") from None
+    if name == "matrix":
         for i, word in enumerate(posargs):
             if word == "--env":
                 envspec.parse(posargs[i + 1])  # raises SpecError on a spec the session would refuse

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import os
 
+# Set only while the server starts, so that the server alone sees it (own_group reads and removes it): it
+# then leads a process group of its own. (picklematrix.processes sets it.)
+OWN_GROUP_VAR = "PICKLEMATRIX_FORKSERVER_OWN_GROUP"
+
 
 def own_group() -> None:
     """In the harness's forkserver (picklematrix.processes sets the variable for it alone): lead a
     process group of its own, which every cell and worker forked from it inherits, so that the harness
     can end them all at once. Removed from the environment, so that no forked process sees it."""
-    from picklematrix.processes import OWN_GROUP_VAR
 
     if os.environ.pop(OWN_GROUP_VAR, None):
         try:

@@ -22,9 +22,8 @@ import multiprocessing
 import os
 import signal
 
-# Set only while the server starts, so that the server alone sees it (picklematrix.preload reads and
-# removes it): it then leads a process group of its own.
-OWN_GROUP_VAR = "PICKLEMATRIX_FORKSERVER_OWN_GROUP"
+from picklematrix.preload import OWN_GROUP_VAR
+
 # the process group of the server this process started (its pid), once started
 _group = None
 

@@ -162,7 +162,7 @@ def test_the_review_cli_against_a_partial_record_exits_1_naming_the_missing_cell
     total = len(data["cells"])
     data["cells"], data["complete"] = data["cells"][:5], False  # what an interrupted run used to leave in place
     path.write_text(json.dumps(data))
-    proc = subprocess.run([sys.executable, "-m", "picklematrix.report.reviewing", "--results", str(results),
+    proc = subprocess.run([sys.executable, "-m", "picklematrix", "review", "--results", str(results),
                            "--from", A, "--to", B, "--out", str(tmp_path / "out")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr

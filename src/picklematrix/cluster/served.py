@@ -47,3 +47,9 @@ def serve(state_file: str, n_workers: int = 2, python: str | None = None) -> Non
     finally:
         # a worker that would not close (stopped, wedged by a benchmark) must not outlive the cluster
         end_children()
+
+
+def command(args) -> int:
+    """``picklematrix cluster``: :func:`serve` from parsed arguments."""
+    serve(args.state_file, n_workers=args.workers, python=args.cluster_python)
+    return 0

@@ -1,12 +1,13 @@
-"""``nox -s bisect``: the first release of a package between two versions whose outcomes differ from the first's.
+"""``bisect``: the first release of a package between two versions whose outcomes differ from the first's.
 
-    ./nox -s bisect -- --package pydantic --from 2.8.2 --to 2.9.2 [--env BASE] [--case GLOB] [--cases DIR] [--pre]
+    ./nox -s bisect -- --change pydantic=2.8.2..2.9.2 --only GLOB [--base ENV] [--cases DIR] [--pre] [--as-of DATE]
 
 The releases in between come from the package index (PyPI's JSON API; for ``python``, the interpreters this
-machine has, since none is downloaded). Each step is an env: BASE (an env id, spec or requirements file, see
-picklematrix.envs.spec; default the profile's baseline) with the package at that release (dask and distributed
-move together), recorded exactly as ``nox -s matrix`` records it (picklematrix.record.ondemand), with only the chosen
-cases (``--case``, PICKLEMATRIX_ONLY's globs) of the chosen corpus (``--cases``, default the built-in one).
+machine has, since none is downloaded). Each step is an env: the base (``--base``, an env id, spec or
+requirements file, see picklematrix.envs.spec; default the profile's baseline) with the package at that release
+(dask and distributed move together), recorded exactly as ``nox -s matrix`` records it
+(picklematrix.record.ondemand), with only the chosen cases (``--only``, PICKLEMATRIX_ONLY's globs) of the chosen
+corpus (``--cases``, default the built-in one).
 The search is a binary search for the first release whose outcomes for those cells differ from ``--from``'s:
 a fix or a break, whichever it is. A release that cannot be built or installed is skipped, its error kept, and
 the search goes on with its neighbours.
@@ -23,6 +24,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import sys
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +33,15 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from picklematrix import sidecar as sidecars
-from picklematrix.envs.ids import Env
+from picklematrix.envs import spec as envspec
+from picklematrix.envs import venvs
+from picklematrix.envs.ids import Env, parse_env_id
+from picklematrix.envs.matrix import MatrixError, load_matrix
+from picklematrix.locations import checkout_root
 from picklematrix.outcomes import PASS
 from picklematrix.record import fingerprint, ondemand, recording
+from picklematrix.record.sessions import matrix_file, results_dir
+from picklematrix.record.targets import CHANGE, TargetError, base_env
 
 PYPI = "https://pypi.org/pypi/{name}/json"
 AXIS_FIELDS = {"cloudpickle": "cloudpickle", "dask": "dask", "distributed": "dask", "pydantic": "pydantic",
@@ -145,15 +153,15 @@ def bisect(package: str, lo: str, hi: str, base: Env, checkout: Path, out_dir: P
            warn=print) -> dict:
     """The search; returns the report as data (and writes it, markdown and JSON, into ``out_dir``)."""
     if not cases:
-        raise BisectError("name the cells to watch with --case GLOB (e.g. --case notebook/dask_11448_report): "
+        raise BisectError("name the cells to watch with --only GLOB (e.g. --only notebook/dask_11448_report): "
                           "every step records only those cases")
     for v in (lo, hi):
         try:
             Version(v)
         except InvalidVersion:
-            raise BisectError(f"--from/--to {v!r}: not a version") from None
+            raise BisectError(f"--change {package}={lo}..{hi}: {v!r} is not a version") from None
     if Version(lo) == Version(hi):
-        raise BisectError(f"--from and --to are both {lo}: nothing to bisect")
+        raise BisectError(f"--change {package}={lo}..{hi}: both ends are {lo}: nothing to bisect")
     if versions is None:
         versions = python_versions() if package == "python" else pypi_versions(package, pre=pre)
     inner = between(versions, lo, hi)
@@ -268,3 +276,29 @@ def markdown(report: dict) -> str:
             (s["error"] or "").split())[-400:].replace("|", "\\|")
         lines.append(f"| {s['version']} | `{s['env_id']}` | {result} |")
     return "\n".join(lines) + "\n"
+
+
+def command(args) -> int:
+    """``picklematrix bisect`` and ``./nox -s bisect``: the search for ``--change NAME=A..B``; 0 with an answer,
+    2 on bad input."""
+    checkout = checkout_root() or Path.cwd()
+    try:
+        m = CHANGE.match((args.change or "").strip())
+        if not m or not m.group("a"):
+            raise BisectError("say what to bisect: --change NAME=A..B (e.g. --change pydantic=2.8.2..2.9.2) "
+                              "--only GLOB")
+        matrix = load_matrix(matrix_file())
+        if (args.base and parse_env_id(args.base) is None) or args.as_of:  # a spec, or an env as of a date
+            base = envspec.resolve(envspec.parse(args.base or base_env(args, matrix).env_id), as_of=args.as_of,
+                                   uv=venvs.uv())
+        else:
+            base = base_env(args, matrix)
+        report = bisect(m.group("name"), m.group("a"), m.group("b"), base, checkout,
+                        results_dir(args, checkout) / "bisect", cases=args.only or [], case_dirs=args.cases or [],
+                        pre=args.pre)
+    except (BisectError, envspec.SpecError, MatrixError, TargetError, venvs.EnvError) as e:
+        print(f"picklematrix bisect: {e}", file=sys.stderr)
+        return 2
+    print(markdown(report))
+    print(f"bisect: written {' and '.join(report['paths'])}", file=sys.stderr)
+    return 0

@@ -15,6 +15,7 @@ is not "already recorded": the next run records it again, from the start.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -49,10 +50,12 @@ from picklematrix.record.tmpdirs import (  # noqa: F401
 from picklematrix.run import progress
 from picklematrix.run.selection import ASV_TIMED_CONTEXTS, SAMPLES, asv_patterns
 
-# The commit a nox invocation records under (the fingerprint commit, see picklematrix.record.fingerprint) is read
-# once, when nox first loads the noxfile. Under nox -j every session runs in a nox process of its own that
-# loads it again: the environment hands them the first reading.
+# The commit a run records under (the fingerprint commit, see picklematrix.record.fingerprint) is read once per
+# run: by its first recording, when nox's sessions share a directory (RUN_DIR_VAR, set when nox loads the
+# noxfile: under nox -j every session runs in a nox process of its own), else when the process sets it
+# (RUN_COMMIT_VAR, remember_run_commit).
 RUN_COMMIT_VAR = "_PICKLEMATRIX_RUN_COMMIT"
+RUN_DIR_VAR = "_PICKLEMATRIX_RUN_DIR"
 
 
 def git(checkout: Path, *args) -> str:
@@ -67,6 +70,29 @@ def remember_run_commit(checkout: Path) -> None:
             # (not a git checkout: recording_target says so when asked to record)
 
 
+def run_commit(checkout: Path) -> str | None:
+    """This run's fingerprint commit: RUN_COMMIT_VAR's, else the first reading of this nox run's sessions
+    (RUN_DIR_VAR; one file per checkout, taken in turns), else the checkout's now. None outside git."""
+    if RUN_COMMIT_VAR in os.environ:
+        return os.environ[RUN_COMMIT_VAR]
+    shared = os.environ.get(RUN_DIR_VAR)
+    try:
+        if not shared:
+            return fingerprint.fingerprint_commit(checkout)
+        from filelock import FileLock
+
+        where = Path(shared)
+        where.mkdir(parents=True, exist_ok=True)
+        key = hashlib.sha256(str(Path(checkout).resolve()).encode()).hexdigest()[:16]
+        with FileLock(where / f"{key}.lock"):
+            path = where / f"{key}.commit"
+            if not path.exists():
+                path.write_text(fingerprint.fingerprint_commit(checkout))
+            return path.read_text().strip()
+    except fingerprint.FingerprintError:
+        return None  # (not a git checkout: recording_target says so when asked to record)
+
+
 def recording_target(checkout: Path) -> tuple[str, str]:
     """(commit, machine) to record under; the commit is the fingerprint commit (picklematrix.record.fingerprint).
 
@@ -74,14 +100,14 @@ def recording_target(checkout: Path) -> tuple[str, str]:
     so is a fingerprint that moved since this nox run began (its results would describe two states of the code).
     Changes to docs, the report or matrix.toml, committed or not, are neither.
     """
-    commit = os.environ.get(RUN_COMMIT_VAR)
+    commit = run_commit(checkout)
     try:
         current = fingerprint.fingerprint_commit(checkout)
     except fingerprint.FingerprintError as e:
         raise RecordingError(str(e)) from None
     if commit != current:
         raise RecordingError(f"HEAD moved from {str(commit)[:8]} to {current[:8]} in the code recordings depend on "
-                             "(picklematrix.record.fingerprint) while this nox run was going: one run's results must "
+                             "(picklematrix.record.fingerprint) while this run was going: one run's results must "
                              "describe one state of it. Run nox again to record this env under the new one.")
     machine = os.environ.get("PICKLEMATRIX_MACHINE") or socket.gethostname().split(".")[0]
     dirty = fingerprint.dirty_paths(checkout)

@@ -4,7 +4,7 @@ Any CI system can run the matrix on many runners with three steps, each a comman
 
     ./nox -s plan -- --json plan.json          the profile's envs, one entry per job (a CI job matrix)
     ./nox -s matrix -- --shard K/N             on runner K of N: only the envs of shard K
-    ./nox -s merge -- --into results A/ B/ ... every runner's results directory, merged into one
+    ./nox -s merge -- A/ B/ ...                every runner's results directory, merged into --results
 
 A shard's envs are every N-th env of the profile, in the profile's order, starting at the K-th: shards of one
 plan never share an env, and together they hold every env. Merging copies each runner's files into one
@@ -20,11 +20,14 @@ from __future__ import annotations
 import filecmp
 import hashlib
 import json
+import os
 import re
+import sys
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from picklematrix.envs.matrix import MatrixError, load_matrix
 from picklematrix.record.logs import LOGS, started_at
 
 SHARD = re.compile(r"^(?P<k>\d+)/(?P<n>\d+)$")
@@ -148,3 +151,31 @@ def _same_tree(a: Path, b: Path) -> bool:
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     return files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()) and all(
         filecmp.cmp(a / f, b / f, shallow=False) for f in files)
+
+
+def plan_command(args) -> int:
+    """``picklematrix plan`` and ``./nox -s plan``: the plan as JSON on stdout (and in ``--json``)."""
+    try:
+        text = json.dumps(plan(load_matrix(os.environ.get("PICKLEMATRIX_MATRIX")), args.profile or "default"))
+    except MatrixError as e:
+        print(f"picklematrix plan: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def merge_command(args) -> int:
+    """``picklematrix merge`` and ``./nox -s merge``: the shards' results directories merged into ``--results``."""
+    dest = Path(args.results or "results")
+    try:
+        merged = merge([Path(d) for d in args.dirs], dest)
+    except ShardError as e:
+        print(f"picklematrix merge: {e}", file=sys.stderr)
+        return 2
+    for note in merged.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    print(f"merged {len(args.dirs)} results directories into {dest}: {merged.copied} files copied, "
+          f"{merged.identical} identical copies met")
+    return 0

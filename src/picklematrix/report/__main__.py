@@ -1,7 +1,7 @@
-"""``python -m picklematrix.report``: the entry point of ``nox -s report`` (see :mod:`.build`)."""
+"""``python -m picklematrix.report``: ``picklematrix report`` (the command line is picklematrix.cli's)."""
 
 import sys
 
-from picklematrix.report.build import main
+from picklematrix.cli import main
 
-sys.exit(main())
+sys.exit(main(["report", *sys.argv[1:]]))

@@ -20,7 +20,6 @@ Exit status: 0 built (problems with individual result files are listed, not fata
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -161,31 +160,12 @@ def copy_saved_reviews(results_dir: Path, site: Path) -> list:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="picklematrix report", description=__doc__.splitlines()[0])
-    p.add_argument("--results", help="results directory (default: $PICKLEMATRIX_RESULTS or <checkout>/results)")
-    p.add_argument("--html", help="where the site goes (default: the checkout's html/ for its own results, "
-                                  "else <results>/../html)")
-    p.add_argument("--commit", help="harness commit whose table to show (default: the checked-out one if it "
-                                    "has results, else the one with the most envs)")
-    p.add_argument("--checkout", metavar="DIR", help="the picklematrix checkout whose asv.conf.json and "
-                                                    "matrix.toml to use (default: the current directory)")
-    p.add_argument("--asset-cache", help="npm tarball cache (default: $PICKLEMATRIX_ASSET_CACHE or "
-                                         "~/.cache/picklematrix/npm)")
-    p.add_argument("--env", action="append", default=[], metavar="SPEC",
-                   help="show only the recorded envs SPEC matches (repeatable): an env id, a spec of installed "
-                        "versions ('pydantic=2.9.2 python=3.11', 'pydantic~=2.9'; what it does not name matches "
-                        "anything) or a requirements file; one that matches nothing is an error listing the envs")
-    p.add_argument("--strict", action="store_true", help="exit 1 when any result file had a problem")
-    return p
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
+    """``picklematrix report`` and ``./nox -s report``: the whole report, from parsed arguments."""
     try:
         checkout = resolve_checkout(args.checkout)
         results = Path(args.results) if args.results else default_results_dir(checkout)
-        out = build_report(results, args.html, args.commit, args.asset_cache, checkout, envs=args.env)
+        out = build_report(results, args.html, args.commit, args.asset_cache, checkout, envs=args.env or [])
     except (BadInput, CheckoutError) as e:
         print(f"picklematrix report: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -53,17 +53,18 @@ def fingerprint_head(checkout: Path | None) -> str | None:
     return fingerprint_or_none(checkout)
 
 
-def matrix_order(checkout: Path | None) -> tuple[list[str], str | None]:
+def matrix_order(checkout: Path | None, profile: str | None = None) -> tuple[list[str], str | None]:
     """(env ids in matrix.toml's profile order, the profile's baseline env id).
 
-    ``$PICKLEMATRIX_MATRIX`` and ``$PICKLEMATRIX_PROFILE`` pick the file and profile as they do for
-    ``nox -s matrix``. Without a usable matrix file envs are ordered by their versions and none is the baseline.
+    ``$PICKLEMATRIX_MATRIX`` picks the file as it does for ``nox -s matrix``; ``profile`` the profile (default
+    ``$PICKLEMATRIX_PROFILE``, else default). Without a usable matrix file envs are ordered by their versions
+    and none is the baseline.
     """
     path = os.environ.get("PICKLEMATRIX_MATRIX") or (checkout / "matrix.toml" if checkout else None)
     if path is None:
         return [], None
     try:
-        profile = load_matrix(path).profile(os.environ.get("PICKLEMATRIX_PROFILE", "default"))
-        return [e.env_id for e in profile.envs], profile.baseline
+        chosen = load_matrix(path).profile(profile or os.environ.get("PICKLEMATRIX_PROFILE") or "default")
+        return [e.env_id for e in chosen.envs], chosen.baseline
     except (MatrixError, OSError):
         return [], None

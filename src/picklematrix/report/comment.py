@@ -19,7 +19,6 @@ posted); 2 bad input or the API refused (the message names the repository, the p
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -213,20 +212,8 @@ def post_comment(body: str, repo: str, pr: int, token: str, api: str = "https://
 # --------------------------------------------------------------------------- command line
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m picklematrix.report.comment", description=__doc__.splitlines()[0])
-    p.add_argument("--review", required=True, metavar="PATH", help="the review's JSON (nox -s review -- --base-rev)")
-    p.add_argument("--repo", metavar="OWNER/NAME", help="the repository (default: $GITHUB_REPOSITORY)")
-    p.add_argument("--pr", type=int, metavar="N", help="the pull request's number")
-    p.add_argument("--details-url", metavar="URL", help="where the whole review is (the run's page)")
-    p.add_argument("--out", metavar="PATH", help="also write the comment's markdown here")
-    p.add_argument("--step-summary", action="store_true", help="append the comment to $GITHUB_STEP_SUMMARY")
-    p.add_argument("--dry-run", action="store_true", help="post nothing")
-    return p
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
+    """``picklematrix comment`` and ``./nox -s comment``: post (or update) the review comment."""
     path = Path(args.review)
     status = 0
     try:
@@ -261,6 +248,3 @@ def main(argv=None) -> int:
           + (f": {done['url']}" if done.get("url") else ""))
     return status
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,6 +23,7 @@ DEFAULT_FACTOR = 1.1  # asv compare's default
 FACTOR_LADDER = (1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 VERSION_NAMES = ("python", "cloudpickle", "dask", "distributed", "pydantic")
 CHANGE = re.compile(r"^(?P<name>[A-Za-z_][\w.-]*)=(?P<a>[^.,=][^=,]*?)\.\.(?P<b>[^=,]+)$")
+CHANGE_TO = re.compile(r"^(?P<name>[A-Za-z_][\w.-]*)=(?P<b>[^.,=][^=,]*)$")  # NAME=B: from the env it starts at
 AA_HINT = "record one with `PICKLEMATRIX_REPLICATE=2 nox -s \"matrix(<baseline>)\"`"
 
 
@@ -98,18 +99,28 @@ def resolve_env(rs: ResultSet, spec: str, role: str) -> Recording:
     return rec
 
 
-def resolve_change(rs: ResultSet, change: str, base: str | None = None, baseline: str | None = None) -> tuple:
-    """(from, to) for a version change ``name=A..B``; ``baseline`` (matrix.toml's) wins when several pairs fit."""
-    m = CHANGE.match(change.strip())
+def resolve_change(rs: ResultSet, change: str, base: str | None = None, baseline: str | None = None,
+                   start: str | None = None) -> tuple:
+    """(from, to) among the recorded envs for a version change ``NAME=A..B``, or ``NAME=B`` from ``start`` (an env,
+    default ``base``, default ``baseline``); for ``A..B`` without ``base``, ``baseline`` wins when several pairs
+    fit. The to-env differs from the from-env only in NAME (dask moves distributed with it)."""
+    m = CHANGE.match(change.strip()) or CHANGE_TO.match(change.strip())
     if not m:
-        raise BadInput(f"{change!r}: a version change reads NAME=A..B, e.g. pydantic=2.8.2..2.9.2")
-    name, a, b = m.group("name"), m.group("a"), m.group("b")
+        raise BadInput(f"{change!r}: a version change reads NAME=B or NAME=A..B, e.g. pydantic=2.9.2 or "
+                       "pydantic=2.8.2..2.9.2")
+    name, a, b = m.group("name"), m.groupdict().get("a"), m.group("b")
     if name not in VERSION_NAMES:
         raise BadInput(f"{change}: {name} is not one of {', '.join(VERSION_NAMES)}")
-    if base:
-        starts = [resolve_env(rs, base, "base")]
+    if a is None:  # NAME=B: from the env named, else the base, else the baseline
+        first = start or base or baseline
+        if first is None:
+            raise BadInput(f"{change}: say which env it changes: --from ENV or --base ENV (no baseline is known)")
+        starts = [resolve_env(rs, first, "from")]
+        a = versions_of(starts[0]).get(name) or ABSENT
+    elif base or start:
+        starts = [resolve_env(rs, start or base, "base")]
         if not _matches_version(versions_of(starts[0]).get(name), a):
-            raise BadInput(f"--base {base} has {name} {versions_of(starts[0]).get(name)}, not {a}")
+            raise BadInput(f"--base {start or base} has {name} {versions_of(starts[0]).get(name)}, not {a}")
     else:
         starts = [r for r in _candidates(rs) if _matches_version(versions_of(r).get(name), a)]
     pairs = []

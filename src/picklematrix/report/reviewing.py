@@ -31,16 +31,12 @@ not be built).
 
 from __future__ import annotations
 
-import argparse
-import math
 import sys
 from pathlib import Path
 
 from picklematrix.report import latest, revs
 from picklematrix.report.checkout import CheckoutError, default_results_dir, matrix_order, resolve_checkout
 from picklematrix.report.compare import (
-    CHANGE,
-    DEFAULT_FACTOR,
     EXIT_BAD_INPUT,
     build_review,
     resolve_change,
@@ -51,47 +47,9 @@ from picklematrix.report.results import load_results
 from picklematrix.report.review import render_review_md, write_review
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="picklematrix review",
-                                description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="exit status: 0 nothing broke or got slower, every cell compared; 1 something did, "
-                                       "or some cell could not be compared; 2 bad input")
-    p.add_argument("--from", dest="from_env", metavar="ENV", help="the env before (or a change NAME=A..B)")
-    p.add_argument("--to", dest="to_env", metavar="ENV", help="the env after")
-    p.add_argument("--change", metavar="NAME=A..B", help="a version change, e.g. pydantic=2.8.2..2.9.2")
-    p.add_argument("--base", metavar="ENV", help="with a version change: the env to start from")
-    p.add_argument("--results", help="results directory (default: $PICKLEMATRIX_RESULTS or <checkout>/results)")
-    p.add_argument("--checkout", metavar="DIR", help="the picklematrix checkout: its matrix.toml names the "
-                                                    "baseline (default: the current directory)")
-    p.add_argument("--commit", help="harness commit to review at (default: the checked-out one if it has "
-                                    "results, else the one with the most envs)")
-    p.add_argument("--factor", type=float, default=DEFAULT_FACTOR,
-                   help=f"timing threshold, as in asv compare (default {DEFAULT_FACTOR})")
-    p.add_argument("--aa", metavar="MACHINE", help="machine holding the A/A copy of the from-env "
-                                                  "(default: <machine>-rep<i>)")
-    p.add_argument("--out", help="where the .md/.html go (default: <results>/reviews)")
-    p.add_argument("--quiet", action="store_true", help="no markdown on stdout")
-    pr = p.add_argument_group("a pull request: every env of the profile at one revision against another "
-                              "(picklematrix.report.revs)")
-    pr.add_argument("--base-rev", metavar="REV", help="the base revision (a pull request's base commit)")
-    pr.add_argument("--head-rev", metavar="REV", help="the head revision (default: HEAD)")
-    pr.add_argument("--json", metavar="PATH", help="with --base-rev: where the review's JSON goes (default: "
-                                                   "<results>/reviews/<base8>..<head8>.review.json)")
-    new = p.add_argument_group("the newest releases: the newest record against the one before it "
-                               "(picklematrix.report.latest)")
-    new.add_argument("--newest", action="store_true", help="review the record before the newest against the "
-                                                           "newest (a scheduled run against `latest`)")
-    new.add_argument("--step-summary", action="store_true", help="with --newest: append the review to "
-                                                                 "$GITHUB_STEP_SUMMARY")
-    return p
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
+    """``picklematrix review`` and ``./nox -s review``: pick the envs, review them, write the review."""
     try:
-        if args.factor <= 1.0 or not math.isfinite(args.factor):
-            raise BadInput(f"--factor {args.factor}: must be a number > 1 (1.1 = 10% slower)")
         if args.base_rev or args.head_rev:
             if not args.base_rev or args.from_env or args.to_env or args.change:
                 raise BadInput("--base-rev REV [--head-rev REV] reviews every env of the profile between two "
@@ -104,16 +62,16 @@ def main(argv=None) -> int:
             return latest.run(args, Path(args.results) if args.results else default_results_dir(
                 resolve_checkout(args.checkout)))
         change = args.change
-        if change is None and args.from_env and args.to_env is None and CHANGE.match(args.from_env):
-            change = args.from_env
+        if change is not None and args.to_env:
+            raise BadInput(f"--change {change} names the env after the change: give it or --to, not both")
         if change is None and not (args.from_env and args.to_env):
-            raise BadInput("say what to review: --from ENV --to ENV, or --change NAME=A..B")
+            raise BadInput("say what to review: --from ENV --to ENV, or --change NAME=[A..]B")
         checkout = resolve_checkout(args.checkout)
         results = Path(args.results) if args.results else default_results_dir(checkout)
-        _, baseline = matrix_order(checkout)
+        _, baseline = matrix_order(checkout, args.profile)
         rs = load_results(results, args.commit, checkout)
         if change is not None:
-            a, b = resolve_change(rs, change, args.base, baseline)
+            a, b = resolve_change(rs, change, args.base, baseline, start=args.from_env)
         else:
             a = resolve_env(rs, args.from_env, "from")
             b = resolve_env(rs, args.to_env, "to")
@@ -129,6 +87,3 @@ def main(argv=None) -> int:
     print(f"review: {md}\n        {html}  (nox -s report links it from the matrix page)", file=sys.stderr)
     return review["exit_status"]
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,109 @@
+"""What ``matrix`` records, from its arguments: the profile's envs and skew pairs, or the envs on demand that
+``--env``/``--change`` name.
+
+A :class:`Target` is known without uv or the network (nox lists one session per target when it loads the
+noxfile: an id and the Python its venv is made with) and resolved to concrete pins only when it is recorded
+(:meth:`Target.resolve`): ``latest`` means what the index holds when that session runs. Standard library and
+``packaging``: runs in nox's interpreter.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from picklematrix.envs import spec as envspec
+from picklematrix.envs.ids import Env, parse_env_id
+from picklematrix.envs.matrix import Matrix
+from picklematrix.envs.skew import SEPARATOR, SkewPair, pair_on_demand
+
+CHANGE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)=(?:(?P<a>[^=.,][^=,]*?)\.\.)?(?P<b>[^=,.][^=,]*)$")
+
+
+class TargetError(ValueError):
+    """Arguments that name no env that can be built; the message names the argument."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing ``matrix`` records: an env, a skew pair, or a spec resolved when its session runs."""
+
+    session_id: str  # the nox session's parameter: matrix(<session_id>)
+    python: str  # the client env's Python (the session's venv)
+    env: Env | SkewPair | None = None  # known as it is
+    text: str | None = None  # else: a spec to resolve (envspec.parse's text, or a change to ``base``)
+    base: Env | None = None
+    as_of: str | None = None
+
+    @property
+    def is_pair(self) -> bool:
+        return isinstance(self.env, SkewPair) or (self.text is not None and SEPARATOR in self.text)
+
+    def resolve(self, uv: str) -> Env | SkewPair:
+        """The env (or pair) to record, with concrete pins; raises envspec.SpecError naming the spec."""
+        if self.env is not None and (isinstance(self.env, SkewPair) or self.as_of is None):
+            return self.env
+        one = lambda text: envspec.resolve(envspec.parse(text, base=self.base), as_of=self.as_of, uv=uv)  # noqa: E731
+        if self.env is not None:  # an env id, as of a date: its whole dependency set of that day
+            return envspec.resolve(envspec.from_env(self.env), as_of=self.as_of, uv=uv)
+        if SEPARATOR in self.text:
+            return pair_on_demand(self.text, one)
+        return one(self.text)
+
+
+def session_id(text: str) -> str:
+    """A nox session parameter for a spec: its words joined by commas, a requirements file by its name."""
+    if envspec.is_file(text):
+        return Path(text).name
+    return ",".join(text.split())
+
+
+def _on_demand(text: str, base: Env, as_of: str | None) -> Target:
+    """A target for ``--env TEXT``: an env id or a pair of env ids as it is, anything else resolved later."""
+    if SEPARATOR in text:
+        client, _, cluster = text.partition(SEPARATOR)
+        python = envspec.parse(client.strip(), base=base).python if client.strip() else base.python
+        return Target(text.strip(), python, text=text.strip(), base=base, as_of=as_of)
+    request = envspec.parse(text, base=base)  # reads a requirements file; no uv
+    env = parse_env_id(text.strip())
+    if env is not None:
+        return Target(env.env_id, env.python, env=env, as_of=as_of)
+    return Target(session_id(text), request.python, text=text, base=base, as_of=as_of)
+
+
+def change_texts(change: str) -> list[str]:
+    """``NAME=B`` -> [``NAME=B``]; ``NAME=A..B`` -> [``NAME=A``, ``NAME=B``] (the change's two ends)."""
+    m = CHANGE.match(change.strip())
+    if not m:
+        raise TargetError(f"--change {change!r}: write NAME=B or NAME=A..B (e.g. pydantic=2.10.6, "
+                          "pydantic=2.8.2..2.9.2)")
+    name = m.group("name")
+    return [f"{name}={v}" for v in (m.group("a"), m.group("b")) if v]
+
+
+def base_env(args, matrix: Matrix) -> Env:
+    """``--base``, else the profile's baseline."""
+    text = args.base or matrix.profile(args.profile or "default").baseline
+    env = parse_env_id(text)
+    if env is None:
+        raise TargetError(f"--base {text!r} is not an env id (cp<v>-dask<v>-pyd<v>-py<v>)")
+    return env
+
+
+def targets(args, matrix: Matrix) -> list[Target]:
+    """What ``matrix`` records for these arguments: the envs ``--env`` and ``--change`` name, else the profile's
+    envs and skew pairs. Raises :class:`TargetError` or envspec.SpecError (a requirements file that is no
+    requirements file, a spec that is no spec), MatrixError (an unknown profile)."""
+    profile = matrix.profile(args.profile or "default")
+    if not (args.env or args.change):
+        out = [Target(e.env_id, e.python, env=e, as_of=args.as_of) for e in profile.envs]
+        return out + [Target(p.session_id, p.client.python, env=p) for p in profile.skew]
+    base = base_env(args, matrix)
+    out = [_on_demand(text, base, args.as_of) for text in args.env or []]
+    if args.change:  # NAME=B is the base with NAME at B, as --env NAME=B is
+        out += [_on_demand(text, base, args.as_of) for text in change_texts(args.change)]
+    unique = {}
+    for t in out:
+        unique.setdefault(t.session_id, t)
+    return list(unique.values())
