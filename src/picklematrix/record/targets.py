@@ -9,6 +9,7 @@ noxfile: an id and the Python its venv is made with) and resolved to concrete pi
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +54,20 @@ class Target:
 
 
 def session_id(text: str) -> str:
-    """A nox session parameter for a spec: its words joined by commas, a requirements file by its name."""
+    """A nox session parameter for a spec, in the characters nox keeps as they are (word characters, ``.``,
+    ``+``, ``-``): ``pydantic=2.10.6`` -> ``pydantic2.10.6``, a requirements file by its name, a pair as
+    ``<client>-on-<cluster>``; a digest of the text is added where characters were dropped (``~=2.10``)."""
+    if SEPARATOR in text:
+        client, _, cluster = text.partition(SEPARATOR)
+        return f"{session_id(client)}-on-{session_id(cluster)}"
+    text = text.strip()
     if envspec.is_file(text):
-        return Path(text).name
-    return ",".join(text.split())
+        return re.sub(r"[^\w.+-]+", "-", Path(text).name)
+    words = [w.replace("=", "", 1) for w in text.split()]
+    kept = "-".join(re.sub(r"[^\w.+-]+", "", w) for w in words)
+    if kept != "-".join(words):
+        kept += "-" + hashlib.sha256(text.encode()).hexdigest()[:6]
+    return kept
 
 
 def _on_demand(text: str, base: Env, as_of: str | None) -> Target:
@@ -64,7 +75,7 @@ def _on_demand(text: str, base: Env, as_of: str | None) -> Target:
     if SEPARATOR in text:
         client, _, cluster = text.partition(SEPARATOR)
         python = envspec.parse(client.strip(), base=base).python if client.strip() else base.python
-        return Target(text.strip(), python, text=text.strip(), base=base, as_of=as_of)
+        return Target(session_id(text), python, text=text.strip(), base=base, as_of=as_of)
     request = envspec.parse(text, base=base)  # reads a requirements file; no uv
     env = parse_env_id(text.strip())
     if env is not None:
