@@ -18,6 +18,8 @@ from picklematrix.envs.spec import SpecError
 from picklematrix.versions import ABSENT, PACKAGES, env_id_of, short_python
 
 SEPARATOR = "~"
+# "~" between a client and a cluster, not the "~=" of a version specifier (pydantic=~=2.10)
+PAIR = re.compile(r"~(?!=)")
 SKEW_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # Read by picklematrix.record.asv_env when asv labels the env: the cluster's identity (JSON), so that asv's name and
 # filters carry it.
@@ -47,6 +49,12 @@ class ClusterIdentity:
         out = {f"cluster-{k}": (self.versions.get(k) or ABSENT) for k in PACKAGES}
         out["cluster-python"] = short_python(self.python)
         return out
+
+
+def split_pair(text: str) -> tuple[str, str] | None:
+    """(client, cluster) of ``<client>~<cluster>`` on a command line (each an env id or a spec), else None."""
+    parts = PAIR.split(text, maxsplit=1)
+    return (parts[0].strip(), parts[1].strip()) if len(parts) == 2 else None
 
 
 def record_env_id(client_env_id: str, cluster: ClusterIdentity | None) -> str:
@@ -182,7 +190,7 @@ def skew_pairs(pairs: dict, names, label: str, bad) -> list:
 def pair_on_demand(text: str, resolve) -> SkewPair:
     """A skew pair named on the command line (``--env "<client>~<cluster>"``, each side an env id or a spec that
     ``resolve`` turns into an env), as the record id of a pair reads: recorded as a pair of matrix.toml is."""
-    client_text, _, cluster_text = text.partition(SEPARATOR)
+    client_text, cluster_text = split_pair(text) or (text, "")
     if not client_text.strip() or not cluster_text.strip():
         raise SpecError(f"--env {text!r}: a client/cluster pair reads <client env>{SEPARATOR}<cluster env>")
     client, cluster = resolve(client_text.strip()), resolve(cluster_text.strip())

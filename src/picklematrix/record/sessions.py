@@ -21,7 +21,7 @@ from picklematrix.envs import spec as envspec
 from picklematrix.envs import venvs
 from picklematrix.envs.ids import Env
 from picklematrix.envs.matrix import MatrixError, load_matrix
-from picklematrix.envs.skew import SEPARATOR, SkewPair
+from picklematrix.envs.skew import SkewPair, split_pair
 from picklematrix.locations import checkout_root
 from picklematrix.record import ondemand, recording, skew_envs
 from picklematrix.record.clusters import given_cluster
@@ -143,7 +143,7 @@ def recorded_env_ids(results: Path) -> set[str]:
 
 def _needs_recording(args, matrix) -> bool:
     """Whether the review names an env that may not be recorded yet (else it is the report's to pick)."""
-    if any(v and SEPARATOR in v for v in (args.from_env, args.to_env)):
+    if any(v and split_pair(v) for v in (args.from_env, args.to_env)):
         return False  # records of a client on another cluster, by their env ids: reviewed as recorded
     if args.scheduler or args.change:
         return True

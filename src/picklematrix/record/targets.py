@@ -17,7 +17,7 @@ from pathlib import Path
 from picklematrix.envs import spec as envspec
 from picklematrix.envs.ids import Env, parse_env_id
 from picklematrix.envs.matrix import Matrix
-from picklematrix.envs.skew import SEPARATOR, SkewPair, pair_on_demand
+from picklematrix.envs.skew import SkewPair, pair_on_demand, split_pair
 
 CHANGE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)=(?:(?P<a>[^=.,][^=,]*?)\.\.)?(?P<b>[^=,.][^=,]*)$")
 
@@ -39,7 +39,7 @@ class Target:
 
     @property
     def is_pair(self) -> bool:
-        return isinstance(self.env, SkewPair) or (self.text is not None and SEPARATOR in self.text)
+        return isinstance(self.env, SkewPair) or (self.text is not None and split_pair(self.text) is not None)
 
     def resolve(self, uv: str) -> Env | SkewPair:
         """The env (or pair) to record, with concrete pins; raises envspec.SpecError naming the spec."""
@@ -48,7 +48,7 @@ class Target:
         one = lambda text: envspec.resolve(envspec.parse(text, base=self.base), as_of=self.as_of, uv=uv)  # noqa: E731
         if self.env is not None:  # an env id, as of a date: its whole dependency set of that day
             return envspec.resolve(envspec.from_env(self.env), as_of=self.as_of, uv=uv)
-        if SEPARATOR in self.text:
+        if split_pair(self.text):
             return pair_on_demand(self.text, one)
         return one(self.text)
 
@@ -57,9 +57,9 @@ def session_id(text: str) -> str:
     """A nox session parameter for a spec, in the characters nox keeps as they are (word characters, ``.``,
     ``+``, ``-``): ``pydantic=2.10.6`` -> ``pydantic2.10.6``, a requirements file by its name, a pair as
     ``<client>-on-<cluster>``; a digest of the text is added where characters were dropped (``~=2.10``)."""
-    if SEPARATOR in text:
-        client, _, cluster = text.partition(SEPARATOR)
-        return f"{session_id(client)}-on-{session_id(cluster)}"
+    pair = split_pair(text)
+    if pair:
+        return f"{session_id(pair[0])}-on-{session_id(pair[1])}"
     text = text.strip()
     if envspec.is_file(text):
         return re.sub(r"[^\w.+-]+", "-", Path(text).name)
@@ -72,9 +72,9 @@ def session_id(text: str) -> str:
 
 def _on_demand(text: str, base: Env, as_of: str | None) -> Target:
     """A target for ``--env TEXT``: an env id or a pair of env ids as it is, anything else resolved later."""
-    if SEPARATOR in text:
-        client, _, cluster = text.partition(SEPARATOR)
-        python = envspec.parse(client.strip(), base=base).python if client.strip() else base.python
+    pair = split_pair(text)
+    if pair:
+        python = envspec.parse(pair[0], base=base).python if pair[0] else base.python
         return Target(session_id(text), python, text=text.strip(), base=base, as_of=as_of)
     request = envspec.parse(text, base=base)  # reads a requirements file; no uv
     env = parse_env_id(text.strip())
