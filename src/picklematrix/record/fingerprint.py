@@ -43,10 +43,11 @@ NOT_FINGERPRINTED = (
     "docs", "README.md", "matrix.toml", "tests", ".github", ".ci", "bench", "noxfile.py", ".gitignore",
     "src/picklematrix/report", "src/picklematrix/workflow_lint.py", "src/picklematrix/record/shards.py",
     "src/picklematrix/record/bisect.py", "src/picklematrix/envs/spec.py", "src/picklematrix/record/ondemand.py",
-    "src/picklematrix/record/fingerprint.py", "src/picklematrix/record/noxargs.py",
+    "src/picklematrix/record/fingerprint.py", "src/picklematrix/record/targets.py",
+    "src/picklematrix/record/sessions.py",
 )
-# (envspec, ondemand and noxargs only choose and build envs: a record is named by the versions actually installed, which
-# the recording checks; fingerprint.py only names the key)
+# (envs/spec, ondemand, targets and sessions only choose and build envs: a record is named by the versions actually
+# installed, which the recording checks; fingerprint.py only names the key)
 
 
 def pathspec() -> list[str]:
