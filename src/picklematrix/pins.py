@@ -46,7 +46,7 @@ JUPYTER_CLIENT = "jupyter_client==8.6.3"
 
 NOX = ["nox[uv]==2026.10.20", "uv==0.13.9", FILELOCK]
 ENV = [PACKAGING, ASV_RUNNER, IPYKERNEL, JUPYTER_CLIENT]
-# the checkout goes in without its dependencies (dask, ...): matrix.py needs tomli on Python 3.10
+# the checkout goes in without its dependencies (dask, ...): envs/matrix.py needs tomli on Python 3.10
 TOOLS = [ASV, ASV_RUNNER, JINJA2, PACKAGING, FILELOCK, 'tomli==2.5.0; python_version < "3.11"']
 LINT = ["ruff==0.8.6"]
 

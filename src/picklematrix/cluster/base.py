@@ -2,8 +2,8 @@
 
 Between cells the harness asks whether the cluster is idle and whole: no task
 of the finished cell left on the scheduler or running in a worker thread, every
-worker connected. picklematrix.cluster.local says what each kind of cluster may do
-when it is not.
+worker connected. Each kind of cluster says what it may do when it is not
+(picklematrix.cluster.local, .existing, .spawned).
 """
 
 from __future__ import annotations

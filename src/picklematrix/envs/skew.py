@@ -90,7 +90,7 @@ class SkewPair:
     """A matrix.toml ``[skew.NAME]`` entry: the client (notebook) from one env, the cluster from another."""
 
     name: str
-    client: object  # picklematrix.envs.matrix.Env
+    client: object  # picklematrix.envs.ids.Env
     cluster: object
     question: str
 

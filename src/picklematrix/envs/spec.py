@@ -1,8 +1,8 @@
 """Envs on demand: an env named by a spec, a change to another env, or a user's requirements file, resolved to
-concrete pins (a :class:`picklematrix.envs.matrix.Env`) with ``uv pip compile``.
+concrete pins (a :class:`picklematrix.envs.ids.Env`) with ``uv pip compile``.
 
 Accepted wherever an env is built on demand (``nox -s matrix -- --env ...``, ``nox -s review -- --from ...``,
-``nox -s bisect -- --env ...``):
+``nox -s bisect -- --base ...``):
 
 - an env id from matrix.toml's scheme: ``cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11`` (taken as is);
 - a spec, ``NAME=VALUE`` words: ``python=3.11 dask=2024.6.2 cloudpickle=3.0.0 pydantic=~=2.10``. VALUE is a
@@ -22,7 +22,7 @@ pinned as the env's extra pins, so that its install takes nothing newer. The har
 
 An env is identified by what is installed in it: the axes' versions and its extra pins (the pins besides the
 axes, from a requirements file, a spec naming other packages, or an as-of date's dependency set;
-:meth:`picklematrix.envs.matrix.Env.identity_extra`). The extra pins give the env id a ``+<digest>`` suffix and the
+:meth:`picklematrix.envs.ids.Env.identity_extra`). The extra pins give the env id a ``+<digest>`` suffix and the
 record's asv name an ``extra<digest>`` part, so two requirements files with the same axes but another tornado
 are two envs with two records, and an env without extra pins keeps its matrix.toml id and record. The same
 versions reached two ways are one env: names and versions are compared normalized, and a pin equal to the

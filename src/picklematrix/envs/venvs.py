@@ -150,7 +150,7 @@ def pin_mismatches(env, found: dict) -> list[str]:
 
 
 def name_extra_pins(python: str, env) -> None:
-    """Name ``env``'s extra pins in its venv (picklematrix.envs.matrix.EXTRA_FILE): the version probe and the
+    """Name ``env``'s extra pins in its venv (picklematrix.versions.EXTRA_FILE): the version probe and the
     harness run report their installed versions, which are part of the env's identity (its record's name)."""
     stamp = Path(python).parents[1] / EXTRA_FILE
     names = sorted(env.identity_extra())

@@ -6,16 +6,16 @@ The releases in between come from the package index (PyPI's JSON API; for ``pyth
 machine has, since none is downloaded). Each step is an env: the base (``--base``, an env id, spec or
 requirements file, see picklematrix.envs.spec; default the profile's baseline) with the package at that release
 (dask and distributed move together), recorded exactly as ``nox -s matrix`` records it
-(picklematrix.record.ondemand), with only the chosen cases (``--only``, PICKLEMATRIX_ONLY's globs) of the chosen
-corpus (``--cases``, default the built-in one).
-The search is a binary search for the first release whose outcomes for those cells differ from ``--from``'s:
+(picklematrix.record.ondemand), with only the chosen cases (``--only``, else PICKLEMATRIX_ONLY's globs) of the
+chosen corpus (``--cases``, default the built-in one).
+The search is a binary search for the first release whose outcomes for those cells differ from A's:
 a fix or a break, whichever it is. A release that cannot be built or installed is skipped, its error kept, and
 the search goes on with its neighbours.
 
 The steps' records go to ``results/bisect/runs/<selection>/<env>/`` (a results directory per env, since a
 partial corpus must not mix with the matrix's records, and envs differing only in a package outside the axes
 would otherwise share a record); the next bisect over the same cells reuses them. The answer goes to
-``results/bisect/<package>-<from>..<to>.md`` and ``.json``.
+``results/bisect/<package>-<A>..<B>.md`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def run_step(env: Env, version: str, checkout: Path, runs: Path, *, log=print, w
     if outcomes is None:
         return Step(version, "error", env.env_id, error=f"no complete record in {results} after recording")
     if not outcomes:
-        return Step(version, "error", env.env_id, error="the record has no cells: no case matches the --case globs")
+        return Step(version, "error", env.env_id, error="the record has no cells: no case matches the --only globs")
     return Step(version, "", env.env_id, outcomes=outcomes)
 
 
@@ -178,7 +178,7 @@ def bisect(package: str, lo: str, hi: str, base: Env, checkout: Path, out_dir: P
     with ondemand.selection(cases, case_dirs or None):
         first = step(lo)
         if first.status == "error":
-            raise BisectError(f"--from {package} {lo} ({first.env_id}) cannot be recorded, so there is nothing to "
+            raise BisectError(f"--change {package}={lo}..: {lo} ({first.env_id}) cannot be recorded, so there is nothing to "
                               f"compare with:\n{first.error}")
         first.status = "same"
 
@@ -192,7 +192,7 @@ def bisect(package: str, lo: str, hi: str, base: Env, checkout: Path, out_dir: P
 
         last = differs(hi)
         if last is None:
-            raise BisectError(f"--to {package} {hi} ({tried[hi].env_id}) cannot be recorded:\n{tried[hi].error}")
+            raise BisectError(f"--change {package}=..{hi}: {hi} ({tried[hi].env_id}) cannot be recorded:\n{tried[hi].error}")
         found, skipped_near = first_differing([lo, *inner, hi], differs) if last else (None, [])
     report = _report(package, lo, hi, base, cases, case_dirs, inner, tried, first, found, skipped_near, pre)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,8 @@ folders it ran (:func:`case_digest`, the sidecar head's ``case_digest``), and a 
 recorded only when the digest of the folders asked for now is the same (:func:`case_mismatch`): editing a
 case file there re-records, saying why.
 
-Standard library only: the noxfile imports it in nox's interpreter, the report in the tools venv, and
-``picklematrix run`` inside every env (the digest it records).
+Standard library only: the recording imports it in nox's interpreter, the report in the tools venv. The digest
+itself is picklematrix.run.corpus's (``case_digest``), which ``picklematrix run`` records inside every env.
 """
 
 from __future__ import annotations

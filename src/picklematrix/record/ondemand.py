@@ -86,16 +86,17 @@ def find_record(results: Path, commit: str, env: Env, machine: str = "*", case_d
     return None
 
 
-def record(env: Env, checkout: Path, results: Path, *, venvs: Path | None = None, force: bool = False,
+def record(env: Env, checkout: Path, results: Path, *, venv_root: Path | None = None, force: bool = False,
            log=print, warn=print, cluster=None) -> str:
     """Build ``env`` (if needed) and record it into ``results`` as ``nox -s matrix`` does; a record already there
-    is reused without building anything. ``cluster``: compute on it (a picklematrix.envs.skew.ClusterSource). Returns
-    the record's env id. Raises :class:`picklematrix.record.recording.RecordingError` (an env error is recorded too)."""
+    is reused without building anything. ``cluster``: compute on it (a picklematrix.record.clusters.ClusterSource).
+    Returns the record's env id. Raises :class:`picklematrix.record.recording.RecordingError` (an env error is
+    recorded too)."""
     commit, machine = recording.recording_target(checkout)
     if cluster is None and not force and find_record(results, commit, env, machine) is not None:
         log(f"{env.env_id}: already recorded for {commit[:8]} in {Path(results) / machine}")
         return env.env_id
-    where = (venvs or checkout / ".nox" / "on-demand") / env_key(env)
+    where = (venv_root or checkout / ".nox" / "on-demand") / env_key(env)
     try:
         python = make_venv(env, where)
     except venvs.EnvError as e:

@@ -29,6 +29,7 @@ from picklematrix import sidecar as sidecars
 from picklematrix.envs import skew, venvs
 from picklematrix.envs.ids import asv_env_name
 from picklematrix.record import asvconf, fingerprint, logs
+from picklematrix.record.clusters import ClusterSource, probe
 from picklematrix.record.resultsdir import (
     RecordingError,
     Target,
@@ -198,7 +199,7 @@ class _GivenCluster:
         pass
 
 
-def _asv_cluster(python: str, state_file: Path, env: dict, cluster: skew.ClusterSource | None):
+def _asv_cluster(python: str, state_file: Path, env: dict, cluster: ClusterSource | None):
     """The cluster asv's benchmark processes share: one of the env's own, one started from the cluster env's
     interpreter (a skew pair), or the existing one at ``cluster.address``."""
     if cluster is not None and cluster.address is not None:
@@ -281,7 +282,7 @@ def run_harness(command: list[str], env: dict, env_id: str, console: logs.EnvCon
 
 
 def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path, scheduler: str,
-            asv_env: dict, log, cluster: skew.ClusterSource | None = None, log_file: Path | None = None,
+            asv_env: dict, log, cluster: ClusterSource | None = None, log_file: Path | None = None,
             on_line=None) -> int:
     """``asv run`` of the cells of ``sidecar`` in ``python``'s env, on the cluster at ``scheduler``; its exit code.
 
@@ -310,7 +311,7 @@ def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path
 
 
 def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Path, *, replica: int = 1,
-               force: bool = False, log=print, warn=print, cluster: skew.ClusterSource | None = None) -> str:
+               force: bool = False, log=print, warn=print, cluster: ClusterSource | None = None) -> str:
     """Build ``env`` in the venv of ``python``, check its versions, run the corpus, record it with asv.
 
     ``session_tmp`` keeps what outlives one recording (asv's HOME, its private results dir). ``cluster``:
@@ -345,8 +346,6 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
         # the whole message: a resolver's explanation ("because ...") follows its first line
         raise RecordingError(f"{str(e).strip()[-20000:]}\n(recorded in {where})") from None
     if cluster is not None and cluster.identity is None:  # a cluster at an address: ask it what it runs
-        from picklematrix.record.clusters import probe
-
         cluster = probe(cluster, python, log)
         env_id = skew.record_env_id(env.env_id, cluster.identity)
     console.env_id = env_id

@@ -165,6 +165,8 @@ def review_envs(args, checkout: Path, *, log=print, warn=print) -> tuple[str, st
         return envspec.resolve(envspec.parse(text, base=start), as_of=args.as_of, uv=uv)
 
     if args.change:
+        if args.to_env:
+            raise TargetError(f"--change {args.change} names the env after the change: give it or --to, not both")
         ends = change_texts(args.change)
         start = resolve(args.from_env, base) if args.from_env else base
         env_from = resolve(ends[0], start) if len(ends) == 2 else start

@@ -1,5 +1,6 @@
-"""The orchestrating side of skew recordings (picklematrix.envs.skew): a skew pair's cluster env, built and checked
-like any env, and the identity of a cluster at an address, read from it.
+"""The orchestrating side of skew pairs (picklematrix.envs.skew): a pair's cluster env, built or reused and checked
+like any env, as the cluster its recording computes on (a picklematrix.record.clusters.ClusterSource; a cluster at
+an address is read there, :func:`picklematrix.record.clusters.probe`).
 
 Runs in nox's interpreter (standard library, ``packaging``, ``filelock``); what needs distributed runs in an
 env's interpreter (``python -m picklematrix versions``).
@@ -16,7 +17,7 @@ from picklematrix.record import ondemand, recording, resultsdir
 from picklematrix.record.clusters import ClusterSource
 
 
-def cluster_source(pair: SkewPair, checkout: Path, results: Path, *, venvs: Path | None = None,
+def cluster_source(pair: SkewPair, checkout: Path, results: Path, *, venv_root: Path | None = None,
                    warn=print) -> ClusterSource:
     """The pair's cluster env, built or reused (the env's own matrix venv if it has one, else
     ``<checkout>/.nox/on-demand/<env>``, where the review and the bisect build envs too) and checked against its pins, as a :class:`ClusterSource` started from its
@@ -24,7 +25,7 @@ def cluster_source(pair: SkewPair, checkout: Path, results: Path, *, venvs: Path
     :class:`picklematrix.record.recording.RecordingError` naming the pair."""
     env = pair.cluster
     built = matrix_venv(env, checkout)
-    where = built or (venvs or checkout / ".nox" / "on-demand") / ondemand.env_key(env)
+    where = built or (venv_root or checkout / ".nox" / "on-demand") / ondemand.env_key(env)
     try:
         python = venvs.venv_python(where) if built else ondemand.make_venv(env, where)
         found = venvs.prepare(env, python, checkout, warn=warn)

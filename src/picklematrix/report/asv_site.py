@@ -23,8 +23,8 @@ def stage_results(rs: ResultSet, stage: Path) -> dict:
     """A results dir asv can publish without tripping: only loadable files, one benchmarks.json for all.
 
     ``benchmarks.json`` is rewritten by every ``asv run`` with the params of that run's corpus
-    (``PICKLEMATRIX_ONLY``); asv drops from its graphs every result whose params it does not list. The staged
-    copy lists every case/method/context some result has. Returns {benchmark: values added per param}.
+    (``--only``, ``PICKLEMATRIX_ONLY``); asv drops from its graphs every result whose params it does not list.
+    The staged copy lists every case/method/context some result has. Returns {benchmark: values added per param}.
     """
     machines = set()
     union: dict[str, list] = {}

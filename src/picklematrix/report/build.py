@@ -1,7 +1,7 @@
-"""``nox -s report``: the whole report built in order (asv's site, web assets, reviews, the table), and its CLI.
+"""``nox -s report`` and ``picklematrix report``: the whole report built in order (asv's site, web assets, reviews,
+the table). The command line is picklematrix.cli's; ``python -m picklematrix.report`` is the same command.
 
-    python -m picklematrix.report [--results DIR] [--html DIR] [--commit REV] [--checkout DIR] [--env SPEC]
-                                  [--strict]
+    picklematrix report [--results DIR] [--html DIR] [--commit REV] [--checkout DIR] [--env SPEC] [--strict]
 
 Runs in the orchestrating environment (asv 0.6.6, jinja2; see ``picklematrix.envs.venvs.tools_python``), from the
 checkout (or with ``--checkout``): asv's configuration and matrix.toml are the checkout's.

@@ -1,6 +1,6 @@
 """The pull request's comment: the review, rendered to fit one GitHub comment, and posted or updated in place.
 
-    python -m picklematrix.report.comment --review REVIEW.json --repo OWNER/NAME --pr N [--details-url URL]
+    picklematrix comment --review REVIEW.json --repo OWNER/NAME --pr N [--details-url URL]
     ./nox -s comment -- --review results/reviews/pr.review.json --repo OWNER/NAME --pr N
 
 REVIEW.json is what ``nox -s review -- --base-rev BASE`` writes (picklematrix.report.revs). The comment starts

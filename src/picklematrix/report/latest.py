@@ -41,7 +41,8 @@ def newest_pair(rs) -> tuple:
 
 
 def run(args, results: Path) -> int:
-    """``review --newest`` (the command line is review.py's): print the review, write it beside the results."""
+    """``review --newest`` (the command line is picklematrix.cli's, the command picklematrix.report.reviewing's):
+    print the review, write it beside the results."""
 
     rs = load_results(results)
     previous, newest = newest_pair(rs)

@@ -1,15 +1,17 @@
 """``picklematrix review`` and ``./nox -s review``: picking the envs to review, reviewing them, writing the review.
 
-    python -m picklematrix.report.reviewing --from ENV --to ENV [--results DIR] [--factor 1.1] [--aa MACHINE]
-    python -m picklematrix.report.reviewing --change pydantic=2.8.2..2.9.2 [--base ENV]
-    python -m picklematrix.report.reviewing --from pydantic=2.8.2..2.9.2
-    python -m picklematrix.report.reviewing --base-rev BASE [--head-rev HEAD] [--json PATH]   (a pull request)
-    python -m picklematrix.report.reviewing --newest [--step-summary]      (the newest releases, on a schedule)
+    picklematrix review --from ENV --to ENV [--results DIR] [--factor 1.1] [--aa MACHINE]
+    picklematrix review --change pydantic=2.8.2..2.9.2 [--base ENV]
+    picklematrix review --change pydantic=2.9.2 [--from ENV | --base ENV]
+    picklematrix review --base-rev BASE [--head-rev HEAD] [--json PATH]   (a pull request)
+    picklematrix review --newest [--step-summary]      (the newest releases, on a schedule)
 
-ENV is an env id (``cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11``), asv's env name, ``<machine>/<env>`` when several
-machines recorded it, or ``name=version[,name=version]`` (``pydantic=2.8.2``, ``pydantic=absent``) when that
-picks one env. A version change ``NAME=A..B`` reviews the env with NAME=A (the baseline's when it qualifies)
-against the env that differs from it only in NAME=B.
+The command line is picklematrix.cli's (``./nox -s review -- ...`` parses the same; the session records envs
+named on demand first, picklematrix.record.sessions). ENV is an env id (``cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11``),
+asv's env name, ``<machine>/<env>`` when several machines recorded it, or ``name=version[,name=version]``
+(``pydantic=2.8.2``, ``pydantic=absent``) when that picks one env. A version change ``NAME=A..B`` reviews the env
+with NAME=A (the baseline's when it qualifies) against the env that differs from it only in NAME=B; ``NAME=B``
+starts from ``--from``, else ``--base``, else the profile's baseline.
 
 The verdict comes first: a line of counts (cells fixed, broken, still failing, not compared; timings slower and
 faster beyond ``--factor``), then what it means. Sections follow, changes first: broken (pass -> fail), not

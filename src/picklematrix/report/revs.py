@@ -1,6 +1,6 @@
 """A pull request's review: every env of the profile at the base's code against the same env at the head's.
 
-    python -m picklematrix.report.reviewing --base-rev BASE [--head-rev HEAD] [--json PATH]    (nox -s review -- ...)
+    picklematrix review --base-rev BASE [--head-rev HEAD] [--json PATH]    (./nox -s review -- ...)
 
 Results are keyed by fingerprint commit (picklematrix.record.fingerprint), so one results directory holds the base's
 and the head's records side by side. BASE and HEAD are git revisions of the checkout; each is read as its
@@ -11,7 +11,7 @@ compared too when the base's code recorded them), only in the base's "removed". 
 is compared and the verdict is "no change" (the envs added or removed are still named).
 
 Writes the review as JSON (``--json``, default ``<results>/reviews/<base8>..<head8>.review.json``; what
-``python -m picklematrix.report.comment`` renders and posts) and each compared env's review (``.md``/``.html``)
+``picklematrix comment`` renders and posts) and each compared env's review (``.md``/``.html``)
 beside it. Exit status: 0 nothing broke, nothing got slower, every env of the head's profile compared; 1
 otherwise; 2 bad input (an unknown revision, no results at the head's fingerprint).
 """
@@ -180,12 +180,13 @@ def summarize(base: dict, head: dict, envs: list, factor: float) -> dict:
 
 
 def run(args, checkout: Path, results: Path) -> int:
-    """``review --base-rev`` (the command line is review.py's): write the JSON and each env's review."""
+    """``review --base-rev`` (the command line is picklematrix.cli's, the command picklematrix.report.reviewing's):
+    write the JSON and each env's review."""
     from picklematrix.report.comment import render_comment
 
     if checkout is None:
         raise BadInput("--base-rev needs the picklematrix checkout (run from it, or --checkout DIR)")
-    profile = os.environ.get("PICKLEMATRIX_PROFILE", "default")
+    profile = getattr(args, "profile", None) or os.environ.get("PICKLEMATRIX_PROFILE") or "default"
     sides = {}
     for name, rev in (("base", args.base_rev), ("head", args.head_rev or "HEAD")):
         sides[name] = {"rev": rev, "commit": _git(checkout, "rev-parse", "--verify", f"{rev}^{{commit}}"),
