@@ -27,7 +27,7 @@ def bisect_run(tmp_path_factory):
 
     def run(package, lo, hi, *args):
         proc = subprocess.run([sys.executable, "-m", "nox", "--envdir", str(tmp / "envs"), "-s", "bisect", "--",
-                               "--package", package, "--from", lo, "--to", hi, *args], cwd=clone, env=env,
+                               "--change", f"{package}={lo}..{hi}", *args], cwd=clone, env=env,
                               capture_output=True, text=True, timeout=1200)
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, out[-6000:]
@@ -39,7 +39,7 @@ def bisect_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_bisecting_pydantic_on_the_11448_env_names_2_9_0_and_the_kernel_cells(bisect_run):
-    report, md, _ = bisect_run("pydantic", "2.8.2", "2.9.2", "--env", BASE, "--case", "notebook/dask_11448_report")
+    report, md, _ = bisect_run("pydantic", "2.8.2", "2.9.2", "--base", BASE, "--only", "notebook/dask_11448_report")
     assert report["releases_between"] == ["2.9.0", "2.9.1"]  # from PyPI, pre-releases left out
     assert report["first_differing"] == "2.9.0" and report["kind"] == "fixed"
     assert {c["cell"] for c in report["cells"]} == {"notebook/dask_11448_report|dask.compute|kernel",
@@ -55,7 +55,7 @@ def test_bisecting_pydantic_on_the_11448_env_names_2_9_0_and_the_kernel_cells(bi
 @pytest.mark.slow
 def test_bisecting_cloudpickle_finds_where_a_main_typing_namedtuple_loads(bisect_run):
     # on a dask 2024.6.2 env: the baseline with cloudpickle changed
-    report, _, _ = bisect_run("cloudpickle", "2.1.0", "2.2.1", "--case", "classes/typing_namedtuple")
+    report, _, _ = bisect_run("cloudpickle", "2.1.0", "2.2.1", "--only", "classes/typing_namedtuple")
     assert report["base"]["dask"] == "2024.6.2" and report["releases_between"] == ["2.2.0"]
     found = report["first_differing"]
     assert found in ("2.2.0", "2.2.1") and report["cells"], report

@@ -74,6 +74,10 @@ def _on_demand(text: str, base: Env, as_of: str | None) -> Target:
     """A target for ``--env TEXT``: an env id or a pair of env ids as it is, anything else resolved later."""
     pair = split_pair(text)
     if pair:
+        ids = [parse_env_id(side) for side in pair]
+        if ids[0] is not None and ids[0] == ids[1]:  # (specs are compared once resolved: pair_on_demand)
+            raise TargetError(f"--env {text!r}: client and cluster are the same env ({ids[0].env_id}): that is "
+                              "no skew")
         python = envspec.parse(pair[0], base=base).python if pair[0] else base.python
         return Target(session_id(text), python, text=text.strip(), base=base, as_of=as_of)
     request = envspec.parse(text, base=base)  # reads a requirements file; no uv
