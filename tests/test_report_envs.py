@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from picklematrix.envs.ids import asv_env_name, extra_digest
 from picklematrix.cli import main
+from picklematrix.envs.ids import asv_env_name, extra_digest
 from picklematrix.report.compare import build_review
 from picklematrix.report.envmatch import select_envs
 from picklematrix.report.problems import BadInput

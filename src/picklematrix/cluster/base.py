@@ -17,6 +17,8 @@ import time
 import types
 from dataclasses import dataclass, field
 
+from picklematrix.versions import PACKAGES
+
 
 @dataclass
 class Health:
@@ -300,9 +302,9 @@ class BaseCluster:
         self.close()
 
 
-# The packages a cluster's identity is made of (picklematrix.envs.skew), asked of distributed's version check
-# besides its own list (pydantic is not on it).
-IDENTITY_PACKAGES = ("cloudpickle", "dask", "distributed", "pydantic")
+# The packages a cluster's identity is made of (picklematrix.envs.skew): the tracked ones, asked of distributed's
+# version check besides its own list (pydantic is not on it).
+IDENTITY_PACKAGES = PACKAGES
 
 
 def version_report(client) -> dict:

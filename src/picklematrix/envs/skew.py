@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from picklematrix.envs.ids import parse_env_id
 from picklematrix.envs.spec import SpecError
-from picklematrix.versions import ABSENT, PACKAGES, env_id_of, short_python
+from picklematrix.versions import ABSENT, AXES, PACKAGES, env_id_of, short_python
 
 SEPARATOR = "~"
 # "~" between a client and a cluster, not the "~=" of a version specifier (pydantic=~=2.10)
@@ -78,7 +78,7 @@ def skew_label(env_id: str) -> str:
     if a is None or b is None:  # (an env with extra pins: its id carries their digest)
         return f"client {client} / cluster {cluster}"
     short = {"cloudpickle": "cp", "dask": "dask", "pydantic": "pyd", "python": "py"}
-    differ = [k for k in ("python", "cloudpickle", "dask", "pydantic") if getattr(a, k) != getattr(b, k)]
+    differ = [k for k in AXES if getattr(a, k) != getattr(b, k)]
     if not differ:
         return f"client / cluster {client}"
     side = lambda env: " ".join(f"{short[k]}{getattr(env, k)}" for k in differ)  # noqa: E731

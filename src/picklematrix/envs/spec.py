@@ -46,7 +46,7 @@ from packaging.utils import canonicalize_name
 from picklematrix import pins
 from picklematrix.envs.ids import Env, parse_env_id
 from picklematrix.locations import checkout_root
-from picklematrix.versions import ABSENT, AXES, EXTRA_SEPARATOR
+from picklematrix.versions import ABSENT, AXES, EXTRA_SEPARATOR, PACKAGES
 
 DEFAULT_PYTHON = "3.11"
 SPEC_OPS = ("~=", "==", "!=", "<=", ">=", "<", ">", "===")
@@ -252,8 +252,7 @@ def resolve(request: Request, *, as_of: str | None = None, uv: str = "uv") -> En
     for name in ("cloudpickle", "dask"):
         if name not in version:
             raise SpecError(f"{request.source}: no {name} version (name {name}=<version> or latest)")
-    core = {"cloudpickle", "dask", "distributed", "pydantic"}
-    extra = tuple(sorted((name, v) for name, v in version.items() if name not in core))
+    extra = tuple(sorted((name, v) for name, v in version.items() if name not in PACKAGES))
     return Env(python=request.python, cloudpickle=version["cloudpickle"], dask=version["dask"],
                pydantic=version.get("pydantic", ABSENT), extra=extra)
 

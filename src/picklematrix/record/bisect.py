@@ -42,10 +42,11 @@ from picklematrix.outcomes import PASS
 from picklematrix.record import fingerprint, ondemand, recording
 from picklematrix.record.sessions import matrix_file, results_dir
 from picklematrix.record.targets import CHANGE, TargetError, base_env
+from picklematrix.versions import TRACKED
 
 PYPI = "https://pypi.org/pypi/{name}/json"
-AXIS_FIELDS = {"cloudpickle": "cloudpickle", "dask": "dask", "distributed": "dask", "pydantic": "pydantic",
-               "python": "python"}
+# each tracked package's field of an Env (distributed moves with dask)
+AXIS_FIELDS = {name: "dask" if name == "distributed" else name for name in TRACKED}
 
 
 class BisectError(Exception):

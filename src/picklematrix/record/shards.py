@@ -22,8 +22,8 @@ import hashlib
 import json
 import os
 import re
-import sys
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -14,7 +14,7 @@ from picklematrix.record.asvconf import AsvConfigError, write_config
 from picklematrix.report.asv_results import param_value
 from picklematrix.report.results import ResultSet
 from picklematrix.run.selection import COMPUTE, GRAPH_SIZE, OUTCOME
-from picklematrix.versions import ABSENT
+from picklematrix.versions import ABSENT, AXES
 
 NAV_LINK = '<li id="nav-li-matrix"><a href="matrix.html">Outcome matrix</a></li>'
 
@@ -146,7 +146,7 @@ def asv_graph_url(benchmark: str, case_key: str, env: dict | None = None) -> str
     """
     parts = [f"p-case={quote(repr(case_key), safe='')}", "x-axis=method"]
     if env:
-        for name in ("cloudpickle", "dask", "pydantic"):
+        for name in (a for a in AXES if a != "python"):
             value = (env.get("versions") or {}).get(name)
             parts.append(f"{name}={quote(value or ABSENT, safe='')}")
     return f"index.html#{benchmark}?{'&'.join(parts)}"

@@ -16,12 +16,12 @@ from picklematrix.report.problems import BadInput
 from picklematrix.report.results import Recording, ResultSet
 from picklematrix.report.table import BAD, cell_sort_key, cell_view
 from picklematrix.run.selection import COMPUTE
-from picklematrix.versions import ABSENT
+from picklematrix.versions import ABSENT, AXES, TRACKED
 
 EXIT_OK, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_FACTOR = 1.1  # asv compare's default
 FACTOR_LADDER = (1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
-VERSION_NAMES = ("python", "cloudpickle", "dask", "distributed", "pydantic")
+VERSION_NAMES = TRACKED
 CHANGE = re.compile(r"^(?P<name>[A-Za-z_][\w.-]*)=(?P<a>[^.,=][^=,]*?)\.\.(?P<b>[^=,]+)$")
 CHANGE_TO = re.compile(r"^(?P<name>[A-Za-z_][\w.-]*)=(?P<b>[^.,=][^=,]*)$")  # NAME=B: from the env it starts at
 AA_HINT = "record one with `PICKLEMATRIX_REPLICATE=2 nox -s \"matrix(<baseline>)\"`"
@@ -49,7 +49,7 @@ def changed_versions(a: Recording, b: Recording) -> list:
         sides = [parse_env_id(skew.split_env_id(r.env_id or "")[1] or (r.env_id or "")) for r in (a, b)]
         if None not in sides:
             changed += [{"name": f"cluster {k}", "from": getattr(sides[0], k), "to": getattr(sides[1], k)}
-                        for k in ("python", "cloudpickle", "dask", "pydantic")
+                        for k in AXES
                         if getattr(sides[0], k) != getattr(sides[1], k)]
     return changed
 

@@ -19,7 +19,7 @@ from picklematrix.envs import spec as envspec
 from picklematrix.envs.ids import extras_match, identity_extra
 from picklematrix.report.problems import BadInput
 from picklematrix.report.results import ResultSet
-from picklematrix.versions import ABSENT, AXES
+from picklematrix.versions import ABSENT, AXES, PACKAGES
 
 
 def _word_matches(rec, name: str, spec: str) -> bool:
@@ -61,7 +61,7 @@ def matcher(text: str):
         except envspec.SpecError as e:
             raise BadInput(str(e)) from None
         pins = {n: s for n, s in request.wanted.items()}
-        axes = {n: pins.pop(n) for n in ("cloudpickle", "dask", "distributed", "pydantic") if n in pins}
+        axes = {n: pins.pop(n) for n in PACKAGES if n in pins}
         wanted = identity_extra({n: s.lstrip("=") for n, s in pins.items()})
         return lambda r: (not r.is_error and all(_word_matches(r, n, s) for n, s in axes.items())
                           and extras_match(r.extra, wanted))

@@ -4,7 +4,7 @@ envs whose axes are the same (their extra pins)."""
 from __future__ import annotations
 
 from picklematrix.envs.ids import identity_extra
-from picklematrix.versions import ABSENT
+from picklematrix.versions import ABSENT, PACKAGES
 
 # how many differing extra pins an env's label spells out before "+N other extra pins"
 LABEL_PINS = 4
@@ -35,7 +35,7 @@ def name_cells(keys, limit: int = 10) -> str:
 def _axes(rec) -> tuple:
     v = rec.versions or {}
     return (".".join((rec.python or "").split(".")[:2]),
-            *(v.get(name) or ABSENT for name in ("cloudpickle", "dask", "distributed", "pydantic")))
+            *(v.get(name) or ABSENT for name in PACKAGES))
 
 
 def distinguish(recordings: list) -> None:

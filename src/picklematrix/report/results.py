@@ -15,10 +15,10 @@ from picklematrix.report.checkout import fingerprint_head
 from picklematrix.report.naming import distinguish, extra_label, name_cells
 from picklematrix.report.problems import BadInput, Problem, check_machine_json, name_partial
 from picklematrix.run.selection import COMPUTE
-from picklematrix.versions import ABSENT, EXTRA_KEY, env_id_of
+from picklematrix.versions import ABSENT, EXTRA_KEY, PACKAGES, env_id_of
 
 REPLICA = re.compile(r"^(?P<base>.+)-rep(?P<n>\d+)$")
-VERSION_NAMES = ("cloudpickle", "dask", "distributed", "pydantic")
+VERSION_NAMES = PACKAGES
 RESULT_SUFFIXES = (".json", sidecar.SUFFIX, ".env-error")
 # What the review and the bisect write into the results directory: not machines (a bisect's .json is no asv result)
 NOT_MACHINES = ("reviews", "bisect")
