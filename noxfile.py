@@ -8,7 +8,7 @@ command line, nothing else: no git, no uv, no network (``./nox --list``).
                                        envs on demand instead (picklematrix.record.targets)
     ./nox -s review -- --change pydantic=2.8.2..2.9.2 | --from A --to B     an upgrade review
     ./nox -s bisect -- --change pydantic=2.8.2..2.9.2 --only notebook/dask_11448_report
-    ./nox -s report | plan | merge | comment
+    ./nox -s report | plan | merge | comment | alert
     ./nox -s tests [-- PYTEST ARGS]    the test suite (what CI runs: .ci/run);  ./nox -s lint
     ./nox -s SESSION -- --help         the session's options (picklematrix SESSION --help is the same)
 
@@ -22,8 +22,8 @@ PICKLEMATRIX_DIRTY_LABEL, PICKLEMATRIX_TOOLS_VENV, PICKLEMATRIX_REPLICATE, PICKL
 PICKLEMATRIX_INSTALL_BROWSER.
 
 Exit codes: 0 all recorded / passed; 1 a session failed (an env error, a failing benchmark, a test); 2 bad input
-(an unknown option, an invalid matrix file: nothing built). report, review, bisect and comment exit with their
-own status (docs/development.md).
+(an unknown option, an invalid matrix file: nothing built). report, review, bisect, comment and alert exit with
+their own status (docs/development.md).
 """
 
 from __future__ import annotations
@@ -169,7 +169,8 @@ def _browser(session):
 
 @nox.session(python=pins.TESTS_PYTHON, venv_backend="uv")
 def lint(session):
-    """ruff (pinned in picklematrix.pins.LINT), and actionlint over .github/workflows (picklematrix.workflow_lint)."""
+    """ruff and zizmor (pinned in picklematrix.pins.LINT), and actionlint: ruff over the code, actionlint and zizmor
+    over .github (picklematrix.workflow_lint; zizmor's online audits only with GH_TOKEN set)."""
     _args(session)
     session.install(*pins.LINT)
     session.run("ruff", "check", "src", "tests", "benchmarks", "bench", "noxfile.py", "hatch_build.py")
@@ -234,6 +235,13 @@ def comment(session):
     """A pull request's review as one comment, posted or updated (``picklematrix comment``). Needs GITHUB_TOKEN
     (never printed). Standard library and packaging only: it runs in nox's own Python."""
     _status(session, "comment", cli.run_command(_args(session)))
+
+
+@nox.session(python=False)
+def alert(session):
+    """The daily run's one issue, opened, updated or closed (``picklematrix alert``): ``-- DIR --expect N``, DIR
+    holding each job's ``review --newest --json``. Needs GITHUB_TOKEN (never printed); standard library only."""
+    _status(session, "alert", cli.run_command(_args(session)))
 
 
 def _in_tools_venv(session, command, args):

@@ -178,13 +178,21 @@ def test_the_newest_record_is_reviewed_against_the_one_before(rec, tmp_path, mon
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     newest_last(A, B)
-    proc = review_cli(results, "--newest", "--step-summary", out=tmp_path / "out")
+    doc = tmp_path / "newest-review.json"
+    proc = review_cli(results, "--newest", "--step-summary", "--json", str(doc), out=tmp_path / "out")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith(f"## picklematrix: the newest releases: `{A}` → `{B}`")
     assert "Changed: **pydantic** 2.8.2 → 2.9.2" in proc.stdout and "### Fixed (fail → pass)" in proc.stdout
     assert summary.read_text().startswith("## picklematrix: the newest releases")
-    again = review_cli(results, "--newest", out=tmp_path / "out")
+    # what the alert job reads (picklematrix.report.alert): the day's flips and the newest record's surprises
+    reviewed = json.loads(doc.read_text())
+    assert reviewed["kind"] == "picklematrix-newest-review" and reviewed["state"] == "reviewed"
+    assert reviewed["env"] == B and reviewed["flips"]["fixed"] and not reviewed["flips"]["broken"]
+    assert reviewed["python"].startswith("3.11") and "pydantic 2.9.2" in reviewed["versions"]
+    assert isinstance(reviewed["surprises"], list) and reviewed["markdown"].strip() in proc.stdout
+    again = review_cli(results, "--newest", "--json", str(doc), out=tmp_path / "out")
     assert again.returncode == 0 and "No new release since the last run: still py3.11" in again.stdout
+    assert json.loads(doc.read_text())["state"] == "no-new-release"
     newest_last(B, A)  # the newest release takes the fix back: exit 1, the broken cells named
     broke = review_cli(results, "--newest", out=tmp_path / "out")
     assert broke.returncode == 1, broke.stderr

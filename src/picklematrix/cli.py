@@ -75,8 +75,11 @@ COMMANDS = {c.name: c for c in [
     Command("merge", "merge shards' results directories into --results", "picklematrix.record.shards:merge_command"),
     Command("comment", "a pull request's review as one comment, posted or updated",
             "picklematrix.report.comment:run", epilog="exit status: 0 posted, 1 no review to post, 2 refused"),
+    Command("alert", "the daily run's one issue: opened or updated while the newest releases flip cells, closed "
+            "when all is clean", "picklematrix.report.alert:run",
+            epilog="exit status: 0 done (opened, updated, closed or nothing to do), 2 bad input or refused"),
     Command("tests", "the test suite (./nox -s tests -- PYTEST ARGS)", None, nox_only=True),
-    Command("lint", "ruff and actionlint (./nox -s lint)", None, nox_only=True),
+    Command("lint", "ruff, actionlint and zizmor (./nox -s lint)", None, nox_only=True),
 ]}
 
 
@@ -198,9 +201,9 @@ OPTIONS = [
            help="record again envs already recorded at this fingerprint")),
     Option(("--shard",), ("matrix",), dict(type=_shard, metavar="K/N",
            help="this runner's share of the profile: every N-th env from the K-th")),
-    Option(("--dry-run",), ("matrix", "comment"), dict(action="store_true",
+    Option(("--dry-run",), ("matrix", "comment", "alert"), dict(action="store_true",
            help="say what would be done and do nothing: the envs matrix would record (resolved), the comment "
-                "that would be posted")),
+                "or the issue that would be posted")),
     # results and the report
     Option(("--results",), ("matrix", "report", "review", "bisect", "merge"), dict(metavar="DIR",
            help="the results directory (default: $PICKLEMATRIX_RESULTS, else <checkout>/results)"),
@@ -231,11 +234,19 @@ OPTIONS = [
     # the pull request's comment
     Option(("--review",), ("comment",), dict(required=True, metavar="PATH",
            help="the review's JSON (review --base-rev ... --json PATH)")),
-    Option(("--repo",), ("comment",), dict(metavar="OWNER/NAME", help="the repository (default: $GITHUB_REPOSITORY)")),
+    Option(("--repo",), ("comment", "alert"), dict(metavar="OWNER/NAME",
+           help="the repository (default: $GITHUB_REPOSITORY)")),
     Option(("--pr",), ("comment",), dict(type=_positive, metavar="N", help="the pull request's number")),
-    Option(("--details-url",), ("comment",), dict(metavar="URL", help="where the whole review is (the run's page)")),
+    Option(("--details-url",), ("comment", "alert"), dict(metavar="URL",
+           help="where the whole review is (the run's page)")),
+    # the daily run's issue
+    Option(("--expect",), ("alert",), dict(type=_positive, metavar="N",
+           help="how many reviews the run makes (one per job): fewer means a job failed before its review, "
+                "which keeps the issue open")),
     # positional arguments
     Option(("dirs",), ("merge",), dict(nargs="+", metavar="DIR", help="the shards' results directories")),
+    Option(("reviews",), ("alert",), dict(metavar="DIR",
+           help="where the jobs' `review --newest --json` files are (searched below it)")),
 ]
 
 
@@ -352,7 +363,8 @@ def to_argv(command: str, args: argparse.Namespace) -> list[str]:
         if command not in option.commands:
             continue
         if not option.flags[0].startswith("-"):
-            positional += list(getattr(args, option.flags[0], None) or [])
+            value = getattr(args, option.flags[0], None)
+            positional += [value] if isinstance(value, str) else list(value or [])
             continue
         dest = option.kwargs.get("dest") or option.flags[0].lstrip("-").replace("-", "_")
         value = getattr(args, dest, None)

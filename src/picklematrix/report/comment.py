@@ -150,7 +150,9 @@ class GitHubError(Exception):
     """The API refused or could not be reached; the message names the repository, the PR and what to do."""
 
 
-def _request(method: str, url: str, token: str, body: dict | None = None):
+def github_request(method: str, url: str, token: str, body: dict | None = None):
+    """One GitHub REST call: (the decoded JSON answer, its ``Link`` header). Raises urllib's errors: each caller
+    says which repository, pull request or issue, and what to do (here and in picklematrix.report.alert)."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers={
         "Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
@@ -160,7 +162,8 @@ def _request(method: str, url: str, token: str, body: dict | None = None):
         return json.loads(resp.read() or b"null"), resp.headers.get("Link", "")
 
 
-def _next_link(link: str) -> str | None:
+def next_link(link: str) -> str | None:
+    """The ``rel="next"`` page of a paginated answer's ``Link`` header, or None on the last page."""
     m = re.search(r'<([^>]+)>\s*;\s*rel="next"', link or "")
     return m.group(1) if m else None
 
@@ -194,16 +197,17 @@ def post_comment(body: str, repo: str, pr: int, token: str, api: str = "https://
     found = None
     try:
         while url and found is None:
-            page, link = _request("GET", url, token)
+            page, link = github_request("GET", url, token)
             found = next((c for c in page if MARKER in (c.get("body") or "")), None)
-            url = _next_link(link)
+            url = next_link(link)
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise _explain(e, repo, pr, "listing the comments") from None
     try:
         if found is not None:
-            done, _ = _request("PATCH", f"{api}/repos/{repo}/issues/comments/{found['id']}", token, {"body": body})
+            done, _ = github_request("PATCH", f"{api}/repos/{repo}/issues/comments/{found['id']}", token,
+                                     {"body": body})
             return {"action": "updated", "id": done["id"], "url": done.get("html_url")}
-        done, _ = _request("POST", f"{api}/repos/{repo}/issues/{pr}/comments", token, {"body": body})
+        done, _ = github_request("POST", f"{api}/repos/{repo}/issues/{pr}/comments", token, {"body": body})
         return {"action": "created", "id": done["id"], "url": done.get("html_url")}
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise _explain(e, repo, pr, "updating the review comment" if found else "creating the review comment") from None

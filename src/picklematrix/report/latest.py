@@ -1,7 +1,7 @@
 """What the newest releases changed: the newest record of a results directory against the one before it.
 
     nox -s matrix -- --env "python=3.11 dask=latest cloudpickle=latest pydantic=latest"     (on a schedule)
-    nox -s review -- --newest [--step-summary]
+    nox -s review -- --newest [--step-summary] [--json PATH]
 
 A scheduled run records an env built from the newest releases into a results directory that holds every
 earlier scheduled run's records (CI keeps it in a cache). ``--newest`` reviews the record before the newest
@@ -12,10 +12,15 @@ released the matrix session reuses the previous run's record, which the last ``-
 harness changed between the two records (another fingerprint commit), the review says so: some flips may come
 from the harness. Exit status as ``nox -s review``'s: 0 nothing broke, 1 a new release broke a cell, 2 bad
 input (fewer than one record).
+
+``--json PATH`` also writes what the day's issue needs (:func:`newest_json`; ``picklematrix alert`` reads one per
+job, picklematrix.report.alert): the newest record's versions, the cells the releases flipped, and the newest
+record's surprises (cells whose outcome is not what their case expects), which stay while the release does.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -26,6 +31,7 @@ from picklematrix.report.results import load_results
 from picklematrix.report.review import render_review_md, write_review
 
 STATE = "newest.reviewed"  # the newest record the last --newest reviewed: reused, it means no new release
+KIND = "picklematrix-newest-review"  # the --json document's kind (picklematrix.report.alert reads it)
 
 
 def newest_pair(rs) -> tuple:
@@ -38,6 +44,25 @@ def newest_pair(rs) -> tuple:
     newest = recs[-1]
     before = [r for r in recs if (r.commit[:8], r.env_name) != (newest.commit[:8], newest.env_name)]
     return (before[-1] if before else None), newest
+
+
+def _cell(key: tuple, cell: dict) -> dict:
+    return {"case": key[0], "method": key[1], "context": key[2], "outcome": cell.get("outcome"),
+            "expected": cell.get("expected"), "root_cause": cell.get("root_cause")}
+
+
+def newest_json(state: str, newest, previous, review: dict | None, status: int, md: str) -> dict:
+    """The ``--json`` document: ``state`` is ``first``, ``no-new-release`` or ``reviewed`` (``review`` is the
+    review of ``previous`` against ``newest`` then); ``flips`` holds the review's cells by kind (broken, fixed,
+    ...), ``surprises`` the newest record's cells that differ from their case's expectation."""
+    return {"kind": KIND, "state": state, "python": newest.python, "env": newest.short_label,
+            "key": newest.key, "commit": newest.commit, "versions": newest.version_label(),
+            "previous": previous.key if previous else None, "exit_status": status,
+            "verdict": review["verdict"] if review else md.strip().splitlines()[-1],
+            "changed": review["changed"] if review else [],
+            "flips": review["flips"] if review else {},
+            "surprises": [_cell(k, c) for k, c in sorted(newest.cells.items()) if c.get("surprise")],
+            "markdown": md}
 
 
 def run(args, results: Path) -> int:
@@ -54,11 +79,11 @@ def run(args, results: Path) -> int:
     if seen == this:
         md = (f"## picklematrix: the newest releases\n\nNo new release since the last run: still {label} "
               f"({newest.short_label}).\n")
-        status = EXIT_OK
+        status, day, review = EXIT_OK, "no-new-release", None
     elif previous is None:
         md = (f"## picklematrix: the newest releases\n\nFirst record: {label} ({newest.short_label}). The next "
               "scheduled run compares with it.\n")
-        status = EXIT_OK
+        status, day, review = EXIT_OK, "first", None
     else:
         review = build_review(rs, previous, newest, args.factor)
         if previous.commit[:8] != newest.commit[:8]:
@@ -70,9 +95,13 @@ def run(args, results: Path) -> int:
         _, html = write_review(review, out_dir)
         md = render_review_md(review, str(html)).replace("## picklematrix review:", "## picklematrix: the newest "
                                                          "releases:", 1)
-        status = review["exit_status"]
+        status, day = review["exit_status"], "reviewed"
     out_dir.mkdir(parents=True, exist_ok=True)
     state.write_text(this + "\n")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(newest_json(day, newest, previous, review, status, md), indent=1,
+                                              default=str))
     if not args.quiet:
         print(md)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
