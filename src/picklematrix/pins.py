@@ -48,14 +48,17 @@ NOX = ["nox[uv]==2026.10.20", "uv==0.13.9", FILELOCK]
 ENV = [PACKAGING, ASV_RUNNER, IPYKERNEL, JUPYTER_CLIENT]
 # the checkout goes in without its dependencies (dask, ...): envs/matrix.py needs tomli on Python 3.10
 TOOLS = [ASV, ASV_RUNNER, JINJA2, PACKAGING, FILELOCK, 'tomli==2.5.0; python_version < "3.11"']
-LINT = ["ruff==0.8.6"]
+# zizmor audits the GitHub workflows (picklematrix.workflow_lint); the tests run it too (tests/test_workflow.py)
+ZIZMOR = "zizmor==1.32.0"
+LINT = ["ruff==0.8.6", ZIZMOR]
 
 # The tests' own env: newest dask with pydantic 2.8.2, so that the namespace capture of notebook
 # models (fixed in 2.9.0) is there to be measured.
 TESTS_PYTHON = "3.11"
 TESTS_MATRIX = ["dask==2026.8.0", "distributed==2026.8.0", "cloudpickle==3.1.3", "pydantic==2.8.2"]
-# pytest runs the suite, nox the end-to-end matrices, websocket-client drives the browser test's chromium.
-TESTS = list(dict.fromkeys([*TESTS_MATRIX, *ENV, *TOOLS, *NOX, "pytest==9.2.0", "websocket-client==1.9.0"]))
+# pytest runs the suite, nox the end-to-end matrices, websocket-client drives the browser test's chromium, zizmor
+# audits the workflows.
+TESTS = list(dict.fromkeys([*TESTS_MATRIX, *ENV, *TOOLS, *NOX, "pytest==9.2.0", "websocket-client==1.9.0", ZIZMOR]))
 
 GROUPS = {"nox": NOX, "env": ENV, "tools": TOOLS, "tests": TESTS, "lint": LINT}
 LOCKS_DIR = Path(__file__).resolve().parent / "locks"
