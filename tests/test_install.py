@@ -121,3 +121,17 @@ def test_the_kernel_context_without_the_kernel_extra_names_the_extra(installed):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert 'pip install "picklematrix[kernel]"' in proc.stderr and "ipykernel" in proc.stderr
     assert "Traceback" not in proc.stderr and "cells" not in proc.stdout
+
+
+def test_the_wheel_carries_its_license_version_and_urls(installed):
+    """What PyPI shows and pip records: the version (one source, __init__.py), the license as an SPDX expression
+    with its text in the wheel, and the project's URLs."""
+    from picklematrix import __version__
+
+    bindir, _, _ = installed
+    (info,) = (bindir.parent / "lib").glob("python*/site-packages/picklematrix-*.dist-info")
+    meta = (info / "METADATA").read_text()
+    assert f"\nVersion: {__version__}\n" in meta
+    assert "\nLicense-Expression: BSD-3-Clause\n" in meta and "\nLicense-File: LICENSE\n" in meta
+    assert "\nProject-URL: " in meta
+    assert (info / "licenses" / "LICENSE").read_text() == (ROOT / "LICENSE").read_text()

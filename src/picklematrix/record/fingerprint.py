@@ -40,7 +40,7 @@ CASES_VAR = "PICKLEMATRIX_CASES"
 
 # Paths whose changes cannot change a recording (git pathspecs, relative to the checkout's top).
 NOT_FINGERPRINTED = (
-    "docs", "README.md", "matrix.toml", "tests", ".github", ".ci", "bench", "noxfile.py", ".gitignore",
+    "docs", "README.md", "LICENSE", "matrix.toml", "tests", ".github", ".ci", "bench", "noxfile.py", ".gitignore",
     "src/picklematrix/report", "src/picklematrix/workflow_lint.py", "src/picklematrix/record/shards.py",
     "src/picklematrix/record/bisect.py", "src/picklematrix/envs/spec.py", "src/picklematrix/record/ondemand.py",
     "src/picklematrix/record/fingerprint.py", "src/picklematrix/record/targets.py",
