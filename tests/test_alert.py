@@ -256,7 +256,7 @@ def test_a_job_without_its_review_keeps_the_issue_open(github, tmp_path):
     assert "### 2 of 2 job(s) wrote no review" in github.ours()[0]["body"]
 
 
-def test_the_body_fits_an_issue_however_many_cells_flip():
+def test_the_body_fits_an_issue_however_many_cells_flip(monkeypatch):
     many = {(f"family{i % 9}/case_{i:04d}", "Client.compute", "kernel"): "serialize-error" for i in range(3000)}
     before = _rec("2.14.4", dict.fromkeys(many, "pass"))
     after = _rec("2.15.0", many, mtime=2.0, surprises=tuple(many))
@@ -264,6 +264,11 @@ def test_the_body_fits_an_issue_however_many_cells_flip():
     body = alert.render_issue([doc, dict(doc, python="3.13.1")], 2, "https://github.example/run/9")
     assert len(body.encode()) <= alert.BUDGET
     assert body.count(f"… and {3000 - alert.ROWS} more") == 4  # broken and surprises, on each Python
+    # and a budget the tables overflow: cut between lines, saying so
+    monkeypatch.setattr(alert, "BUDGET", 4000)
+    cut = alert.render_issue([doc], 2, None)
+    assert len(cut.encode()) <= 4000 and cut.rstrip().endswith("(the rest is cut to fit an issue: see the run)")
+    assert all(line.startswith("| ") == line.endswith(" |") for line in cut.splitlines())
 
 
 def test_bad_input_and_refusals_are_named_and_the_token_never_printed(github, tmp_path):

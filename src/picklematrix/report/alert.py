@@ -121,9 +121,11 @@ def render_issue(reviews: list[dict], expect: int | None, details_url: str | Non
         lines += ["", f"### {found['missing']} of {expect} job(s) wrote no review", "",
                   f"A job failed before its review (the newest releases may not install together): see {run}."]
     body = "\n".join(lines) + "\n"
-    while len(body.encode()) > BUDGET:  # only with absurdly long names: cut whole lines, and say so
-        lines = lines[:-2] + ["", "… (cut to fit an issue: see the run)"]
-        body = "\n".join(lines) + "\n"
+    if len(body.encode()) > BUDGET:  # (ROWS rows a table keep it far below, but for absurd names) whole lines
+        cut = ["", f"… (the rest is cut to fit an issue: see {run})"]
+        while lines and len(("\n".join(lines + cut) + "\n").encode()) > BUDGET:
+            lines.pop()
+        body = "\n".join(lines + cut) + "\n"
     return body
 
 
