@@ -95,7 +95,7 @@ def zizmor(paths: list[Path]) -> list[dict]:
     for f in json.loads(proc.stdout or "[]"):
         if f.get("ignored"):
             continue
-        where = f["locations"][0]
+        where = next((loc for loc in f["locations"] if loc["symbolic"].get("kind") == "Primary"), f["locations"][0])
         start = where["concrete"]["location"]["start_point"]
         found.append({"file": where["symbolic"]["key"]["Local"]["verbatim_path"], "line": start["row"] + 1,
                       "column": start["column"] + 1, "kind": f"zizmor {f['ident']}",
