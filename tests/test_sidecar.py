@@ -132,42 +132,40 @@ def test_writes_leave_no_temporary_files(tmp_path):
     assert os.listdir(path.parent) == ["run.outcomes"]
 
 
-def test_a_write_cut_short_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+def test_the_progress_grows_by_a_line_per_cell_and_a_line_cut_short_is_left_out(tmp_path):
+    """A cell costs one append of its own line (rewriting the whole file after every cell cost the square of
+    the number of cells); a stop in the middle of an append leaves the cells before it readable."""
+    path = tmp_path / "run.outcomes"
+    writer = SidecarWriter(path, HEAD)
+    writer.start()
+    sizes = []
+    for case in "abc":
+        writer.add(_cell(case))
+        sizes.append(partial_path(path).stat().st_size)
+    line = len(json.dumps(_cell("a"))) + 1
+    assert sizes[1] - sizes[0] == line and sizes[2] - sizes[1] == line  # appended, nothing rewritten
+    with open(partial_path(path), "a") as f:
+        f.write(json.dumps(_cell("d"))[:40])  # the harness was stopped mid-write
+    got = read(partial_path(path), outcomes=OUTCOMES)
+    assert got.complete is False and [c["case"] for c in got.cells] == ["a", "b", "c"] and got.malformed == 0
+    assert got.head == HEAD
+
+
+def test_a_cut_line_before_the_last_is_not_taken_for_progress(tmp_path):
     path = tmp_path / "run.outcomes"
     writer = SidecarWriter(path, HEAD, staging=False)
     writer.add(_cell("a"))
-    before = path.read_text()
-    real_fdopen = os.fdopen
-
-    class HalfWritten:
-        """A file whose write stops halfway, as when the harness is stopped mid-write."""
-
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, text):
-            self.f.write(text[: len(text) // 2])
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "fdopen", lambda fd, *args, **kwargs: HalfWritten(real_fdopen(fd, *args, **kwargs)))
-    with pytest.raises(KeyboardInterrupt):
-        writer.add(_cell("b"))
-    monkeypatch.undo()
-    assert path.read_text() == before
-    assert os.listdir(tmp_path) == ["run.outcomes"]
-    assert [c["case"] for c in read(path).cells] == ["a"]
+    text = path.read_text()
+    path.write_text(text + '{"case": "b", "fam\n' + json.dumps(_cell("c")) + "\n")
+    with pytest.raises(SidecarError, match="not valid JSON"):
+        read(path)
 
 
-def test_a_failed_replace_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+def test_a_failed_replace_leaves_the_progress_intact(tmp_path, monkeypatch):
     path = tmp_path / "run.outcomes"
     writer = SidecarWriter(path, HEAD, staging=False)
     writer.add(_cell("a"))
+    writer.add(_cell("b"))
     before = path.read_text()
 
     def refuse(src, dst):
@@ -175,10 +173,11 @@ def test_a_failed_replace_leaves_the_previous_file_intact(tmp_path, monkeypatch)
 
     monkeypatch.setattr(sidecar.os, "replace", refuse)
     with pytest.raises(OSError):
-        writer.add(_cell("b"))
+        writer.finish()
     monkeypatch.undo()
     assert path.read_text() == before
     assert os.listdir(tmp_path) == ["run.outcomes"]
+    assert [c["case"] for c in read(path).cells] == ["a", "b"] and read(path).complete is False
 
 
 def test_an_unwritable_place_is_an_error_naming_it(tmp_path):

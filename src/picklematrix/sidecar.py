@@ -6,12 +6,16 @@ Writers go through :class:`SidecarWriter`; readers through :func:`read`. Standar
 inside every matrix environment as well as in the report's.
 
 A file is ``{"format": 1, <head fields>, "complete": bool, "cells": [cell, ...]}``; ``docs/results.md``
-describes the fields. Every write replaces the whole file atomically (write a private temporary file in the
-same directory, then ``os.replace``): a reader never sees half a file, whatever stops the writer.
+describes the fields. The complete file replaces what was there atomically (write a private temporary file in
+the same directory, then ``os.replace``): a reader never sees half of it, whatever stops the writer.
 
 A run in progress writes to ``<path>.partial`` (:func:`partial_path`); only the complete sidecar replaces
 ``<path>``. A complete record from an earlier run at the same path therefore survives a run that is stopped
-(SIGKILL, a cancelled CI job), and the ``.partial`` left behind names the interrupted run.
+(SIGKILL, a cancelled CI job), and the ``.partial`` left behind names the interrupted run. The progress is
+appended, one line per cell after a first line that is the head (itself a sidecar with no cells): a run's writes
+cost what its cells weigh, once, where rewriting the whole file after every cell cost the square of their number
+(hours for a corpus of thousands of cells). :func:`read` reads both layouts; a last line cut short by a stop is
+left out.
 """
 
 from __future__ import annotations
@@ -62,10 +66,11 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 class SidecarWriter:
-    """Writes one run's sidecar: the head once, then after every cell, then complete.
+    """Writes one run's sidecar: the head once, then each cell as it is done, then the complete file.
 
-    The progress is rewritten after every cell (``complete: false`` until :meth:`finish`), so a harness that
-    dies loses nothing already measured. Each cell is serialized once, when it is added: rewriting costs a join.
+    The progress grows by one line per cell (``complete: false`` until :meth:`finish`), so a harness that
+    dies loses nothing already measured, and a cell costs one append of its own line. Each cell is serialized
+    once, when it is added.
 
     ``staging`` (the default): the progress goes to ``<path>.partial`` and only :meth:`finish` replaces
     ``path`` (then removes the ``.partial``). A re-run over a complete sidecar that is stopped midway leaves
@@ -78,32 +83,50 @@ class SidecarWriter:
         self.progress_path = None if path is None else (partial_path(path) if staging else self.path)
         self.head = dict(head)
         self._cells: list[str] = []
+        self._started = False
 
     def start(self) -> None:
         """Write the head with no cells yet: an unwritable place fails here, before anything has run."""
-        self._write(complete=False)
+        self._started = True
+        if self.path is None:
+            return
+        write_atomic(self.progress_path, json.dumps(self._head(complete=False, cells=[])) + "\n")
 
     def add(self, cell: dict) -> None:
-        self._cells.append(json.dumps(cell))
-        self._write(complete=False)
+        """Add a finished cell: appended to the progress as one line."""
+        if not self._started:
+            self.start()
+        line = json.dumps(cell)
+        self._cells.append(line)
+        if self.path is None:
+            return
+        try:
+            fd = os.open(self.progress_path, os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, (line + "\n").encode())  # one write: a stop leaves the line whole or cut, never mixed
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise SidecarError(f"cannot write {self.progress_path}: {e.strerror or e}; choose a results directory "
+                               "you can write to (PICKLEMATRIX_RESULTS=DIR, or --json PATH)") from None
 
     def finish(self, **head) -> None:
         """Mark the run complete, adding ``head``'s fields (e.g. ``timing``) to the head."""
         self.head.update(head)
-        self._write(complete=True)
-
-    def _write(self, *, complete: bool) -> None:
         if self.path is None:
             return
-        head = {k: v for k, v in self.head.items() if k not in ("cells", "complete", "format")}
-        text = json.dumps({"format": FORMAT, **head, "complete": complete}, indent=1)
+        text = json.dumps(self._head(complete=True), indent=1)
         # the head as json.dumps writes it, its closing brace replaced by the already serialized cells
         text = text[: text.rindex("}")].rstrip() + ',\n "cells": [\n' + ",\n".join(self._cells) + "\n ]\n}\n"
-        write_atomic(self.path if complete else self.progress_path, text)
-        if complete and self.progress_path != self.path:
+        write_atomic(self.path, text)
+        if self.progress_path != self.path:
             # after the complete file is in place: a stop between the two leaves a stale .partial beside a
             # complete sidecar, which readers name, never a missing record
             self.progress_path.unlink(missing_ok=True)
+
+    def _head(self, *, complete: bool, **more) -> dict:
+        head = {k: v for k, v in self.head.items() if k not in ("cells", "complete", "format")}
+        return {"format": FORMAT, **head, "complete": complete, **more}
 
 
 @dataclass
@@ -159,8 +182,10 @@ def read(path: str | os.PathLike, *, outcomes=None) -> Sidecar:
     try:
         data = json.loads(text)
     except ValueError as e:
-        raise SidecarError(f"{path}: not valid JSON (truncated? the harness may have been killed while an "
-                           f"older version wrote it): {e}") from None
+        data = _progress(text)
+        if data is None:
+            raise SidecarError(f"{path}: not valid JSON (truncated? the harness may have been killed while an "
+                               f"older version wrote it): {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise SidecarError(f"{path}: not an outcome sidecar (no 'cells' list)")
     version = data.get("format", FORMAT)
@@ -171,3 +196,23 @@ def read(path: str | os.PathLike, *, outcomes=None) -> Sidecar:
     valid = [c for c in data["cells"] if _valid_cell(c, outcomes)]
     return Sidecar(path=path, head=head, cells=valid, complete=bool(data.get("complete", True)),
                    malformed=len(data["cells"]) - len(valid))
+
+
+def _progress(text: str) -> dict | None:
+    """A run's progress as :class:`SidecarWriter` appends it (a head line, then a line per cell), as one sidecar;
+    None when ``text`` is not that. A last line cut short (the run stopped mid-write) is left out."""
+    lines = text.split("\n")
+    try:
+        data = json.loads(lines[0])
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("cells") != []:
+        return None
+    rest = [line for line in lines[1:] if line.strip()]
+    for i, line in enumerate(rest):
+        try:
+            data["cells"].append(json.loads(line))
+        except ValueError:
+            if i < len(rest) - 1:
+                return None  # only the last line may be cut short
+    return data
