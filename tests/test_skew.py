@@ -305,6 +305,70 @@ def test_nox_matrix_records_an_env_against_a_cluster_it_did_not_start(outside_cl
     assert workers() == before and all(_alive(pid) for pid in before.values())
 
 
+NEWER_CLIENT = "cp3.1.3-dask2026.8.0-pyd2.14.4-py3.13"
+# a case whose graph holds no code of the client's Python (a function by reference), so that the 3.11 cluster runs
+# it whatever the client's minor version; and one the client cannot pickle at all
+ACROSS_MINORS = "functions/importable_function,containers/dict_with_lock"
+
+
+@pytest.mark.slow
+def test_a_client_of_another_python_minor_checks_the_cluster_over_its_rpc(outside_cluster, tmp_path):
+    """A Python 3.13 client against the 3.11 cluster, whose env has no picklematrix: the health check between
+    cells asks only what distributed answers over its RPC, so every cell is recorded with the case's own outcome
+    (a check shipped by value failed every cell with "SystemError: no locals when deleting 'workers'" and the run
+    stopped after 7 cells). Then a task still running on a 3.11 worker when its cell ended is seen there: the
+    run stops, naming the cluster, which is not restarted."""
+    address, workers = outside_cluster
+    before = workers()
+    results = tmp_path / "results"
+    proc = _nox(tmp_path, results, "-s", "matrix", "--", "--env", NEWER_CLIENT, "--scheduler", address,
+                extra_env={"PICKLEMATRIX_ONLY": ACROSS_MINORS})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    record = _sidecar(results, f"{NEWER_CLIENT}~{CLUSTER}")
+    assert record["complete"] and record["env"]["python"].startswith("3.13."), record["env"]
+    versions = record["cluster"]["versions"]
+    assert {w["python"][:5] for w in versions["workers"].values()} == {"3.11."}, versions
+    assert record["cluster"]["owned"] is False and not record["cluster"]["lost"]
+    cells = record["cells"]
+    assert len(cells) == 2 * 3 * 2, [c["case"] for c in cells]  # 2 cases x 3 methods x 2 contexts: none lost
+    assert not [c for c in cells if c["outcome"] == "harness-error"], cells
+    assert "no locals" not in json.dumps(cells) and "SystemError" not in json.dumps(cells)
+    # no code of the client's Python reaches the cluster: each cell is what its case expects (the same on one Python)
+    assert not [c for c in cells if c["surprise"]], cells
+    assert {c["outcome"] for c in cells if c["case"] == "importable_function"} == {"pass", "ran-locally"}
+    assert workers() == before
+
+    python = next(p for p in (ROOT / ".nox" / f"matrix-{NEWER_CLIENT.replace('.', '-')}" / "bin" / "python",
+                              ROOT / ".nox" / "on-demand" / NEWER_CLIENT / "bin" / "python") if p.exists())
+    cases = tmp_path / "cases" / "slow"
+    cases.mkdir(parents=True)
+    # time.sleep travels by reference; the task outlives its cell by seconds, then the worker is free again
+    (cases / "sleeps_past_its_timeout.py").write_text(textwrap.dedent('''\
+        CASE = {"family": "slow", "summary": "a task still running when its cell times out", "expect": "timeout",
+                "timeout": 1}
+        import time
+
+        import dask
+
+        result = dask.delayed(time.sleep)(12)
+        expected = None
+    '''))
+    run = subprocess.run([str(python), "-m", "picklematrix", "run", "--scheduler", address, "--cases",
+                          str(tmp_path / "cases"), "--method", "Client.compute", "--json", str(tmp_path / "run.json"),
+                          "--no-progress"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 3, run.stdout + run.stderr
+    (cell,) = json.loads((tmp_path / "run.json").read_text())["cells"]
+    assert cell["outcome"] == "timeout" and "could not be recovered" in cell["detail"], cell
+    assert "workers still executing tasks of a finished cell" in cell["detail"], cell
+    deadline = time.monotonic() + 30
+    while workers() != before:  # the task ends; nothing of the cluster was restarted
+        assert time.monotonic() < deadline, workers()
+        time.sleep(1)
+    assert all(_alive(pid) for pid in before.values())
+    time.sleep(12)  # the sleeping task is over before the next test uses the cluster
+
+
 @pytest.mark.slow
 def test_the_review_records_both_envs_as_clients_of_the_cluster_and_reviews_them(outside_cluster, tmp_path):
     """The platform team's question against a cluster someone else runs: the notebook's pydantic moved, the

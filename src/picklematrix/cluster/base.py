@@ -3,18 +3,18 @@
 Between cells the harness asks whether the cluster is idle and whole: no task
 of the finished cell left on the scheduler or running in a worker thread, every
 worker connected. Each kind of cluster says what it may do when it is not
-(picklematrix.cluster.local, .existing, .spawned).
+(picklematrix.cluster.local, .existing, .spawned). The check asks only what distributed answers over its own
+RPC (the scheduler's processing and who_has, each worker's call_stack): no function travels, so a cluster of
+another Python, without picklematrix, is checked like one of ours.
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
 import os
 import signal
 import threading
 import time
-import types
 from dataclasses import dataclass, field
 
 from picklematrix.versions import PACKAGES
@@ -75,41 +75,21 @@ SHUT_DOWN = "the cell shut the cluster down"
 UNANSWERING = "did not answer within {:g}s: its event loop is blocked or its process stopped"
 
 
-def _scheduler_counts(dask_scheduler=None):
+def scheduler_counts(scheduler) -> dict:
+    """The counts of a ``Scheduler`` object this process holds (a cluster it started): read in place."""
     return {
-        "workers": len(dask_scheduler.workers),
-        "addresses": sorted(dask_scheduler.workers),
-        "tasks": len(dask_scheduler.tasks),
+        "workers": len(scheduler.workers),
+        "addresses": sorted(scheduler.workers),
+        "tasks": len(scheduler.tasks),
         # list(): copied in one step, without the scheduler's thread changing the dict midway
-        "processing": sum(len(ws.processing) for ws in list(dask_scheduler.workers.values())),
+        "processing": sum(len(ws.processing) for ws in list(scheduler.workers.values())),
     }
 
 
 def _worker_pid_map(dask_scheduler=None):
+    # Sent to the scheduler by reference (``run_on_scheduler``): only to a cluster that has picklematrix
+    # (BaseCluster.picklematrix_on_cluster). distributed's RPC tells no worker's pid.
     return {a: ws.pid for a, ws in dask_scheduler.workers.items()}
-
-
-def _busy_thread_count(dask_worker=None):
-    # A released task whose thread is still running (a hung cell) shows
-    # here, not on the scheduler, which has already forgotten it.
-    return len(dask_worker.active_threads)
-
-
-def by_value(fn):
-    """A copy of the module-level ``fn`` that cloudpickle ships by value (its code; it is not the object its
-    module holds under its name), for a cluster that may not have picklematrix. Its code must use builtins only.
-    A cluster on another Python minor version cannot run code shipped so: send ``fn`` itself (by reference)."""
-    copy = types.FunctionType(fn.__code__, {"__builtins__": builtins}, fn.__name__, fn.__defaults__)
-    copy.__qualname__ = fn.__qualname__
-    # cloudpickle ships a __main__ function by value at once; with no __module__ it would first search every
-    # loaded module for it (milliseconds, on every health check)
-    copy.__module__ = "__main__"
-    return copy
-
-
-def scheduler_state():
-    """A function giving the scheduler's counts, to call in its process or send there (``run_on_scheduler``)."""
-    return by_value(_scheduler_counts)
 
 
 class BaseCluster:
@@ -139,22 +119,33 @@ class BaseCluster:
         """Called after a cell left the cluster unhealthy (``reason`` says which); returns a warning, if any."""
         raise NotImplementedError
 
-    # How the health checks' functions travel: by value (a cluster without picklematrix; the same Python
-    # minor version), or by reference (one with picklematrix importable, e.g. started from a matrix env).
-    probes_by_reference = False
-
-    def _probe(self, fn):
-        return fn if self.probes_by_reference else by_value(fn)
+    # Whether picklematrix is importable on the scheduler (a cluster started from a matrix env): only then is a
+    # function of ours sent there, by reference, and only to learn the workers' pids, which distributed's RPC
+    # does not tell, for a cluster whose worker processes are ours to kill. Everything else a health check asks
+    # is what distributed answers over its own RPC: no code travels, so a cluster of another Python minor
+    # version, without picklematrix, is checked as well (a function shipped by value, code object and all,
+    # fails there: "SystemError: no locals when deleting ..." from a 3.13 client to a 3.11 scheduler).
+    picklematrix_on_cluster = False
 
     def _scheduler_now(self) -> dict:
-        return within(SCHEDULER_WITHIN, f"the scheduler at {self.address}",
-                      self.client.run_on_scheduler, self._probe(_scheduler_counts))
+        """The scheduler's view over its RPC: its workers and the tasks it holds or has them process."""
+        scheduler = self.client.scheduler
+
+        async def ask():
+            return await asyncio.gather(scheduler.processing(), scheduler.who_has())
+
+        processing, who_has = within(SCHEDULER_WITHIN, f"the scheduler at {self.address}", self.client.sync, ask)
+        return {"workers": len(processing), "addresses": sorted(processing), "tasks": len(who_has),
+                "processing": sum(len(keys) for keys in processing.values())}
 
     def _worker_pids(self, addresses) -> dict:
         """{worker address: pid}, as the workers told the scheduler when they connected (asking a
-        worker itself needs its event loop, which may be what hangs)."""
+        worker itself needs its event loop, which may be what hangs). Empty for a cluster without
+        picklematrix: its workers are not ours to kill."""
+        if not self.picklematrix_on_cluster:
+            return {}
         known = within(SCHEDULER_WITHIN, f"the scheduler at {self.address}", self.client.run_on_scheduler,
-                       self._probe(_worker_pid_map))
+                       _worker_pid_map)
         return {a: known[a] for a in addresses if known.get(a)}
 
     def memory_kills(self, since: float) -> list:
@@ -202,12 +193,17 @@ class BaseCluster:
         A message to a worker that died a moment ago waits out distributed's connect timeout
         (30 s): the scheduler drops it meanwhile, and the caller asks again.
         """
-        client, busy = self.client, self._probe(_busy_thread_count)
+        scheduler = self.client.scheduler
 
         async def ask(address):
+            # A worker's "call_stack" handler answers with the stack of each task a thread of it still runs
+            # (Worker.active_threads): a task the scheduler has released but that still runs (a hung cell)
+            # shows here, not on the scheduler, which has forgotten it. Passed on by the scheduler, as
+            # distributed's own Client.call_stack does, one worker at a time.
             try:
-                answer = await asyncio.wait_for(client._run(busy, workers=[address]), seconds)
-                return address, answer.get(address)
+                answer = await asyncio.wait_for(
+                    scheduler.broadcast(msg={"op": "call_stack"}, workers=[address]), seconds)
+                return address, len(answer.get(address) or {})
             except Exception:  # TimeoutError (asyncio's, before 3.11), or the worker's comm closed
                 return address, None
 
@@ -215,7 +211,7 @@ class BaseCluster:
             return dict(await asyncio.gather(*(ask(a) for a in workers)))
 
         # the client's loop itself (for a cluster we own, the scheduler's too) may be what is blocked
-        return within(seconds + SCHEDULER_WITHIN, self._client_loop, client.sync, ask_all)
+        return within(seconds + SCHEDULER_WITHIN, self._client_loop, self.client.sync, ask_all)
 
     @property
     def _client_loop(self) -> str:

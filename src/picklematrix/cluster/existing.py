@@ -22,6 +22,8 @@ class ExistingCluster(BaseCluster):
         super().__init__(n_workers=0)  # counted on connecting
         self._address = address
         self.restartable = restartable
+        # one that picklematrix serves (--restartable) has picklematrix: its stuck workers may be found and killed
+        self.picklematrix_on_cluster = restartable
         self.lost: str | None = None
 
     @property

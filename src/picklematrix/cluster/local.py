@@ -21,7 +21,7 @@ from picklematrix.cluster.base import (
     BaseCluster,
     ClusterHung,
     Health,
-    scheduler_state,
+    scheduler_counts,
     within,
 )
 from picklematrix.cluster.limits import START_WITHIN_VAR, start_within, worker_memory_limit
@@ -157,7 +157,12 @@ class OwnedCluster(BaseCluster):
             time.sleep(0.02)
 
     def _scheduler_now(self) -> dict:
-        return scheduler_state()(self.local_cluster.scheduler)
+        return scheduler_counts(self.local_cluster.scheduler)
+
+    def _worker_pids(self, addresses) -> dict:
+        """{worker address: pid}, read off the scheduler in this process."""
+        known = {a: ws.pid for a, ws in list(self.local_cluster.scheduler.workers.items())}
+        return {a: known[a] for a in addresses if known.get(a)}
 
     def shut_down(self) -> bool:
         """Whether the scheduler has closed (a cell called ``client.shutdown()``): read in this process."""
@@ -173,9 +178,8 @@ class OwnedCluster(BaseCluster):
         # The scheduler is in this process: wait for the cell's tasks to clear there (a cell's
         # process releases them as it closes its client, which may still be going on), checking
         # often and cheaply, before asking the workers (a round trip) whether any still runs one.
-        read = scheduler_state()
         while time.monotonic() < deadline:
-            now = read(self.local_cluster.scheduler)
+            now = scheduler_counts(self.local_cluster.scheduler)
             if not (now["tasks"] or now["processing"]):
                 break
             time.sleep(0.002)

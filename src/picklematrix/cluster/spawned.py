@@ -50,9 +50,9 @@ class SpawnedCluster(BaseCluster):
     """Scheduler and workers started with ``<python> -m dask scheduler|worker`` (see the module doc)."""
 
     owned = True
-    # the cluster env has picklematrix (a matrix env): the checks' functions need not be shipped as code, which
-    # a scheduler or worker of another Python minor version could not run
-    probes_by_reference = True
+    # the cluster env is a matrix env, with picklematrix: its worker pids can be asked of its scheduler (by
+    # reference), and its workers are ours to kill
+    picklematrix_on_cluster = True
 
     def __init__(self, python: str, n_workers: int = 2):
         super().__init__(n_workers)
