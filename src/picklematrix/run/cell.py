@@ -269,8 +269,14 @@ def definition_failure(failure: BaseException, case_id, method_name, context) ->
                    detail="the cell itself raised before any compute call")
 
 
-def run_cell(request: dict, conn) -> None:
-    """Entry point of the child process for one script-context cell."""
+def run_cell(request: dict, conn, go=None) -> None:
+    """Entry point of the child process for one script-context cell.
+
+    ``go``: the end of a pipe on which the harness says when the cell may run. The client connects first,
+    then the process waits there: the harness forks and connects the next cell while it checks the cluster
+    after the one before, and lets the cell's own code run only once that one's process has ended. Told
+    nothing (the pipe closed: the cell will run in another process), it closes its client and ends.
+    """
     case_id = request["case"]
     method_name = request["method"]
     context = request.get("context", "script")
@@ -281,10 +287,13 @@ def run_cell(request: dict, conn) -> None:
     try:
         client = connect_client(request["scheduler"], default=method.default_client, timeout=min(timeout, 30))
     except Exception as e:
-        conn.send(_result(case_id, method_name, context, root_cause=oc.describe(e),
-                          detail="could not connect a client"))
+        if _wait_for_go(go, conn):
+            conn.send(_result(case_id, method_name, context, root_cause=oc.describe(e),
+                              detail="could not connect a client"))
         return
     try:
+        if not _wait_for_go(go, conn):
+            return
         main.__dict__["client"] = client
         try:
             # dont_inherit: this module's ``from __future__ import annotations``
@@ -308,6 +317,20 @@ def run_cell(request: dict, conn) -> None:
             pass
 
 
+def _wait_for_go(go, conn) -> bool:
+    """Wait for the harness's word to run (see run_cell) and acknowledge it; False if it closed the pipe."""
+    if go is None:
+        return True
+    try:
+        go.recv()
+    except (EOFError, OSError):
+        return False
+    finally:
+        go.close()
+    conn.send({"event": "go"})
+    return True
+
+
 def _short_repr(value, limit=200) -> str:
     try:
         text = repr(value)
@@ -316,15 +339,16 @@ def _short_repr(value, limit=200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def child_main(request: dict, conn, log_path: str | None = None) -> None:
-    """multiprocessing target: route output to a log file, run, and leave fast."""
+def child_main(request: dict, conn, log_path: str | None = None, go=None) -> None:
+    """multiprocessing target: route output to a log file, run (when ``go`` says so: see run_cell), and leave
+    fast."""
     if log_path:
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
     try:
-        run_cell(request, conn)
+        run_cell(request, conn, go)
     except BaseException as e:  # noqa: BLE001 - the parent must always get an answer
         try:
             conn.send(_result(request["case"], request["method"], request.get("context", "script"),

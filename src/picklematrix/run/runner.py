@@ -112,21 +112,28 @@ class CellRunner:
             method_default=METHODS[method].default_expectation,
         )
 
-    def run(self, case: Case, method: str, context: str = "script") -> CellResult:
-        """Run one cell and judge it; the cluster is healthy again when this returns."""
+    def run(self, case: Case, method: str, context: str = "script", following: tuple | None = None) -> CellResult:
+        """Run one cell and judge it; the cluster is healthy again when this returns.
+
+        ``following``: the cell that runs next, ``(case, method, context)``. A script cell's process is
+        started for it (and connects its client) while this cell's cluster is checked."""
         t0 = time.perf_counter()
         self.script.reap()  # no cell starts before the previous cell's process has ended
-        cell = self._run(case, method, context)
+        cell = self._run(case, method, context, following)
         cell.wall_seconds = time.perf_counter() - t0
         return cell
 
-    def _run(self, case: Case, method: str, context: str) -> CellResult:
+    def _run(self, case: Case, method: str, context: str, following: tuple | None = None) -> CellResult:
         expected = self.expected(case, method, context)
         reason = _not_applicable(case, context)
         if reason is not None:
             return CellResult.of(case, method, context, expected, oc.NOT_APPLICABLE, detail=reason)
         started = time.time()
         attempt = self._attempt(case, method, context)
+        address, restarts = self.cluster.address, self.cluster.restarts
+        if following is not None and following[2] == "script" and _not_applicable(following[0], "script") is None:
+            self.script.prepare(following[0], following[1], address=address,
+                                samples=self.samples_for("script"))
         cell = _judge(attempt, case, method, context, expected)
         if attempt.log_path:
             self._keep_output(cell, attempt.log_path)
@@ -137,6 +144,10 @@ class CellRunner:
         warning = self._make_whole(case, method, cell, busy=_leaves_workers_busy(attempt, cell.outcome))
         if warning:
             cell.add_detail(warning)
+        if self.cluster.restarts != restarts or self.cluster.address != address or getattr(self.cluster, "lost", None):
+            # The next cell's process connected to a cluster that has since been mended or replaced: it
+            # starts anew, as every cell did before the cluster was whole again.
+            self.script.discard()
         return cell
 
     def _attempt(self, case: Case, method: str, context: str) -> Attempt:
@@ -285,9 +296,9 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
     bar = Progress(len(grid), enabled=progress)
     cells, stopped = [], None
     try:
-        for case, method, context in grid:
+        for i, (case, method, context) in enumerate(grid):
             try:
-                cell = runner.run(case, method, context)
+                cell = runner.run(case, method, context, following=grid[i + 1] if i + 1 < len(grid) else None)
             except Exception as e:  # one cell's harness failure must not lose the others
                 cell = CellResult.of(case, method, context, runner.expected(case, method, context),
                                      oc.HARNESS_ERROR, root_cause=oc.describe(e),

@@ -11,14 +11,25 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from typing import NamedTuple
 
 from picklematrix.processes import process_context
 from picklematrix.run.attempt import CLOCK_EVENTS, CONNECT_ALLOWANCE, Attempt, compute_wait
 from picklematrix.run.corpus import Case
 
 
+class _Started(NamedTuple):
+    """A cell's process, forked and connecting its client, waiting for the word to run (``go``)."""
+
+    key: tuple
+    proc: object
+    reader: object
+    go: object
+    log_path: str
+
+
 class ScriptCells:
-    """Runs script-context cells, one process each, and the one still ending."""
+    """Runs script-context cells, one process each: the one running, the one still ending, the next one waiting."""
 
     def __init__(self, log_dir: str | None = None):
         self.ctx = process_context()
@@ -29,9 +40,10 @@ class ScriptCells:
         # A cell process that has sent its result and is closing its client: reaped when the next
         # cell starts (see reap), so that its ending overlaps this cell's health check.
         self.ending = None
+        # The next cell's process, started ahead (see prepare).
+        self.prepared: _Started | None = None
 
-    def run(self, case: Case, method: str, *, address: str, samples: int) -> Attempt:
-        """Run one cell in a fresh process against the scheduler at ``address``."""
+    def _start(self, case: Case, method: str, address: str, samples: int) -> _Started:
         from picklematrix.run.cell import child_main
 
         request = {
@@ -45,11 +57,61 @@ class ScriptCells:
             "samples": samples,
         }
         name = method.replace("(", "").replace(")", "").replace("=", "")
-        attempt = Attempt(log_path=os.path.join(self.log_dir, f"{case.case_id}-{name}.log"))
+        log_path = os.path.join(self.log_dir, f"{case.case_id}-{name}.log")
         reader, writer = self.ctx.Pipe(duplex=False)
-        proc = self.ctx.Process(target=child_main, args=(request, writer, attempt.log_path), daemon=True)
+        go_reader, go = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=child_main, args=(request, writer, log_path, go_reader), daemon=True)
         proc.start()
         writer.close()
+        go_reader.close()
+        return _Started((case.case_id, case.path, method, address, samples), proc, reader, go, log_path)
+
+    def prepare(self, case: Case, method: str, *, address: str, samples: int) -> None:
+        """Fork the process of the cell that runs next and let it connect its client now, while the harness
+        checks the cluster after this one: the fork and the connect leave the next cell's time. Its own code
+        runs only when :meth:`run` says so, after the process before it has ended."""
+        self.discard()
+        self.prepared = self._start(case, method, address, samples)
+
+    def discard(self) -> None:
+        """Drop the process :meth:`prepare` started (the cluster it connected to was replaced; the run ends)."""
+        started, self.prepared = self.prepared, None
+        if started is not None:
+            started.go.close()
+            started.reader.close()
+            _end(started.proc, kill=True)
+            self.keep_output(started.log_path, keep=False)
+
+    def run(self, case: Case, method: str, *, address: str, samples: int) -> Attempt:
+        """Run one cell in a process of its own (the one prepared for it, else a new one) against the scheduler
+        at ``address``."""
+        started, self.prepared = self.prepared, None
+        key = (case.case_id, case.path, method, address, samples)
+        if started is not None and (started.key != key or not started.proc.is_alive()):
+            self.prepared = started
+            self.discard()
+            started = None
+        if started is not None:
+            attempt = self._watch(started, case, method)
+            if attempt is not None:
+                return attempt
+            # it ended before it could start the cell (its process group was killed by the cell before it,
+            # say): nothing of this cell ran, so it runs in a new process
+            self.keep_output(started.log_path, keep=False)
+        return self._watch(self._start(case, method, address, samples), case, method, fresh=True)
+
+    def _watch(self, started: _Started, case: Case, method: str, *, fresh: bool = False) -> Attempt | None:
+        """Tell the cell's process to run, and watch it until its answer, its end or its deadline. None when a
+        prepared process ended before it acknowledged the word to run."""
+        proc, reader = started.proc, started.reader
+        attempt = Attempt(log_path=started.log_path)
+        went = False
+        try:
+            started.go.send("go")
+        except OSError:
+            pass  # it has ended: seen below as an end before the acknowledgement
+        finally:
+            started.go.close()
         deadline = time.monotonic() + case.timeout + CONNECT_ALLOWANCE
         try:
             while True:
@@ -63,6 +125,9 @@ class ScriptCells:
                     event = reader.recv()
                 except (EOFError, OSError):
                     break
+                if event.get("event") == "go":
+                    went = True
+                    continue
                 attempt.absorb(event)
                 if event.get("event") == "result":
                     break
@@ -76,6 +141,8 @@ class ScriptCells:
                 # Its result is in; it closes its client and exits while the harness checks the
                 # cluster's health. The next cell waits for it (reap).
                 self.ending = proc
+        if attempt.answer is None and not attempt.timed_out and not went and not fresh:
+            return None
         if attempt.answer is None:
             attempt.died = proc.exitcode
         return attempt
@@ -97,6 +164,7 @@ class ScriptCells:
         return False
 
     def close(self) -> None:
+        self.discard()
         self.reap()
         if self.own_log_dir:
             # Empty logs too (a cell cut short when the run was stopped), then the dir if that emptied it:
