@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -35,6 +35,9 @@ class Env:
     # file, a spec naming other packages, or an as-of date's whole dependency set (picklematrix.envs.spec) installs
     # them. Part of the env's identity (:meth:`identity_extra`): its env id and record name carry their digest.
     extra: tuple = ()
+    # Where its pins came from, when from a requirements file (:class:`Source`): the file and the lines it could
+    # not install (an approximate env). Not part of its identity (what is installed is): not compared.
+    source: Source | None = field(default=None, compare=False)
 
     @property
     def env_id(self) -> str:
@@ -56,12 +59,61 @@ class Env:
     def requirements(self) -> list[str]:
         return [f"{name}=={version}" for name, version in [*self.pins().items(), *self.extra]]
 
+    @property
+    def skipped(self) -> tuple:
+        """The lines of its requirements file it does not install (:class:`Skipped`); () when it installs all."""
+        return self.source.skipped if self.source else ()
+
     def as_dict(self) -> dict:
         out = {"env_id": self.env_id, "python": self.python, "cloudpickle": self.cloudpickle,
                "dask": self.dask, "distributed": self.dask, "pydantic": self.pydantic}
         if self.extra:
             out["extra"] = dict(self.extra)
+        if self.source is not None:
+            out["requirements"] = self.source.as_dict()
         return out
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A line of a requirements file that an env does not install, and why (picklematrix.envs.spec)."""
+
+    file: str
+    line: int  # 1-based; 0 when it is not known
+    package: str  # its canonical name, or the line's text when it names none
+    reason: str
+    text: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.package}: {self.reason}" + (
+            f" ({self.text})" if self.text and self.text != self.package else "")
+
+    def as_dict(self) -> dict:
+        return {"line": self.line, "package": self.package, "reason": self.reason, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Source:
+    """The requirements file an env was read from: its path, its content's digest, the lines not installed."""
+
+    file: str
+    sha256: str
+    skipped: tuple = ()  # of Skipped
+    notes: tuple = ()  # what else became of its lines (a version taken from a file name): for the console only
+    pins: str = "all"  # "needed": only the closure the cases need (--pins needed), the rest left out
+    left_out: tuple = ()  # of names, with pins="needed"
+
+    def as_dict(self) -> dict:
+        """As the env's record keeps it (the sidecar head's ``requirements``, docs/results.md)."""
+        return {"file": self.file, "sha256": self.sha256, "skipped": [s.as_dict() for s in self.skipped],
+                "pins": self.pins, "left_out": list(self.left_out)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Source:
+        return cls(data["file"], data.get("sha256") or "",
+                   tuple(Skipped(data["file"], s.get("line", 0), s.get("package", "?"), s.get("reason", ""),
+                                 s.get("text", "")) for s in data.get("skipped") or []),
+                   pins=data.get("pins") or "all", left_out=tuple(data.get("left_out") or ()))
 
 
 # --------------------------------------------------------------------------- identity beyond the axes
