@@ -48,6 +48,7 @@ from picklematrix import pins  # noqa: E402 - standard library only
 try:
     from picklematrix import cli
     from picklematrix.envs.matrix import MatrixError, load_matrix
+    from picklematrix.envs.spec import SpecError
     from picklematrix.record import logs
     from picklematrix.record.recording import RUN_DIR_VAR
     from picklematrix.record.targets import TargetError, targets
@@ -84,8 +85,8 @@ ARGS = cli.nox_args(sys.argv)
 try:
     MATRIX = load_matrix(os.environ.get("PICKLEMATRIX_MATRIX", ROOT / "matrix.toml"))
     TARGETS = {t.session_id: t for t in targets(ARGS["matrix"], MATRIX)}
-except (MatrixError, TargetError, ValueError) as e:
-    # Nothing is built from a bad matrix or a bad --env: say which entry is wrong and stop.
+except (MatrixError, TargetError, SpecError, ValueError) as e:
+    # Nothing is built from a bad matrix or a bad --env (a requirements file without dask): say which and stop.
     print(f"picklematrix: nothing was built:\n{e}", file=sys.stderr)
     sys.exit(2)
 

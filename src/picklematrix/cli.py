@@ -193,6 +193,13 @@ OPTIONS = [
            help="the env a --change starts from (default: the profile's baseline)")),
     Option(("--as-of",), CHOOSING, dict(metavar="DATE",
            help="resolve specs as the package index stood on DATE (YYYY-MM-DD), every dependency included")),
+    Option(("--python",), CHOOSING, dict(metavar="X.Y",
+           help="the Python of the envs named by a requirements file or a spec that names none (a pip freeze does "
+                "not say which Python it came from; 'FILE python=X.Y' beside one file is the same; default 3.11)")),
+    Option(("--pins",), CHOOSING, dict(choices=["all", "needed"], default="all",
+           help="which pins of a requirements file an env installs: all (default: faithful to the file) or needed: "
+                "only the dependency closure of the tracked packages, the harness and the packages the chosen "
+                "cases import (docs/matrix-toml.md)")),
     Option(("--from",), ("review",), dict(dest="from_env", metavar="ENV",
            help="the env before: an env id, <machine>/<env>, a spec or a requirements file")),
     Option(("--to",), ("review",), dict(dest="to_env", metavar="ENV", help="the env after (as --from)")),

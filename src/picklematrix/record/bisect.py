@@ -40,7 +40,7 @@ from picklematrix.envs.matrix import MatrixError, load_matrix
 from picklematrix.locations import checkout_root
 from picklematrix.outcomes import PASS
 from picklematrix.record import fingerprint, ondemand, recording
-from picklematrix.record.sessions import matrix_file, results_dir
+from picklematrix.record.sessions import matrix_file, needed_modules, results_dir, warn_source
 from picklematrix.record.targets import CHANGE, TargetError, base_env
 from picklematrix.versions import TRACKED
 
@@ -290,8 +290,9 @@ def command(args) -> int:
                               "--only GLOB")
         matrix = load_matrix(matrix_file())
         if (args.base and parse_env_id(args.base) is None) or args.as_of:  # a spec, or an env as of a date
-            base = envspec.resolve(envspec.parse(args.base or base_env(args, matrix).env_id), as_of=args.as_of,
-                                   uv=venvs.uv())
+            base = envspec.resolve(envspec.parse(args.base or base_env(args, matrix).env_id, python=args.python),
+                                   as_of=args.as_of, uv=venvs.uv(), needed=needed_modules(args))
+            warn_source(base, lambda line: print(f"bisect: {line}", file=sys.stderr))
         else:
             base = base_env(args, matrix)
         report = bisect(m.group("name"), m.group("a"), m.group("b"), base, checkout,

@@ -52,6 +52,25 @@ def skip_reason(target: Target, args, every: list[str]) -> str | None:
     return None
 
 
+def needed_modules(args) -> set | None:
+    """``--pins needed``: the modules the chosen cases import (``--cases``/``--only``, else their variables);
+    None for ``--pins all``."""
+    if getattr(args, "pins", "all") != "needed":
+        return None
+    dirs = getattr(args, "cases", None) or [d for d in os.environ.get("PICKLEMATRIX_CASES", "").split(os.pathsep) if d]
+    only = getattr(args, "only", None) or [g for g in os.environ.get("PICKLEMATRIX_ONLY", "").split(",") if g]
+    return envspec.case_imports(dirs or None, only or None)
+
+
+def warn_source(env, warn, seen: set | None = None) -> None:
+    """Name each line of ``env``'s requirements file it does not install (file, line, package, why), once."""
+    for line in envspec.skipped_lines(env) if isinstance(env, Env) else []:
+        if seen is None or line not in seen:
+            warn(line)
+            if seen is not None:
+                seen.add(line)
+
+
 def record_target(target: Target, args, checkout: Path, *, python: str | None = None, tmp: Path | None = None,
                   log=print, warn=print) -> list[str]:
     """Resolve ``target`` and record it (``args.dry_run``: only say what it is); the record env ids.
@@ -59,7 +78,8 @@ def record_target(target: Target, args, checkout: Path, *, python: str | None = 
     ``python``: the venv to build it in (a nox session's), else the env's matrix venv or ``.nox/on-demand/``.
     Raises envspec.SpecError (a spec that resolves to nothing), picklematrix.record.recording.RecordingError.
     """
-    found = target.resolve(venvs.uv())
+    found = target.resolve(venvs.uv(), needed=needed_modules(args))
+    warn_source(found, warn)
     if args.dry_run:
         log(f"{target.session_id}: {_describe(found)} (--dry-run: nothing built)")
         return [found.env_id]
@@ -85,7 +105,9 @@ def record_target(target: Target, args, checkout: Path, *, python: str | None = 
 def _describe(found) -> str:
     if isinstance(found, SkewPair):
         return f"client {found.client.env_id} on a cluster of {found.cluster.env_id}"
-    return f"{found.env_id} ({' '.join(found.requirements())}, python {found.python})"
+    pins = found.requirements()
+    shown = " ".join(pins[:8]) + (f" and {len(pins) - 8} more pins" if len(pins) > 8 else "")
+    return f"{found.env_id} ({shown}, python {found.python})"
 
 
 def matrix_command(args) -> int:
@@ -161,8 +183,13 @@ def review_envs(args, checkout: Path, *, log=print, warn=print) -> tuple[str, st
     uv = venvs.uv()
     base = base_env(args, matrix)
 
+    needed, seen = needed_modules(args), set()
+
     def resolve(text: str, start: Env) -> Env:
-        return envspec.resolve(envspec.parse(text, base=start), as_of=args.as_of, uv=uv)
+        env = envspec.resolve(envspec.parse(text, base=start, python=args.python), as_of=args.as_of, uv=uv,
+                              needed=needed)
+        warn_source(env, warn, seen)
+        return env
 
     if args.change:
         if args.to_env:

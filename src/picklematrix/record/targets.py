@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from picklematrix.envs import spec as envspec
 from picklematrix.envs.ids import Env, parse_env_id
@@ -36,16 +35,22 @@ class Target:
     text: str | None = None  # else: a spec to resolve (envspec.parse's text, or a change to ``base``)
     base: Env | None = None
     as_of: str | None = None
+    given_python: str | None = None  # --python: the Python of a requirements file or a spec that names none
 
     @property
     def is_pair(self) -> bool:
         return isinstance(self.env, SkewPair) or (self.text is not None and split_pair(self.text) is not None)
 
-    def resolve(self, uv: str) -> Env | SkewPair:
-        """The env (or pair) to record, with concrete pins; raises envspec.SpecError naming the spec."""
+    def resolve(self, uv: str, needed: set | None = None) -> Env | SkewPair:
+        """The env (or pair) to record, with concrete pins; raises envspec.SpecError naming the spec. ``needed``
+        (``--pins needed``): the modules the chosen cases import (picklematrix.envs.spec.case_imports)."""
         if self.env is not None and (isinstance(self.env, SkewPair) or self.as_of is None):
             return self.env
-        one = lambda text: envspec.resolve(envspec.parse(text, base=self.base), as_of=self.as_of, uv=uv)  # noqa: E731
+
+        def one(text):
+            return envspec.resolve(envspec.parse(text, base=self.base, python=self.given_python), as_of=self.as_of,
+                                   uv=uv, needed=needed)
+
         if self.env is not None:  # an env id, as of a date: its whole dependency set of that day
             return envspec.resolve(envspec.from_env(self.env), as_of=self.as_of, uv=uv)
         if split_pair(self.text):
@@ -61,8 +66,9 @@ def session_id(text: str) -> str:
     if pair:
         return f"{session_id(pair[0])}-on-{session_id(pair[1])}"
     text = text.strip()
-    if envspec.is_file(text):
-        return re.sub(r"[^\w.+-]+", "-", Path(text).name)
+    path, rest = envspec.split_file(text)
+    if path is not None:
+        return re.sub(r"[^\w.+-]+", "-", path.name) + (f"-{session_id(rest)}" if rest else "")
     words = [w.replace("=", "", 1) for w in text.split()]
     kept = "-".join(re.sub(r"[^\w.+-]+", "", w) for w in words)
     if kept != "-".join(words):
@@ -70,7 +76,7 @@ def session_id(text: str) -> str:
     return kept
 
 
-def _on_demand(text: str, base: Env, as_of: str | None) -> Target:
+def _on_demand(text: str, base: Env, as_of: str | None, python: str | None = None) -> Target:
     """A target for ``--env TEXT``: an env id or a pair of env ids as it is, anything else resolved later."""
     pair = split_pair(text)
     if pair:
@@ -78,13 +84,13 @@ def _on_demand(text: str, base: Env, as_of: str | None) -> Target:
         if ids[0] is not None and ids[0] == ids[1]:  # (specs are compared once resolved: pair_on_demand)
             raise TargetError(f"--env {text!r}: client and cluster are the same env ({ids[0].env_id}): that is "
                               "no skew")
-        python = envspec.parse(pair[0], base=base).python if pair[0] else base.python
-        return Target(session_id(text), python, text=text.strip(), base=base, as_of=as_of)
-    request = envspec.parse(text, base=base)  # reads a requirements file; no uv
+        client = envspec.parse(pair[0], base=base, python=python).python if pair[0] else base.python
+        return Target(session_id(text), client, text=text.strip(), base=base, as_of=as_of, given_python=python)
+    request = envspec.parse(text, base=base, python=python)  # reads a requirements file; no uv
     env = parse_env_id(text.strip())
     if env is not None:
         return Target(env.env_id, env.python, env=env, as_of=as_of)
-    return Target(session_id(text), request.python, text=text, base=base, as_of=as_of)
+    return Target(session_id(text), request.python, text=text, base=base, as_of=as_of, given_python=python)
 
 
 def change_texts(change: str) -> list[str]:
@@ -115,7 +121,8 @@ def targets(args, matrix: Matrix) -> list[Target]:
         out = [Target(e.env_id, e.python, env=e, as_of=args.as_of) for e in profile.envs]
         return out + [Target(p.session_id, p.client.python, env=p) for p in profile.skew]
     base = base_env(args, matrix)
-    out = [_on_demand(text, base, args.as_of) for text in args.env or []]
+    python = getattr(args, "python", None)
+    out = [_on_demand(text, base, args.as_of, python) for text in args.env or []]
     if args.change:  # NAME=B is the base with NAME at B, as --env NAME=B is
         out += [_on_demand(text, base, args.as_of) for text in change_texts(args.change)]
     unique = {}
