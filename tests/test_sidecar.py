@@ -209,3 +209,19 @@ def test_without_a_path_nothing_is_written(tmp_path, monkeypatch):
     writer.add(_cell("a"))
     writer.finish()
     assert os.listdir(tmp_path) == []
+
+
+def test_a_recording_adds_its_own_head_fields_to_a_complete_sidecar(tmp_path):
+    path = tmp_path / "run.outcomes"
+    writer = SidecarWriter(path, HEAD)
+    writer.add(_cell("a"))
+    writer.finish(timing={"cells": 1})
+    requirements = {"file": "freeze.txt", "sha256": "ab", "pins": "all", "left_out": [],
+                    "skipped": [{"line": 3, "package": "mine", "reason": "an editable install", "text": "-e ."}]}
+    sidecar.add_head(path, requirements=requirements)
+    found = read(path)
+    assert found.requirements == requirements and found.head["timing"] == {"cells": 1} and found.complete
+    assert [c["case"] for c in found.cells] == ["a"] and read(path).head["env_id"] == HEAD["env_id"]
+    assert read(tmp_path / "run.outcomes").requirements and not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(SidecarError, match="cannot add requirements"):
+        sidecar.add_head(tmp_path / "missing.outcomes", requirements={})

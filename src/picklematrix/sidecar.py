@@ -129,6 +129,23 @@ class SidecarWriter:
         return {"format": FORMAT, **head, "complete": complete, **more}
 
 
+def add_head(path: str | os.PathLike, **fields) -> None:
+    """Add ``fields`` to the head of the complete sidecar at ``path``, replacing it atomically: what a recording
+    knows of an env that the run inside it does not (``requirements``: the file it was read from, the lines
+    skipped)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SidecarError(f"{path}: cannot add {', '.join(fields)} to the outcome sidecar: {e}") from None
+    cells = data.pop("cells", [])
+    complete = bool(data.pop("complete", True))
+    data.pop("format", None)
+    writer = SidecarWriter(path, {**data, **fields}, staging=False)
+    writer._cells = [json.dumps(c) for c in cells]
+    writer._write(complete=complete)
+
+
 @dataclass
 class Sidecar:
     """One sidecar as read: its head, its valid cells, and what was wrong with the rest."""
@@ -150,6 +167,14 @@ class Sidecar:
     @property
     def versions(self) -> dict:
         return dict(self.env.get("versions") or {})
+
+    @property
+    def requirements(self) -> dict:
+        """The requirements file an env on demand was read from: ``file``, ``sha256``, the lines ``skipped``
+        (``line``, ``package``, ``reason``, ``text``), ``pins`` (``all`` or ``needed``) and the pins ``left_out``
+        by ``--pins needed``; {} for an env not read from one."""
+        found = self.head.get("requirements")
+        return dict(found) if isinstance(found, dict) else {}
 
     @property
     def extra(self) -> dict:

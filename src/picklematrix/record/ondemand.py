@@ -15,7 +15,7 @@ from pathlib import Path
 
 from picklematrix import sidecar as sidecars
 from picklematrix.envs import skew, venvs
-from picklematrix.envs.ids import Env, extras_match
+from picklematrix.envs.ids import Env, Source, extras_match
 from picklematrix.record import fingerprint, recording, resultsdir
 from picklematrix.versions import ABSENT
 
@@ -28,7 +28,8 @@ def env_key(env: Env) -> str:
 def env_from_dict(data: dict) -> Env:
     """The inverse of ``Env.as_dict()``."""
     return Env(python=data["python"], cloudpickle=data["cloudpickle"], dask=data["dask"], pydantic=data["pydantic"],
-               extra=tuple(sorted((data.get("extra") or {}).items())))
+               extra=tuple(sorted((data.get("extra") or {}).items())),
+               source=Source.from_dict(data["requirements"]) if data.get("requirements") else None)
 
 
 def make_venv(env: Env, where: Path) -> str:

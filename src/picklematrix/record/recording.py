@@ -334,9 +334,12 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
     target = Target(results, commit, machine)
     check_results_writable(target)
     env_log = [logs.started_line(), f"env {env_id}: {' '.join(env.requirements())} into {python}\n"]
+    if getattr(env, "source", None) is not None:  # read from a requirements file: what it does not install
+        env_log += [f"skipped {s}\n" for s in env.skipped] + [f"{note}\n" for note in env.source.notes]
     console.phase("build")
     try:
-        found = venvs.prepare(env, python, checkout, warn=lambda m: (warn(m), env_log.append(m + "\n")))
+        found = venvs.prepare(env, python, checkout, warn=lambda m: (warn(m), env_log.append(m + "\n")),
+                              on_line=console.build_line)
     except venvs.EnvError as e:
         where = record_env_error(target, env, e.stage, str(e), env_id=env_id)
         console.logs = logs.log_dir(results, machine, commit, env_id)
@@ -409,6 +412,10 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
                 _keep_progress(sidecar, marker)
                 raise
             harness_seconds = time.perf_counter() - harness_started
+            if getattr(env, "source", None) is not None:
+                # the record keeps the requirements file's lines the env does not install (an approximate env)
+                with writing_results(sidecar, results):
+                    sidecars.add_head(sidecar, requirements=env.source.as_dict())
             asv_started = time.perf_counter()
             tools = venvs.tools_python(checkout)
             asv_env = {**os.environ, "TMPDIR": tmpdir, **asv_home(session_tmp)}

@@ -75,9 +75,10 @@ def resolve_env(rs: ResultSet, spec: str, role: str) -> Recording:
     """The one recording ``spec`` names at the result set's commit; BadInput naming what exists otherwise."""
     spec = spec.strip()
     everything = rs.current()
-    if envspec.is_file(spec) or ("=" in spec and "/" not in spec.split("=", 1)[0]):
+    is_file = envspec.split_file(spec)[0] is not None
+    if is_file or ("=" in spec and "/" not in spec.split("=", 1)[0]):
         # versions (``pydantic=2.9.2 python=3.11``, commas too) or a requirements file: picked by what is installed
-        test = matcher(spec if envspec.is_file(spec) else spec.replace(",", " "))
+        test = matcher(spec if is_file else spec.replace(",", " "))
         found = [r for r in _candidates(rs) if test(r)]
     else:
         found = [r for r in everything if spec in (r.key, r.env_name, r.env_id)
@@ -367,7 +368,8 @@ def verdict_lines(fixed: int, broken: int, still: list, missing: dict, timing: d
 def _env_view(rec: Recording) -> dict:
     return {"key": rec.key, "env_id": rec.env_id, "env_name": rec.env_name, "machine": rec.machine,
             "versions": versions_of(rec), "label": rec.short_label, "version_label": ", ".join(rec.version_label()),
-            "notes": list(rec.notes)}
+            "notes": list(rec.notes), "requirements": dict(rec.requirements),
+            "approximate": len(rec.requirements.get("skipped") or [])}
 
 
 def _slug(text: str) -> str:

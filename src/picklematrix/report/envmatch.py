@@ -11,8 +11,6 @@ An env spec names recorded envs the way ``nox -s matrix`` names envs to build (p
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from packaging.specifiers import SpecifierSet
 
 from picklematrix.envs import spec as envspec
@@ -55,16 +53,22 @@ def _spec_words(text: str) -> dict:
 def matcher(text: str):
     """A predicate on recordings for one env spec (see the module doc)."""
     text = text.strip()
-    if envspec.is_file(text):
+    path, words = envspec.split_file(text)
+    if path is not None:
         try:
-            request = envspec.read_requirements(Path(text))
+            request = envspec.read_requirements(path, words=words)
         except envspec.SpecError as e:
             raise BadInput(str(e)) from None
         pins = {n: s for n, s in request.wanted.items()}
         axes = {n: pins.pop(n) for n in PACKAGES if n in pins}
-        wanted = identity_extra({n: s.lstrip("=") for n, s in pins.items()})
+        if request.python_given:
+            axes["python"] = request.python
+        wanted = identity_extra({n: s.lstrip("=") for n, s in pins.items() if s.startswith("==")})
+        digest = envspec.file_digest(path)
+        # an env recorded from this file (its content's digest in the record), however many of its lines it could
+        # not install; else one with its axes and every pin it has
         return lambda r: (not r.is_error and all(_word_matches(r, n, s) for n, s in axes.items())
-                          and extras_match(r.extra, wanted))
+                          and ((r.requirements or {}).get("sha256") == digest or extras_match(r.extra, wanted)))
     if "=" not in text and not text.startswith(envspec.SPEC_OPS):  # an id, asv env name or machine/env name
         return lambda r: text in (r.key, r.env_name, r.env_id)
     words = _spec_words(text)

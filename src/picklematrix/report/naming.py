@@ -63,3 +63,31 @@ def extra_label(rec) -> list[str]:
     if more > 0:
         lines.append(f"+{more} {'other ' if shown else ''}extra pin{'s' if more > 1 else ''}")
     return lines
+
+
+def source_label(requirements: dict) -> list[str]:
+    """The label line of an env read from a requirements file (a record's ``requirements``): ``approximate (N
+    lines skipped)`` when some of its lines are not installed, ``needed pins only`` with ``--pins needed``."""
+    if not requirements:
+        return []
+    lines = []
+    skipped = len(requirements.get("skipped") or [])
+    if skipped:
+        lines.append(f"approximate ({skipped} line{'s' if skipped != 1 else ''} skipped)")
+    if requirements.get("pins") == "needed":
+        lines.append(f"needed pins only ({len(requirements.get('left_out') or [])} left out)")
+    return lines
+
+
+def source_note(requirements: dict, limit: int = 8) -> str:
+    """A record's requirements file in one sentence: which file, what of it is not installed and why."""
+    skipped = requirements.get("skipped") or []
+    text = f"read from {requirements.get('file', '?')}"
+    if skipped:
+        named = "; ".join(f"line {s.get('line')}: {s.get('package')} ({str(s.get('reason', '')).split(' (')[0]})"
+                          for s in skipped[:limit])
+        text += (f", approximate: {len(skipped)} line(s) not installed: {named}"
+                 + (f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""))
+    if requirements.get("pins") == "needed":
+        text += f"; --pins needed: {len(requirements.get('left_out') or [])} pin(s) left out"
+    return text

@@ -12,7 +12,7 @@ from picklematrix.envs import skew
 from picklematrix.outcomes import OUTCOMES
 from picklematrix.report import asv_results
 from picklematrix.report.checkout import fingerprint_head
-from picklematrix.report.naming import distinguish, extra_label, name_cells
+from picklematrix.report.naming import distinguish, extra_label, name_cells, source_label, source_note
 from picklematrix.report.problems import BadInput, Problem, check_machine_json, name_partial
 from picklematrix.run.selection import COMPUTE
 from picklematrix.versions import ABSENT, EXTRA_KEY, PACKAGES, env_id_of
@@ -50,6 +50,7 @@ class Recording:
     notes: list = field(default_factory=list)  # caveats shown with this env (partial run, no timings, ...)
     fingerprint_note: str | None = None  # set when shown although recorded under an older fingerprint
     extra: dict = field(default_factory=dict)  # its extra pins' installed versions (the sidecar's ``extra``)
+    requirements: dict = field(default_factory=dict)  # the requirements file it was read from (sidecar.requirements)
     label_extra: dict = field(default_factory=dict)  # those that tell it from envs of the same axes (naming)
     extra_count: int = 0
 
@@ -86,7 +87,7 @@ class Recording:
         if self.env_id and skew.SEPARATOR in self.env_id:
             # a client on another env's cluster (picklematrix.envs.skew): what differs first, then the client's
             lines = [skew.skew_label(self.env_id), f"client {lines[0]}", *lines[1:]]
-        return lines + extra_label(self)
+        return lines + extra_label(self) + source_label(self.requirements)
 
 
 @dataclass
@@ -307,6 +308,9 @@ def _load_sidecar(rec: Recording, problems: list) -> None:
     rec.versions = sc.versions
     rec.env_id = sc.head.get("env_id") or rec.env_id
     rec.extra = sc.extra
+    rec.requirements = sc.requirements
+    if rec.requirements:
+        rec.notes.append(source_note(rec.requirements))
     rec.case_dirs = [str(d) for d in sc.head.get("case_dirs") or []]
     commit = sc.head.get("commit")
     if commit:
