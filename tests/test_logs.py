@@ -203,3 +203,24 @@ def test_a_session_whose_nox_process_was_killed_stops(tmp_path):
         time.sleep(0.1)
     assert _state(child) in (None, "Z"), "the session ran on after its nox process was killed"
     assert not done.exists()
+
+
+def test_a_heavy_install_shows_its_packages_and_bytes_as_uv_reports_them(tmp_path):
+    """A real uv install from the index (no cache: uv announces each large download with its size)."""
+    from picklematrix.envs import venvs
+
+    subprocess.run([venvs.uv(), "venv", "-q", "-p", "3.11", str(tmp_path / "v")], check=True)
+    lines = []
+    console = logs.EnvConsole("e", lines.append, interval=0)
+    code, output = venvs.run_streamed([venvs.uv(), "pip", "install", "--no-cache", "-p", str(tmp_path / "v"),
+                                       "numpy==2.2.6", "six==1.16.0"], console.build_line)
+    assert code == 0, output
+    shown = [re.sub(r" \d+:\d\d$", "", line) for line in lines]
+    assert "e: build: 2 packages resolved" in shown, shown
+    assert any(re.fullmatch(r"e: build: 2 packages resolved, downloads 1/1 \(16 MiB of 16 MiB\)", s) for s in shown)
+    assert shown[-1].endswith("2 installed"), shown
+    progress_of = logs.InstallProgress()
+    for line in ["Resolved 230 packages in 1s", "Downloading torch (866.1MiB)", "Downloading triton (1.2GiB)",
+                 " Downloaded torch", "Building e==1.4.5"]:
+        progress_of.line(line)
+    assert progress_of.text() == ("230 packages resolved, downloads 1/2 (866 MiB of 2.0 GiB), building e==1.4.5")

@@ -106,11 +106,27 @@ def installed_editable(python: str, checkout: Path) -> bool:
     return url.get("url") == checkout.as_uri() and bool(url.get("dir_info", {}).get("editable"))
 
 
-def install(python: str, requirements: list[str], checkout: Path, checkout_deps: bool = True) -> None:
+def run_streamed(command: list[str], on_line=None) -> tuple[int, str]:
+    """Run ``command``; (its exit status, its whole output). ``on_line(line)`` sees each line as it comes (uv's
+    "Downloading torch (866.1MiB)": a heavy install's progress)."""
+    if on_line is None:
+        proc = subprocess.run(command, capture_output=True, text=True)
+        return proc.returncode, (proc.stderr or proc.stdout)
+    out = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                          text=True, errors="replace") as proc:
+        for line in proc.stdout:
+            out.append(line)
+            on_line(line.rstrip("\n"))
+    return proc.returncode, "".join(out)
+
+
+def install(python: str, requirements: list[str], checkout: Path, checkout_deps: bool = True, on_line=None) -> None:
     """``requirements`` and ``checkout`` (editable, unless already there) into ``python``'s env.
 
     ``checkout_deps=False`` installs the checkout without its dependencies (dask, distributed, ...):
     what the asv tools venv needs of it is the asv plugin and the report, which do not import them.
+    ``on_line``: each line of uv's output as it comes (:func:`run_streamed`).
     """
     this_checkout = [] if installed_editable(python, checkout) else ["-e", str(checkout)]
     if checkout_deps:
@@ -118,9 +134,9 @@ def install(python: str, requirements: list[str], checkout: Path, checkout_deps:
     else:
         steps = [requirements, ["--no-deps", *this_checkout] if this_checkout else []]
     for args in filter(None, steps):
-        proc = subprocess.run([uv(), "pip", "install", "-p", python, *args], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise EnvError("install", (proc.stderr or proc.stdout).strip())
+        code, output = run_streamed([uv(), "pip", "install", "-p", python, *args], on_line)
+        if code != 0:
+            raise EnvError("install", output.strip())
     if this_checkout:
         _editable_stamp(python).write_text(_editable_wanted(checkout))
 
@@ -171,11 +187,11 @@ def harness_requirements(checkout: Path) -> list[str]:
     return [r for r in declared if Requirement(r).name.lower() not in axes]
 
 
-def prepare(env, python: str, checkout: Path, warn=print) -> dict:
+def prepare(env, python: str, checkout: Path, warn=print, on_line=None) -> dict:
     """Install ``env``'s pins and the harness into the venv of ``python``, byte-compile it, check its versions.
 
     Returns :func:`installed_versions`; raises :class:`EnvError` naming the env when it cannot be built
-    or is not what its pins say.
+    or is not what its pins say. ``on_line``: each line of uv's output as it comes (its progress).
     """
     try:
         # ENV from its lock: uv checks the hashes it gives (the axes' pins and all dependencies have none).
@@ -183,7 +199,7 @@ def prepare(env, python: str, checkout: Path, warn=print) -> dict:
         # axes are whatever it pins (a bisect goes below the harness's declared floors, cloudpickle 2.1.0 say),
         # and whether the harness runs there is what the recording finds out.
         install(python, [*env.requirements(), "-r", str(pins.lock_path("env")), *harness_requirements(checkout)],
-                checkout, checkout_deps=False)
+                checkout, checkout_deps=False, on_line=on_line)
     except EnvError as e:
         raise EnvError("install", f"{env.env_id}: cannot install {' '.join(env.requirements())}:\n{e}") from None
     problem = compile_packages(python)

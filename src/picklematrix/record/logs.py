@@ -4,7 +4,9 @@
 
     cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11: cells 120/480 (1 surprise) 0:41
 
-Phases: ``build`` (uv, byte-compiling), ``verify ok: <versions>``, ``cluster`` (the harness starting its
+Phases: ``build`` (uv, byte-compiling; a heavy install's progress as uv reports it: packages resolved,
+large downloads done and their bytes, ``build: 230 packages resolved, downloads 3/12 (640 MiB of 2.8 GiB)``),
+``verify ok: <versions>``, ``cluster`` (the harness starting its
 cluster and kernel), ``cells k/n``, ``asv N%``, ``merge``. A phase is shown when it begins; within one the
 line is repeated at most every :data:`HEARTBEAT` seconds and at least that often (a heartbeat): an env that
 works is never silent for longer. The lines are plain text (no carriage return, no colour).
@@ -48,6 +50,12 @@ LOGS = "logs"  # results/logs/
 STARTED = "# recording started "  # env.log's first line: which of two copies of an env's logs is newer
 TAIL_LINES = 30
 ASV_PROGRESS = re.compile(r"^\[\s*(\d+(?:\.\d+)?)%\]")  # asv run: "[ 12.50%] ··· cells.Compute.time_compute  ok"
+# uv pip install: "Resolved 230 packages in 1.2s", "Downloading torch (866.1MiB)", " Downloaded torch",
+# "Prepared 12 packages in 40s", "Installed 230 packages in 3s", "Building e==1.4.5"
+UV_COUNT = re.compile(r"^\s*(Resolved|Prepared|Installed|Uninstalled|Audited) (\d+) packages?")
+UV_DOWNLOAD = re.compile(r"^\s*(Downloading|Downloaded) (\S+)(?: \(([\d.]+)\s*([KMGT]?i?B)\))?")
+UV_BUILD = re.compile(r"^\s*(Building|Built) (\S+)")
+SIZE = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "kB": 10**3, "MB": 10**6, "GB": 10**9}
 _ERROR = re.compile(r"Traceback|Error|error:|[Ff]ailed|FAILED|Exception")
 
 
@@ -93,6 +101,61 @@ def tail(path: Path, n: int = TAIL_LINES, skip=None) -> str:
 def failure(message: str, path: Path, skip=None) -> str:
     """``message``, then the relevant last lines of the log at ``path`` and where the whole log is."""
     return f"{message}. The last lines of {path}:\n{tail(path, skip=skip)}\n(the whole log: {path})"
+
+
+def size_text(n: float) -> str:
+    """``866 MiB``, ``2.8 GiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit in ("B", "KiB", "MiB") else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+class InstallProgress:
+    """What uv's lines say of an install in progress, as one phrase: packages resolved, the large downloads
+    (uv names those over a few MiB, with their size) done of those started, and their bytes."""
+
+    def __init__(self):
+        self.counts: dict = {}
+        self.sizes: dict = {}  # package -> bytes, of the downloads uv announced
+        self.done: set = set()
+        self.building = None
+
+    def line(self, line: str) -> bool:
+        """Take one line of uv's output; whether it said something new."""
+        m = UV_COUNT.match(line)
+        if m:
+            self.counts[m[1].lower()] = int(m[2])
+            return True
+        m = UV_DOWNLOAD.match(line)
+        if m:
+            if m[1] == "Downloading":
+                self.sizes[m[2]] = float(m[3]) * SIZE.get(m[4], 1) if m[3] else 0.0
+            else:
+                self.done.add(m[2])
+            return True
+        m = UV_BUILD.match(line)
+        if m:
+            self.building = m[2] if m[1] == "Building" else None
+            return True
+        return False
+
+    def text(self) -> str:
+        parts = []
+        if "resolved" in self.counts:
+            parts.append(f"{self.counts['resolved']} packages resolved")
+        if self.sizes:
+            total = sum(self.sizes.values())
+            got = sum(v for k, v in self.sizes.items() if k in self.done)
+            parts.append(f"downloads {len(self.done & set(self.sizes))}/{len(self.sizes)} "
+                         f"({size_text(got)} of {size_text(total)})")
+        if self.building:
+            parts.append(f"building {self.building}")
+        for key in ("prepared", "installed"):
+            if key in self.counts:
+                parts.append(f"{self.counts[key]} {key}")
+        return ", ".join(parts)
 
 
 def run_logged(command: list[str], env: dict, log_file: Path, on_line=None, poll: float = 0.25) -> int:
@@ -151,6 +214,7 @@ class EnvConsole:
         self.logs: Path | None = None  # the env's log directory, once there is one
         self._kept: list[tuple[Path, str]] = []
         self._surprises = self._asv_failed = 0
+        self._install = InstallProgress()
         self._last = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -207,6 +271,11 @@ class EnvConsole:
         text = f"cells {cell.done}/{cell.total}" + (
             f" ({self._surprises} surprise{'s' if self._surprises > 1 else ''})" if self._surprises else "")
         (self.phase if cell.done == 1 else self.status)(text)
+
+    def build_line(self, line: str) -> None:
+        """A line of ``uv pip install``'s output: packages resolved, large downloads and their bytes, builds."""
+        if self._install.line(line):
+            self.status(f"build: {self._install.text()}")
 
     def asv_line(self, line: str) -> None:
         """A line of ``asv run``'s output: ``[ 33.33%] ··· <benchmark>  ok|failed`` is progress."""
