@@ -1,7 +1,11 @@
-"""How the report and the review name things in text: cells, an env error's explanation, and what tells apart
-envs whose axes are the same (their extra pins)."""
+"""How the report and the review name things in text: cells, an env error's explanation, what tells apart envs
+whose axes are the same (their extra pins), what of a requirements file an env installs, and which corpus a record
+ran."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from picklematrix.envs.ids import identity_extra
 from picklematrix.versions import ABSENT, PACKAGES
@@ -79,15 +83,31 @@ def source_label(requirements: dict) -> list[str]:
     return lines
 
 
-def source_note(requirements: dict, limit: int = 8) -> str:
-    """A record's requirements file in one sentence: which file, what of it is not installed and why."""
+def source_note(requirements: dict, limit: int = 4) -> str:
+    """A record's requirements file in one sentence: which file, and what of it is not installed, by reason
+    (``111 local path: annotated-types (line 2), ...; 1 editable install: vascular-superenhancement (line 242)``)."""
     skipped = requirements.get("skipped") or []
     text = f"read from {requirements.get('file', '?')}"
     if skipped:
-        named = "; ".join(f"line {s.get('line')}: {s.get('package')} ({str(s.get('reason', '')).split(' (')[0]})"
-                          for s in skipped[:limit])
-        text += (f", approximate: {len(skipped)} line(s) not installed: {named}"
-                 + (f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""))
+        kinds: dict = {}
+        for s in skipped:
+            kind = re.split(r" \(|: ", str(s.get("reason") or "?"), maxsplit=1)[0]
+            kinds.setdefault(kind, []).append(s)
+        named = "; ".join(f"{len(group)} {kind}: " + ", ".join(f"{s.get('package')} (line {s.get('line')})"
+                                                                for s in group[:limit])
+                          + (f" and {len(group) - limit} more" if len(group) > limit else "")
+                          for kind, group in sorted(kinds.items(), key=lambda kv: len(kv[1])))
+        text += f", approximate: {len(skipped)} line(s) not installed: {named}"
     if requirements.get("pins") == "needed":
         text += f"; --pins needed: {len(requirements.get('left_out') or [])} pin(s) left out"
     return text
+
+
+def corpus_label(rec) -> list[str]:
+    """The label line of a record of a user's corpus (``--cases``): ``cases: <folder names> (<digest>)``; none for
+    the built-in corpus. Two records of one env that ran two corpora are two columns, told apart by it."""
+    digest = getattr(rec, "case_digest", None)
+    if not digest:
+        return []
+    names = ", ".join(Path(d).name for d in rec.case_dirs) or "?"
+    return [f"cases: {names} ({digest[:8]})"]
