@@ -350,3 +350,46 @@ def test_a_checkout_at_a_long_path_records(tmp_path):
     machine = _machine_dir(results)
     assert machine.name == "longpath"
     assert [p for p in machine.glob("*.json") if p.name != "machine.json"], sorted(p.name for p in machine.iterdir())
+
+
+def test_two_corpora_recorded_for_one_env_coexist_and_a_review_compares_like_with_like(tmp_path):
+    """The built-in corpus and a user's case folders, recorded for one env in one results directory: two records
+    (the corpus is part of a record's identity: its digest in the asv name), neither replacing the other, each
+    found again as already recorded; the report shows both, labelled; a review compares records of one corpus."""
+    mine = tmp_path / "mine"
+    shutil.copytree(ROOT / "tests" / "data" / "cases" / "paths", mine / "paths")
+    user = {"PICKLEMATRIX_CASES": str(mine), "PICKLEMATRIX_ONLY": ""}
+    results = tmp_path / "results"
+    for extra in (None, user):
+        proc = _nox(tmp_path, results, A, extra_env=extra)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+        assert "recording again" not in proc.stdout + proc.stderr
+    heads = {json.loads(p.read_text())["case_digest"]: p for p in _machine_dir(results).glob("*.outcomes")}
+    digest = fingerprint.case_digest([mine])
+    assert set(heads) == {None, digest}, heads
+    assert f"-cases{digest[:8]}-" in heads[digest].name and "-cases" not in heads[None].name
+    assert heads[digest].with_suffix(".json").exists() and heads[None].with_suffix(".json").exists()
+    for extra in (None, user):  # each is found again; neither is replaced
+        again = _nox(tmp_path, results, A, extra_env=extra)
+        assert "already recorded" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
+    assert len(list(_machine_dir(results).glob("*.outcomes"))) == 2
+    # the user's cases for another env too: a review of the user's corpus compares A and C, both of it
+    proc = _nox(tmp_path, results, C, extra_env=user)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "picklematrix", *args, "--results", str(results),
+                               "--checkout", str(ROOT)], capture_output=True, text=True, timeout=600)
+
+    report = cli("report", "--html", str(tmp_path / "html"))
+    assert report.returncode in (0, 1), report.stdout[-3000:] + report.stderr[-3000:]
+    shown = json.loads((results / "table.json").read_text())["environments"]
+    labels = [e["label"] for e in shown if e["env_id"] == A]
+    assert len(labels) == 2 and sum(f"cases: mine ({digest[:8]})" in label for label in labels) == 1, labels
+    review = cli("review", "--from", A, "--to", C, "--cases", str(mine))
+    assert review.returncode in (0, 1), review.stdout[-3000:] + review.stderr[-3000:]
+    assert f"cases: mine ({digest[:8]})" in review.stdout and "toplevel_model" in review.stdout
+    assert "lambda_square" not in review.stdout  # a built-in case: not in this corpus's records
+    # the built-in corpus has no record of C: that review has nothing to compare, and says so
+    builtin = cli("review", "--from", A, "--to", C)
+    assert builtin.returncode == 2 and "no such environment recorded" in builtin.stderr, builtin.stderr[-3000:]

@@ -12,7 +12,7 @@ import pytest
 
 from picklematrix import pins
 from picklematrix.envs import venvs
-from picklematrix.envs.ids import Env, asv_env_name, extra_digest, parse_env_id
+from picklematrix.envs.ids import Env, asv_env_name, corpus_versions, extra_digest, parse_env_id
 from picklematrix.record import fingerprint, ondemand, resultsdir
 from picklematrix.run.corpus import case_digest
 from picklematrix.sidecar import SidecarWriter
@@ -29,7 +29,8 @@ def _record(results, *, extra=None, case_dirs=(), env_id=BASE.env_id):
     """A complete record (asv result and sidecar) as ``picklematrix run`` heads it, named as the recording
     names it."""
     digest = extra_digest(extra or {})
-    name = asv_env_name("3.11.7", {**VERSIONS, **({"extra": digest} if digest else {})})
+    name = asv_env_name("3.11.7", corpus_versions({**VERSIONS, **({"extra": digest} if digest else {})},
+                                                  case_digest(case_dirs)))
     path = results / "box" / f"{COMMIT[:8]}-{name}.outcomes"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".json").write_text("{}\n")
@@ -54,6 +55,10 @@ def test_extra_pins_name_another_env_and_a_pin_every_env_has_does_not():
                     "pydantic2.8.2")
     assert asv_env_name("3.11.7", VERSIONS) == (
         "picklematrix-py3.11.7-cloudpickle3.0.0-dask2024.6.2-distributed2024.6.2-pydantic2.8.2")
+    # a user's corpus is part of a record's name (its digest); the built-in corpus names none
+    assert asv_env_name("3.11.7", corpus_versions(VERSIONS, "0123456789abcdef")) == (
+        "picklematrix-py3.11.7-cases01234567-cloudpickle3.0.0-dask2024.6.2-distributed2024.6.2-pydantic2.8.2")
+    assert corpus_versions(VERSIONS, None) == VERSIONS
 
 
 @pytest.fixture(scope="module")

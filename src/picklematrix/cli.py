@@ -138,9 +138,10 @@ OPTIONS = [
     Option(("--only",), CORPUS, dict(action="append", metavar="GLOB",
            help="run the cases whose id or family/id matches GLOB; repeatable (default: $PICKLEMATRIX_ONLY, "
                 "comma-separated, else every case)"), fallback=("PICKLEMATRIX_ONLY", _only_words)),
-    Option(("--cases",), CORPUS, dict(action="append", metavar="DIR",
+    Option(("--cases",), (*CORPUS, "review"), dict(action="append", metavar="DIR",
            help="a case folder (<DIR>/<family>/<case_id>.py) that REPLACES the built-in corpus; repeatable, name "
-                "the built-in cases/ too to run both (default: $PICKLEMATRIX_CASES, os.pathsep-separated)"),
+                "the built-in cases/ too to run both (default: $PICKLEMATRIX_CASES, os.pathsep-separated). review: "
+                "the corpus whose records it compares (and records, for envs on demand)"),
            fallback=("PICKLEMATRIX_CASES", _dirs)),
     Option(("--check",), ("cases",), dict(action="store_true", help="list every problem and exit 2 if there is any")),
     # running the corpus in this env

@@ -191,6 +191,22 @@ VERSIONS_PROBE = (
 )
 
 
+# A record's corpus is part of its identity: the built-in corpus names no corpus (its records keep their names),
+# a user's case folders are named by their content digest (picklematrix.run.corpus.case_digest), as an asv
+# requirement ``cases`` (CORPUS_KEY) in the env's name: ``picklematrix-py3.11.7-cases1a2b3c4d-cloudpickle...``.
+# The recording hands the digest to asv's env plugin in CORPUS_VAR. So a run of another corpus never replaces a
+# record: the built-in corpus and a user's, recorded in one checkout, are two records.
+CORPUS_KEY = "cases"
+CORPUS_VAR = "PICKLEMATRIX_CORPUS_DIGEST"
+CORPUS_DIGITS = 8
+
+
+def corpus_versions(versions: dict, case_digest: str | None) -> dict:
+    """``versions`` with the corpus a record ran (its case folders' digest, None for the built-in corpus) as the
+    ``cases`` requirement its asv name carries."""
+    return {**versions, CORPUS_KEY: case_digest[:CORPUS_DIGITS]} if case_digest else dict(versions)
+
+
 def asv_env_name(python_version: str, versions: dict) -> str:
     """The name asv gives an environment labelled by installed versions (see asv_env.py).
 
@@ -205,10 +221,12 @@ def asv_env_name(python_version: str, versions: dict) -> str:
 
 def asv_requirements(versions: dict) -> dict:
     """Installed versions as asv "requirements": shown as filters in the asv report. With extra pins (the
-    probe's ``extra`` digest), ``extra: <digest>`` too: two envs that differ there are two asv envs."""
+    probe's ``extra`` digest), ``extra: <digest>`` too: two envs that differ there are two asv envs; with a user's
+    corpus (:func:`corpus_versions`), ``cases: <digest>``: two corpora are two records."""
     out = {name: (versions.get(name) or ABSENT) for name in PACKAGES}
-    if versions.get(EXTRA_KEY):
-        out[EXTRA_KEY] = versions[EXTRA_KEY]
+    for key in (EXTRA_KEY, CORPUS_KEY):
+        if versions.get(key):
+            out[key] = versions[key]
     return out
 
 

@@ -5,7 +5,8 @@ path, so results from two matrix envs are told apart by ``.nox/matrix-cp3-0-0-..
 paths and the report's filters show nothing useful. This one is selected with
 ``asv run --environment picklematrix:/path/to/python`` and labels the
 environment (name, result file, ``python`` and requirement filters) by the
-installed versions of python, cloudpickle, dask, distributed and pydantic.
+installed versions of python, cloudpickle, dask, distributed and pydantic, and by the corpus the recording
+runs when it is a user's (``cases``: its digest, given in ``PICKLEMATRIX_CORPUS_DIGEST``).
 
 Loaded by asv through ``"plugins": ["picklematrix.record.asv_env"]`` in asv.conf.json;
 runs in the orchestrating environment, where asv is installed.
@@ -19,7 +20,7 @@ import os
 from asv import util
 from asv.environment import EnvironmentUnavailable, ExistingEnvironment
 
-from picklematrix.envs.ids import VERSIONS_PROBE, asv_env_name, asv_requirements
+from picklematrix.envs.ids import CORPUS_VAR, VERSIONS_PROBE, asv_env_name, asv_requirements, corpus_versions
 from picklematrix.envs.skew import ASV_CLUSTER_VAR, ClusterIdentity, record_name
 from picklematrix.versions import ABSENT
 
@@ -34,8 +35,10 @@ class PicklematrixEnvironment(ExistingEnvironment):
         except (util.ProcessError, OSError, ValueError) as e:
             raise EnvironmentUnavailable(f"cannot read installed versions from {self._executable}: {e}")
         self._python = probe["python"]
-        self._requirements = asv_requirements(probe["versions"])
-        self._base_name = asv_env_name(self._python, probe["versions"])
+        # the corpus the recording runs (a user's case folders' digest): part of the record's name
+        versions = corpus_versions(probe["versions"], os.environ.get(CORPUS_VAR) or None)
+        self._requirements = asv_requirements(versions)
+        self._base_name = asv_env_name(self._python, versions)
         # computing on another env's cluster, or a given one (picklematrix.envs.skew): its versions name it too
         given = os.environ.get(ASV_CLUSTER_VAR)
         self._cluster = ClusterIdentity.from_dict(json.loads(given)) if given else None

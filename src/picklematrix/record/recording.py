@@ -27,7 +27,7 @@ from pathlib import Path
 
 from picklematrix import sidecar as sidecars
 from picklematrix.envs import skew, venvs
-from picklematrix.envs.ids import asv_env_name
+from picklematrix.envs.ids import CORPUS_VAR, asv_env_name, corpus_versions
 from picklematrix.record import asvconf, fingerprint, logs
 from picklematrix.record.clusters import ClusterSource, probe
 from picklematrix.record.resultsdir import (
@@ -49,6 +49,7 @@ from picklematrix.record.tmpdirs import (  # noqa: F401
     short_tmpdir,
 )
 from picklematrix.run import progress
+from picklematrix.run.corpus import case_digest
 from picklematrix.run.selection import ASV_TIMED_CONTEXTS, SAMPLES, asv_patterns
 
 # The commit a run records under (the fingerprint commit, see picklematrix.record.fingerprint) is read once per
@@ -357,7 +358,11 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
     console.phase(env_log[-1].strip())
     env_seconds = time.perf_counter() - started  # uv install (a no-op when warm) and the version check
 
-    name = skew.record_name(asv_env_name(found["python"], found["versions"]), cluster.identity if cluster else None)
+    # the corpus is part of the record's identity: a user's case folders (their digest) never replace the
+    # built-in corpus's record of this env, nor the other way round (picklematrix.envs.ids.corpus_versions)
+    corpus = case_digest(fingerprint.case_dirs_asked())
+    name = skew.record_name(asv_env_name(found["python"], corpus_versions(found["versions"], corpus)),
+                            cluster.identity if cluster else None)
     result_file, final_sidecar = target.path(name, ".json"), target.path(name, sidecars.SUFFIX)
     marker = sidecars.partial_path(final_sidecar)
     error_file = target.path(env_id, ".env-error")
@@ -418,7 +423,7 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
                     sidecars.add_head(sidecar, requirements=env.source.as_dict())
             asv_started = time.perf_counter()
             tools = venvs.tools_python(checkout)
-            asv_env = {**os.environ, "TMPDIR": tmpdir, **asv_home(session_tmp)}
+            asv_env = {**os.environ, "TMPDIR": tmpdir, **asv_home(session_tmp), CORPUS_VAR: corpus or ""}
             console.phase("asv")
             code = run_asv(tools, python, config, target, sidecar, shared.address, asv_env, log, cluster,
                            log_file=console.logs / "asv.log", on_line=console.asv_line)

@@ -23,10 +23,11 @@ from picklematrix.envs.ids import Env
 from picklematrix.envs.matrix import MatrixError, load_matrix
 from picklematrix.envs.skew import SkewPair, split_pair
 from picklematrix.locations import checkout_root
-from picklematrix.record import ondemand, recording, skew_envs
+from picklematrix.record import fingerprint, ondemand, recording, skew_envs
 from picklematrix.record.clusters import given_cluster
 from picklematrix.record.shards import shard_envs
 from picklematrix.record.targets import Target, TargetError, base_env, change_texts, targets
+from picklematrix.run.corpus import case_digest
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 BAD_ENV = (envspec.SpecError, MatrixError, TargetError, venvs.EnvError)
@@ -148,8 +149,9 @@ def matrix_command(args) -> int:
 # --------------------------------------------------------------------------- the review's envs on demand
 
 
-def recorded_env_ids(results: Path) -> set[str]:
-    """The env ids with a complete record in ``results``, at any fingerprint (the review shows older ones, marked)."""
+def recorded_env_ids(results: Path, corpus: str | None = None) -> set[str]:
+    """The env ids with a complete record of the corpus ``corpus`` (a user's case folders' digest, None the
+    built-in one) in ``results``, at any fingerprint (the review shows older ones, marked)."""
     from picklematrix import sidecar
 
     found = set()
@@ -158,7 +160,7 @@ def recorded_env_ids(results: Path) -> set[str]:
             sc = sidecar.read(path)
         except sidecar.SidecarError:
             continue
-        if sc.complete and sc.head.get("env_id"):
+        if sc.complete and sc.head.get("env_id") and (sc.head.get("case_digest") or None) == corpus:
             found.add(sc.head["env_id"])
     return found
 
@@ -204,11 +206,17 @@ def review_envs(args, checkout: Path, *, log=print, warn=print) -> tuple[str, st
             raise TargetError("say what to review against: --to ENV or --change NAME=[A..]B")
         env_to = resolve(args.to_env, env_from)
     results = results_dir(args, checkout)
-    if args.scheduler:  # both envs as clients of the cluster at that address, reviewed by their records' ids
-        source = given_cluster(args.scheduler, args.scheduler_security)
-        return tuple(ondemand.record(env, checkout, results, log=log, warn=warn, cluster=source)
-                     for env in (env_from, env_to))
-    recorded = recorded_env_ids(results)
+    with ondemand.selection(None, getattr(args, "cases", None)):  # the corpus the review compares
+        if args.scheduler:  # both envs as clients of the cluster at that address, reviewed by their records' ids
+            source = given_cluster(args.scheduler, args.scheduler_security)
+            return tuple(ondemand.record(env, checkout, results, log=log, warn=warn, cluster=source)
+                         for env in (env_from, env_to))
+        _record_for_review(args, checkout, results, env_from, env_to, log, warn)
+    return env_from.env_id, env_to.env_id
+
+
+def _record_for_review(args, checkout, results, env_from, env_to, log, warn) -> None:
+    recorded = recorded_env_ids(results, case_digest(fingerprint.case_dirs_asked()))
     for env, given in ((env_from, args.from_env), (env_to, args.to_env)):
         # an env named by its id and already recorded (at any fingerprint) is reviewed as it is, marked by the
         # review when older; anything else is recorded (or found recorded) at the current fingerprint
@@ -220,7 +228,6 @@ def review_envs(args, checkout: Path, *, log=print, warn=print) -> tuple[str, st
         except recording.RecordingError as e:
             # the review says what it can of an env that failed (an env error: "could not be built", status 2)
             warn(str(e))
-    return env_from.env_id, env_to.env_id
 
 
 # The review's options that only choose envs: once they are recorded, the review gets their ids instead.

@@ -42,7 +42,9 @@ def newest_pair(rs) -> tuple:
         raise BadInput(f"{rs.results_dir}: no complete record to review (record one first: "
                        '`nox -s matrix -- --env "python=3.11 dask=latest cloudpickle=latest pydantic=latest"`)')
     newest = recs[-1]
-    before = [r for r in recs if (r.commit[:8], r.env_name) != (newest.commit[:8], newest.env_name)]
+    # the record before it of the same corpus: a run of other cases is no earlier state of these
+    before = [r for r in recs if (r.commit[:8], r.env_name) != (newest.commit[:8], newest.env_name)
+              and r.case_digest == newest.case_digest]
     return (before[-1] if before else None), newest
 
 

@@ -12,7 +12,14 @@ from picklematrix.envs import skew
 from picklematrix.outcomes import OUTCOMES
 from picklematrix.report import asv_results
 from picklematrix.report.checkout import fingerprint_head
-from picklematrix.report.naming import distinguish, extra_label, name_cells, source_label, source_note
+from picklematrix.report.naming import (
+    corpus_label,
+    distinguish,
+    extra_label,
+    name_cells,
+    source_label,
+    source_note,
+)
 from picklematrix.report.problems import BadInput, Problem, check_machine_json, name_partial
 from picklematrix.run.selection import COMPUTE
 from picklematrix.versions import ABSENT, EXTRA_KEY, PACKAGES, env_id_of
@@ -38,6 +45,7 @@ class Recording:
     timings: dict = field(default_factory=dict)  # (family/case, method, context) -> (value, stats, samples)
     benchmark_versions: dict = field(default_factory=dict)
     case_dirs: list = field(default_factory=list)  # the corpus dirs the sidecar says the run read
+    case_digest: str | None = None  # their content digest: the record's corpus (None: the built-in one)
     asv_path: Path | None = None
     sidecar_path: Path | None = None
     error_path: Path | None = None
@@ -87,7 +95,7 @@ class Recording:
         if self.env_id and skew.SEPARATOR in self.env_id:
             # a client on another env's cluster (picklematrix.envs.skew): what differs first, then the client's
             lines = [skew.skew_label(self.env_id), f"client {lines[0]}", *lines[1:]]
-        return lines + extra_label(self) + source_label(self.requirements)
+        return lines + extra_label(self) + source_label(self.requirements) + corpus_label(self)
 
 
 @dataclass
@@ -170,6 +178,37 @@ def load_results(results_dir, commit: str | None = None, checkout: Path | None =
     return ResultSet(results_dir, recordings, problems, chosen, benchmarks, older)
 
 
+def corpus_wanted(case_dirs) -> str | None:
+    """The corpus of the case folders ``case_dirs`` (``--cases``): their content digest, None for none (the
+    built-in corpus). What the records a review compares must have run."""
+    from picklematrix.run.corpus import case_digest
+
+    return case_digest([Path(d) for d in case_dirs] if case_dirs else None)
+
+
+def only_corpus(rs: ResultSet, digest: str | None) -> ResultSet:
+    """``rs`` with only the records of one corpus (``digest``: a user's case folders' content digest, None the
+    built-in corpus) and the env errors: a review compares like with like. When no record ran that corpus, a
+    :class:`BadInput` names the corpora recorded."""
+    keep = [r for r in rs.recordings if r.is_error or r.case_digest == digest]
+    if not any(not r.is_error for r in keep) and any(not r.is_error for r in rs.recordings):
+        held = sorted({corpus_name(r) for r in rs.recordings if not r.is_error})
+        wanted = "the built-in corpus" if digest is None else f"the case folders with digest {digest[:8]}"
+        raise BadInput(f"{rs.results_dir}: no record of {wanted} (recorded: {'; '.join(held)}); review a corpus "
+                       "that was recorded (--cases DIR, or none for the built-in one)")
+    gone = {str(p) for r in rs.recordings if not any(r is k for k in keep)
+            for p in (r.asv_path, r.sidecar_path, r.error_path) if p is not None}
+    return ResultSet(rs.results_dir, keep, [p for p in rs.problems if p.path not in gone], rs.commit, rs.benchmarks,
+                     [r for r in rs.older if any(r is k for k in keep)])
+
+
+def corpus_name(rec: Recording) -> str:
+    """Which corpus a record ran, in words: ``the built-in corpus``, or its case folders and digest."""
+    if not rec.case_digest:
+        return "the built-in corpus"
+    return f"case folders {', '.join(rec.case_dirs) or '?'} (digest {rec.case_digest[:8]})"
+
+
 def _older_recordings(recordings: list, chosen: str) -> list[Recording]:
     """For each env (machine and env id or asv env name) without a record at ``chosen``: its newest record at
     another fingerprint, with a note naming that commit. An env error there counts as that env's record."""
@@ -190,11 +229,13 @@ def _older_recordings(recordings: list, chosen: str) -> list[Recording]:
 
 
 def _name_missing_cells(current: list, problems: list) -> None:
-    """A partial record's missing cells: those the complete records of the same commit have and it lacks."""
-    expected = {k for r in current if r.complete and not r.is_error for k in r.cells}
+    """A partial record's missing cells: those the complete records of the same commit and corpus have and it
+    lacks."""
     for r in current:
         if r.complete or r.is_error:
             continue
+        expected = {k for o in current if o.complete and not o.is_error and o.case_digest == r.case_digest
+                    for k in o.cells}
         r.missing = sorted(expected - set(r.cells))
         if r.missing:
             problems.append(Problem(str(r.sidecar_path), f"partial record: {len(r.missing)} cell(s) the other "
@@ -312,6 +353,7 @@ def _load_sidecar(rec: Recording, problems: list) -> None:
     if rec.requirements:
         rec.notes.append(source_note(rec.requirements))
     rec.case_dirs = [str(d) for d in sc.head.get("case_dirs") or []]
+    rec.case_digest = sc.head.get("case_digest") or None
     commit = sc.head.get("commit")
     if commit:
         if not commit.startswith(rec.commit):
