@@ -2,8 +2,10 @@
 
     ./nox -s bisect -- --change pydantic=2.8.2..2.9.2 --only GLOB [--base ENV] [--cases DIR] [--pre] [--as-of DATE]
 
-The releases in between come from the package index (PyPI's JSON API; for ``python``, the interpreters this
-machine has, since none is downloaded). Each step is an env: the base (``--base``, an env id, spec or
+The releases in between come from the configured package index (UV_DEFAULT_INDEX, UV_INDEX_URL or PIP_INDEX_URL,
+a mirror included, UV_INDEX's first; PyPI when none is set), read as PEP 691 JSON or PEP 503 HTML; for
+``python``, from the interpreters uv finds on this machine (pyenv's, setup-python's, the system's), since none is
+downloaded. Each step is an env: the base (``--base``, an env id, spec or
 requirements file, see picklematrix.envs.spec; default the profile's baseline) with the package at that release
 (dask and distributed move together), recorded exactly as ``nox -s matrix`` records it
 (picklematrix.record.ondemand), with only the chosen cases (``--only``, else PICKLEMATRIX_ONLY's globs) of the
@@ -20,11 +22,17 @@ would otherwise share a record); the next bisect over the same cells reuses them
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
+import html.parser
 import json
+import os
 import re
+import subprocess
 import sys
+import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +52,12 @@ from picklematrix.record.sessions import matrix_file, needed_modules, results_di
 from picklematrix.record.targets import CHANGE, TargetError, base_env
 from picklematrix.versions import TRACKED
 
-PYPI = "https://pypi.org/pypi/{name}/json"
+# The package index releases are listed from: uv's (UV_DEFAULT_INDEX, else its older name UV_INDEX_URL), else
+# pip's (PIP_INDEX_URL), else PyPI. UV_INDEX's indexes come first, as uv's own "first index" rule has it: the
+# first index that has a package is the only one uv installs it from.
+DEFAULT_INDEX = "https://pypi.org/simple"
+INDEX_VARS = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 # each tracked package's field of an Env (distributed moves with dask)
 AXIS_FIELDS = {name: "dask" if name == "distributed" else name for name in TRACKED}
 
@@ -62,39 +75,128 @@ class Step:
     outcomes: dict = field(default_factory=dict)  # cell key -> outcome
 
 
-def pypi_versions(name: str, *, pre: bool = False, timeout: float = 30) -> list[str]:
-    """Every release of ``name`` on PyPI that is not yanked, oldest first (pre-releases only with ``pre``)."""
+def configured_indexes(environ=None) -> list[tuple[str, str]]:
+    """[(index URL, where it was configured)] in the order uv asks them for a package: UV_INDEX's (space-separated,
+    ``name=URL`` allowed), then the default index (:data:`INDEX_VARS`, else PyPI)."""
+    environ = os.environ if environ is None else environ
+    out = [(entry.split("=", 1)[1] if re.match(r"^[\w.-]+=\w+://", entry) else entry, "UV_INDEX")
+           for entry in (environ.get("UV_INDEX") or "").split()]
+    default = next(((environ[v], v) for v in INDEX_VARS if environ.get(v)), (DEFAULT_INDEX, "the default"))
+    return out + [default]
+
+
+def shown_url(url: str) -> str:
+    """``url`` without its credentials (a mirror's ``https://user:token@host/simple``): for messages."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def _fetch(url: str, timeout: float) -> tuple[str, str]:
+    """(content type, body) of a simple index page, asking for PEP 691's JSON first; credentials in the URL are
+    sent as basic authentication."""
+    parts = urllib.parse.urlsplit(url)
+    headers = {"Accept": f"{SIMPLE_JSON}, text/html;q=0.1"}
+    if "@" in parts.netloc:
+        userinfo, host = parts.netloc.rsplit("@", 1)
+        headers["Authorization"] = "Basic " + base64.b64encode(urllib.parse.unquote(userinfo).encode()).decode()
+        url = urllib.parse.urlunsplit(parts._replace(netloc=host))
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as f:
+        return f.headers.get_content_type(), f.read().decode("utf-8", errors="replace")
+
+
+class _Links(html.parser.HTMLParser):
+    """The anchors of a PEP 503 page: (file name, yanked)."""
+
+    def __init__(self):
+        super().__init__()
+        self.files: list = []
+        self._yanked = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            attrs = dict(attrs)
+            self._yanked = "data-yanked" in attrs
+            self.files.append([None, self._yanked])
+
+    def handle_data(self, data):
+        if self.files and self.files[-1][0] is None:
+            self.files[-1][0] = data.strip()
+
+
+def _release_of(filename: str, name: str) -> str | None:
+    """The version a distribution file's name gives (``cloudpickle-3.1.0-py3-none-any.whl``,
+    ``cloudpickle-3.1.0.tar.gz``), or None for a file of another project or an unparseable name."""
+    from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+
     try:
-        with urllib.request.urlopen(PYPI.format(name=canonicalize_name(name)), timeout=timeout) as f:
-            data = json.load(f)
-    except OSError as e:
-        raise BisectError(f"cannot list the releases of {name} from {PYPI.format(name=name)}: {e}") from None
-    out = []
-    for text, files in data.get("releases", {}).items():
+        if filename.endswith(".whl"):
+            project, version, *_ = parse_wheel_filename(filename)
+        else:
+            project, version = parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+    return str(version) if project == canonicalize_name(name) else None
+
+
+def index_versions(name: str, *, pre: bool = False, timeout: float = 30, environ=None) -> tuple[list[str], str]:
+    """(every release of ``name`` on the configured index that is not yanked, oldest first (pre-releases only with
+    ``pre``); the index's URL, credentials left out). The first index (:func:`configured_indexes`) that has the
+    package answers: its simple page (PEP 691 JSON, else PEP 503 HTML), a release counted when one of its files
+    is not yanked."""
+    errors = []
+    for index, where in configured_indexes(environ):
+        url = f"{index.rstrip('/')}/{canonicalize_name(name)}/"
         try:
-            v = Version(text)
-        except InvalidVersion:
+            kind, body = _fetch(url, timeout)
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                continue  # not on this index: the next one
+            errors.append(f"{shown_url(url)} ({where}): HTTP {e.code}")
             continue
-        if not files or all(f.get("yanked") for f in files) or (v.is_prerelease and not pre):
+        except OSError as e:
+            errors.append(f"{shown_url(url)} ({where}): {getattr(e, 'reason', None) or e}")
             continue
-        out.append(text)
-    return sorted(out, key=Version)
+        if kind == SIMPLE_JSON or body.lstrip().startswith("{"):
+            files = [(f.get("filename", ""), bool(f.get("yanked"))) for f in json.loads(body).get("files", [])]
+        else:
+            links = _Links()
+            links.feed(body)
+            files = [(f or "", yanked) for f, yanked in links.files]
+        found = {}
+        for filename, yanked in files:
+            version = _release_of(filename, name)
+            if version is not None:
+                found[version] = found.get(version, False) or not yanked
+        out = [v for v, available in found.items() if available and (pre or not Version(v).is_prerelease)]
+        return sorted(out, key=Version), shown_url(index)
+    raise BisectError(f"cannot list the releases of {name}: "
+                      + ("; ".join(errors) if errors else "no configured index has it ("
+                         + ", ".join(f"{shown_url(i)} ({w})" for i, w in configured_indexes(environ)) + ")"))
 
 
-def python_versions() -> list[str]:
-    """The minor versions of Python this machine has (pyenv's installs): bisecting Python never downloads one."""
-    import os
-    import subprocess
+def pypi_versions(name: str, *, pre: bool = False, timeout: float = 30) -> list[str]:
+    """Every release of ``name`` on the configured index (:func:`index_versions`; PyPI unless configured)."""
+    return index_versions(name, pre=pre, timeout=timeout)[0]
 
-    root = os.environ.get("PYENV_ROOT")
-    if not root:
-        try:
-            root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            root = str(Path.home() / ".pyenv")
-    found = {".".join(p.name.split(".")[:2]) for p in Path(root, "versions").glob("3.*")
-             if re.fullmatch(r"3\.\d+\.\d+", p.name)}
-    return sorted(found, key=Version)
+
+def python_versions(uv: str | None = None) -> list[str]:
+    """The minor versions of CPython this machine has, as uv finds them (``uv python list --only-installed``:
+    pyenv's, actions/setup-python's, the system's, uv's own installs as its preference allows): bisecting Python
+    never downloads one."""
+    command = [uv or venvs.uv(), "python", "list", "--only-installed", "--output-format", "json"]
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    env.setdefault("UV_PYTHON_PREFERENCE", "only-system")
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    try:
+        found = json.loads(proc.stdout or "[]")
+    except ValueError:
+        raise BisectError(f"cannot list this machine's interpreters ({' '.join(command)}): "
+                          f"{(proc.stderr or proc.stdout).strip()[-1000:]}") from None
+    minors = {".".join(str(i.get("version", "")).split(".")[:2]) for i in found
+              if i.get("implementation") == "cpython" and i.get("variant", "default") == "default"}
+    return sorted((m for m in minors if re.fullmatch(r"3\.\d+", m)), key=Version)
 
 
 def between(versions: list[str], lo: str, hi: str) -> list[str]:
@@ -163,8 +265,12 @@ def bisect(package: str, lo: str, hi: str, base: Env, checkout: Path, out_dir: P
             raise BisectError(f"--change {package}={lo}..{hi}: {v!r} is not a version") from None
     if Version(lo) == Version(hi):
         raise BisectError(f"--change {package}={lo}..{hi}: both ends are {lo}: nothing to bisect")
+    index = None
     if versions is None:
-        versions = python_versions() if package == "python" else pypi_versions(package, pre=pre)
+        if package == "python":
+            versions, index = python_versions(), "the interpreters uv finds on this machine"
+        else:
+            versions, index = index_versions(package, pre=pre)
     inner = between(versions, lo, hi)
     runs = out_dir / "runs" / selection_key(cases, case_dirs)
     tried: dict[str, Step] = {}
@@ -196,6 +302,7 @@ def bisect(package: str, lo: str, hi: str, base: Env, checkout: Path, out_dir: P
             raise BisectError(f"--change {package}=..{hi}: {hi} ({tried[hi].env_id}) cannot be recorded:\n{tried[hi].error}")
         found, skipped_near = first_differing([lo, *inner, hi], differs) if last else (None, [])
     report = _report(package, lo, hi, base, cases, case_dirs, inner, tried, first, found, skipped_near, pre)
+    report["releases_from"] = index
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{canonicalize_name(package) if package != 'python' else 'python'}-{lo}..{hi}"
     (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -258,7 +365,8 @@ def markdown(report: dict) -> str:
              f"Base env: `{report['base']['env_id']}`, with {p} at each release; cases: {', '.join(f'`{c}`' for c in report['cases'])}"
              + (f" from {', '.join(report['case_dirs'])}" if report["case_dirs"] else " (built-in corpus)") + ".",
              f"Releases between: {', '.join(report['releases_between']) or 'none'}"
-             + (" (pre-releases included)." if report["pre_releases"] else " (pre-releases left out)."), ""]
+             + (" (pre-releases included)" if report["pre_releases"] else " (pre-releases left out)")
+             + (f", from {report['releases_from']}." if report.get("releases_from") else "."), ""]
     found = report["first_differing"]
     if found is None:
         lines.append(f"**No change**: the chosen cells have the same outcomes under {p} {hi} as under {lo}.")
@@ -283,6 +391,9 @@ def command(args) -> int:
     """``picklematrix bisect`` and ``./nox -s bisect``: the search for ``--change NAME=A..B``; 0 with an answer,
     2 on bad input."""
     checkout = checkout_root() or Path.cwd()
+    if os.environ.get("PIP_INDEX_URL") and not any(os.environ.get(v) for v in INDEX_VARS[:2]):
+        # the releases listed from pip's index are installed from it too: uv reads only its own variables
+        os.environ["UV_DEFAULT_INDEX"] = os.environ["PIP_INDEX_URL"]
     try:
         m = CHANGE.match((args.change or "").strip())
         if not m or not m.group("a"):
