@@ -113,7 +113,7 @@ def test_a_requirements_file_as_it_comes_ranges_resolve_and_a_file_without_dask_
 
 def test_a_real_freeze_reads_with_its_unreproducible_lines_skipped_and_named():
     """A real pip freeze of a data-science env (tests/data/freezes/README.md: where it comes from): 253 lines,
-    an editable install from git, 111 conda packages installed from local paths, a pin of the harness's own at
+    an editable install from git, 129 conda packages installed from local paths, a pin of the harness's own at
     another version. Reading it needs no network."""
     path = FREEZES / "vascular-superenhancement-4d-flow.txt"
     request = envspec.parse(str(path))

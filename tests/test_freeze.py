@@ -53,5 +53,5 @@ def test_a_real_freeze_is_reviewed_as_it_comes_from_a_fresh_clone(tmp_path):
     envs = json.loads((results / "table.json").read_text())["environments"]
     assert [e["versions"]["cloudpickle"] for e in envs] == ["3.1.1"], envs
     assert "approximate (127 lines skipped)" in envs[0]["label"]
-    assert any("1 an editable install: vascular-superenhancement (line 242)" in n and "111 a local path: " in n
+    assert any("1 an editable install: vascular-superenhancement (line 242)" in n and "125 a local path: " in n
                for n in envs[0]["notes"]), envs[0]["notes"]

@@ -85,7 +85,7 @@ def source_label(requirements: dict) -> list[str]:
 
 def source_note(requirements: dict, limit: int = 4) -> str:
     """A record's requirements file in one sentence: which file, and what of it is not installed, by reason
-    (``111 local path: annotated-types (line 2), ...; 1 editable install: vascular-superenhancement (line 242)``)."""
+    (``125 a local path: annotated-types (line 2), ...; 1 an editable install: vascular-superenhancement (line 242)``)."""
     skipped = requirements.get("skipped") or []
     text = f"read from {requirements.get('file', '?')}"
     if skipped:
