@@ -109,6 +109,10 @@ def test_a_requirements_file_as_it_comes_ranges_resolve_and_a_file_without_dask_
     with pytest.raises(envspec.SpecError, match=rf"dask is on line 1 \(a local path.*--env '{path} dask=<version>'"):
         envspec.parse(str(path))
     assert envspec.parse(f"{path} dask=2024.6.2 python=3.12").wanted["distributed"] == "==2024.6.2"
+    # a universal lock's line for other Pythons is not this env's; the Python beside the file decides
+    path.write_text('dask==2024.6.2\ncloudpickle==3.0.0\ntomli==2.0.1 ; python_version < "3.11"\n-i https://x/simple\n')
+    assert "tomli" not in envspec.parse(str(path)).wanted and envspec.parse(str(path)).skipped == []
+    assert envspec.parse(f"{path} python=3.10").wanted["tomli"] == "==2.0.1"
 
 
 def test_a_real_freeze_reads_with_its_unreproducible_lines_skipped_and_named():

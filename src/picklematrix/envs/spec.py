@@ -303,6 +303,8 @@ def read_requirements(path: Path, *, python: str | None = None, words: str = "")
     exact = True
     harness = harness_pins()
     from_names: dict = {}
+    # the Python the env is for, as markers see it (a universal lock's lines for other Pythons are not its own)
+    target = python_minor(spec_words(words, source).get("python") or python or DEFAULT_PYTHON, source)
     for number, text in lines:
         line = re.sub(r"\s--hash=\S+", "", text).strip()
         if not line or line.startswith("#"):
@@ -327,8 +329,8 @@ def read_requirements(path: Path, *, python: str | None = None, words: str = "")
             except InvalidRequirement as e:
                 skipped.append(Skipped(shown, number, line.split()[0], f"not a requirement ({e})", line))
                 continue
-            if req.marker is not None and not req.marker.evaluate({"python_version": python_minor(
-                    python or DEFAULT_PYTHON, source), "python_full_version": f"{python or DEFAULT_PYTHON}.0"}):
+            if req.marker is not None and not req.marker.evaluate({"python_version": target,
+                                                                   "python_full_version": f"{target}.0"}):
                 continue  # a line for another Python or platform (a universal lock): not this env's
             req_name = canonicalize_name(req.name)
             if req.url:
