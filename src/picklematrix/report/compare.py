@@ -13,7 +13,7 @@ from picklematrix.report.asv_results import isna
 from picklematrix.report.envmatch import matcher
 from picklematrix.report.naming import error_explanation, name_cells
 from picklematrix.report.problems import BadInput
-from picklematrix.report.results import Recording, ResultSet
+from picklematrix.report.results import Recording, ResultSet, corpus_name
 from picklematrix.report.table import BAD, cell_sort_key, cell_view
 from picklematrix.run.selection import COMPUTE
 from picklematrix.versions import ABSENT, AXES, TRACKED
@@ -408,5 +408,6 @@ def build_review(rs: ResultSet, a: Recording, b: Recording, factor: float = DEFA
         "harness_errors": outcomes["harness_errors"], "timing": timing, "noise": noise, "warnings": warnings,
         "not_compared": missing,
         "still_failing": still, "verdict": verdict[0], "verdict_lines": verdict, "exit_status": exit_status,
+        "corpus": corpus_name(b),
         "cells_compared": len(set(a.cells) & set(b.cells)),
     }

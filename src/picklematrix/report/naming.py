@@ -45,7 +45,11 @@ def _axes(rec) -> tuple:
 def distinguish(recordings: list) -> None:
     """Set each recording's ``label_extra``, its extra pins whose versions differ from another recording's of the
     same axes, and ``extra_count``, how many extra pins it has: its label (:func:`extra_label`) tells apart two
-    envs that differ only outside the axes (two freezes with another tornado: ``tornado 6.4.2``)."""
+    envs that differ only outside the axes (two freezes with another tornado: ``tornado 6.4.2``). And
+    ``show_corpus``: records of several corpora are shown, so each label names its corpus (:func:`corpus_label`)."""
+    corpora = {getattr(r, "case_digest", None) for r in recordings if not r.is_error}
+    for rec in recordings:  # records of several corpora: each label names its own
+        rec.show_corpus = len(corpora) > 1
     groups: dict = {}
     for rec in recordings:
         if not rec.is_error and rec.python:
@@ -104,10 +108,11 @@ def source_note(requirements: dict, limit: int = 4) -> str:
 
 
 def corpus_label(rec) -> list[str]:
-    """The label line of a record of a user's corpus (``--cases``): ``cases: <folder names> (<digest>)``; none for
-    the built-in corpus. Two records of one env that ran two corpora are two columns, told apart by it."""
+    """The label line of a record of a user's corpus (``--cases``) when records of several corpora are shown
+    (:func:`distinguish`): ``cases: <folder names> (<digest>)``; none for the built-in corpus. Two records of one
+    env that ran two corpora are two columns, told apart by it (a record's notes always name its corpus)."""
     digest = getattr(rec, "case_digest", None)
-    if not digest:
+    if not digest or not getattr(rec, "show_corpus", False):
         return []
     names = ", ".join(Path(d).name for d in rec.case_dirs) or "?"
     return [f"cases: {names} ({digest[:8]})"]

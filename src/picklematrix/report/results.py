@@ -46,6 +46,7 @@ class Recording:
     benchmark_versions: dict = field(default_factory=dict)
     case_dirs: list = field(default_factory=list)  # the corpus dirs the sidecar says the run read
     case_digest: str | None = None  # their content digest: the record's corpus (None: the built-in one)
+    show_corpus: bool = False  # its label names its corpus: records of several corpora are shown (naming)
     asv_path: Path | None = None
     sidecar_path: Path | None = None
     error_path: Path | None = None
@@ -178,24 +179,28 @@ def load_results(results_dir, commit: str | None = None, checkout: Path | None =
     return ResultSet(results_dir, recordings, problems, chosen, benchmarks, older)
 
 
-def corpus_wanted(case_dirs) -> str | None:
-    """The corpus of the case folders ``case_dirs`` (``--cases``): their content digest, None for none (the
-    built-in corpus). What the records a review compares must have run."""
+def only_corpus(rs: ResultSet, case_dirs=None) -> ResultSet:
+    """``rs`` with only the records of one corpus, and the env errors: a review compares like with like. The
+    corpus is that of ``case_dirs`` (``--cases``: their content digest) when given; else the built-in corpus when
+    a record ran it, else the one user corpus recorded. When no record ran the corpus asked for, or several user
+    corpora and no built-in one were recorded, a :class:`BadInput` names the corpora recorded."""
     from picklematrix.run.corpus import case_digest
 
-    return case_digest([Path(d) for d in case_dirs] if case_dirs else None)
-
-
-def only_corpus(rs: ResultSet, digest: str | None) -> ResultSet:
-    """``rs`` with only the records of one corpus (``digest``: a user's case folders' content digest, None the
-    built-in corpus) and the env errors: a review compares like with like. When no record ran that corpus, a
-    :class:`BadInput` names the corpora recorded."""
+    held = {r.case_digest for r in rs.recordings if not r.is_error}
+    if case_dirs:
+        digest = case_digest([Path(d) for d in case_dirs])
+    elif None in held or len(held) <= 1:
+        digest = None if None in held or not held else next(iter(held))
+    else:
+        names = "; ".join(sorted({corpus_name(r) for r in rs.recordings if not r.is_error}))
+        raise BadInput(f"{rs.results_dir}: records of several corpora and none of the built-in one ({names}): "
+                       "say which to review with --cases DIR")
     keep = [r for r in rs.recordings if r.is_error or r.case_digest == digest]
-    if not any(not r.is_error for r in keep) and any(not r.is_error for r in rs.recordings):
-        held = sorted({corpus_name(r) for r in rs.recordings if not r.is_error})
+    if not any(not r.is_error for r in keep) and held:
         wanted = "the built-in corpus" if digest is None else f"the case folders with digest {digest[:8]}"
-        raise BadInput(f"{rs.results_dir}: no record of {wanted} (recorded: {'; '.join(held)}); review a corpus "
-                       "that was recorded (--cases DIR, or none for the built-in one)")
+        names = "; ".join(sorted({corpus_name(r) for r in rs.recordings if not r.is_error}))
+        raise BadInput(f"{rs.results_dir}: no record of {wanted} (recorded: {names}); review a corpus that was "
+                       "recorded (--cases DIR, or none for the built-in one)")
     gone = {str(p) for r in rs.recordings if not any(r is k for k in keep)
             for p in (r.asv_path, r.sidecar_path, r.error_path) if p is not None}
     return ResultSet(rs.results_dir, keep, [p for p in rs.problems if p.path not in gone], rs.commit, rs.benchmarks,
@@ -354,6 +359,8 @@ def _load_sidecar(rec: Recording, problems: list) -> None:
         rec.notes.append(source_note(rec.requirements))
     rec.case_dirs = [str(d) for d in sc.head.get("case_dirs") or []]
     rec.case_digest = sc.head.get("case_digest") or None
+    if rec.case_digest:
+        rec.notes.append(f"corpus: {corpus_name(rec)}")
     commit = sc.head.get("commit")
     if commit:
         if not commit.startswith(rec.commit):

@@ -106,7 +106,8 @@ def render_review_md(review: dict, full_review: str | None = None) -> str:
                                              for c in review["changed"]) + ".")
     lines += [f"From {md_text(a['version_label'])} on {md_code(a['machine'])}; to "
               f"{md_text(b['version_label'])} on {md_code(b['machine'])}; harness commit "
-              f"{md_code(review['commit'][:8])}. {review['cells_compared']} cells compared, "
+              f"{md_code(review['commit'][:8])}; {md_text(review.get('corpus') or 'the built-in corpus')}. "
+              f"{review['cells_compared']} cells compared, "
               f"{review['timing']['compared']} timings compared.", "",
               f"**Noise:** {md_prose(review['noise']['message'])}.", ""]
     if review["warnings"]:

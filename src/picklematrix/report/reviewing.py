@@ -45,7 +45,7 @@ from picklematrix.report.compare import (
     resolve_env,
 )
 from picklematrix.report.problems import BadInput
-from picklematrix.report.results import corpus_wanted, load_results, only_corpus
+from picklematrix.report.results import load_results, only_corpus
 from picklematrix.report.review import render_review_md, write_review
 
 
@@ -72,7 +72,7 @@ def run(args) -> int:
         results = Path(args.results) if args.results else default_results_dir(checkout)
         _, baseline = matrix_order(checkout, args.profile)
         # like with like: the records of the corpus asked for (--cases, else the built-in one)
-        rs = only_corpus(load_results(results, args.commit, checkout), corpus_wanted(getattr(args, "cases", None)))
+        rs = only_corpus(load_results(results, args.commit, checkout), getattr(args, "cases", None))
         if change is not None:
             a, b = resolve_change(rs, change, args.base, baseline, start=args.from_env)
         else:

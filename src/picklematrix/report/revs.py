@@ -29,7 +29,7 @@ from picklematrix.envs.matrix import MatrixError, load_matrix
 from picklematrix.record.fingerprint import pathspec
 from picklematrix.report.compare import EXIT_CHANGED, EXIT_OK, build_review
 from picklematrix.report.problems import BadInput
-from picklematrix.report.results import ResultSet, corpus_wanted, load_results, only_corpus
+from picklematrix.report.results import ResultSet, load_results, only_corpus
 from picklematrix.report.review import write_review
 
 KIND = "picklematrix-pr-review"
@@ -194,7 +194,7 @@ def run(args, checkout: Path, results: Path) -> int:
                        "profile": profile}
     head_fp = sides["head"]["fingerprint"]
     try:
-        rs = only_corpus(load_results(results, head_fp, checkout), corpus_wanted(getattr(args, "cases", None)))
+        rs = only_corpus(load_results(results, head_fp, checkout), getattr(args, "cases", None))
     except BadInput as e:
         raise BadInput(f"no results at the head's fingerprint {head_fp[:8]} (of {sides['head']['rev']}): record "
                        f"the profile first (`nox -s matrix`): {e}") from None
