@@ -127,6 +127,8 @@ def write_baseline_reviews(rs: ResultSet, table: dict, site: Path, failures: lis
     for e in table["environments"]:
         if e["kind"] != "result" or e["replica_of"] or e["key"] == base["key"] or e["machine"] != base["machine"]:
             continue
+        if by_key[e["key"]].case_digest != by_key[base["key"]].case_digest:  # like with like: one corpus
+            continue
         try:
             review = build_review(rs, by_key[base["key"]], by_key[e["key"]], baseline=table["baseline"])
             name = f"reviews/{review['slug']}.html"
