@@ -82,6 +82,7 @@ class Request:
     source: Source | None = None
     skipped: list = field(default_factory=list)
     lines: dict = field(default_factory=dict)  # the file's pins that may still be skipped: name -> (line, text)
+    asked_absent: set = field(default_factory=set)  # names a word asked to be absent (``pydantic=absent``)
 
 
 def python_minor(version: str, source: str) -> str:
@@ -186,6 +187,8 @@ def _apply_words(request: Request, text: str, source: str) -> None:
             request.python_given = True
             continue
         spec = spec_value(name, value, source)
+        if spec == ABSENT:
+            request.asked_absent.add(name)
         for each in (name, *(("distributed" if name == "dask" else "dask",) if name in ("dask", "distributed")
                              else ())):  # they move together: one version for both
             request.wanted[each] = spec
@@ -500,6 +503,17 @@ def resolve(request: Request, *, as_of: str | None = None, uv: str = "uv", neede
             found = _compile([*lines_of(request.wanted), *harness], request.python, as_of, uv, request.source_text)
         wanted = {name: (spec if spec == ABSENT else f"=={found[name]}") for name, spec in request.wanted.items()
                   if spec == ABSENT or name in found}
+        for name in [n for n, spec in wanted.items() if spec == ABSENT and n in found]:
+            # absent by default (a freeze that does not pin it, or whose line for it was skipped), yet the other
+            # pins need it: it is installed, at the version resolved, and the env says so
+            if name in request.asked_absent:
+                raise SpecError(f"{request.source_text}: {name}=absent was asked for, but the other pins need it "
+                                f"(uv resolved {name}=={found[name]}): drop {name}=absent, or the pins that need it")
+            wanted[name] = f"=={found[name]}"
+            if request.source is not None:
+                request.source = dataclasses.replace(request.source, notes=(
+                    *request.source.notes, f"{request.source.file}: pins no {name} it can install, and its other "
+                    f"pins need it: {name}=={found[name]} is installed, as resolved"))
         for name in ("cloudpickle", "dask", "distributed"):
             if name not in wanted and name in found:
                 wanted[name] = f"=={found[name]}"
