@@ -224,3 +224,8 @@ def test_a_heavy_install_shows_its_packages_and_bytes_as_uv_reports_them(tmp_pat
                  " Downloaded torch", "Building e==1.4.5"]:
         progress_of.line(line)
     assert progress_of.text() == ("230 packages resolved, downloads 1/2 (866 MiB of 2.0 GiB), building e==1.4.5")
+    for line in ["Built e==1.4.5", "Installed 230 packages in 3s", "Resolved 1 package in 0.1s", "Installed 1 package",
+                 "Byte-compiling the env's packages"]:  # the checkout's own install after the env's; compileall
+        progress_of.line(line)
+    assert progress_of.text() == ("230 packages resolved, downloads 1/2 (866 MiB of 2.0 GiB), byte-compiling, "
+                                  "230 installed")

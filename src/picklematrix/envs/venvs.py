@@ -202,6 +202,8 @@ def prepare(env, python: str, checkout: Path, warn=print, on_line=None) -> dict:
                 checkout, checkout_deps=False, on_line=on_line)
     except EnvError as e:
         raise EnvError("install", f"{env.env_id}: cannot install {' '.join(env.requirements())}:\n{e}") from None
+    if on_line is not None:
+        on_line("Byte-compiling the env's packages")  # (minutes for a freeze's gigabytes: the console says so)
     problem = compile_packages(python)
     if problem:
         warn(f"{env.env_id}: could not byte-compile its packages ({problem}); it runs slower")

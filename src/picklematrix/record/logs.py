@@ -55,6 +55,7 @@ ASV_PROGRESS = re.compile(r"^\[\s*(\d+(?:\.\d+)?)%\]")  # asv run: "[ 12.50%] ·
 UV_COUNT = re.compile(r"^\s*(Resolved|Prepared|Installed|Uninstalled|Audited) (\d+) packages?")
 UV_DOWNLOAD = re.compile(r"^\s*(Downloading|Downloaded) (\S+)(?: \(([\d.]+)\s*([KMGT]?i?B)\))?")
 UV_BUILD = re.compile(r"^\s*(Building|Built) (\S+)")
+COMPILING = "Byte-compiling"  # what picklematrix.envs.venvs.prepare says after installing, before compileall
 SIZE = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "kB": 10**3, "MB": 10**6, "GB": 10**9}
 _ERROR = re.compile(r"Traceback|Error|error:|[Ff]ailed|FAILED|Exception")
 
@@ -125,8 +126,11 @@ class InstallProgress:
     def line(self, line: str) -> bool:
         """Take one line of uv's output; whether it said something new."""
         m = UV_COUNT.match(line)
-        if m:
-            self.counts[m[1].lower()] = int(m[2])
+        if m:  # (the largest of the install's uv steps: the checkout's own, one package, comes after the env's)
+            self.counts[m[1].lower()] = max(int(m[2]), self.counts.get(m[1].lower(), 0))
+            return True
+        if line.startswith(COMPILING):
+            self.building = COMPILING
             return True
         m = UV_DOWNLOAD.match(line)
         if m:
@@ -151,7 +155,7 @@ class InstallProgress:
             parts.append(f"downloads {len(self.done & set(self.sizes))}/{len(self.sizes)} "
                          f"({size_text(got)} of {size_text(total)})")
         if self.building:
-            parts.append(f"building {self.building}")
+            parts.append("byte-compiling" if self.building == COMPILING else f"building {self.building}")
         for key in ("prepared", "installed"):
             if key in self.counts:
                 parts.append(f"{self.counts[key]} {key}")
