@@ -102,3 +102,35 @@ def test_report_env_filter_restricts_the_table_and_an_unmatched_spec_lists_what_
     assert (results / "table.json").read_text() == before  # nothing written
     with pytest.raises(BadInput, match="latest cannot pick a recorded env"):
         select_envs(load_results(results), ["pydantic=latest"])
+
+
+def test_an_env_recorded_from_a_freeze_is_found_by_the_file_and_labelled_approximate(tmp_path):
+    """The record of the real freeze (tests/data/freezes/README.md): its pydantic line is a local path, so the pydantic
+    installed is the resolver's; report --env FILE finds it by the file's digest and the axes the file pins."""
+    import dataclasses
+
+    from picklematrix.envs import spec as envspec
+
+    freeze = FREEZES / "vascular-superenhancement-4d-flow.txt"
+    request = envspec.parse(str(freeze))
+    source = dataclasses.replace(request.source, skipped=tuple(request.skipped))
+    results = tmp_path / "results"
+    _record(results, "2.8.2", "pass")  # another env, not from the file
+    versions = {"cloudpickle": "3.1.1", "dask": "2025.4.1", "distributed": "2025.4.1", "pydantic": "2.11.10"}
+    path = results / "box" / f"{COMMIT[:8]}-{asv_env_name('3.11.7', {**versions, 'extra': '5e63454a'})}.outcomes"
+    writer = SidecarWriter(path, {"env": {"python": "3.11.7", "versions": versions}, "env_id": "freeze-env",
+                                  "commit": COMMIT, "machine": "box", "case_dirs": [], "broken_cases": [],
+                                  "extra": {"torch": "2.5.1"}, "case_digest": None,
+                                  "requirements": source.as_dict()})
+    writer.add({"case": "c", "family": "f", "method": "Client.compute", "context": "script", "outcome": "pass",
+                "expected": "pass", "surprise": False, "root_cause": None, "seconds": 0.01, "samples": [0.01],
+                "graph_bytes": 1, "detail": None})
+    writer.finish()
+    rs = load_results(results)
+    shown = select_envs(rs, [str(freeze)]).current()
+    assert [r.env_id for r in shown] == ["freeze-env"]
+    assert shown[0].version_label()[-1] == "approximate (127 lines skipped)"
+    assert "1 an editable install: vascular-superenhancement (line 242)" in " ".join(shown[0].notes)
+    # the words beside the file must hold too: another cloudpickle is not this record
+    with pytest.raises(BadInput, match="matches no env"):
+        select_envs(rs, [f"{freeze} cloudpickle=3.1.0"])

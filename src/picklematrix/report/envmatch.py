@@ -66,9 +66,15 @@ def matcher(text: str):
         wanted = identity_extra({n: s.lstrip("=") for n, s in pins.items() if s.startswith("==")})
         digest = envspec.file_digest(path)
         # an env recorded from this file (its content's digest in the record), however many of its lines it could
-        # not install; else one with its axes and every pin it has
-        return lambda r: (not r.is_error and all(_word_matches(r, n, s) for n, s in axes.items())
-                          and ((r.requirements or {}).get("sha256") == digest or extras_match(r.extra, wanted)))
+        # not install, with the axes the file pins (or words beside it: a pydantic it does not pin may have been
+        # installed as resolved); else one with its axes and every pin it has
+        named = {*request.lines, *(envspec.spec_words(words, f"--env {text!r}") if words else {}), "python"}
+        if "dask" in named:
+            named.add("distributed")
+        given = {n: s for n, s in axes.items() if n in named}
+        return lambda r: not r.is_error and (
+            ((r.requirements or {}).get("sha256") == digest and all(_word_matches(r, n, s) for n, s in given.items()))
+            or (all(_word_matches(r, n, s) for n, s in axes.items()) and extras_match(r.extra, wanted)))
     if "=" not in text and not text.startswith(envspec.SPEC_OPS):  # an id, asv env name or machine/env name
         return lambda r: text in (r.key, r.env_name, r.env_id)
     words = _spec_words(text)
