@@ -138,12 +138,12 @@ def add_head(path: str | os.PathLike, **fields) -> None:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise SidecarError(f"{path}: cannot add {', '.join(fields)} to the outcome sidecar: {e}") from None
+    if not isinstance(data, dict) or not data.get("complete", True):
+        raise SidecarError(f"{path}: cannot add {', '.join(fields)}: not a complete outcome sidecar")
     cells = data.pop("cells", [])
-    complete = bool(data.pop("complete", True))
-    data.pop("format", None)
     writer = SidecarWriter(path, {**data, **fields}, staging=False)
     writer._cells = [json.dumps(c) for c in cells]
-    writer._write(complete=complete)
+    writer.finish()
 
 
 @dataclass
