@@ -150,7 +150,8 @@ def test_bad_samples_name_the_argument(bad, message):
 
 
 def test_a_run_stopped_midway_keeps_the_cells_done_so_far(tmp_path):
-    """The JSON is rewritten after every cell: stopped mid-run, it holds what was measured, as valid JSON.
+    """Every cell is written as it is done: stopped mid-run, the progress file holds what was measured, and the
+    sidecar reader reads it (a head line, then a line per cell: picklematrix.sidecar).
 
     (SIGTERM, not SIGINT: a process started in the background by a non-interactive shell ignores SIGINT.)
     """
@@ -160,7 +161,7 @@ def test_a_run_stopped_midway_keeps_the_cells_done_so_far(tmp_path):
     import sys
     import time
 
-    from picklematrix.sidecar import partial_path
+    from picklematrix.sidecar import partial_path, read
 
     from .conftest import ROOT
 
@@ -174,7 +175,7 @@ def test_a_run_stopped_midway_keeps_the_cells_done_so_far(tmp_path):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if progress.exists() and len(json.loads(progress.read_text())["cells"]) >= 2:
+            if progress.exists() and len(read(progress).cells) >= 2:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before it could be stopped"
@@ -185,10 +186,10 @@ def test_a_run_stopped_midway_keeps_the_cells_done_so_far(tmp_path):
             proc.kill()
     # the progress is in <path>.partial; <path> itself is written only when the run is complete
     assert not out.exists()
-    data = json.loads(progress.read_text())
-    assert data["complete"] is False
-    assert len(data["cells"]) >= 2
-    _check_schema(data)
+    done = read(progress)
+    assert done.complete is False and not done.malformed
+    assert len(done.cells) >= 2
+    _check_schema({**done.head, "cells": done.cells})
     # nor did it leave its cell-log dir behind, with the empty log of the cell it was running
     assert not list(tmp.glob("picklematrix-cells-*")), [str(p) for p in tmp.rglob("*")]
 
