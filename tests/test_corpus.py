@@ -14,7 +14,15 @@ from picklematrix.envs.ids import parse_env_id
 from picklematrix.envs.matrix import MATRIX_FILE, MatrixError, load_matrix
 from picklematrix.locations import builtin_path
 from picklematrix.outcomes import OUTCOMES
-from picklematrix.run.corpus import BUILTIN_CASES, Case, CorpusError, case_files, expected_outcome, load_corpus
+from picklematrix.run.corpus import (
+    BUILTIN_CASES,
+    Case,
+    CorpusError,
+    case_files,
+    condition_versions,
+    expected_outcome,
+    load_corpus,
+)
 from picklematrix.run.methods import METHODS
 from picklematrix.versions import version_condition, version_matches
 
@@ -264,6 +272,59 @@ def test_case_files_accept_every_condition_form(tmp_path):
     assert want(pydantic=None) == "not-applicable"
 
 
+def test_cluster_conditions_read_the_clusters_versions_and_the_clients_on_its_own_cluster(tmp_path):
+    """``cluster_*`` conditions read what the cluster reported (a skew pair's cluster env, a --scheduler cluster);
+    on a cluster of the client's own env they read the client's versions, as the plain conditions do."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "skewed.py").write_text(textwrap.dedent('''
+        CASE = {"family": "mine", "summary": "client and cluster sides", "expect": "pass", "expect_when": [
+            [{"pydantic": ">=2", "cluster_pydantic": "<2"}, "deserialize-error"],
+            [{"python": "3.12", "cluster_python": "3.11", "method": "Client.compute"}, "worker-died"],
+            [{"cluster_pydantic": "absent"}, "not-applicable"],
+            [{"cluster_distributed": "<2025"}, "task-error"],
+        ]}
+        import dask
+        result = dask.delayed(int)(1)
+        expected = 1
+    '''))
+    (case,), problems = load_corpus([tmp_path])
+    assert not problems, problems
+    client = dict(VERSIONS, pydantic="2.8.2", dask="2026.8.0", distributed="2026.8.0")
+
+    def want(cluster=None, method="Client.compute", **changes):
+        return expected_outcome(case, method=method, context="script",
+                                versions=condition_versions(dict(client, **changes), cluster))
+
+    assert want() == "pass"  # the cluster is the client's env: pydantic 2.8.2 on both sides
+    assert want(dict(client, pydantic="1.10.21")) == "deserialize-error"
+    assert want(dict(client, pydantic="1.10.21"), pydantic="1.10.21") == "pass"  # v1 on both sides
+    assert want(dict(client, python="3.11.7"), python="3.12.1") == "worker-died"
+    assert want(dict(client, python="3.11.7"), python="3.12.1", method="dask.compute") == "pass"
+    assert want(dict(client, python="3.12.1"), python="3.11.7") == "pass"  # the skew the other way round
+    assert want(dict(client, pydantic=None)) == "not-applicable"
+    assert want(dict(client, distributed="2024.6.2")) == "task-error"
+    # a plain {name: version} of the client (no cluster named) counts for both sides
+    assert expected_outcome(case, method="Client.compute", context="script",
+                            versions=dict(client, distributed="2024.6.2")) == "task-error"
+
+
+def test_a_bad_cluster_condition_is_a_problem_with_its_line(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "bad.py").write_text(textwrap.dedent('''
+        CASE = {"family": "mine", "summary": "bad cluster conditions", "expect": "pass", "expect_when": [
+            [{"cluster_pydantic": "<<2"}, "task-error"],
+            [{"cluster_numpy": "2"}, "task-error"],
+        ]}
+        import dask
+        result = dask.delayed(int)(1)
+        expected = 1
+    '''))
+    _, problems = load_corpus([tmp_path])
+    assert [p.line for p in problems] == [3, 4], problems
+    assert "bad version specifier '<<2' for 'cluster_pydantic'" in problems[0].message
+    assert "unknown condition key 'cluster_numpy'" in problems[1].message and "cluster_pydantic" in problems[1].message
+
+
 def test_matrix_exclusions_use_the_same_conditions(tmp_path):
     axes = textwrap.dedent('''
         [axes]
@@ -345,3 +406,4 @@ def test_a_missing_extra_names_what_to_install(monkeypatch):
 
 def test_the_console_command_is_the_cli():
     assert _pyproject()["project"]["scripts"] == {"picklematrix": "picklematrix.cli:main"}
+

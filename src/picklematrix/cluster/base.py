@@ -268,6 +268,19 @@ class BaseCluster:
         # A nanny brings a killed worker back in about a second; ten is plenty.
         return self.health(grace=10 if stuck else 3, gone=stuck), killed
 
+    # Whether the cluster runs this env's own interpreter and packages (a LocalCluster the run started).
+    same_env = False
+
+    def identity(self) -> dict | None:
+        """The cluster's versions, ``{"python", "versions"}`` as :func:`version_report`'s identity names them
+        (what a case's ``cluster_*`` conditions read), asked of its workers once; None for a cluster of this
+        env (``same_env``), whose versions are the client's."""
+        if self.same_env:
+            return None
+        if getattr(self, "_identity", None) is None:
+            self._identity = version_report(self.client)["identity"]
+        return self._identity
+
     def _warn(self, message: str) -> str:
         self.warnings.append(message)
         return message

@@ -62,6 +62,7 @@ class OwnedCluster(BaseCluster):
     bring them back the whole cluster is replaced."""
 
     owned = True
+    same_env = True
 
     def __init__(self, n_workers: int = 2, *, fork_workers: bool = True):
         """``fork_workers``: workers fork from the preloaded server (picklematrix.processes). False

@@ -24,7 +24,13 @@ from picklematrix.versions import ABSENT, TRACKED, installed_version, version_co
 
 DEFAULT_TIMEOUT = 30.0
 CONTEXTS = ("script", "kernel")
-CONDITION_KEYS = ("method", "context", *TRACKED)
+# The cluster's side of a version condition: ``cluster_pydantic`` reads the pydantic of the scheduler and workers
+# (a skew pair's cluster env, a --scheduler cluster), ``pydantic`` the client's. On a cluster of the client's own
+# env both read the same versions.
+CLUSTER_PREFIX = "cluster_"
+CLUSTER_KEYS = tuple(CLUSTER_PREFIX + k for k in TRACKED)
+VERSION_KEYS = (*TRACKED, *CLUSTER_KEYS)
+CONDITION_KEYS = ("method", "context", *VERSION_KEYS)
 CASE_KEYS = {
     "family": str,
     "summary": str,
@@ -264,7 +270,7 @@ def _rule_problems(rule, method_names) -> list[str]:
             out.append(f"unknown method {value!r} (known: {', '.join(method_names)})")
         elif key == "context" and value not in CONTEXTS:
             out.append(f"unknown context {value!r} (known: {', '.join(CONTEXTS)})")
-        elif key in TRACKED and value != ABSENT:
+        elif key in VERSION_KEYS and value != ABSENT:
             try:
                 version_condition(value)
             except InvalidSpecifier as e:
@@ -272,8 +278,17 @@ def _rule_problems(rule, method_names) -> list[str]:
     return out
 
 
+def condition_versions(client: dict, cluster: dict | None = None) -> dict:
+    """The versions an ``expect_when`` rule reads: ``client``'s (flat, ``{"python": ..., "pydantic": ...}``) under
+    their own names, and ``cluster``'s under ``cluster_<name>``; ``cluster`` None (a cluster of the client's own
+    env): the client's on both sides."""
+    cluster = client if cluster is None else cluster
+    return {**{k: client.get(k) for k in TRACKED}, **{CLUSTER_PREFIX + k: cluster.get(k) for k in TRACKED}}
+
+
 def conditions_match(conditions: dict, *, method: str, context: str, versions: dict) -> bool:
-    """Do all of an ``expect_when`` rule's conditions hold for this cell?"""
+    """Do all of an ``expect_when`` rule's conditions hold for this cell? ``versions``: as
+    :func:`condition_versions` gives them (a plain ``{name: version}`` of the client counts for both sides)."""
     for key, value in conditions.items():
         if key == "method":
             if value != method:
@@ -281,9 +296,15 @@ def conditions_match(conditions: dict, *, method: str, context: str, versions: d
         elif key == "context":
             if value != context:
                 return False
-        elif not version_matches(value, versions.get(key)):
+        elif not version_matches(value, _version_of(versions, key)):
             return False
     return True
+
+
+def _version_of(versions: dict, key: str):
+    if key in versions or not key.startswith(CLUSTER_PREFIX):
+        return versions.get(key)
+    return versions.get(key[len(CLUSTER_PREFIX):])  # no cluster named: the cluster is the client's own env
 
 
 def expected_outcome(case: Case, *, method: str, context: str, versions: dict, method_default=None) -> str:

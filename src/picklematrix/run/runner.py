@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from picklematrix import outcomes as oc
 from picklematrix.cluster.base import SHUT_DOWN, ClusterHung, Health
 from picklematrix.run.attempt import CONNECT_ALLOWANCE, Attempt
-from picklematrix.run.corpus import Case, expected_outcome
+from picklematrix.run.corpus import Case, condition_versions, expected_outcome
 from picklematrix.run.methods import METHODS
 from picklematrix.run.progress import Progress
 from picklematrix.run.script import ScriptCells, has_output
@@ -92,6 +92,8 @@ class CellRunner:
         self.script = ScriptCells(log_dir)
         self.env = environment_versions()
         self.versions = flat_versions(self.env)
+        # what a case's expectations read: the client's versions, and the cluster's for its cluster_* conditions
+        self.condition_versions = condition_versions(self.versions, _cluster_versions(cluster))
         self.kernel = None
         self.kernel_starts = 0
         self.kernel_startup_seconds: list = []
@@ -108,7 +110,7 @@ class CellRunner:
             case,
             method=method,
             context=context,
-            versions=self.versions,
+            versions=self.condition_versions,
             method_default=METHODS[method].default_expectation,
         )
 
@@ -217,6 +219,18 @@ class CellRunner:
             self.kernel_startup_seconds = self.kernel.startup_seconds
             self.kernel.close()
             self.kernel = None
+
+
+def _cluster_versions(cluster) -> dict | None:
+    """The cluster's versions, flat (None: the client's own env's). A cluster that does not say is recorded with a
+    warning, and its cluster_* conditions then match nothing but ``absent``."""
+    try:
+        identity = cluster.identity()
+    except Exception as e:  # an old or locked-down cluster: say so, and judge the cells all the same
+        cluster.warnings.append(f"the cluster's versions could not be read for its cluster_* expectations: "
+                                f"{type(e).__name__}: {e}")
+        return {}
+    return None if identity is None else flat_versions(identity)
 
 
 def _not_applicable(case: Case, context: str) -> str | None:
