@@ -80,6 +80,18 @@ def test_outcome_codes_are_stable():
                                 "not-applicable": 8, "harness-error": 9}
 
 
+def test_comm_addresses_lose_their_ports_and_keep_their_host():
+    text = ("Attempted to run task 'die-0123456789abcdef0123456789abcdef' on 1 different workers ... The last worker "
+            "that attempt to run the task was tcp://127.0.0.1:39101. Also tls://[::1]:8786, ws://node-3.example:443 "
+            "and <Worker 'tcp://10.0.0.5:41234', name: 0>")
+    assert oc.normalise(text) == (
+        "Attempted to run task 'die-\u2026' on 1 different workers ... The last worker that attempt to run the task "
+        "was tcp://127.0.0.1:\u2026. Also tls://[::1]:\u2026, ws://node-3.example:\u2026 and "
+        "<Worker 'tcp://10.0.0.5:\u2026', name: 0>")
+    # a time or a ratio is no comm address
+    assert oc.normalise("took 12:30 at ratio 1:2") == "took 12:30 at ratio 1:2"
+
+
 def test_addresses_are_normalised_so_runs_compare():
     class Thing:
         pass

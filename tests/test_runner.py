@@ -78,6 +78,21 @@ def test_worker_died_then_cluster_is_whole_again(runner, fixture_cases, cluster)
 
 
 @pytest.mark.slow
+def test_a_dead_workers_root_cause_reads_the_same_in_every_run(runner):
+    """A KilledWorker names the last worker's address, whose port is new in every run (and every replacement
+    worker): the root cause keeps the scheme and host and drops the port, so two runs read the same and a review
+    does not mark the same failure as changed."""
+    from picklematrix.run.corpus import load_corpus
+
+    cases, _ = load_corpus()
+    case = next(c for c in cases if c.family == "misc" and c.case_id == "os_exit_in_task")
+    cells = [runner.run(case, "Client.compute") for _ in range(2)]
+    assert [c.outcome for c in cells] == [oc.WORKER_DIED] * 2, cells
+    assert "tcp://127.0.0.1:\u2026" in cells[0].root_cause["message"], cells[0].root_cause
+    assert cells[0].root_cause == cells[1].root_cause
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["dask.compute", "Client.compute", "dask.compute(client=)"])
 def test_timeout_then_later_cells_are_unaffected(runner, fixture_cases, cluster, method):
     cell = run(runner, fixture_cases, "hangs", method)

@@ -108,14 +108,20 @@ ADDRESS_PLACEHOLDER = "0x\u2026"
 
 # dask's keys end in a token made anew each run: a uuid (``delayed(f)(x)``, impure) or a 32-digit hash
 _KEY_TOKEN = re.compile(r"-(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})\b")
+# A cluster's processes listen on ports chosen anew each run (``tcp://127.0.0.1:39101``, the worker named in a
+# KilledWorker): the port of a comm address goes, its scheme and host stay.
+_COMM_PORT = re.compile(r"\b((?:tcp|tls|ws|wss|ucx|inproc)://(?:\[[0-9A-Fa-f:.]+\]|[\w.\-]+)):\d+")
+PORT_PLACEHOLDER = ":\u2026"
 
 
 def normalise(text: str | None) -> str | None:
-    """``text`` with memory addresses replaced by ``0x…`` and dask keys' tokens by ``-…``: the same
-    failure reads the same in every run."""
+    """``text`` with memory addresses replaced by ``0x…``, dask keys' tokens by ``-…`` and the ports of comm
+    addresses by ``:…``: the same failure reads the same in every run."""
     if text is None:
         return None
-    return _KEY_TOKEN.sub("-\u2026", _ADDRESS.sub(ADDRESS_PLACEHOLDER, text))
+    text = _ADDRESS.sub(ADDRESS_PLACEHOLDER, text)
+    text = _COMM_PORT.sub(lambda m: m.group(1) + PORT_PLACEHOLDER, text)
+    return _KEY_TOKEN.sub("-\u2026", text)
 
 
 def describe(exc: BaseException) -> dict:
