@@ -138,7 +138,7 @@ def test_expectation_resolution(rules, method, want):
 
 def test_outcome_vocabulary_is_fixed():
     assert OUTCOMES == ("pass", "wrong-result", "serialize-error", "deserialize-error", "task-error",
-                        "ran-locally", "timeout", "worker-died", "not-applicable", "harness-error")
+                        "ran-locally", "timeout", "worker-died", "not-applicable", "harness-error", "client-died")
 
 
 # --------------------------------------------------------------------------- where the corpus is, and an empty one

@@ -160,7 +160,7 @@ def test_kernel_samples_after_the_first_have_no_progress_messages(krunner, fixtu
                                                events_path=events_path), 60)
     assert reply.status == "ok"
     # after the result: what the case changed of the process-global state (nothing)
-    expected = ["compute-start", "submitted", "sent", "sample", "sample", "result", "globals"]
+    expected = ["compute-start", "submitted", "sent", "received", "sample", "sample", "result", "globals"]
     assert [e["event"] for e in reply.events] == expected
     assert reply.events[-1]["changed"] == []
     assert len(reply.result_event["samples"]) == 3

@@ -77,7 +77,9 @@ def test_classification_uses_where_the_work_went():
 def test_outcome_codes_are_stable():
     assert oc.OUTCOME_CODES == {"pass": 0, "wrong-result": 1, "serialize-error": 2, "deserialize-error": 3,
                                 "task-error": 4, "ran-locally": 5, "timeout": 6, "worker-died": 7,
-                                "not-applicable": 8, "harness-error": 9}
+                                "not-applicable": 8, "harness-error": 9, "client-died": 10}
+    # appended, never renumbered: every code an older record holds still reads as the outcome it was
+    assert all(oc.CODE_OUTCOMES[code] == name for name, code in oc.OUTCOME_CODES.items())
 
 
 def test_comm_addresses_lose_their_ports_and_keep_their_host():

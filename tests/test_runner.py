@@ -255,7 +255,8 @@ def test_timing_samples_after_the_first_time_the_call_alone(cluster):
         result = compute_phase(ns, client, "Client.compute", case_id="c", context="script", timeout=30,
                                samples=3, emit=events.append)
     assert result["outcome"] == oc.PASS and len(result["samples"]) == 3
-    assert [e["event"] for e in events] == ["compute-start", "submitted", "sent", "sample", "sample"]
+    # "received": the value is in (a process that dies from then on dies using it), before any further sample
+    assert [e["event"] for e in events] == ["compute-start", "submitted", "sent", "received", "sample", "sample"]
     assert result["graph_bytes"] == events[2]["graph_bytes"]
 
 

@@ -22,6 +22,7 @@ TIMEOUT = "timeout"
 WORKER_DIED = "worker-died"
 NOT_APPLICABLE = "not-applicable"
 HARNESS_ERROR = "harness-error"
+CLIENT_DIED = "client-died"
 
 OUTCOMES = (
     PASS,
@@ -34,6 +35,8 @@ OUTCOMES = (
     WORKER_DIED,
     NOT_APPLICABLE,
     HARNESS_ERROR,
+    # appended (code 10): a record made before it has no such code, and reads as it did
+    CLIENT_DIED,
 )
 
 # asv can only store numbers: ``track_outcome`` returns these codes. The mapping
@@ -49,10 +52,13 @@ STAGE_CLUSTER_UNPICKLE = "cluster-unpickles-graph"
 STAGE_TASK = "task-runs"
 STAGE_WORKER_PICKLE = "worker-pickles-result"
 STAGE_CLIENT_UNPICKLE = "client-unpickles-result"
-STAGES = (STAGE_CLIENT_PICKLE, STAGE_CLUSTER_UNPICKLE, STAGE_TASK, STAGE_WORKER_PICKLE, STAGE_CLIENT_UNPICKLE)
+# the value came back, and the client died using it (the case's check() ran code that came back broken)
+STAGE_CLIENT_USE = "client-uses-result"
+STAGES = (STAGE_CLIENT_PICKLE, STAGE_CLUSTER_UNPICKLE, STAGE_TASK, STAGE_WORKER_PICKLE, STAGE_CLIENT_UNPICKLE,
+          STAGE_CLIENT_USE)
 
 FAILURES = frozenset(
-    {WRONG_RESULT, SERIALIZE_ERROR, DESERIALIZE_ERROR, TASK_ERROR, WORKER_DIED}
+    {WRONG_RESULT, SERIALIZE_ERROR, DESERIALIZE_ERROR, TASK_ERROR, WORKER_DIED, CLIENT_DIED}
 )
 
 _SEP = os.sep

@@ -78,6 +78,20 @@ def test_a_task_error_runs_at_the_task_stage_with_addresses_normalised(fault_run
 
 
 @pytest.mark.parametrize("context", CONTEXTS)
+def test_a_client_that_dies_receiving_the_result_is_client_died_not_a_harness_error(fault_runner, stage_cases, context):
+    """The worker sends back a value whose unpickling crashes the client (SIGSEGV; across a Python skew, a
+    function's code from the other Python does this): the cell's finding, at the stage where it happened."""
+    cell = run(fault_runner, stage_cases, "result_kills_client", "Client.compute", context)
+    assert cell.outcome == oc.CLIENT_DIED and cell.stage == oc.STAGE_CLIENT_UNPICKLE, cell
+    assert "died receiving the result" in cell.detail, cell
+    if context == "script":
+        assert cell.root_cause == {"type": "ProcessExit", "message": "cell process exited with status -11"}, cell
+    # nothing of it is left to blame on the next cell
+    after = run(fault_runner, stage_cases, "result_load_raises", "Client.compute", context)
+    assert after.outcome == oc.DESERIALIZE_ERROR, after
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
 def test_a_check_that_raises_blames_the_case_not_the_value(fault_runner, stage_cases, context):
     cell = run(fault_runner, stage_cases, "check_raises", "Client.compute", context)
     assert cell.outcome == oc.HARNESS_ERROR, cell

@@ -17,6 +17,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 OUTCOME_MARKS = {
     "pass": "✓", "wrong-result": "W", "serialize-error": "S", "deserialize-error": "D", "task-error": "T",
     "ran-locally": "L", "timeout": "Z", "worker-died": "K", "not-applicable": "·", "harness-error": "H",
+    "client-died": "C",
 }
 
 MD_LIMIT = 60000  # a GitHub comment holds 65536 characters

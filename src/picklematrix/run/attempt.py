@@ -1,7 +1,7 @@
 """What the harness knows of one cell while and after it runs (an Attempt), and how long it waits for it.
 
 A cell runs elsewhere: in a process of its own (script context) or in the
-kernel. Its events ("compute-start", "submitted", "sent", then "result") come
+kernel. Its events ("compute-start", "submitted", "sent", "received", then "result") come
 back as they happen and are folded into an :class:`Attempt`, so that the
 harness still knows where the work went when the cell hangs or dies before it
 could answer.
@@ -38,6 +38,7 @@ class Attempt:
     submitted: bool = False  # the client handed a graph to distributed
     sent: bool = False  # the graph left for the scheduler
     compute_started: bool = False
+    received: bool = False  # the compute call returned a value (before the case's check() looked at it)
     targets_cluster: bool | None = None  # dask's scheduler for the call was the distributed client
     answer: dict | None = None  # the cell's "result" event (outcome, root_cause, seconds, ...)
     timed_out: bool = False
@@ -52,6 +53,8 @@ class Attempt:
             self.submitted = True
         elif kind == "sent":
             self.sent = True
+        elif kind == "received":
+            self.received = True
         elif kind == "compute-start":
             self.compute_started = True
             self.targets_cluster = event.get("targets_cluster")

@@ -8,8 +8,9 @@ case: this module runs in a process of its own per cell, so a case that hangs,
 calls ``os._exit`` or corrupts interpreter state costs that one cell only.
 
 Protocol: the child sends dict events over a ``multiprocessing`` connection as
-they happen (``{"event": "submitted"}`` / ``{"event": "sent", ...}``), so
-that the parent still knows where the work went if the child dies, then one
+they happen (``{"event": "submitted"}`` / ``{"event": "sent", ...}`` /
+``{"event": "received"}``), so that the parent still knows where the work went
+if the child dies, then one
 final ``{"event": "result", ...}``.
 """
 
@@ -220,6 +221,8 @@ def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: 
                            seconds=elapsed, samples=[elapsed], graph_bytes=tap.graph_bytes if tap.sent else None,
                            detail=f"{type(e).__name__} from {method_name}")
         times.append(time.perf_counter() - start)
+        # the value is here: a process that dies from now on dies using it, not receiving it
+        emit({"event": "received"})
         submitted, sent, graph_bytes = tap.submitted, tap.sent, tap.graph_bytes
         # The further samples time the method's call alone: where the work went is known by now,
         # and reporting it again (a message to the harness per step; a flushed print in a kernel)

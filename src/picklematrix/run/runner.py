@@ -171,12 +171,12 @@ class CellRunner:
         return self.kernel
 
     def _keep_output(self, cell: CellResult, log_path: str) -> None:
-        """A script cell's output is kept only where a harness error may need it, and only if there is some;
-        a kept file is named in the cell's detail."""
-        harness_error = cell.outcome == oc.HARNESS_ERROR
-        if harness_error:
+        """A script cell's output is kept only where a harness error or a dead client may need it, and only if
+        there is some; a kept file is named in the cell's detail."""
+        keep = cell.outcome in (oc.HARNESS_ERROR, oc.CLIENT_DIED)
+        if keep:
             self.script.reap()  # its output is complete before it is looked at
-        if self.script.keep_output(log_path, keep=harness_error):
+        if self.script.keep_output(log_path, keep=keep):
             cell.add_detail(f"output in {log_path}")
 
     def _make_whole(self, case: Case, method: str, cell: CellResult, *, busy: bool) -> str | None:
@@ -270,6 +270,16 @@ def _judge(attempt: Attempt, case: Case, method: str, context: str, expected: st
         cause = {"type": "ProcessExit", "message": f"cell process exited with status {attempt.died}"}
     if attempt.compute_started and not (attempt.submitted or attempt.targets_cluster):
         return cell(oc.RAN_LOCALLY, root_cause=cause, detail="the local computation ended the process")
+    if attempt.sent:
+        # The graph had left and the client was only waiting for the value: it died receiving it (unpickling
+        # what a worker sent, e.g. a function's code from another Python), or, once it had the value, using it.
+        # The cell's finding (the object did not survive the trip back), not the harness failing.
+        who = "the kernel" if context == "kernel" else "the client process"
+        if attempt.received:
+            return cell(oc.CLIENT_DIED, root_cause=cause, stage=oc.STAGE_CLIENT_USE,
+                        detail=f"{who} died in the case's check() of the value that came back")
+        return cell(oc.CLIENT_DIED, root_cause=cause, stage=oc.STAGE_CLIENT_UNPICKLE,
+                    detail=f"{who} died receiving the result")
     if attempt.log_path is None:
         detail = "the kernel died"
     else:  # where its output is, if any, is added later
@@ -299,7 +309,7 @@ def _leaves_workers_busy(attempt: Attempt, outcome: str) -> bool:
     if attempt.answer is not None:
         # a compute call whose own wait ran out left its task running, like a hang
         return outcome == oc.WORKER_DIED or (outcome == oc.TIMEOUT and attempt.submitted)
-    return outcome == oc.HARNESS_ERROR and attempt.submitted
+    return outcome in (oc.HARNESS_ERROR, oc.CLIENT_DIED) and attempt.submitted
 
 
 def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | dict = 1, progress: bool = True,
