@@ -252,36 +252,58 @@ def _raised_in(exc: BaseException, places) -> bool:
                for fr in _frames(exc) for parts, names in places)
 
 
-def _raised_in_serialization(exc: BaseException) -> bool:
-    return any(isinstance(e, pickle.PicklingError) or _raised_in(e, _SERIALIZING)
+def _raised_in_serialization(exc: BaseException, *, by_type: bool = True) -> bool:
+    """Whether ``exc``'s chain was raised pickling: in distributed's pickling functions or cloudpickle's dump,
+    or (``by_type``, for an exception no task raised) of a pickling error's type."""
+    return any((by_type and isinstance(e, pickle.PicklingError)) or _raised_in(e, _SERIALIZING)
                or any(_in_module(fr.filename, "cloudpickle") and "dump" in fr.name for fr in _frames(e))
                for e in exception_chain(exc))
 
 
-def _raised_in_deserialization(exc: BaseException) -> bool:
-    return any(isinstance(e, pickle.UnpicklingError) or _raised_in(e, _DESERIALIZING)
+def _raised_in_deserialization(exc: BaseException, *, by_type: bool = True) -> bool:
+    return any((by_type and isinstance(e, pickle.UnpicklingError)) or _raised_in(e, _DESERIALIZING)
                for e in exception_chain(exc))
 
 
-def classify_failure(exc: BaseException, *, submitted: bool, sent: bool) -> str:
+def _reported_task_error(exc: BaseException, erred) -> tuple | None:
+    """``(exception, its traceback's frames)`` when an exception of ``exc``'s chain is one the scheduler reported
+    as a task's error ("task-erred": ``erred`` holds the (exception, traceback) pairs the client was sent), else
+    None. The traceback is the cluster's, which distributed starts where its own worker and scheduler code
+    ends: at the task's own code, or at distributed's unpickling of the task."""
+    for e in exception_chain(exc):
+        for reported, tb in erred or ():
+            if reported is e:
+                try:
+                    frames = list(traceback.extract_tb(tb)) if tb is not None else []
+                except Exception:  # not a traceback after all: where it was raised is not known
+                    frames = []
+                return e, frames
+    return None
+
+
+def classify_failure(exc: BaseException, *, submitted: bool, sent: bool, erred=()) -> str:
     """The outcome for an exception raised by a compute call (see :func:`classify`)."""
-    return classify(exc, submitted=submitted, sent=sent)[0]
+    return classify(exc, submitted=submitted, sent=sent, erred=erred)[0]
 
 
-def classify(exc: BaseException, *, submitted: bool, sent: bool) -> tuple:
+def classify(exc: BaseException, *, submitted: bool, sent: bool, erred=()) -> tuple:
     """(outcome, stage) for an exception raised by a compute call; stage is one of STAGES, or None.
 
     ``submitted``: the work was headed for the cluster (dask's scheduler for
     the call was the distributed client, or ``Client._graph_to_futures`` ran).
     ``sent``: the "update-graph" message actually left for the scheduler.
-    Both are observed on the client, not guessed from the method's name.
+    ``erred``: the (exception, traceback) pairs the scheduler reported as tasks' errors ("task-erred").
+    All three are observed on the client, not guessed from the method's name.
     A failure on the client before anything was sent (pickling the graph, or
     dask preparing it) is a serialize-error: the cluster never got the work.
-    After that, where the exception was raised says the stage: a worker that
-    could not pickle the result sends a stand-in that raises on the client
-    (``serialization_error_loads``); an unpickling failure with cluster-side
-    frames (the scheduler's ``update_graph``, a worker) is the graph's, one
-    without them is the client's, unpickling the result.
+    After that, where the exception was raised says the stage, never its type
+    alone: an exception the task's own code raised (a task error whose cluster
+    traceback starts outside distributed) is a task-error, a ``PicklingError``
+    from the task's own ``pickle.dumps`` included; a worker that could not
+    pickle the result sends a stand-in that raises on the client
+    (``serialization_error_loads``); an unpickling failure in distributed's
+    code on the cluster (the scheduler's ``update_graph``, a worker, or any
+    reported task error) is the graph's, one on the client is the result's.
     """
     if not submitted:
         # The work never went near the cluster: whatever happened, happened
@@ -291,13 +313,20 @@ def classify(exc: BaseException, *, submitted: bool, sent: bool) -> tuple:
         return WORKER_DIED, STAGE_TASK
     if not sent:
         return SERIALIZE_ERROR, STAGE_CLIENT_PICKLE
+    reported = _reported_task_error(exc, erred)
+    if reported is not None and reported[1] and not _in_module(reported[1][0].filename, "distributed"):
+        # the task ran and its own code raised: whose error it is does not depend on its type
+        return TASK_ERROR, STAGE_TASK
     if _remote_serialization_failure(exc) is not None:
         return SERIALIZE_ERROR, STAGE_WORKER_PICKLE
-    if _raised_in_deserialization(exc):
-        cluster_side = any(_raised_in(e, _CLUSTER_SIDE) and _raised_in(e, _DESERIALIZING)
-                           for e in exception_chain(exc))
+    # The exception's type counts only for one no task raised (a task error whose traceback was lost says
+    # nothing of where; a task may pickle and unpickle as it likes).
+    by_type = reported is None
+    if _raised_in_deserialization(exc, by_type=by_type):
+        cluster_side = reported is not None or any(_raised_in(e, _CLUSTER_SIDE) and _raised_in(e, _DESERIALIZING)
+                                                   for e in exception_chain(exc))
         return DESERIALIZE_ERROR, STAGE_CLUSTER_UNPICKLE if cluster_side else STAGE_CLIENT_UNPICKLE
-    if _raised_in_serialization(exc):
+    if _raised_in_serialization(exc, by_type=by_type):
         # the graph arrived, so this is a worker failing to pickle a result
         return SERIALIZE_ERROR, STAGE_WORKER_PICKLE
     return TASK_ERROR, STAGE_TASK

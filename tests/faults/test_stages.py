@@ -39,6 +39,25 @@ def test_a_result_the_worker_cannot_pickle_is_a_serialize_error_on_the_worker(fa
 
 
 @pytest.mark.parametrize("context", CONTEXTS)
+@pytest.mark.parametrize("method", ["Client.compute", "dask.compute"])
+def test_a_task_whose_own_pickling_fails_is_a_task_error_whatever_the_exceptions_type(fault_runner, stage_cases,
+                                                                                     method, context):
+    """The other side of the line from the test above: the task itself calls pickle.dumps (as a process pool on
+    a worker does with its callable) and gets a PicklingError. The task never returned and the scheduler recorded
+    it as erred: that is the task's error, not distributed's pickling of the graph or the result."""
+    cell = run(fault_runner, stage_cases, "task_pickles_itself", method, context)
+    assert cell.outcome == oc.TASK_ERROR and cell.stage == oc.STAGE_TASK, cell
+    assert cell.root_cause["type"] in ("_pickle.PicklingError", "pickle.PicklingError"), cell.root_cause
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_a_task_whose_own_unpickling_fails_is_a_task_error(fault_runner, stage_cases, context):
+    cell = run(fault_runner, stage_cases, "task_unpickles_itself", "Client.compute", context)
+    assert cell.outcome == oc.TASK_ERROR and cell.stage == oc.STAGE_TASK, cell
+    assert cell.root_cause["type"] in ("_pickle.UnpicklingError", "pickle.UnpicklingError"), cell.root_cause
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
 def test_a_graph_the_cluster_cannot_unpickle_is_a_deserialize_error_there(fault_runner, stage_cases, context):
     cell = run(fault_runner, stage_cases, "graph_load_raises", "Client.compute", context)
     assert cell.outcome == oc.DESERIALIZE_ERROR and cell.stage == oc.STAGE_CLUSTER_UNPICKLE, cell

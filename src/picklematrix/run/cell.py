@@ -209,7 +209,8 @@ def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: 
                 return _result(case_id, method_name, context, outcome=oc.TIMEOUT, seconds=elapsed,
                                stage=oc.STAGE_TASK if tap.sent else None,
                                graph_bytes=tap.graph_bytes if tap.sent else None, detail=str(e))
-            outcome, stage = oc.classify(e, submitted=tap.submitted or targets_cluster, sent=tap.sent)
+            outcome, stage = oc.classify(e, submitted=tap.submitted or targets_cluster, sent=tap.sent,
+                                         erred=tap.erred)
             cause = oc.describe_root_cause(e, capture.exceptions)
             if stage == oc.STAGE_CLIENT_PICKLE:
                 # The graph is still here: where in it is the object that would not pickle? (A path from

@@ -1,4 +1,4 @@
-"""What a compute call did, observed on the client: submitted, sent, graph bytes, pickling errors logged.
+"""What a compute call did, observed on the client: submitted, sent, graph bytes, tasks' errors, pickling errors logged.
 
 Where the work went is watched on the client (did it hand a graph to
 distributed, did the "update-graph" message leave), not inferred from the
@@ -45,12 +45,15 @@ def _graph_bytes(msg: dict) -> int:
 
 
 class Tap:
-    """Observes, on the client, whether work was submitted to and sent to the scheduler."""
+    """Observes, on the client, whether work was submitted to and sent to the scheduler, and which exceptions
+    the scheduler reported as tasks' errors (``erred``: (exception, traceback) pairs, as "task-erred" brought
+    them)."""
 
     def __init__(self, client, emit):
         self.submitted = False
         self.sent = False
         self.graph_bytes = 0
+        self.erred: list = []
         self.emit = emit
         self.client = client
         graph_to_futures = client._graph_to_futures
@@ -75,9 +78,33 @@ class Tap:
         client._graph_to_futures = _graph_to_futures
         client._send_to_scheduler = _send_to_scheduler
 
+        # The client's handler of the scheduler's "task-erred" (an entry of this client's own dict, looked up
+        # for each message): the exception it gets is the one the compute call raises, with the cluster's
+        # traceback, which says whose code raised it (picklematrix.outcomes.classify).
+        handlers = getattr(client, "_stream_handlers", None)
+        self._erred_handler = handlers.get("task-erred") if isinstance(handlers, dict) else None
+        if self._erred_handler is not None:
+            handle = self._erred_handler
+
+            @functools.wraps(handle)
+            def _task_erred(key=None, exception=None, traceback=None, **kwargs):
+                handled = handle(key=key, exception=exception, traceback=traceback, **kwargs)
+                # the exception as the handler rebuilt it (from the pickled bytes the message holds) for the
+                # key's future: the very object a call waiting on that future raises
+                state = getattr(client, "futures", {}).get(key)
+                if state is not None and getattr(state, "exception", None) is not None:
+                    self.erred.append((state.exception, getattr(state, "traceback", None)))
+                return handled
+
+            self._tapped_erred = _task_erred
+            handlers["task-erred"] = _task_erred
+
     def remove(self):
         for name in ("_graph_to_futures", "_send_to_scheduler"):
             self.client.__dict__.pop(name, None)
+        handlers = getattr(self.client, "_stream_handlers", None)
+        if self._erred_handler is not None and handlers.get("task-erred") is self._tapped_erred:
+            handlers["task-erred"] = self._erred_handler
 
     def _event(self, event):
         try:
