@@ -407,3 +407,52 @@ def test_a_missing_extra_names_what_to_install(monkeypatch):
 def test_the_console_command_is_the_cli():
     assert _pyproject()["project"]["scripts"] == {"picklematrix": "picklematrix.cli:main"}
 
+
+# --------------------------------------------------------------------------- values that come back wrong
+
+def _cell_namespace(case_id):
+    """The namespace a case's cell defines (its ``result`` is a lazy dask graph: nothing is computed)."""
+    (case,) = [c for c in load_corpus([BUILTIN_CASES])[0] if c.case_id == case_id]
+    namespace = {"__name__": "__main__"}
+    exec(compile(case.source, case.path, "exec"), namespace)
+    return namespace
+
+
+def test_a_round_trip_value_that_lost_or_changed_a_field_is_wrong_and_never_breaks_the_check():
+    """The round-trip cases check what comes back field by field: a model that comes back without a field (as
+    pydantic-core#1616's empty models did), with another value, or not at all is a wrong value (check() returns
+    False: wrong-result), never a pass, and never an exception that would blame the case (harness-error)."""
+    ns = _cell_namespace("model_instance_round_trip")
+    sent = ns["sent"]
+    good = (sent, sent.model_copy(update={"quantity": 6, "price": 19.0, "tags": ["fragile", "repriced"],
+                                          "note": "by worker"}), dict(ns["WANT_SEEN"]))
+    assert ns["check"](good) is True
+    empty = ns["Order"].model_construct()  # an instance with no field set
+    changed = sent.model_copy(update={"price": 9.0})
+    for wrong in [(empty, good[1], good[2]), (good[0], changed, good[2]), (good[0], good[1], {}), None, (sent,)]:
+        assert ns["check"](wrong) is False, wrong
+
+    ns = _cell_namespace("dataclass_instance_round_trip")
+    import dataclasses
+
+    sent = ns["sent"]
+    new = dataclasses.replace(sent, label="P-1-x", items=["book", "box"], insured=True,
+                              weight=dataclasses.replace(sent.weight, amount=3.5))
+    seen = {"label": "P-1", "items": ["book"], "insured": False, "amount": 2.5, "unit": "kg",
+            "fields": ["label", "weight", "items", "insured"]}
+    assert ns["check"]((sent, new, seen)) is True
+    hollow = object.__new__(ns["Parcel"])  # no field set at all
+    other_unit = dataclasses.replace(new, weight=ns["Weight"](3.5, ns["Unit"].LB))
+    for wrong in [(hollow, new, seen), (sent, other_unit, seen), (sent, sent, seen), (sent, new, {})]:
+        assert ns["check"](wrong) is False, wrong
+
+    # a class that arrived without its validators builds instances whose fields were never normalised
+    ns = _cell_namespace("validated_model_round_trip")
+    contact = ns["Contact"]
+    sent = contact(email="  Ada@Example.ORG ")
+    fresh = contact(email=" Bob@Example.COM", country="de")
+    assert ns["check"]((sent, fresh, {"email": "bob@example.com", "country": "DE"})) is True
+    unvalidated = contact.model_construct(email=" Bob@Example.COM", country="de")
+    assert ns["check"]((sent, unvalidated, {"email": "bob@example.com", "country": "DE"})) is False
+    assert ns["check"]((sent, fresh, {"email": " Bob@Example.COM", "country": "de"})) is False
+    assert ns["check"]((contact.model_construct(), fresh, {"email": "bob@example.com", "country": "DE"})) is False
