@@ -193,6 +193,13 @@ def test_python_minor_skew_main_function_against_an_importable_one(python_skew):
     # the same two functions without the skew: both pass
     alone = _sidecar(results, CLUSTER)
     assert {c["outcome"] for c in _cells(alone, "main_function", "Client.compute")} == {"pass"}
+    # The cases state this skew with cluster_python conditions, read from the versions the cluster reported: the
+    # pair's cells are as expected, and the cluster's env alone (both sides 3.11) expects a pass of the same cells.
+    assert record["cluster"]["versions"]["identity"]["python"].startswith("3.11."), record["cluster"]
+    assert not [c for c in record["cells"] if c["surprise"]], [c for c in record["cells"] if c["surprise"]]
+    assert {c["expected"] for c in _cells(record, "main_function", "Client.compute")} == {"worker-died"}
+    assert {c["expected"] for c in _cells(alone, "main_function", "Client.compute")} == {"pass"}
+    assert not [c for c in alone["cells"] if c["surprise"]], [c for c in alone["cells"] if c["surprise"]]
 
 
 @pytest.mark.slow

@@ -3,6 +3,10 @@ CASE = {
     "summary": "A collections.namedtuple class made in __main__, used by attribute on the worker",
     "tags": ["namedtuple", "by-value"],
     "expect": "pass",
+    # A Python 3.12 client on a 3.11 cluster (skew pair python-client-ahead): unpickling what travels by value crashes
+    # the 3.11 scheduler (SIGSEGV).
+    "expect_when": [[{"python": "3.12", "cluster_python": "3.11", "method": "Client.compute"}, "worker-died"],
+                    [{"python": "3.12", "cluster_python": "3.11", "method": "dask.compute"}, "worker-died"]],
 }
 from collections import namedtuple
 

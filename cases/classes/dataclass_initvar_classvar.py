@@ -6,7 +6,10 @@ CASE = {
     # cloudpickle < 3.0 rebuilt the dataclass field markers by value (fixed by #513 in 3.0.0):
     # on the worker dataclasses.fields() is empty. Seen with cloudpickle 2.2.1 (dask 2024.6.2).
     "expect_when": [[{"method": "dask.compute(client=)"}, "ran-locally"],
-                    [{"cloudpickle": "<3"}, "wrong-result"]],
+                    [{"cloudpickle": "<3"}, "wrong-result"],
+                    # A Python 3.12 client on a 3.11 cluster (skew pair python-client-ahead): the 3.11 scheduler
+                    # cannot rebuild a 3.12 dataclass ('_DataclassParams' object has no attribute 'match_args').
+                    [{"python": "3.12", "cluster_python": "3.11"}, "deserialize-error"]],
 }
 import dataclasses
 from dataclasses import InitVar, dataclass, field

@@ -3,6 +3,11 @@ CASE = {
     "summary": "A typing.Generic class and a subclass of its parametrization, defined in __main__",
     "tags": ["typing", "Generic", "by-value"],
     "expect": "pass",
+    # A Python 3.12 client on a 3.11 cluster (skew pair python-client-ahead): the 3.11 scheduler rebuilds what travels
+    # by value and cannot pickle it again for a worker (Can't pickle <class '__main__.IntBox'>: attribute lookup
+    # IntBox on __main__ failed); the worker is lost (KilledWorker).
+    "expect_when": [[{"python": "3.12", "cluster_python": "3.11", "method": "Client.compute"}, "worker-died"],
+                    [{"python": "3.12", "cluster_python": "3.11", "method": "dask.compute"}, "worker-died"]],
 }
 from typing import Generic, TypeVar, get_args
 

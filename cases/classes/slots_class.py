@@ -6,6 +6,11 @@ CASE = {
     # descriptors are dropped, __slots__ is set afterwards as a plain attribute):
     # the values survive, but instances on the worker get a __dict__.
     "expect": "wrong-result",
+    # A Python 3.12 client on a 3.11 cluster (skew pair python-client-ahead): the 3.11 scheduler rebuilds what travels
+    # by value and cannot pickle it again for a worker (Can't pickle <class '__main__.Vec'>: attribute lookup Vec on
+    # __main__ failed); the worker is lost (KilledWorker).
+    "expect_when": [[{"python": "3.12", "cluster_python": "3.11", "method": "Client.compute"}, "worker-died"],
+                    [{"python": "3.12", "cluster_python": "3.11", "method": "dask.compute"}, "worker-died"]],
 }
 import dask
 

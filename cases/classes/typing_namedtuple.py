@@ -8,6 +8,10 @@ CASE = {
     "expect_when": [
         [{"method": "dask.compute", "cloudpickle": "<2.2.1"}, "deserialize-error"],
         [{"method": "Client.compute", "cloudpickle": "<2.2.1"}, "deserialize-error"],
+        # A Python 3.12 client on a 3.11 cluster (skew pair python-client-ahead): unpickling what travels by value
+        # crashes the 3.11 scheduler (SIGSEGV).
+        [{"python": "3.12", "cluster_python": "3.11", "method": "Client.compute"}, "worker-died"],
+        [{"python": "3.12", "cluster_python": "3.11", "method": "dask.compute"}, "worker-died"],
     ],
 }
 from typing import NamedTuple

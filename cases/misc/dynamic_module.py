@@ -3,6 +3,11 @@ CASE = {
     "summary": "A module built in the cell with types.ModuleType (not importable anywhere) passed as data",
     "tags": ["module", "dynamic-module", "by-value"],
     "expect": "pass",
+    # A Python 3.12 client on a 3.11 cluster (skew pair python-client-ahead): the 3.11 scheduler rebuilds what travels
+    # by value and cannot pickle it again for a worker (TypeError: cannot pickle 'module' object); the worker is lost
+    # (KilledWorker).
+    "expect_when": [[{"python": "3.12", "cluster_python": "3.11", "method": "Client.compute"}, "worker-died"],
+                    [{"python": "3.12", "cluster_python": "3.11", "method": "dask.compute"}, "worker-died"]],
 }
 import types
 

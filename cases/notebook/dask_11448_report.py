@@ -20,6 +20,10 @@ CASE = {
         # value, namespace included. First unpicklable: IPython's history sqlite3.Connection.
         # Both paths fail alike when the client is dask's scheduler. Fixed in 2.9.0 (pydantic#10113).
         [{"context": "kernel", "pydantic": "<2.9"}, "serialize-error"],
+        # A Python 3.12 client on a 3.11 cluster (skew pair python-client-ahead): the 3.11 scheduler rebuilds what
+        # travels by value and cannot pickle it again for a worker (Can't pickle <class '__main__.JobConfig'>:
+        # attribute lookup JobConfig on __main__ failed); the worker is lost (KilledWorker).
+        [{"python": "3.12", "cluster_python": "3.11"}, "worker-died"],
     ],
 }
 import dask

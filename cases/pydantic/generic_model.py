@@ -13,7 +13,16 @@ CASE = {
                     # pydantic 2.11.0-2.11.3: a by-value unpickled model class validates to an empty
                     # model (pydantic-core#1616, fixed in 2.11.4): found by the default matrix.
                     [{"pydantic": ">=2.11.0,<2.11.4"}, "task-error"],
-                    [{"context": "kernel", "pydantic": ">=2,<2.9"}, "serialize-error"]],
+                    [{"context": "kernel", "pydantic": ">=2,<2.9"}, "serialize-error"],
+                    # A pydantic v2 client on pydantic v1 workers (skew pair pydantic-v2-client-v1-cluster, 2.8.2 on
+                    # 1.10.21): the workers cannot rebuild what the client's pydantic sends (No module named
+                    # 'pydantic._internal').
+                    [{"pydantic": ">=2", "cluster_pydantic": "<2"}, "deserialize-error"],
+                    # A Python 3.12 client on a 3.11 cluster (skew pair python-client-ahead): the 3.11 scheduler
+                    # rebuilds what travels by value and cannot pickle it again for a worker (Can't pickle <class
+                    # '__main__.Box[int]'>: attribute lookup Box[int] on __main__ failed); the worker is lost
+                    # (KilledWorker).
+                    [{"python": "3.12", "cluster_python": "3.11"}, "worker-died"]],
 }
 from typing import Generic, TypeVar
 

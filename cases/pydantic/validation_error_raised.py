@@ -11,7 +11,14 @@ CASE = {
     # history): the graph never leaves the client. See toplevel_model.
     "expect_when": [[{"method": "dask.compute(client=)"}, "ran-locally"],
                     [{"pydantic": "<2"}, "serialize-error"],
-                    [{"context": "kernel", "pydantic": ">=2,<2.9"}, "serialize-error"]],
+                    [{"context": "kernel", "pydantic": ">=2,<2.9"}, "serialize-error"],
+                    # A pydantic v2 client on pydantic v1 workers (skew pair pydantic-v2-client-v1-cluster, 2.8.2 on
+                    # 1.10.21): the workers cannot rebuild what the client's pydantic sends (No module named
+                    # 'pydantic._internal').
+                    [{"pydantic": ">=2", "cluster_pydantic": "<2"}, "deserialize-error"],
+                    # A Python 3.12 client on a 3.11 cluster (skew pair python-client-ahead): the 3.12 code that
+                    # travels by value crashes the 3.11 worker that runs it (SIGSEGV).
+                    [{"python": "3.12", "cluster_python": "3.11"}, "worker-died"]],
 }
 import dask
 from pydantic import BaseModel

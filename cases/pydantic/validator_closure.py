@@ -10,7 +10,18 @@ CASE = {
                     [{"pydantic": "<2"}, "serialize-error"],
                     # pydantic 2.11.0-2.11.3: a by-value unpickled model class validates to an empty
                     # model (pydantic-core#1616, fixed in 2.11.4): found by the default matrix.
-                    [{"pydantic": ">=2.11.0,<2.11.4"}, "task-error"]],
+                    [{"pydantic": ">=2.11.0,<2.11.4"}, "task-error"],
+                    # A pydantic v2 client on pydantic v1 workers (skew pair pydantic-v2-client-v1-cluster, 2.8.2 on
+                    # 1.10.21): the workers cannot rebuild what the client's pydantic sends (No module named
+                    # 'pydantic._internal').
+                    [{"pydantic": ">=2", "cluster_pydantic": "<2"}, "deserialize-error"],
+                    # A pydantic 2.9 client on 2.8 workers (skew pair pydantic-client-ahead, 2.9.2 on 2.8.2): 2.8
+                    # cannot rebuild a 2.9 field validator ('FieldValidatorDecoratorInfo' object has no attribute
+                    # 'json_schema_input_type').
+                    [{"pydantic": "2.9", "cluster_pydantic": "2.8"}, "deserialize-error"],
+                    # A Python 3.12 client on a 3.11 cluster (skew pair python-client-ahead): the 3.12 code that
+                    # travels by value crashes the 3.11 worker that runs it (SIGSEGV).
+                    [{"python": "3.12", "cluster_python": "3.11"}, "worker-died"]],
 }
 import dask
 import pydantic

@@ -7,7 +7,11 @@ CASE = {
     # by-reference rule for sys.stdout does not apply, and pickling the stream by value reaches
     # its jupyter_client Session and the Session's HMAC signer ("cannot pickle '_hashlib.HMAC'").
     "expect_when": [[{"method": "dask.compute(client=)"}, "ran-locally"],
-                    [{"context": "kernel"}, "serialize-error"]],
+                    [{"context": "kernel"}, "serialize-error"],
+                    # A Python 3.12 client on a 3.11 cluster (skew pair python-client-ahead): the 3.11 scheduler
+                    # rebuilds what travels by value and cannot pickle it again for a worker (TypeError: cannot pickle
+                    # '_io.TextIOWrapper' object); the worker is lost (KilledWorker).
+                    [{"python": "3.12", "cluster_python": "3.11"}, "worker-died"]],
 }
 import sys
 
