@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,7 +89,7 @@ def build_report(results_dir, html_dir=None, commit=None, asset_cache=None, chec
                                        f"PICKLEMATRIX_ONLY rewrote it); widened for the report by {added}"))
         try:
             assets = localize_site(site, Path(asset_cache) if asset_cache else None)
-        except (AssetError, OSError, subprocess.SubprocessError) as e:
+        except (AssetError, OSError) as e:
             failures.append(f"asv's pages still load their scripts from CDNs (no internet, no graphs): {e}")
         index = site / "index.html"
         # one harness commit: asv's default x axis (commits) is one column of points; show the methods instead
@@ -175,9 +174,12 @@ def run(args) -> int:
         print(f"warning: {p}", file=sys.stderr)
     for f in out.failures:
         print(f"error: {f}", file=sys.stderr)
+    # the last line says how to look at it: `preview` finds the site where the report put it by default
+    default = site_dir(results.resolve(), None, checkout) == out.site
     print(f"matrix page: {out.site / 'matrix.html'}\nasv site:    {out.site / 'index.html'}\n"
           f"table:       {', '.join(str(results / name) for name in TABLE_FILES)}\n"
-          f"browse:      python3 -m http.server --bind 127.0.0.1 --directory {out.site} 8080")
+          f"preview:     ./nox -s preview{'' if default else f' -- --html {out.site}'}   "
+          f"(or: picklematrix preview --html {out.site})")
     if out.failures or (args.strict and out.problems):
         return EXIT_PARTIAL
     return EXIT_OK
