@@ -348,3 +348,70 @@ def test_preview_on_a_given_port_and_its_bad_input(tmp_path):
     empty = _preview("--html", str(tmp_path / "nothing"))
     out, err = empty.communicate(timeout=60)
     assert empty.returncode == 2 and "no report in" in err and "./nox -s report" in err
+
+
+def _site_files(site: Path) -> dict:
+    """Every file asv wrote, its run's timestamps taken out (info.json's, the regressions feed's <updated>)."""
+    out = {}
+    for path in sorted(p for p in site.rglob("*") if p.is_file()):
+        text = path.read_bytes()
+        if path.name == "info.json":
+            data = json.loads(text)
+            data.pop("timestamp")
+            text = json.dumps(data).encode()
+        elif path.name == "regressions.xml":
+            text = re.sub(rb"<updated>[^<]*</updated>", b"", text)
+        out[str(path.relative_to(site))] = text
+    return out
+
+
+@pytest.mark.slow
+def test_the_sped_up_asv_publish_writes_what_asv_writes(rec, tmp_path):
+    """asv publish with picklematrix's speed-ups (asv_site.speed_up_publish) and plain asv publish: the same site."""
+    from picklematrix.record.asvconf import write_config
+    from picklematrix.report.asv_site import stage_results
+    from picklematrix.report.results import load_results
+
+    stage = tmp_path / "results"
+    stage.mkdir()
+    stage_results(load_results(rec.results), stage)
+    sites = {}
+    for name, command in (("asv", ["-m", "asv", "publish", "--config"]), ("sped-up", ["-m", "picklematrix.report.asv_site"])):
+        conf = write_config(tmp_path / f"{name}.json", checkout=ROOT, results_dir=stage, html_dir=tmp_path / name,
+                            env_dir=tmp_path / "env")
+        proc = subprocess.run([sys.executable, *command, str(conf)], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        sites[name] = _site_files(tmp_path / name)
+    assert any(k.startswith("graphs/") for k in sites["asv"]) and len(sites["asv"]) > 20
+    assert sites["sped-up"].keys() == sites["asv"].keys()
+    assert [k for k in sites["asv"] if sites["asv"][k] != sites["sped-up"][k]] == []
+
+
+def test_a_one_point_series_is_fitted_as_asv_fits_it(monkeypatch):
+    """The shortcut for one-point series gives what asv's own search gives, value for value."""
+    import itertools
+    import math
+
+    from asv import graph, step_detect, util
+
+    from picklematrix.report import asv_site
+
+    # asv's functions as they were, once the test ends (the speed-ups are meant for asv publish's own process)
+    for owner, name in ((step_detect, "solve_potts_autogamma"), (graph.GraphSet, "detect_steps"),
+                        (graph.Graph, "get_steps"), (util, "sanitize_filename")):
+        monkeypatch.setattr(owner, name, getattr(owner, name))
+    monkeypatch.setattr(graph.GraphSet, "_picklematrix_sped_up", False, raising=False)
+    original = step_detect.solve_potts_autogamma
+    asv_site.speed_up_publish(graph, util)
+    assert step_detect.solve_potts_autogamma is not original
+    values = [0.0, 1.0, -2.5, 1e-9, 3.3e-5, 0.021098459999990382, 7, 2**40, 1e300, -1e-300]
+    weights = [1.0, 0.5, 2.0, 1e-6, 3.7]
+    for y, w in itertools.product(values, weights):
+        fast = step_detect.solve_potts_autogamma([y], [w])
+        slow = original([y], [w])
+        assert fast[:3] == slow[:3], (y, w, fast, slow)
+        assert step_detect.detect_steps([y], [w]) == [(0, 1, *slow[1], min([y]), abs(slow[2][0]))]
+    # longer series: asv's own search
+    assert step_detect.solve_potts_autogamma([1.0, 2.0, 3.0], [1.0] * 3) == original([1.0, 2.0, 3.0], [1.0] * 3)
+    assert not math.isnan(step_detect.detect_steps([None, 4.0], [None, 1.0])[0][2])

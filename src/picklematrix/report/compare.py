@@ -416,14 +416,17 @@ def _slug(text: str) -> str:
 
 
 def build_review(rs: ResultSet, a: Recording, b: Recording, factor: float = DEFAULT_FACTOR,
-                 aa_machine: str | None = None, baseline: str | None = None) -> dict:
+                 aa_machine: str | None = None, baseline: str | None = None, noise: dict | None = None) -> dict:
     """The review of a -> b as data (what the markdown, the HTML and the exit status come from).
 
     ``baseline``: matrix.toml's baseline env id, whose A/A pair measures the noise when ``a`` has none.
+    ``noise``: :func:`measure_noise`'s answer for ``a``, when the caller already has it (the report reviews the
+    baseline against every env: one A/A pair, measured once).
     """
     outcomes = compare_outcomes(a, b)
     timing = compare_timings(a, b, factor)
-    noise = measure_noise(rs, a, factor, aa_machine, baseline)
+    if noise is None:
+        noise = measure_noise(rs, a, factor, aa_machine, baseline)
     flaky_keys = {(f["case"], f["method"], f["context"]) for f in noise["flaky"]}
     for flips in outcomes["flips"].values():
         for f in flips:
