@@ -399,7 +399,7 @@ def test_a_one_point_series_is_fitted_as_asv_fits_it(monkeypatch):
 
     # asv's functions as they were, once the test ends (the speed-ups are meant for asv publish's own process)
     for owner, name in ((step_detect, "solve_potts_autogamma"), (graph.GraphSet, "detect_steps"),
-                        (graph.Graph, "get_steps"), (util, "sanitize_filename")):
+                        (graph.Graph, "get_steps"), (util, "sanitize_filename"), (util, "write_json")):
         monkeypatch.setattr(owner, name, getattr(owner, name))
     monkeypatch.setattr(graph.GraphSet, "_picklematrix_sped_up", False, raising=False)
     original = step_detect.solve_potts_autogamma
