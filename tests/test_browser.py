@@ -488,5 +488,11 @@ def test_each_envs_outcomes_are_a_bar_that_filters_the_matrix(browser, site_url,
     browser.js(f"document.querySelector('th.env[data-env=\"{base['key']}\"] rect.seg.on')"
                ".dispatchEvent(new MouseEvent('click', {bubbles: true}))")
     assert len(_shown(browser)) == len(table["cases"]) and browser.js("location.search") == ""
+    # from the keyboard: a segment takes the focus, Enter filters as a click does
+    assert browser.js(f"(() => {{ const r = document.querySelector('th.env[data-env=\"{base['key']}\"] "
+                      "rect.seg[data-o=serialize-error][data-s=\"0\"]'); r.focus(); "
+                      "r.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true})); "
+                      "return document.activeElement === r; })()")
+    assert sorted(_shown(browser)) == expect
     _only_local(browser, site_url)
     assert browser.errors == [], browser.errors

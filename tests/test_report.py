@@ -415,3 +415,30 @@ def test_a_one_point_series_is_fitted_as_asv_fits_it(monkeypatch):
     # longer series: asv's own search
     assert step_detect.solve_potts_autogamma([1.0, 2.0, 3.0], [1.0] * 3) == original([1.0, 2.0, 3.0], [1.0] * 3)
     assert not math.isnan(step_detect.detect_steps([None, 4.0], [None, 1.0])[0][2])
+
+
+@pytest.mark.slow
+def test_the_scale_benchs_results_are_real_results(rec, tmp_path):
+    """bench/report_scale.py's generated envs read back as real records: every outcome asv's code agrees with."""
+    import importlib.util
+
+    from picklematrix.report.asv_results import cells_from_codes
+    from picklematrix.report.results import load_results
+
+    spec = importlib.util.spec_from_file_location("report_scale", ROOT / "bench" / "report_scale.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    made = bench.generate(rec.results, tmp_path / "results", n_envs=6, n_cases=10)
+    assert made["envs"] == 6 and made["cases"] == 10
+    rs = load_results(tmp_path / "results")
+    assert rs.problems == [], rs.problems
+    recs = rs.current()
+    assert len(recs) == 6 and len({r.env_id for r in recs}) == 6
+    for r in recs:
+        assert len(r.cells) == made["cells"] == 10 * 6
+        codes = cells_from_codes(r.asv_result)
+        assert {k: c["outcome"] for k, c in codes.items()} == {k: c["outcome"] for k, c in r.cells.items()}
+        assert all(c["surprise"] == (c["outcome"] != c["expected"]) for c in r.cells.values())
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "report_scale.py"), "--seed", str(tmp_path / "none")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2 and proc.stdout == "" and "no recorded env" in proc.stderr  # no figure printed

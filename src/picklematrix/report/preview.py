@@ -88,13 +88,13 @@ def run(args) -> int:
     # handled explicitly: a shell starts a background `&` job with it ignored, and Python then never raises.)
     main = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
-    url = f"http://{HOST}:{server.server_address[1]}/{PAGE}"
-    print(f"picklematrix preview: serving {site} on http://{HOST}:{server.server_address[1]}/ (Ctrl-C stops it)\n"
-          f"matrix page: {url}", flush=True)
-    if args.browser:
-        # some browsers block the caller until they exit: the server must not wait for them
-        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
-    try:
+    try:  # (from here on: a signal that comes while the URL is printed stops it as cleanly)
+        url = f"http://{HOST}:{server.server_address[1]}/{PAGE}"
+        print(f"picklematrix preview: serving {site} on http://{HOST}:{server.server_address[1]}/ (Ctrl-C stops "
+              f"it)\nmatrix page: {url}", flush=True)
+        if args.browser:
+            # some browsers block the caller until they exit: the server must not wait for them
+            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
         server.serve_forever()
     except KeyboardInterrupt:
         pass

@@ -1,10 +1,12 @@
 """The review as markdown and as a page: what a dependency upgrade changes, told apart from noise.
 
-The verdict comes first: a line of counts (cells fixed, broken, still failing, not compared; timings slower and
-faster beyond the factor), then what it means. Sections follow, changes first: broken (pass -> fail), not
-compared (a partial record, a cell only one side has), slower, faster, fixed (fail -> pass), still failing
-(fail -> fail, grouped by case and root cause: what the change does not fix), other changes (e.g.
-pass -> ran-locally). The review as data is picklematrix.report.compare's; the command that picks what to review
+The verdict comes first: a line of counts (cells fixed, broken, still failing unexpectedly with the ones failing
+as their cases expect in brackets, not compared; timings slower and faster beyond the factor), then what it
+means. Sections follow, changes first: broken (pass -> fail), not compared (a partial record, a cell only one side
+has), slower, faster, fixed (fail -> pass), still failing unexpectedly (fail -> fail where the case expects
+otherwise, grouped by case and root cause: what the change does not fix), other changes (e.g.
+pass -> ran-locally), and the count of cells failing as their cases expect (listed in the HTML only). The HTML
+also draws the timing changes as a chart (:func:`timing_chart`). The review as data is picklematrix.report.compare's; the command that picks what to review
 is picklematrix.report.reviewing's.
 
 The markdown fits a PR comment (65,536 characters) for any profile: a section that does not fit says how many
