@@ -150,7 +150,8 @@ def recorded(tmp_path_factory) -> Recorded:
         return _MEMO["recorded"]
     if reuse:
         tmp = Path(reuse)
-        tmp.mkdir(parents=True, exist_ok=False)  # (a half-made one from an interrupted run: remove it)
+        assert not tmp.exists(), f"{REUSE_VAR}={reuse}: holds no finished recording (an interrupted one?): remove it"
+        tmp.mkdir(parents=True)
     else:
         tmp = tmp_path_factory.mktemp("mini-matrix")
     subprocess.run(["git", "clone", "-q", str(ROOT), str(tmp / "clone")], check=True, timeout=120)
