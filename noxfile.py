@@ -8,7 +8,7 @@ command line, nothing else: no git, no uv, no network (``./nox --list``).
                                        envs on demand instead (picklematrix.record.targets)
     ./nox -s review -- --change pydantic=2.8.2..2.9.2 | --from A --to B     an upgrade review
     ./nox -s bisect -- --change pydantic=2.8.2..2.9.2 --only notebook/dask_11448_report
-    ./nox -s report | plan | merge | comment | alert
+    ./nox -s report | preview | plan | merge | comment | alert
     ./nox -s tests [-- PYTEST ARGS]    the test suite (what CI runs: .ci/run);  ./nox -s lint
     ./nox -s SESSION -- --help         the session's options (picklematrix SESSION --help is the same)
 
@@ -189,6 +189,19 @@ def report(session):
 
         args.html = str(default_html_dir(ROOT, Path(args.results)))
     _in_tools_venv(session, "report", args)
+
+
+@nox.session(python=False)
+def preview(session):
+    """The report's site served on 127.0.0.1 until Ctrl-C, its matrix page's URL printed (``picklematrix
+    preview``: ``-- --port N``, ``--browser``). Standard library only: it runs in nox's own Python."""
+    args = _args(session)
+    args.results = args.results or str(ROOT / "results")
+    if args.html is None:
+        from picklematrix.record.asvconf import default_html_dir
+
+        args.html = str(default_html_dir(ROOT, Path(args.results)))
+    _status(session, "preview", cli.run_command(args))
 
 
 @nox.session(python=False)

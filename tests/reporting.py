@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,9 @@ class Recorded:
 
 
 _MEMO: dict = {}
+# For working on the report: a directory where the mini matrix is recorded once and then reused by later test
+# sessions (delete it to record again). Unset (the default, and CI), every session records its own.
+REUSE_VAR = "PICKLEMATRIX_TEST_MINI_MATRIX"
 
 
 NEEDED = {A: 2, B: 1, BROKEN: 1}  # recordings per env: A and its A/A copy, B, the env error
@@ -139,7 +143,17 @@ def recorded(tmp_path_factory) -> Recorded:
     """
     if "recorded" in _MEMO:
         return _MEMO["recorded"]
-    tmp = tmp_path_factory.mktemp("mini-matrix")
+    reuse = os.environ.get(REUSE_VAR)
+    if reuse and (Path(reuse) / "recorded.json").exists():
+        _MEMO["recorded"] = Recorded(**{k: (Path(v) if k in ("tmp", "results") else v) for k, v in
+                                        json.loads((Path(reuse) / "recorded.json").read_text()).items()})
+        return _MEMO["recorded"]
+    if reuse:
+        tmp = Path(reuse)
+        assert not tmp.exists(), f"{REUSE_VAR}={reuse}: holds no finished recording (an interrupted one?): remove it"
+        tmp.mkdir(parents=True)
+    else:
+        tmp = tmp_path_factory.mktemp("mini-matrix")
     subprocess.run(["git", "clone", "-q", str(ROOT), str(tmp / "clone")], check=True, timeout=120)
     (tmp / "matrix.toml").write_text(MATRIX)
     (tmp / "cases" / "escaping").mkdir(parents=True)
@@ -161,6 +175,8 @@ def recorded(tmp_path_factory) -> Recorded:
     machines = sorted(p.name for p in results.iterdir() if p.is_dir() and p.name != "logs")  # (logs: no machine)
     assert machines == [base, f"{base}-rep2"], (machines, logs)
     _MEMO["recorded"] = Recorded(tmp, results, base, f"{base}-rep2", commit, logs)
+    if reuse:
+        (tmp / "recorded.json").write_text(json.dumps({k: str(v) for k, v in vars(_MEMO["recorded"]).items()}))
     return _MEMO["recorded"]
 
 
@@ -170,6 +186,8 @@ class Published:
     results: Path
     proc: subprocess.CompletedProcess
     table: dict
+    path: str  # the PATH it was built with: node and npm are not on it
+    asset_cache: Path
 
 
 def published(tmp_path_factory) -> Published:
@@ -183,8 +201,54 @@ def published(tmp_path_factory) -> Published:
                             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert review.returncode == 0, review.stdout + review.stderr
     site = results.parent / "html"
+    # as on a machine without Node.js: node and npm off PATH, and an empty cache, so that asv's web assets come
+    # from the npm registry by Python
+    bare = path_without(results.parent / "bin", *NODE_TOOLS)
+    cache = results.parent / "npm-cache"
     proc = subprocess.run([sys.executable, "-m", "picklematrix.report", "--results", str(results), "--html",
-                           str(site)], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+                           str(site), "--asset-cache", str(cache)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, check=False, env=dict(os.environ, PATH=bare))
     table = json.loads((results / "table.json").read_text()) if (results / "table.json").exists() else {}
-    _MEMO["published"] = Published(site, results, proc, table)
+    _MEMO["published"] = Published(site, results, proc, table, bare, cache)
     return _MEMO["published"]
+
+
+NODE_TOOLS = ("node", "nodejs", "npm", "npx", "corepack")
+
+
+def path_without(bin_dir: Path, *names: str) -> str:
+    """A PATH of one directory holding a link to every program on this PATH but ``names``: the machine as if
+    they were not installed (their directory, /usr/bin, also holds git and the rest)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for entry in os.scandir(directory):
+            target = bin_dir / entry.name
+            if entry.name in names or target.exists() or not os.access(entry.path, os.X_OK) or entry.is_dir():
+                continue
+            target.symlink_to(entry.path)
+    return str(bin_dir)
+
+
+def preview_url(proc, timeout=60) -> str:
+    """The matrix page's URL a running ``picklematrix preview`` printed."""
+    import queue
+    import threading
+
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            if proc.poll() is not None:
+                break
+            continue
+        seen.append(line)
+        if line.startswith("matrix page: "):
+            return line.split(": ", 1)[1].strip()
+    proc.kill()
+    raise AssertionError(f"no URL from picklematrix preview: {''.join(seen)}{proc.stderr.read()}")

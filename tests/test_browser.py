@@ -7,11 +7,11 @@ Screenshots go to the test's own tmp directory.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
+import os
+import signal
 import subprocess
-import threading
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -20,31 +20,35 @@ import pytest
 
 from picklematrix.envs import venvs
 
-from .reporting import BROKEN, A, B, published
+from .conftest import ROOT
+from .reporting import BROKEN, A, B, preview_url, published
 
 pytestmark = pytest.mark.slow
+_PUB: dict = {}  # the published report the site is served from (the tests' oracle)
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--window-size=1400,1000", "--remote-debugging-port=0"]
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def site_url(tmp_path_factory):
+    """The site, served as a user serves it: ``picklematrix preview`` (``./nox -s preview``), node and npm off PATH."""
     pub = published(tmp_path_factory)
     assert pub.proc.returncode == 0, pub.proc.stdout + pub.proc.stderr
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_QuietHandler, directory=str(pub.site)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    _PUB["pub"] = pub
+    proc = subprocess.Popen([sys.executable, "-m", "picklematrix", "preview", "--html", str(pub.site)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PATH=pub.path))
+    try:
+        yield preview_url(proc).removesuffix("/matrix.html")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Browser:
@@ -250,11 +254,15 @@ def test_matrix_page_shows_the_cells_filters_and_root_causes(browser, site_url, 
     assert envs[0] == A and envs.count(A) == 2 and B in envs and BROKEN in envs  # baseline, its A/A copy
     assert browser.js("document.querySelectorAll('tr.case-row').length") == 4
     # the flip of dask#11448: a top-level pydantic model in a notebook kernel fails on 2.8.2, passes on 2.9.2
+    # a cell's marks: one line per context, one mark per method; its tooltip is made when the pointer reaches it
     cells = browser.js("""(() => {
         const row = document.getElementById('case-pydantic--toplevel_model');
         return Array.from(row.querySelectorAll('td.env-cell')).map(td => ({
             env: td.dataset.env,
-            kernel: Array.from(td.querySelectorAll('tr.c1 td.b')).map(b => [b.dataset.o, b.title])}));
+            kernel: Array.from(td.querySelectorAll('.mrow.c1 > i')).map(b => {
+                b.dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));
+                return [b.className.split(' ')[0].slice(2), b.title];
+            })}));
     })()""")
     by_env = {c["env"].split("/")[1]: c["kernel"] for c in cells if "rep2" not in c["env"].split("/")[0]}
     before = next(v for k, v in by_env.items() if "pydantic2.8.2" in k)
@@ -281,7 +289,7 @@ def test_matrix_page_shows_the_cells_filters_and_root_causes(browser, site_url, 
     browser.js("document.getElementById('f-surprises').click()")
     shown = browser.js("Array.from(document.querySelectorAll('tr.case-row:not([hidden])')).map(r => r.dataset.case)")
     surprising = browser.js("Array.from(document.querySelectorAll('tr.case-row')).filter(r => "
-                            "r.querySelector('td.b.surprise')).map(r => r.dataset.case)")
+                            "r.querySelector('.mrow > i.s')).map(r => r.dataset.case)")
     assert shown == surprising
     browser.js("document.getElementById('f-surprises').click()")
     browser.js("const s = document.getElementById('f-family'); s.value = 'pydantic';"
@@ -289,7 +297,7 @@ def test_matrix_page_shows_the_cells_filters_and_root_causes(browser, site_url, 
     assert browser.js("Array.from(document.querySelectorAll('tr.case-row:not([hidden])')).map(r => r.dataset.case)"
                       ) == ["pydantic/toplevel_model"]
     browser.js("document.querySelectorAll('.f-context')[0].click()")  # hide the script context
-    assert browser.js("getComputedStyle(document.querySelector('#case-pydantic--toplevel_model tr.c0'))"
+    assert browser.js("getComputedStyle(document.querySelector('#case-pydantic--toplevel_model .mrow.c0'))"
                       ".display") == "none"
     browser.js("document.getElementById('f-differs').click()")
     assert browser.js("document.querySelectorAll('tr.case-row:not([hidden])').length") == 1
@@ -354,7 +362,7 @@ def test_matrix_page_answers_at_a_glance(browser, site_url, tmp_path):
     browser.goto(f"{site_url}/matrix.html?differs=1&family=pydantic&hide-c=0")
     assert browser.js("document.getElementById('f-differs').checked") is True
     assert _shown(browser) == ["pydantic/toplevel_model"]
-    assert browser.js("getComputedStyle(document.querySelector('#case-pydantic--toplevel_model tr.c0'))"
+    assert browser.js("getComputedStyle(document.querySelector('#case-pydantic--toplevel_model .mrow.c0'))"
                       ".display") == "none"
     browser.screenshot(tmp_path / "matrix-from-url.png")
     # a link to a row the filters hide clears them rather than landing nowhere
@@ -371,8 +379,120 @@ def test_review_page_from_the_matrix(browser, site_url, tmp_path):
     assert href == f"reviews/{A}..{B}.html"
     browser.goto(f"{site_url}/{href}")
     verdict = browser.js("document.getElementById('verdict').textContent")
-    assert "2 fixed, 0 broken, " in verdict and "nothing broke" in verdict, verdict
-    assert "containers/dict_with_lock" in browser.js("document.querySelector('table.still-failing').textContent")
+    assert "2 fixed, 0 broken, 0 still failing unexpectedly (" in verdict and "nothing broke" in verdict, verdict
+    # the cells failing as their cases expect: a number, their list folded away
+    assert browser.js("document.querySelector('#summary td[data-kind=still-failing-unexpected]').textContent") == "0"
+    assert int(browser.js("document.querySelector('#summary td[data-kind=still-failing-expected]').textContent")) > 0
+    assert browser.js("document.getElementById('failing-as-expected').open") is False
+    assert "containers/dict_with_lock" in browser.js("document.querySelector('#failing-as-expected table.still-failing')"
+                                                     ".textContent")
     assert browser.js("document.querySelector('#summary td[data-kind=fixed]').textContent") == "2"
     assert "0 timing changes" in browser.js("document.getElementById('noise').textContent")
     browser.screenshot(tmp_path / "review.png")
+
+
+def test_the_reviews_timing_chart_shows_each_cell_and_the_noise_band(browser, site_url, tmp_path):
+    """The timing changes as a chart the page draws itself: a dot per timed cell at its ratio, the A/A band."""
+    import math
+
+    pub = published_site(site_url)
+    review = pub["review"]
+    browser.requests.clear()
+    browser.errors.clear()
+    browser.goto(f"{site_url}/reviews/{A}..{B}.html")
+    chart = browser.js("""(() => {
+        const svg = document.querySelector('#timing-chart svg'), box = svg.getBoundingClientRect();
+        const dots = Array.from(svg.querySelectorAll('circle.dot')).map(c => {
+            const b = c.getBoundingClientRect();
+            return {ratio: Number(c.dataset.ratio), y: b.top + b.height / 2, w: b.width, title: c.textContent,
+                    fill: getComputedStyle(c).fill};
+        });
+        const band = svg.querySelector('rect.noise-band'), one = svg.querySelector('line.one').getBoundingClientRect();
+        const b = band && band.getBoundingClientRect();
+        return {box: [box.width, box.height], dots, one: one.top,
+                band: b && {top: b.top, bottom: b.bottom, lo: Number(band.dataset.lo), hi: Number(band.dataset.hi),
+                            fill: getComputedStyle(band).fill}};
+    })()""")
+    timed = review["timing"]["cells"]
+    assert timed and len(chart["dots"]) == len(timed), (len(chart["dots"]), len(timed))
+    assert chart["box"][0] > 300 and chart["box"][1] > 100
+    for dot, cell in zip(chart["dots"], timed):
+        assert dot["w"] > 0 and cell["case"] in dot["title"] and cell["method"] in dot["title"]
+        assert math.isclose(dot["ratio"], cell["ratio"], rel_tol=1e-9)
+        # up is slower: a dot above the ×1 line took longer after the change
+        assert (dot["y"] < chart["one"] - 0.5) == (math.log(cell["ratio"]) > 0.005) or abs(math.log(cell["ratio"])) < 0.05
+    # the real A/A pair's band: the ratios the same env gives measured twice, drawn around ×1
+    noise = review["noise"]
+    assert chart["band"] and math.isclose(chart["band"]["lo"], noise["band"][0]) and \
+        math.isclose(chart["band"]["hi"], noise["band"][1])
+    assert chart["band"]["top"] <= chart["one"] + 1 and chart["band"]["bottom"] >= chart["one"] - 1
+    assert chart["band"]["fill"] != chart["dots"][0]["fill"]
+    browser.js("document.getElementById('timing-chart').scrollIntoView()")
+    browser.screenshot(tmp_path / "review-chart.png")
+    _only_local(browser, site_url)
+    assert browser.errors == [], browser.errors
+
+
+def published_site(site_url):
+    """The review of A -> B the report wrote, as data (recomputed from the same results: what the page shows)."""
+    from picklematrix.report import compare as rv
+    from picklematrix.report.results import load_results
+
+    pub = _PUB["pub"]
+    rs = load_results(pub.results)
+    return {"review": rv.build_review(rs, rv.resolve_env(rs, A, "from"), rv.resolve_env(rs, B, "to"))}
+
+
+def test_each_envs_outcomes_are_a_bar_that_filters_the_matrix(browser, site_url, tmp_path):
+    """Each env's outcomes as a stacked bar: a segment per outcome, as wide as its share; a click shows those cells."""
+    table = _PUB["pub"].table
+    browser.requests.clear()
+    browser.errors.clear()
+    browser.goto(f"{site_url}/matrix.html")
+    bars = browser.js("""Array.from(document.querySelectorAll('th.env.result')).map(th => {
+        const svg = th.querySelector('svg.bar'), box = svg.getBoundingClientRect();
+        return {env: th.dataset.env, width: box.width, height: box.height,
+                segs: Array.from(svg.querySelectorAll('rect.seg')).map(r => ({
+                    o: r.dataset.o, s: r.dataset.s, n: Number(r.dataset.n), w: r.getBoundingClientRect().width,
+                    fill: getComputedStyle(r).fill}))};
+    })""")
+    envs = {e["key"]: e for e in table["environments"] if e["kind"] == "result"}
+    assert {b["env"] for b in bars} == set(envs) and not browser.js("document.querySelector('th.env.env-error svg')")
+    for bar in bars:
+        e = envs[bar["env"]]
+        total = sum(e["counts"].values())
+        assert bar["height"] > 4 and bar["width"] > 40
+        by_outcome = {}
+        for seg in bar["segs"]:
+            by_outcome[seg["o"]] = by_outcome.get(seg["o"], 0) + seg["n"]
+            assert abs(seg["w"] - bar["width"] * seg["n"] / total) < 1.5, (bar, seg)  # as wide as its share
+        assert by_outcome == e["counts"]
+        assert sum(s["n"] for s in bar["segs"] if s["s"] == "1") == e["surprises"]
+        fills = {s["o"]: s["fill"] for s in bar["segs"]}
+        assert len(set(fills.values())) == len(fills)  # one colour per outcome
+    browser.screenshot(tmp_path / "matrix-bars.png")
+
+    # a click on the baseline's serialize-error segment: the rows where that env has a serialize-error
+    base = next(e for e in table["environments"] if e["baseline"])
+    expect = sorted(c["key"] for c in table["cases"]
+                    if any((v or {}).get("outcome") == "serialize-error" for v in c["cells"][base["key"]].values()))
+    assert expect
+    browser.js(f"document.querySelector('th.env[data-env=\"{base['key']}\"] rect.seg[data-o=serialize-error]"
+               "[data-s=\"0\"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))")
+    assert sorted(_shown(browser)) == expect
+    assert browser.js("[document.getElementById('f-env').value, document.getElementById('f-outcome').value]") == \
+        [base["key"], "serialize-error"]
+    assert "outcome=serialize-error" in browser.js("location.search")
+    assert browser.js("document.querySelectorAll('svg.bar rect.seg.on').length") == 1
+    # again: every row
+    browser.js(f"document.querySelector('th.env[data-env=\"{base['key']}\"] rect.seg.on')"
+               ".dispatchEvent(new MouseEvent('click', {bubbles: true}))")
+    assert len(_shown(browser)) == len(table["cases"]) and browser.js("location.search") == ""
+    # from the keyboard: a segment takes the focus, Enter filters as a click does
+    assert browser.js(f"(() => {{ const r = document.querySelector('th.env[data-env=\"{base['key']}\"] "
+                      "rect.seg[data-o=serialize-error][data-s=\"0\"]'); r.focus(); "
+                      "r.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true})); "
+                      "return document.activeElement === r; })()")
+    assert sorted(_shown(browser)) == expect
+    _only_local(browser, site_url)
+    assert browser.errors == [], browser.errors

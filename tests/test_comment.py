@@ -116,6 +116,26 @@ def test_a_small_review_is_shown_whole():
     assert body.count("| `family") == 2 * (2 + 2 + 1 + 1)
 
 
+def test_cells_still_failing_unexpectedly_are_listed_and_the_expected_ones_counted():
+    """A cell that fails at both ends where its case expects it to pass is a finding; the cells that fail as their
+    cases expect are only a number in the verdict."""
+    review = synthetic_review(n_envs=3, changed=6)
+    env = review["envs"][0]
+    unexpected = {"case": "containers/dict_with_lock", "method": "Client.compute", "context": "script",
+                  "before": {"outcome": "serialize-error", "root_cause": None},
+                  "after": {"outcome": "serialize-error", "expected": "pass",
+                            "root_cause": {"type": "TypeError", "message": "cannot pickle '_thread.lock' object"}}}
+    env["still-failing-unexpected"], env["still_failing_expected"] = [unexpected], 40
+    review = summarize(review["base"], review["head"], review["envs"], 1.1)
+    assert review["counts"]["still-failing-unexpected"] == 1 and review["counts"]["still_failing_expected"] == 40
+    assert review["verdict"].startswith("6 broken, 6 fixed, 1 still failing unexpectedly (40 as expected), ")
+    body = cm.render_comment(review)
+    section = body.split("### ❗ Still failing unexpectedly")[1].split("###")[0]
+    row = next(line for line in section.splitlines() if "dict_with_lock" in line)
+    assert env["env_id"] in row and "_thread.lock" in row and "(the case expects pass)" in row
+    assert body.index("### ✅ Fixed") < body.index("### ❗ Still failing unexpectedly")
+
+
 def test_same_fingerprint_is_no_change():
     envs = [{"env_id": "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11", "in_base": True, "in_head": True,
              "status": "same-fingerprint", "exit_status": 0, "verdict": "same record at base and head: no change",

@@ -3,8 +3,10 @@
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from picklematrix.report import assets, render
 from picklematrix.report.asv_site import asv_graph_url
 
 from .conftest import ROOT
-from .reporting import BROKEN, A, B, published, recorded
+from .reporting import BROKEN, A, B, preview_url, published, recorded
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +49,21 @@ def test_report_builds_and_exits_0(pub):
     for name in ("index.html", "matrix.html", "table.md", "table.json", "graphs", "index.json"):
         assert (pub.site / name).exists(), name
     assert (pub.results / "table.md").exists() and (pub.results / "table.json").exists()
+
+
+@pytest.mark.slow
+def test_the_report_builds_without_node_or_npm(pub):
+    """asv's web assets come from the npm registry by Python: node and npm were off PATH, the cache empty."""
+    assert shutil.which("npm", path=pub.path) is None and shutil.which("node", path=pub.path) is None
+    assert shutil.which("git", path=pub.path)  # the rest of the machine is there
+    assert pub.proc.returncode == 0, pub.proc.stdout + pub.proc.stderr
+    tarballs = sorted(p.name for p in pub.asset_cache.glob("*.tgz"))
+    assert tarballs == sorted(f"{pkg.dirname}.tgz" for pkg in {a.package for a in assets.WEB_ASSETS})
+    for pkg in {a.package for a in assets.WEB_ASSETS}:
+        assert assets.matches_integrity((pub.asset_cache / f"{pkg.dirname}.tgz").read_bytes(), pkg.integrity)
+    # the last line says how to look at it
+    last = pub.proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("preview:") and f"picklematrix preview --html {pub.site}" in last, last
 
 
 @pytest.mark.slow
@@ -95,6 +112,10 @@ def test_table_json_holds_the_envs_the_error_and_the_flip(pub, rec):
     sidecar = rec.sidecar(A)
     assert sum(base["counts"].values()) == len(sidecar["cells"]) == 4 * 3 * 2
     assert base["surprises"] == sum(1 for c in sidecar["cells"] if c["surprise"])
+    failing = [c for c in sidecar["cells"] if c["outcome"] in m["failures"] or c["outcome"] == "timeout"]
+    assert base["failing"] == {"as-expected": sum(not c["surprise"] for c in failing),
+                               "unexpected": sum(c["surprise"] for c in failing), "unknown": 0}
+    assert base["failing"]["as-expected"] > 0  # a lock cannot be pickled, as its case says
 
 
 @pytest.mark.slow
@@ -103,6 +124,10 @@ def test_table_md_is_a_compact_summary(pub):
     assert len(md) < render.MD_LIMIT
     assert md.startswith("## picklematrix outcome table")
     assert f"`{BROKEN}` | could not be built (install)" in md
+    assert "| pass | failing as expected | failing unexpectedly | ran locally | other | surprises |" in md
+    base = next(e for e in pub.table["environments"] if e["baseline"])
+    row = next(line for line in md.splitlines() if line.startswith(f"| `{A}` (baseline)"))
+    assert f"| {base['counts']['pass']} | {base['failing']['as-expected']} | {base['failing']['unexpected']} |" in row
     differs = md.split("### Cells whose outcome differs between environments")[1].split("###")[0]
     row = next(line for line in differs.splitlines() if "toplevel_model" in line and "Client.compute @ kernel" in line)
     assert "serialize-error" in row and "sqlite3.Connection" in row and row.rstrip().endswith("✓ pass |")
@@ -118,7 +143,8 @@ def test_exception_text_is_escaped_everywhere(pub):
     assert any("<locals>" in msg and "<lambda>" in msg for msg in messages), messages
     html = (pub.site / "matrix.html").read_text()
     assert "<locals>" not in html and "<lambda>" not in html
-    assert "&lt;locals&gt;.&lt;lambda&gt;" in html
+    # in the page's data, "<" is a JSON escape (the browser test reads the text as the page shows it)
+    assert "\\u003clocals\\u003e.\\u003clambda\\u003e" in html
     md = (pub.results / "table.md").read_text()
     for line in md.splitlines():
         # in markdown, an angle bracket outside a code span is always escaped the markdown way ("\<")
@@ -229,12 +255,24 @@ def test_a_tampered_tarball_is_never_used(tmp_path):
     pkg = assets.NpmPackage("blueimp-md5", "2.19.0", md5.integrity)
     cached = tmp_path / "blueimp-md5-2.19.0.tgz"
     cached.write_bytes(b"not the package")
-    if shutil.which("npm"):
-        # re-fetched from the registry and checked against the pin
-        assert assets.matches_integrity(assets.fetch_package(pkg, tmp_path).read_bytes(), pkg.integrity)
+    # re-fetched from the registry (by Python) and checked against the pin
+    assert assets.matches_integrity(assets.fetch_package(pkg, tmp_path).read_bytes(), pkg.integrity)
     wrong = assets.NpmPackage("blueimp-md5", "2.19.0", "sha512-" + "A" * 86 + "==")
-    with pytest.raises(assets.AssetError, match="does not match its pinned integrity|npm not found"):
+    with pytest.raises(assets.AssetError, match="does not match its pinned integrity"):
         assets.fetch_package(wrong, tmp_path / "other")
+    assert not list((tmp_path / "other").glob("*.tgz"))  # nothing kept
+
+
+def test_an_unreachable_registry_names_the_package_and_what_to_do(tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("PICKLEMATRIX_NPM_REGISTRY", f"http://127.0.0.1:{s.getsockname()[1]}")
+    pkg = next(a.package for a in assets.WEB_ASSETS)
+    with pytest.raises(assets.AssetError, match=f"cannot fetch {pkg.name}@{pkg.version} from the npm registry "
+                                                r"http://127\.0\.0\.1:\d+ .*PICKLEMATRIX_NPM_REGISTRY"):
+        assets.fetch_package(pkg, tmp_path)
 
 
 def test_markdown_code_spans_survive_tables_and_markup():
@@ -253,3 +291,154 @@ def test_our_messages_keep_their_code_spans_in_markdown_and_html():
         'no A/A pair (record one with <code>PICKLEMATRIX_REPLICATE=2 nox -s &#34;matrix(&lt;baseline&gt;)&#34;'
         '</code>) &lt;b&gt;|')
     assert render.md_prose("an odd ` backtick") == "an odd \\` backtick"
+
+
+def _preview(*args):
+    return subprocess.Popen([sys.executable, "-m", "picklematrix", "preview", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_preview_serves_the_site_on_localhost_until_ctrl_c(tmp_path):
+    site = tmp_path / "html"
+    site.mkdir()
+    (site / "matrix.html").write_text("<h1>Outcome matrix</h1>")
+    (site / "index.json").write_text('{"project": "picklematrix"}')
+    proc = _preview("--html", str(site))
+    try:
+        url = preview_url(proc)
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/matrix\.html", url), url
+        with urllib.request.urlopen(url, timeout=10) as f:
+            assert f.read() == b"<h1>Outcome matrix</h1>" and f.headers["Cache-Control"] == "no-cache"
+        with urllib.request.urlopen(url.replace("matrix.html", "index.json"), timeout=10) as f:
+            assert json.load(f) == {"project": "picklematrix"}  # asv's pages load their data this way
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        proc.wait(timeout=20)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    with pytest.raises(OSError):  # the port is closed
+        urllib.request.urlopen(url, timeout=5)
+
+
+def test_preview_on_a_given_port_and_its_bad_input(tmp_path):
+    import socket
+
+    site = tmp_path / "html"
+    site.mkdir()
+    (site / "matrix.html").write_text("<h1>Outcome matrix</h1>")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        taken = _preview("--html", str(site), "--port", str(port))
+        out, err = taken.communicate(timeout=60)
+        assert taken.returncode == 2 and f"port {port} on 127.0.0.1 is taken" in err and "--port 0" in err
+    proc = _preview("--html", str(site), "--port", str(port))  # free now
+    try:
+        assert preview_url(proc) == f"http://127.0.0.1:{port}/matrix.html"
+        proc.terminate()  # SIGTERM stops it as Ctrl-C does
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    empty = _preview("--html", str(tmp_path / "nothing"))
+    out, err = empty.communicate(timeout=60)
+    assert empty.returncode == 2 and "no report in" in err and "./nox -s report" in err
+
+
+def _site_files(site: Path) -> dict:
+    """Every file asv wrote, its run's timestamps taken out (info.json's, the regressions feed's <updated>)."""
+    out = {}
+    for path in sorted(p for p in site.rglob("*") if p.is_file()):
+        text = path.read_bytes()
+        if path.name == "info.json":
+            data = json.loads(text)
+            data.pop("timestamp")
+            text = json.dumps(data).encode()
+        elif path.name == "regressions.xml":
+            text = re.sub(rb"<updated>[^<]*</updated>", b"", text)
+        out[str(path.relative_to(site))] = text
+    return out
+
+
+@pytest.mark.slow
+def test_the_sped_up_asv_publish_writes_what_asv_writes(rec, tmp_path):
+    """asv publish with picklematrix's speed-ups (asv_site.speed_up_publish) and plain asv publish: the same site."""
+    from picklematrix.record.asvconf import write_config
+    from picklematrix.report.asv_site import stage_results
+    from picklematrix.report.results import load_results
+
+    stage = tmp_path / "results"
+    stage.mkdir()
+    stage_results(load_results(rec.results), stage)
+    sites = {}
+    for name, command in (("asv", ["-m", "asv", "publish", "--config"]), ("sped-up", ["-m", "picklematrix.report.asv_site"])):
+        conf = write_config(tmp_path / f"{name}.json", checkout=ROOT, results_dir=stage, html_dir=tmp_path / name,
+                            env_dir=tmp_path / "env")
+        proc = subprocess.run([sys.executable, *command, str(conf)], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        sites[name] = _site_files(tmp_path / name)
+    assert any(k.startswith("graphs/") for k in sites["asv"]) and len(sites["asv"]) > 20
+    assert sites["sped-up"].keys() == sites["asv"].keys()
+    assert [k for k in sites["asv"] if sites["asv"][k] != sites["sped-up"][k]] == []
+
+
+def test_a_one_point_series_is_fitted_as_asv_fits_it(monkeypatch):
+    """The shortcut for one-point series gives what asv's own search gives, value for value."""
+    import itertools
+    import math
+
+    from asv import graph, step_detect, util
+
+    from picklematrix.report import asv_site
+
+    # asv's functions as they were, once the test ends (the speed-ups are meant for asv publish's own process)
+    for owner, name in ((step_detect, "solve_potts_autogamma"), (graph.GraphSet, "detect_steps"),
+                        (graph.Graph, "get_steps"), (util, "sanitize_filename"), (util, "write_json")):
+        monkeypatch.setattr(owner, name, getattr(owner, name))
+    monkeypatch.setattr(graph.GraphSet, "_picklematrix_sped_up", False, raising=False)
+    original = step_detect.solve_potts_autogamma
+    asv_site.speed_up_publish(graph, util)
+    assert step_detect.solve_potts_autogamma is not original
+    values = [0.0, 1.0, -2.5, 1e-9, 3.3e-5, 0.021098459999990382, 7, 2**40, 1e300, -1e-300]
+    weights = [1.0, 0.5, 2.0, 1e-6, 3.7]
+    for y, w in itertools.product(values, weights):
+        fast = step_detect.solve_potts_autogamma([y], [w])
+        slow = original([y], [w])
+        assert fast[:3] == slow[:3], (y, w, fast, slow)
+        assert step_detect.detect_steps([y], [w]) == [(0, 1, *slow[1], min([y]), abs(slow[2][0]))]
+    # longer series: asv's own search
+    assert step_detect.solve_potts_autogamma([1.0, 2.0, 3.0], [1.0] * 3) == original([1.0, 2.0, 3.0], [1.0] * 3)
+    assert not math.isnan(step_detect.detect_steps([None, 4.0], [None, 1.0])[0][2])
+
+
+@pytest.mark.slow
+def test_the_scale_benchs_results_are_real_results(rec, tmp_path):
+    """bench/report_scale.py's generated envs read back as real records: every outcome asv's code agrees with."""
+    import importlib.util
+
+    from picklematrix.report.asv_results import cells_from_codes
+    from picklematrix.report.results import load_results
+
+    spec = importlib.util.spec_from_file_location("report_scale", ROOT / "bench" / "report_scale.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    made = bench.generate(rec.results, tmp_path / "results", n_envs=6, n_cases=10)
+    assert made["envs"] == 6 and made["cases"] == 10
+    rs = load_results(tmp_path / "results")
+    assert rs.problems == [], rs.problems
+    recs = rs.current()
+    assert len(recs) == 6 and len({r.env_id for r in recs}) == 6
+    for r in recs:
+        assert len(r.cells) == made["cells"] == 10 * 6
+        codes = cells_from_codes(r.asv_result)
+        assert {k: c["outcome"] for k, c in codes.items()} == {k: c["outcome"] for k, c in r.cells.items()}
+        assert all(c["surprise"] == (c["outcome"] != c["expected"]) for c in r.cells.values())
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "report_scale.py"), "--seed", str(tmp_path / "none")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2 and proc.stdout == "" and "no recorded env" in proc.stderr  # no figure printed

@@ -92,23 +92,83 @@ def test_flips_cover_every_cell_that_changed_and_no_other(rec):
 
 
 @pytest.mark.slow
-def test_cells_still_failing_are_named_with_their_root_cause(rec, tmp_path):
-    """What the upgrade does not fix is the reviewer's decision: named, grouped by case and root cause."""
+def test_cells_still_failing_as_expected_are_a_count(rec, tmp_path):
+    """What the upgrade does not fix, as the cases expect it (a lock cannot be pickled): counted, never listed in
+    the verdict or the markdown; the HTML keeps them, folded, grouped by case and root cause."""
     review = _review(rec, A, B)
     still = {g["case"]: g for g in review["still_failing"]}
     lock = still["containers/dict_with_lock"]
     assert lock["root_cause"]["type"] == "TypeError" and "_thread.lock" in lock["root_cause"]["message"]
+    assert lock["expectation"] == "as-expected" and lock["expected"] == lock["outcome"]
     assert "pydantic/toplevel_model" not in still and "functions/lambda_square" not in still  # fixed / passing
     n = sum(len(g["cells"]) for g in review["still_failing"])
-    assert n > 0 and f"{n} still failing" in review["verdict"]
-    assert review["verdict_lines"][1].endswith(f"{n} cell(s) in {len(still)} case(s) still fail")
+    assert n > 0 and review["still_failing_counts"] == {"as-expected": n, "unexpected": 0, "unknown": 0}
+    assert review["verdict"].startswith(f"2 fixed, 0 broken, 0 still failing unexpectedly ({n} as expected), ")
+    assert review["verdict_lines"][1].endswith(f"nothing still fails unexpectedly; {n} cell(s) fail as their "
+                                               "cases expect")
     proc = review_cli(rec.results, "--from", A, "--to", B, out=tmp_path)
-    section = proc.stdout.split("### Still failing")[1].split("###")[0]
-    row = next(line for line in section.splitlines() if "`containers/dict_with_lock`" in line)
-    assert "serialize-error" in row and "_thread.lock" in row and "C.c @ script" in row
-    # the local-lambda root cause is full of <locals>: escaped in the markdown, as text in the HTML
+    assert "### Still failing unexpectedly" not in proc.stdout
+    section = proc.stdout.split("### Failing as expected")[1].split("###")[0]
+    assert f"{n} cell(s) in {len(still)} case(s) fail before and after, as their cases expect" in section
+    assert "dict_with_lock" not in section  # a count, not a list
+    # the local-lambda root cause is full of <locals>: as text in the HTML's folded list
     html = (tmp_path / f"{A}..{B}.html").read_text()
-    assert 'class="plain still-failing"' in html and "&lt;locals&gt;" in html and "<locals>" not in html
+    folded = html.split('<details class="as-expected" id="failing-as-expected">')[1].split("</details>")[0]
+    assert 'class="plain still-failing as-expected"' in folded and "containers/dict_with_lock" in folded
+    assert "&lt;locals&gt;" in folded and "<locals>" not in html
+
+
+def _surprising(results, env_id, case, expected="pass"):
+    """Make ``case``'s cells in ``env_id``'s sidecar say the case expected ``expected``: a surprise where they fail."""
+    path = next(p for p in results.glob("*/*.outcomes") if json.loads(p.read_text())["env_id"] == env_id)
+    data = json.loads(path.read_text())
+    changed = 0
+    for cell in data["cells"]:
+        if f"{cell['family']}/{cell['case']}" == case:
+            cell["expected"], cell["surprise"] = expected, cell["outcome"] != expected
+            changed += cell["surprise"]
+    path.write_text(json.dumps(data))
+    return changed
+
+
+@pytest.mark.slow
+def test_a_cell_still_failing_unexpectedly_leads_the_verdict(rec, tmp_path):
+    """The case says it passes there, yet it fails before and after: named in the verdict and listed."""
+    results = rec.copy(tmp_path / "results")
+    n = sum(len(g["cells"]) for g in _review(rec, A, B)["still_failing"] if g["case"] == "containers/dict_with_lock")
+    assert n > 0 and _surprising(results, B, "containers/dict_with_lock") >= n
+    rs = load_results(results)
+    review = rv.build_review(rs, rv.resolve_env(rs, A, "from"), rv.resolve_env(rs, B, "to"))
+    counts = review["still_failing_counts"]
+    assert counts["unexpected"] == n and counts["as-expected"] > 0
+    assert review["verdict"].startswith(f"2 fixed, 0 broken, {n} still failing unexpectedly "
+                                        f"({counts['as-expected']} as expected), ")
+    assert f"{n} cell(s) in 1 case(s) still fail unexpectedly" in review["verdict_lines"][1]
+    assert review["exit_status"] == 0  # it failed before the change too: the change did not break it
+    proc = review_cli(results, "--from", A, "--to", B, out=tmp_path / "out")
+    section = proc.stdout.split(f"### Still failing unexpectedly ({n} cell(s) in 1 case(s))")[1].split("###")[0]
+    row = next(line for line in section.splitlines() if "`containers/dict_with_lock`" in line)
+    assert "| serialize-error | pass |" in row and "_thread.lock" in row and "C.c @ script" in row
+    assert proc.stdout.index("### Still failing unexpectedly") < proc.stdout.index("### Failing as expected")
+    html = (tmp_path / "out" / f"{A}..{B}.html").read_text()
+    assert 'class="plain still-failing unexpected"' in html
+    assert f'data-kind="still-failing-unexpected">{n}<' in html
+
+
+@pytest.mark.slow
+def test_a_cell_without_a_recorded_expectation_is_never_counted_as_expected(rec, tmp_path):
+    """An asv result whose sidecar is gone: outcomes from asv's codes, no expectation: counted apart."""
+    results = rec.copy(tmp_path / "results")
+    sidecar_b = next(p for p in results.glob("*/*.outcomes") if json.loads(p.read_text())["env_id"] == B
+                     and "rep" not in p.parent.name)
+    sidecar_b.unlink()
+    rs = load_results(results)
+    a = rv.resolve_env(rs, A, "from")
+    b = next(r for r in rs.current() if r.asv_path is not None and r.asv_path.stem == sidecar_b.stem)
+    review = rv.build_review(rs, a, b)
+    counts = review["still_failing_counts"]
+    assert counts["unknown"] > 0 and counts["as-expected"] == 0 and counts["unexpected"] == 0
+    assert f"({'0 as expected'}, {counts['unknown']} with no recorded expectation)" in review["verdict"]
 
 
 @pytest.mark.slow
@@ -124,7 +184,8 @@ def test_a_large_review_fits_a_pr_comment_verdict_and_changes_first(rec, tmp_pat
     md = render_review_md(review, str(tmp_path / "full.html"))
     assert len(md) < 65536, len(md)
     assert md.split("\n\n")[1].startswith(f"**✅ {600 * len(TOPLEVEL_KERNEL)} fixed, 0 broken")
-    assert md.index("### Fixed") < md.index("### Still failing")
+    assert md.index("### Fixed") < md.index("### Failing as expected")
+    assert "### Still failing unexpectedly" not in md  # every cell still failing fails as its case expects
     assert "left out to fit a PR comment" in md
     assert md.rstrip().endswith(f"the whole review is in `{tmp_path / 'full.html'}`.**")
 

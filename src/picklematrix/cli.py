@@ -73,6 +73,9 @@ COMMANDS = {c.name: c for c in [
             epilog="exit status: 0 an answer, 2 bad input"),
     Command("plan", "the profile's envs as a CI job matrix (JSON on stdout)", "picklematrix.record.shards:plan_command"),
     Command("merge", "merge shards' results directories into --results", "picklematrix.record.shards:merge_command"),
+    Command("preview", "serve the report's site on 127.0.0.1 until Ctrl-C and print the matrix page's URL",
+            "picklematrix.report.preview:run",
+            epilog="exit status: 0 stopped (Ctrl-C), 2 bad input (no report there, the port is taken)"),
     Command("comment", "a pull request's review as one comment, posted or updated",
             "picklematrix.report.comment:run", epilog="exit status: 0 posted, 1 no review to post, 2 refused"),
     Command("alert", "the daily run's one issue: opened or updated while the newest releases flip cells, closed "
@@ -213,14 +216,19 @@ OPTIONS = [
            help="say what would be done and do nothing: the envs matrix would record (resolved), the comment "
                 "or the issue that would be posted")),
     # results and the report
-    Option(("--results",), ("matrix", "report", "review", "bisect", "merge"), dict(metavar="DIR",
+    Option(("--results",), ("matrix", "report", "review", "bisect", "merge", "preview"), dict(metavar="DIR",
            help="the results directory (default: $PICKLEMATRIX_RESULTS, else <checkout>/results)"),
            fallback=("PICKLEMATRIX_RESULTS", str)),
-    Option(("--checkout",), ("report", "review"), dict(metavar="DIR",
+    Option(("--checkout",), ("report", "review", "preview"), dict(metavar="DIR",
            help="the picklematrix checkout whose asv.conf.json and matrix.toml to use (default: the current "
                 "directory)")),
-    Option(("--html",), ("report",), dict(metavar="DIR",
-           help="where the site goes (default: the checkout's html/ for its own results, else <results>/../html)")),
+    Option(("--html",), ("report", "preview"), dict(metavar="DIR",
+           help="where the site goes, or is (default: the checkout's html/ for its own results, else "
+                "<results>/../html)")),
+    Option(("--port",), ("preview",), dict(type=int, default=0, metavar="N",
+           help="the port on 127.0.0.1 to serve the site on (default 0: a free one)")),
+    Option(("--browser",), ("preview",), dict(action="store_true",
+           help="also open the matrix page in the default browser")),
     Option(("--asset-cache",), ("report",), dict(metavar="DIR",
            help="npm tarball cache (default: $PICKLEMATRIX_ASSET_CACHE or ~/.cache/picklematrix/npm)")),
     Option(("--strict",), ("report",), dict(action="store_true", help="exit 1 when any result file had a problem")),

@@ -1,8 +1,9 @@
 """asv's web assets offline: pinned npm packages fetched, checked, vendored into the site, and pages pointed at them.
 
 asv's pages load jQuery, flot, bootstrap, stupidtable and blueimp-md5 from CDNs. The same files come from
-pinned npm packages (``WEB_ASSETS``, fetched with ``npm pack`` into a cache outside git, checked against the
-registry's integrity hash), are copied into ``<html>/vendor/`` and the pages are pointed at them. Where the
+pinned npm packages (``WEB_ASSETS``, fetched from the npm registry by Python, with no Node.js or npm, into a cache
+outside git, checked against the registry's integrity hash), are copied into ``<html>/vendor/`` and the pages are
+pointed at them. Where the
 package's file is byte-identical to what asv asked for, asv's own ``integrity`` attribute stays, so the
 browser checks it.
 """
@@ -14,10 +15,11 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
 import tarfile
 import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,28 +103,60 @@ def matches_integrity(data: bytes, integrity: str) -> bool:
                if token.split("-", 1)[0] in ("sha256", "sha384", "sha512"))
 
 
+DEFAULT_REGISTRY = "https://registry.npmjs.org"
+REGISTRY_VARS = ("PICKLEMATRIX_NPM_REGISTRY", "npm_config_registry", "NPM_CONFIG_REGISTRY")
+FETCH_TIMEOUT = 120
+
+
+def registry_url() -> str:
+    """The npm registry the tarballs come from: ``$PICKLEMATRIX_NPM_REGISTRY``, else npm's own setting in the
+    environment (``npm_config_registry``), else the public registry."""
+    for var in REGISTRY_VARS:
+        if os.environ.get(var):
+            return os.environ[var].rstrip("/")
+    return DEFAULT_REGISTRY
+
+
+def _get(url: str, accept: str) -> bytes:
+    req = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "picklematrix"})
+    with urllib.request.urlopen(req, timeout=FETCH_TIMEOUT) as resp:
+        return resp.read()
+
+
+def download_package(pkg: NpmPackage, registry: str | None = None) -> bytes:
+    """The package's tarball from the npm registry, by Python (the registry's JSON API: no ``node``, no ``npm``):
+    the version's document names the tarball; the caller checks it against the pin."""
+    registry = registry or registry_url()
+    # a scoped name is one path segment: @scope%2Fname
+    meta_url = f"{registry}/{urllib.parse.quote(pkg.name, safe='@')}/{urllib.parse.quote(pkg.version)}"
+    try:
+        meta = json.loads(_get(meta_url, "application/json"))
+        tarball = meta["dist"]["tarball"]
+        return _get(tarball, "application/octet-stream")
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as e:
+        raise AssetError(f"cannot fetch {pkg.name}@{pkg.version} from the npm registry {registry} "
+                         f"({type(e).__name__}: {e}); set PICKLEMATRIX_NPM_REGISTRY to a mirror, or put the "
+                         f"tarball ({pkg.dirname}.tgz) in the asset cache") from None
+
+
 def fetch_package(pkg: NpmPackage, cache: Path) -> Path:
-    """The package's tarball, from the cache or the npm registry (``npm pack``), checked against its pin."""
+    """The package's tarball, from the cache or the npm registry (fetched by Python), checked against its pin."""
     cache.mkdir(parents=True, exist_ok=True)
     tarball = cache / f"{pkg.name.replace('/', '-').lstrip('@')}-{pkg.version}.tgz"
     if tarball.exists() and matches_integrity(tarball.read_bytes(), pkg.integrity):
         return tarball
-    npm = shutil.which("npm")
-    if npm is None:
-        raise AssetError(f"npm not found: asv's pages need {pkg.name}@{pkg.version} from the npm registry "
-                         f"(install Node.js and npm, e.g. `apt-get install npm`, or put the tarball in {cache})")
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        proc = subprocess.run([npm, "pack", f"{pkg.name}@{pkg.version}", "--pack-destination", tmp, "--json",
-                               "--ignore-scripts"], capture_output=True, text=True, timeout=300, check=False)
-        packed = list(Path(tmp).glob("*.tgz"))
-        if proc.returncode != 0 or len(packed) != 1:
-            raise AssetError(f"npm pack {pkg.name}@{pkg.version} failed (exit {proc.returncode}):\n"
-                             f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
-        data = packed[0].read_bytes()
-        if not matches_integrity(data, pkg.integrity):
-            raise AssetError(f"{pkg.name}@{pkg.version} from the registry does not match its pinned integrity "
-                             f"{pkg.integrity[:30]}… (got {_sri(data, 'sha512')[:30]}…): refusing to use it")
-        os.replace(packed[0], tarball)
+    data = download_package(pkg)
+    if not matches_integrity(data, pkg.integrity):
+        raise AssetError(f"{pkg.name}@{pkg.version} from the registry does not match its pinned integrity "
+                         f"{pkg.integrity[:30]}… (got {_sri(data, 'sha512')[:30]}…): refusing to use it")
+    fd, tmp = tempfile.mkstemp(prefix=f".{tarball.name}.", dir=cache)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, tarball)  # whole or not at all: another report may read the cache meanwhile
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return tarball
 
 

@@ -43,15 +43,16 @@ def unrolled(result, key) -> dict:
     params = result.get_result_params(key)
     if not params:
         return {}
-    combos = list(itertools.product(*params))  # asv stores a parameterized result in this order
+    # asv stores a parameterized result in this order; each param's text is read once (a full profile's results
+    # have 177,000 combinations)
+    combos = list(itertools.product(*([param_value(v) for v in values] for values in params)))
 
     def column(values):
         return values if values is not None else [None] * len(combos)
 
     columns = (result.get_result_value(key, params), result.get_result_stats(key, params),
                result.get_result_samples(key, params))
-    return {tuple(param_value(p) for p in combo): (value, stat, sample)
-            for combo, value, stat, sample in zip(combos, *map(column, columns))}
+    return {combo: (value, stat, sample) for combo, value, stat, sample in zip(combos, *map(column, columns))}
 
 
 def asv_version(result, name: str) -> str | None:

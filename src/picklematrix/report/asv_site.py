@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
+from picklematrix.pins import ASV
 from picklematrix.record.asvconf import AsvConfigError, write_config
 from picklematrix.report.asv_results import param_value
 from picklematrix.report.results import ResultSet
@@ -72,33 +74,64 @@ def _merge_params(old: list, found: list) -> list:
     return merged
 
 
-def asv_publish(rs: ResultSet, site: Path, checkout: Path | None) -> tuple[bool, str, dict]:
-    """Run the real ``asv publish`` into ``site``. Returns (ok, asv's output or why not, params widened).
+class Publishing:
+    """A running ``asv publish`` (:func:`start_publish`): the report renders its own pages meanwhile."""
+
+    def __init__(self, widened: dict, failed: str | None = None, proc=None, tmp=None, site: Path | None = None):
+        self.widened, self.failed, self.proc, self.tmp, self.site = widened, failed, proc, tmp, site
+
+    def wait(self, timeout: float = 600) -> tuple[bool, str]:
+        """(ok, asv's output or why not), once asv is done."""
+        if self.failed is not None:
+            return False, self.failed
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+            out = f"{out}\nasv publish did not finish in {timeout:g} s: stopped"
+        finally:
+            self.tmp.cleanup()
+        return self.proc.returncode == 0 and (self.site / "index.html").exists(), out.strip()
+
+
+def start_publish(rs: ResultSet, site: Path, checkout: Path | None) -> Publishing:
+    """Start the real ``asv publish`` into ``site`` (which it replaces whole: write there after :meth:`wait`).
 
     asv's configuration is the checkout's asv.conf.json (:mod:`picklematrix.record.asvconf`), pointed at a staged
-    copy of the results.
+    copy of the results; the params widened for it are known at once (``Publishing.widened``).
     """
     if checkout is None:
-        return False, ("no picklematrix checkout to take asv's configuration from: run from the checkout "
-                       "(as `nox -s report` does) or pass --checkout DIR"), {}
-    with tempfile.TemporaryDirectory(prefix="picklematrix-publish-") as tmp:
-        stage = Path(tmp) / "results"
-        stage.mkdir()
-        widened = stage_results(rs, stage)
-        if not any(stage.glob("*/machine.json")):
-            return False, "no asv result could be published (every asv result file was unreadable or missing)", {}
-        if not (stage / "benchmarks.json").exists():
-            return False, f"{rs.results_dir / 'benchmarks.json'} is missing or unreadable: asv cannot publish", {}
+        return Publishing({}, "no picklematrix checkout to take asv's configuration from: run from the checkout "
+                              "(as `nox -s report` does) or pass --checkout DIR")
+    tmp = tempfile.TemporaryDirectory(prefix="picklematrix-publish-")
+    stage = Path(tmp.name) / "results"
+    stage.mkdir()
+    widened = stage_results(rs, stage)
+    failed = None
+    if not any(stage.glob("*/machine.json")):
+        failed = "no asv result could be published (every asv result file was unreadable or missing)"
+    elif not (stage / "benchmarks.json").exists():
+        failed = f"{rs.results_dir / 'benchmarks.json'} is missing or unreadable: asv cannot publish"
+    else:
         try:
-            conf = write_config(Path(tmp) / "asv.conf.json", checkout=checkout, results_dir=stage, html_dir=site,
-                                env_dir=Path(tmp) / "env")
+            conf = write_config(Path(tmp.name) / "asv.conf.json", checkout=checkout, results_dir=stage,
+                                html_dir=site, env_dir=Path(tmp.name) / "env")
         except AsvConfigError as e:
-            return False, str(e), {}
-        proc = subprocess.run([sys.executable, "-m", "asv", "publish", "--config", str(conf)],
-                              capture_output=True, text=True, timeout=600, cwd=tmp, check=False)
-        output = (proc.stdout + proc.stderr).strip()
-        ok = proc.returncode == 0 and (site / "index.html").exists()
-        return ok, output, widened
+            failed = str(e)
+    if failed is not None:
+        tmp.cleanup()
+        return Publishing({}, failed)
+    proc = subprocess.Popen([sys.executable, "-m", "picklematrix.report.asv_site", str(conf)], cwd=tmp.name,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return Publishing(widened, None, proc, tmp, site)
+
+
+def asv_publish(rs: ResultSet, site: Path, checkout: Path | None) -> tuple[bool, str, dict]:
+    """Run the real ``asv publish`` into ``site``. Returns (ok, asv's output or why not, params widened)."""
+    publishing = start_publish(rs, site, checkout)
+    ok, output = publishing.wait()
+    return ok, output, publishing.widened
 
 
 def add_nav_link(html: str) -> str:
@@ -150,3 +183,104 @@ def asv_graph_url(benchmark: str, case_key: str, env: dict | None = None) -> str
             value = (env.get("versions") or {}).get(name)
             parts.append(f"{name}={quote(value or ABSENT, safe='')}")
     return f"index.html#{benchmark}?{'&'.join(parts)}"
+
+
+# --------------------------------------------------------------------------- asv publish, linear in the cells
+
+SPED_UP_FOR = ASV.partition("==")[2]  # the asv these changes were read against (picklematrix.pins)
+SERIAL_POINTS = 4  # a graph with this few commits: its step detection is cheaper here than in a worker process
+
+
+def speed_up_publish(graph, util) -> None:
+    """Make asv's publish linear in the number of cells, its output unchanged (asv 0.6.6's ``graph`` and ``util``).
+
+    A result set of one harness commit is many graphs (a benchmark x an env) of many series (a case x method x
+    context) of one point each. asv 0.6.6 spends, for a full profile (120 envs x 492 cells), most of a minute and
+    a half in three places; each change below leaves every file it writes as it was:
+
+    - ``GraphSet.detect_steps`` sends each series to a process pool: 177,120 one-point series, each a round trip
+      through pickling worth far more than the step detection itself. With a few commits per graph the same
+      function runs in this process (asv's own ``pool=None`` path).
+    - ``Graph.get_steps`` walks every series of its graph on each call, to resolve the pool's results; the list
+      view calls it for every series, so a graph's cost grows with the square of its series. Once resolved, it is
+      returned as it is.
+    - ``step_detect.solve_potts_autogamma`` searches for the best penalty of a piecewise fit, some 60 fits per
+      series; a series of one point has one fit whatever the penalty (one piece: the point's median and
+      distance, asv's own ``get_mu_dist``), which is what the search returns, so it is given at once. (Its fourth
+      value, the penalty, is not used by asv's only caller, ``detect_steps``.)
+    - ``util.sanitize_filename`` (a regular expression per graph parameter, 2.3 million calls) is a pure function
+      of its text: its results are kept.
+    - ``util.write_json(compact=True)`` (the graphs and the list view: 47 MB) streams through ``json.dump``,
+      which is the encoder written in Python; the same text is made by ``json.dumps``'s C encoder and written.
+    """
+    import functools
+    import math
+
+    from asv import step_detect
+
+    if getattr(graph.GraphSet, "_picklematrix_sped_up", False):
+        return
+    detect_steps, get_steps = graph.GraphSet.detect_steps, graph.Graph.get_steps
+    autogamma = step_detect.solve_potts_autogamma
+
+    def one_point_at_once(y, w, beta=None, **kw):
+        if len(y) == 1 and beta is None and not kw:
+            mu_dist = step_detect.get_mu_dist(y, w)
+            value, dist = mu_dist.mu(0, 0), mu_dist.dist(0, 0)
+            # asv keeps the first fit whose objective is below infinity: log(noise floor + misfit), as asv computes it
+            objective = math.log(max(1e-300, 0.001 * abs(value)) + abs(y[0] - value) * w[0])
+            if objective < math.inf:
+                return [1], [value], [dist], None
+        return autogamma(y, w, beta, **kw)
+
+    def serial_when_small(self, pool=None, dots=None):
+        if all(len(g.data_points) <= SERIAL_POINTS for g in self._graphs.values()):
+            pool = None
+        return detect_steps(self, pool, dots)
+
+    def resolved_once(self):
+        if getattr(self, "_picklematrix_resolved", False):
+            return self._steps[0] if self.scalar_series else self._steps
+        steps = get_steps(self)
+        self._picklematrix_resolved = True
+        return steps
+
+    write_json = util.write_json
+
+    def compact_in_one_go(path, data, api_version=None, compact=False):
+        if not compact:
+            return write_json(path, data, api_version, compact)
+        # asv's write_json, its compact branch with json.dumps for json.dump: the same text
+        path = os.path.abspath(path)
+        dirname = util.long_path(os.path.dirname(path))
+        if not os.path.exists(dirname):
+            os.makedirs(dirname)
+        if api_version is not None:
+            data = dict(data)
+            data["version"] = api_version
+        with util.long_path_open(path, "w", encoding="utf-8") as fd:
+            fd.write(json.dumps(data))
+
+    util.write_json = compact_in_one_go
+    step_detect.solve_potts_autogamma = one_point_at_once
+    graph.GraphSet.detect_steps = serial_when_small
+    graph.Graph.get_steps = resolved_once
+    util.sanitize_filename = functools.lru_cache(maxsize=None)(util.sanitize_filename)
+    graph.GraphSet._picklematrix_sped_up = True
+
+
+def publish_main(argv: list) -> None:
+    """``python -m picklematrix.report.asv_site CONFIG``: ``asv publish --config CONFIG``, in this process, with
+    :func:`speed_up_publish` when asv is the pinned version (any other asv runs as it is)."""
+    import asv
+    from asv import graph, util
+    from asv.main import main
+
+    if asv.__version__ == SPED_UP_FOR:
+        speed_up_publish(graph, util)
+    sys.argv = ["asv", "publish", "--config", argv[0]]
+    main()
+
+
+if __name__ == "__main__":
+    publish_main(sys.argv[1:])

@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from picklematrix.record.asvconf import AsvConfigError, default_html_dir
 from picklematrix.report.assets import AssetError, localize_site, remote_loads
-from picklematrix.report.asv_site import add_graph_fixes, add_nav_link, asv_publish
+from picklematrix.report.asv_site import add_graph_fixes, add_nav_link, start_publish
 from picklematrix.report.checkout import CheckoutError, default_results_dir, matrix_order, resolve_checkout
-from picklematrix.report.compare import build_review
+from picklematrix.report.compare import DEFAULT_FACTOR, build_review, measure_noise
 from picklematrix.report.envmatch import select_envs
 from picklematrix.report.problems import BadInput, Problem
 from picklematrix.report.render import render_table_html, render_table_md
@@ -62,7 +61,7 @@ def site_dir(results_dir: Path, html_dir=None, checkout: Path | None = None) -> 
         try:
             return default_html_dir(checkout, results_dir)
         except AsvConfigError:
-            pass  # asv_publish names the unreadable configuration
+            pass  # start_publish names the unreadable configuration
     return results_dir.resolve().parent / "html"
 
 
@@ -77,32 +76,43 @@ def build_report(results_dir, html_dir=None, commit=None, asset_cache=None, chec
     rs = select_envs(everything, list(envs))  # before anything is written: an unmatched spec changes nothing
     failures: list[str] = []
     site.parent.mkdir(parents=True, exist_ok=True)
-    ok, output, widened = asv_publish(everything, site, checkout)
+    # asv writes its site (replacing the directory) while the report renders its own pages: they are written after
+    publishing = start_publish(everything, site, checkout)
+    for key, added in publishing.widened.items():
+        rs.problems.append(Problem(str(results_dir / "benchmarks.json"),
+                                   f"lists fewer params for {key} than the results have (an `asv run` with "
+                                   f"PICKLEMATRIX_ONLY rewrote it); widened for the report by {added}"))
+    order, baseline = matrix_order(checkout)
+    table = build_table(rs, order, baseline)
+    saved = saved_reviews(results_dir)
+    made, pages = baseline_reviews(rs, table, failures, skip={r["href"] for r in saved})
+    reviews = saved + made
+    texts = {"matrix.html": render_table_html(table, reviews),
+             # compact: the C encoder (an indented dump is pure Python, seconds for a full profile)
+             "table.json": json.dumps(table, separators=(",", ":")) + "\n", "table.md": render_table_md(table)}
+    ok, output = publishing.wait()
     assets = []
     if not ok:
         failures.append(f"asv publish failed; the matrix page is still written:\n{output[-4000:]}")
         site.mkdir(parents=True, exist_ok=True)
     else:
         log(f"asv publish: {site / 'index.html'}")
-        for key, added in widened.items():
-            rs.problems.append(Problem(str(results_dir / "benchmarks.json"),
-                                       f"lists fewer params for {key} than the results have (an `asv run` with "
-                                       f"PICKLEMATRIX_ONLY rewrote it); widened for the report by {added}"))
         try:
             assets = localize_site(site, Path(asset_cache) if asset_cache else None)
-        except (AssetError, OSError, subprocess.SubprocessError) as e:
+        except (AssetError, OSError) as e:
             failures.append(f"asv's pages still load their scripts from CDNs (no internet, no graphs): {e}")
         index = site / "index.html"
         # one harness commit: asv's default x axis (commits) is one column of points; show the methods instead
         commits = {r.commit for r in everything.recordings if r.asv_path is not None}
         index.write_text(add_graph_fixes(add_nav_link(index.read_text()), site,
                                          default_x_axis="method" if len(commits) <= 1 else None))
-    order, baseline = matrix_order(checkout)
-    table = build_table(rs, order, baseline)
-    saved = copy_saved_reviews(results_dir, site)
-    reviews = saved + write_baseline_reviews(rs, table, site, failures, skip={r["href"] for r in saved})
-    (site / "matrix.html").write_text(render_table_html(table, reviews))
-    texts = {"table.json": json.dumps(table, indent=1) + "\n", "table.md": render_table_md(table)}
+    if saved or pages:
+        (site / "reviews").mkdir(exist_ok=True)
+    for review in saved:
+        shutil.copy2(results_dir / review["href"], site / review["href"])
+    for name, page in pages.items():
+        (site / name).write_text(page)
+    (site / "matrix.html").write_text(texts.pop("matrix.html"))
     for where in (results_dir, site):
         for name, text in texts.items():
             (where / name).write_text(text)
@@ -114,44 +124,45 @@ def build_report(results_dir, html_dir=None, commit=None, asset_cache=None, chec
     return ReportOutcome(site, table, rs.problems, failures, assets)
 
 
-def write_baseline_reviews(rs: ResultSet, table: dict, site: Path, failures: list, skip=frozenset()) -> list:
-    """A review of baseline -> each other env (same machine), linked from the matrix page's column headers.
+def baseline_reviews(rs: ResultSet, table: dict, failures: list, skip=frozenset()) -> tuple[list, dict]:
+    """A review of baseline -> each other env (same machine), linked from the matrix page's column headers:
+    (what the matrix page shows of each, {path in the site: its page}).
 
     A review of the same pair saved by ``nox -s review`` (in ``skip``) is kept as it is.
     """
     base = next((e for e in table["environments"] if e["baseline"]), None)
     if base is None:
-        return []
+        return [], {}
     by_key = {r.key: r for r in rs.current()}
-    out = []
+    out, pages = [], {}
+    noise = None  # every review here starts from the baseline: its A/A pair is measured once
     for e in table["environments"]:
         if e["kind"] != "result" or e["replica_of"] or e["key"] == base["key"] or e["machine"] != base["machine"]:
             continue
         if by_key[e["key"]].case_digest != by_key[base["key"]].case_digest:  # like with like: one corpus
             continue
         try:
-            review = build_review(rs, by_key[base["key"]], by_key[e["key"]], baseline=table["baseline"])
+            if noise is None:
+                noise = measure_noise(rs, by_key[base["key"]], DEFAULT_FACTOR, None, table["baseline"])
+            review = build_review(rs, by_key[base["key"]], by_key[e["key"]], baseline=table["baseline"], noise=noise)
             name = f"reviews/{review['slug']}.html"
             if name in skip:
                 continue
-            page = render_review_html(review)
+            pages[name] = render_review_html(review)
         except Exception as exc:  # noqa: BLE001 -- one review must not cost the page; the failure is reported
             failures.append(f"review {base['env_id']} -> {e['env_id']}: {type(exc).__name__}: {exc}")
             continue
-        (site / "reviews").mkdir(exist_ok=True)
-        (site / name).write_text(page)
         out.append({"href": name, "from": review["from"]["label"], "to": review["to"]["label"],
                     "from_key": base["key"], "to_key": e["key"], "verdict": review["verdict"],
                     "status": review["exit_status"]})
-    return out
+    return out, pages
 
 
-def copy_saved_reviews(results_dir: Path, site: Path) -> list:
-    """Reviews written by ``nox -s review`` (``<results>/reviews/*.html``), copied into the site."""
+def saved_reviews(results_dir: Path) -> list:
+    """Reviews written by ``nox -s review`` (``<results>/reviews/*.html``), as the matrix page lists them (the
+    report copies them into the site)."""
     out = []
     for page in sorted((results_dir / "reviews").glob("*.html")):
-        (site / "reviews").mkdir(exist_ok=True)
-        shutil.copy2(page, site / "reviews" / page.name)
         try:
             info = json.loads(page.with_suffix(".meta").read_text())
         except (OSError, ValueError):
@@ -175,9 +186,12 @@ def run(args) -> int:
         print(f"warning: {p}", file=sys.stderr)
     for f in out.failures:
         print(f"error: {f}", file=sys.stderr)
+    # the last line says how to look at it: `preview` finds the site where the report put it by default
+    default = site_dir(results.resolve(), None, checkout) == out.site
     print(f"matrix page: {out.site / 'matrix.html'}\nasv site:    {out.site / 'index.html'}\n"
           f"table:       {', '.join(str(results / name) for name in TABLE_FILES)}\n"
-          f"browse:      python3 -m http.server --bind 127.0.0.1 --directory {out.site} 8080")
+          f"preview:     ./nox -s preview{'' if default else f' -- --html {out.site}'}   "
+          f"(or: picklematrix preview --html {out.site})")
     if out.failures or (args.strict and out.problems):
         return EXIT_PARTIAL
     return EXIT_OK

@@ -4,7 +4,8 @@
     ./nox -s comment -- --review results/reviews/pr.review.json --repo OWNER/NAME --pr N
 
 REVIEW.json is what ``nox -s review -- --base-rev BASE`` writes (picklematrix.report.revs). The comment starts
-with the verdict, then the changed cells (broken, not compared, slower, fixed, failing differently, other), then
+with the verdict, then the changed cells (broken, not compared, slower, fixed, still failing where the case expects
+otherwise, failing differently, other; the cells failing as their cases expect are only counted), then
 the envs that were not simply compared; every list is cut whole rows at a time with "… and N more", so the
 comment stays under :data:`BUDGET` bytes (GitHub refuses a body over 65,536 characters) at any profile size, and
 links the rest (``--details-url``: the run's summary, its results artifact and the Pages site).
@@ -32,6 +33,7 @@ from picklematrix.report.render import cell_md, md_code, md_prose, md_text, shor
 MARKER = "<!-- picklematrix-review -->"
 BUDGET = 60000  # bytes of UTF-8: under GitHub's 65,536 characters whatever it counts
 SECTIONS = (("broken", "❌ Broken (pass → fail)"), ("slower", "🐢 Slower"), ("fixed", "✅ Fixed (fail → pass)"),
+            ("still-failing-unexpected", "❗ Still failing unexpectedly (fail → fail, the case expects otherwise)"),
             ("failure-changed", "Failing differently (another failure or root cause)"),
             ("other", "Other outcome changes"), ("faster", "Faster"))
 TIMEOUT = 30
@@ -42,10 +44,12 @@ def _size(text: str) -> int:
     return len(text.encode())
 
 
-def _cell_row(env: dict, c: dict) -> str:
+def _cell_row(env: dict, c: dict, expects: bool = False) -> str:
+    after = cell_md(c["after"], limit=120, mark=False)
+    if expects and c["after"].get("expected"):
+        after += f" (the case expects {md_text(c['after']['expected'])})"
     return (f"| {md_code(env['env_id'])} | {md_code(c['case'])} | {md_text(short_method(c['method']))} @ "
-            f"{md_text(c['context'])} | {cell_md(c['before'], limit=120, mark=False)} | "
-            f"{cell_md(c['after'], limit=120, mark=False)} |")
+            f"{md_text(c['context'])} | {cell_md(c['before'], limit=120, mark=False)} | {after} |")
 
 
 def _timing_row(env: dict, t: dict) -> str:
@@ -62,7 +66,7 @@ def _sections(review: dict) -> list:
             rows = [_timing_row(e, t) for e in envs for t in e.get(kind, [])]
             head = ["| env | case | cell | base | head |", "|---|---|---|---:|---:|"]
         else:
-            rows = [_cell_row(e, c) for e in envs for c in e.get(kind, [])]
+            rows = [_cell_row(e, c, expects=kind == "still-failing-unexpected") for e in envs for c in e.get(kind, [])]
             head = ["| env | case | cell | base | head |", "|---|---|---|---|---|"]
         if kind == "slower" and rows:
             title += f" beyond ×{review['factor']:g}"

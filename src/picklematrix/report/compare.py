@@ -14,7 +14,15 @@ from picklematrix.report.envmatch import matcher
 from picklematrix.report.naming import error_explanation, name_cells
 from picklematrix.report.problems import BadInput
 from picklematrix.report.results import Recording, ResultSet, corpus_name
-from picklematrix.report.table import BAD, cell_sort_key, cell_view
+from picklematrix.report.table import (
+    AS_EXPECTED,
+    BAD,
+    UNEXPECTED,
+    UNKNOWN,
+    cell_sort_key,
+    cell_view,
+    expectation,
+)
 from picklematrix.run.selection import COMPUTE
 from picklematrix.versions import ABSENT, AXES, TRACKED
 
@@ -211,7 +219,7 @@ def compare_timings(a: Recording, b: Recording, factor: float) -> dict:
     """Timing changes a -> b beyond ``factor``, decided the way ``asv compare`` decides them."""
     from asv_runner.statistics import get_err
 
-    slower, faster = [], []
+    slower, faster, cells = [], [], []
     compared = not_comparable = 0
     version_a, version_b = a.benchmark_versions.get(COMPUTE), b.benchmark_versions.get(COMPUTE)
     for key in sorted(set(a.timings) & set(b.timings), key=cell_sort_key):
@@ -228,9 +236,15 @@ def compare_timings(a: Recording, b: Recording, factor: float) -> dict:
                  "before_err": get_err(va, sa) if sa else None, "after_err": get_err(vb, sb) if sb else None}
         if faster_beyond(va, vb, sa, sb, factor):
             slower.append(entry)
+            entry["change"] = "slower"
         elif faster_beyond(vb, va, sb, sa, factor):
             faster.append(entry)
-    return {"slower": slower, "faster": faster, "compared": compared, "not_comparable": not_comparable}
+            entry["change"] = "faster"
+        else:
+            entry["change"] = None
+        cells.append(entry)
+    return {"slower": slower, "faster": faster, "compared": compared, "not_comparable": not_comparable,
+            "cells": cells}
 
 
 def compare_outcomes(a: Recording, b: Recording) -> dict:
@@ -270,15 +284,18 @@ def measure_noise(rs: ResultSet, a: Recording, factor: float, aa_machine: str | 
     if pair is None:
         hint = f"no recording of {a.env_name} on machine {aa_machine}" if aa_machine else f"no A/A pair recorded ({AA_HINT})"
         return {"pair": None, "changes": None, "safe": None, "safe_factor": None, "flaky": [], "compared": 0,
-                "changed_cells": [], "message": f"noise not measured: {hint}; timing changes below are unverified"}
+                "changed_cells": [], "band": None, "message": f"noise not measured: {hint}; timing changes below are unverified"}
     x, y = pair
     timing = compare_timings(x, y, factor)
     changes = len(timing["slower"]) + len(timing["faster"])
     flaky = [dict(f, kind=k) for k, fl in compare_outcomes(x, y)["flips"].items() for f in fl]
     safe_factor = next((f for f in FACTOR_LADDER if not any(compare_timings(x, y, f)[k] for k in ("slower", "faster"))),
                        None)
+    ratios = [c["ratio"] for c in timing["cells"] if math.isfinite(c["ratio"]) and c["ratio"] > 0]
     out = {"pair": {"a": x.key, "b": y.key}, "changes": changes, "safe": changes == 0, "safe_factor": safe_factor,
-           "flaky": flaky, "compared": timing["compared"], "changed_cells": timing["slower"] + timing["faster"]}
+           "flaky": flaky, "compared": timing["compared"], "changed_cells": timing["slower"] + timing["faster"],
+           # the ratios the same env shows measured twice: what the review's timing chart draws as the noise
+           "band": [min(ratios), max(ratios)] if ratios else None}
     if changes == 0:
         out["message"] = (f"A/A pair {x.machine} vs {y.machine} ({x.short_label}) shows 0 timing changes at "
                           f"×{factor:g} over {timing['compared']} timed cells: the threshold is safe")
@@ -312,10 +329,13 @@ def not_compared(a: Recording, b: Recording, outcomes: dict) -> dict:
 
 
 def still_failing(a: Recording, b: Recording) -> list:
-    """The cells that fail before and after, grouped by case and by the after-side's outcome and root cause.
+    """The cells that fail before and after, grouped by case, by whether the after-side fails as its case expects,
+    and by the after-side's outcome and root cause.
 
-    This is the decision an upgrade review leaves to the reviewer: what the upgrade does *not* fix. Grouping keeps
-    it short for a large profile (a case usually fails the same way in every method and context).
+    This is the decision an upgrade review leaves to the reviewer: what the upgrade does *not* fix. Most such
+    cells fail as their case says they must (a lock cannot be pickled): those are only counted; the ones that
+    fail unexpectedly (a surprise in the after-env) are what a reviewer reads. Grouping keeps it short for a large
+    profile (a case usually fails the same way in every method and context).
     """
     groups: dict = {}
     for key in sorted(set(a.cells) & set(b.cells), key=cell_sort_key):
@@ -324,27 +344,40 @@ def still_failing(a: Recording, b: Recording) -> list:
             continue
         view = cell_view(after)
         rc = view["root_cause"]
-        group = groups.setdefault((key[0], view["outcome"], rc["type"] if rc else None, rc["message"] if rc else None),
+        expect = expectation(after)
+        group = groups.setdefault((key[0], expect, view["outcome"], rc["type"] if rc else None,
+                                   rc["message"] if rc else None),
                                   {"case": key[0], "outcome": view["outcome"], "root_cause": rc, "cells": [],
-                                   "changed": False})
+                                   "changed": False, "expectation": expect, "expected": view["expected"]})
         group["cells"].append({"method": key[1], "context": key[2], "before": before["outcome"]})
         group["changed"] |= classify_flip(before, after) == "failure-changed"
     return list(groups.values())
+
+
+def still_failing_counts(still: list) -> dict:
+    """{as-expected, unexpected, unknown: cells} of :func:`still_failing`'s groups."""
+    counts = {AS_EXPECTED: 0, UNEXPECTED: 0, UNKNOWN: 0}
+    for g in still:
+        counts[g["expectation"]] += len(g["cells"])
+    return counts
 
 
 def verdict_lines(fixed: int, broken: int, still: list, missing: dict, timing: dict, noise: dict,
                   factor: float) -> list:
     """The verdict: a line of counts, then what it means for the reviewer (first line: the matrix page's too).
 
-    "Nothing broke" only when every cell was compared: a cell never run on one side could have broken.
+    It leads with what a reviewer acts on: fixed, broken, and the cells still failing *unexpectedly*; the cells
+    that fail as their cases expect are a count in brackets, never a list. "Nothing broke" only when every cell
+    was compared: a cell never run on one side could have broken.
     """
-    nstill = sum(len(g["cells"]) for g in still)
+    n = still_failing_counts(still)
     nmissing = len(missing["cells"])
     slower, faster = len(timing["slower"]), len(timing["faster"])
     trust = ("" if noise.get("safe") else
              " (threshold unsafe: the A/A pair changes too)" if noise.get("safe") is False else " (noise not measured)")
-    counts = (f"{fixed} fixed, {broken} broken, {nstill} still failing, {nmissing} not compared"
-              + (" (partial record)" if missing["partial"] else "")
+    quiet = [f"{n[AS_EXPECTED]} as expected"] + ([f"{n[UNKNOWN]} with no recorded expectation"] if n[UNKNOWN] else [])
+    counts = (f"{fixed} fixed, {broken} broken, {n[UNEXPECTED]} still failing unexpectedly ({', '.join(quiet)}), "
+              f"{nmissing} not compared" + (" (partial record)" if missing["partial"] else "")
               + f"; timings: {slower} slower, {faster} faster beyond ×{factor:g}{trust}")
     said = []
     if broken:
@@ -359,9 +392,15 @@ def verdict_lines(fixed: int, broken: int, still: list, missing: dict, timing: d
     else:
         meaning = f"nothing broke, every cell compared, nothing got slower beyond ×{factor:g}"
     meaning += (f"; the change fixes {fixed} cell(s)" if fixed else "; the change fixes nothing")
-    if nstill:
-        cases = len({g["case"] for g in still})
-        meaning += f"; {nstill} cell(s) in {cases} case(s) still fail"
+    if n[UNEXPECTED]:
+        cases = len({g["case"] for g in still if g["expectation"] == UNEXPECTED})
+        meaning += f"; {n[UNEXPECTED]} cell(s) in {cases} case(s) still fail unexpectedly"
+    elif n[AS_EXPECTED] or n[UNKNOWN]:
+        meaning += "; nothing still fails unexpectedly"
+    if n[AS_EXPECTED]:
+        meaning += f"; {n[AS_EXPECTED]} cell(s) fail as their cases expect"
+    if n[UNKNOWN]:
+        meaning += f"; {n[UNKNOWN]} failing cell(s) have no recorded expectation (no outcome sidecar)"
     return [counts, meaning]
 
 
@@ -377,14 +416,17 @@ def _slug(text: str) -> str:
 
 
 def build_review(rs: ResultSet, a: Recording, b: Recording, factor: float = DEFAULT_FACTOR,
-                 aa_machine: str | None = None, baseline: str | None = None) -> dict:
+                 aa_machine: str | None = None, baseline: str | None = None, noise: dict | None = None) -> dict:
     """The review of a -> b as data (what the markdown, the HTML and the exit status come from).
 
     ``baseline``: matrix.toml's baseline env id, whose A/A pair measures the noise when ``a`` has none.
+    ``noise``: :func:`measure_noise`'s answer for ``a``, when the caller already has it (the report reviews the
+    baseline against every env: one A/A pair, measured once).
     """
     outcomes = compare_outcomes(a, b)
     timing = compare_timings(a, b, factor)
-    noise = measure_noise(rs, a, factor, aa_machine, baseline)
+    if noise is None:
+        noise = measure_noise(rs, a, factor, aa_machine, baseline)
     flaky_keys = {(f["case"], f["method"], f["context"]) for f in noise["flaky"]}
     for flips in outcomes["flips"].values():
         for f in flips:
@@ -407,7 +449,8 @@ def build_review(rs: ResultSet, a: Recording, b: Recording, factor: float = DEFA
         "flips": outcomes["flips"], "only_from": outcomes["only_from"], "only_to": outcomes["only_to"],
         "harness_errors": outcomes["harness_errors"], "timing": timing, "noise": noise, "warnings": warnings,
         "not_compared": missing,
-        "still_failing": still, "verdict": verdict[0], "verdict_lines": verdict, "exit_status": exit_status,
+        "still_failing": still, "still_failing_counts": still_failing_counts(still),
+        "verdict": verdict[0], "verdict_lines": verdict, "exit_status": exit_status,
         "corpus": corpus_name(b),
         "cells_compared": len(set(a.cells) & set(b.cells)),
     }

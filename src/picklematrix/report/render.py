@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
 from picklematrix.outcomes import OUTCOMES, PASS, RAN_LOCALLY
 from picklematrix.report.asv_site import asv_graph_url
 from picklematrix.report.naming import error_explanation
-from picklematrix.report.table import BAD
+from picklematrix.report.table import AS_EXPECTED, BAD, UNEXPECTED, UNKNOWN
 from picklematrix.run.selection import COMPUTE, OUTCOME
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -48,33 +49,138 @@ def html_prose(text):
     return Markup("").join(parts)
 
 
+@functools.lru_cache(maxsize=None)
 def jinja_env():
-    """The templates' environment: autoescaping (root causes hold text like ``<lambda>``), strict undefined."""
+    """The templates' environment: autoescaping (root causes hold text like ``<lambda>``), strict undefined.
+
+    One per process: each template is compiled once (a report renders a review page per env)."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["plural"] = lambda n, word: f"{n} {word}" + ("" if n == 1 else "s")
     env.filters["prose"] = html_prose
-    env.globals.update(marks=OUTCOME_MARKS, outcome_list=OUTCOMES, asv_graph_url=asv_graph_url,
+    env.filters["page_json"] = page_json
+    env.globals.update(marks=OUTCOME_MARKS, outcome_list=OUTCOMES, asv_graph_url=asv_graph_url, bar_width=BAR_WIDTH,
                        short_method=short_method, outcome_class=outcome_class,
                        outcome_benchmark=OUTCOME, compute_benchmark=COMPUTE)
     return env
 
 
+@functools.lru_cache(maxsize=None)
+def _stylesheet() -> str:
+    return (TEMPLATES / "picklematrix.css").read_text()
+
+
 def render_page(template: str, **context) -> str:
     """Render one of the package's templates, with the shared stylesheet inlined (the pages stand alone)."""
-    css = (TEMPLATES / "picklematrix.css").read_text()
+    css = _stylesheet()
     return jinja_env().get_template(template).render(css=css, **context)
 
 
 def render_table_html(table: dict, reviews: list) -> str:
-    """The matrix page: the table with filters, root causes, links to asv's graphs and to reviews."""
+    """The matrix page: the table with filters, root causes, links to asv's graphs and to reviews.
+
+    At full-profile size (120 envs x 82 cases x 6 cells: 59,000 cells) the page must open in a browser in seconds.
+    The page holds its cells as one compact JSON block (:func:`page_data`); its script draws a row's cells when
+    the row comes near the screen, a cell's tooltip when the pointer reaches it and a case's root causes when it
+    is opened, and filters on the data, never on the drawn cells.
+    """
     families = list(dict.fromkeys(c["family"] for c in table["cases"]))
     base = next((e["key"] for e in table["environments"] if e["baseline"]), None)
     review_for = {r["to_key"]: r for r in reversed(reviews) if r.get("to_key") and r.get("from_key") == base}
     return render_page("matrix.html.j2", t=table, families=families, reviews=reviews, review_for=review_for,
-                       differing=differing_rows(table))
+                       differing=differing_rows(table), data=page_data(table),
+                       bars={e["key"]: outcome_bar(e) for e in table["environments"] if e["kind"] == "result"})
+
+
+MISSING_MARK = "-"  # page_data's marks: a cell not run
+
+
+def page_data(table: dict) -> dict:
+    """What the page's script draws the cells from, compactly (a full profile's 59,000 cells in well under a MB).
+
+    ``envs``: the columns in order. ``marks``: per case one character per env and cell (env by env; in an env,
+    context by context, method by method): the outcome's index in ``outcomes`` as a capital letter from ``A``, as a
+    small letter from ``a`` when the cell is a surprise, ``-`` when it was not run. ``extras``: per case only the cells that have more than
+    an outcome, ``[env index, cell index, expected, stage, root cause, path, detail]`` (indices into ``strings``,
+    where every text is once; 0 = none).
+    """
+    strings, index = [None], {None: 0}
+
+    def s(text) -> int:
+        if text not in index:
+            index[text] = len(strings)
+            strings.append(text)
+        return index[text]
+
+    envs = table["environments"]
+    slots = [f"{m}|{c}" for c in table["contexts"] for m in table["methods"]]
+    code = {o: i for i, o in enumerate(OUTCOMES)}
+    marks, extras = {}, {}
+    for case in table["cases"]:
+        chars, rows = [], []
+        for ei, e in enumerate(envs):
+            cells = case["cells"].get(e["key"]) or {}
+            for si, slot in enumerate(slots):
+                v = cells.get(slot)
+                if not v or v["outcome"] not in code:
+                    chars.append(MISSING_MARK)
+                    continue
+                n = code[v["outcome"]]
+                chars.append(chr((ord("a") if v["surprise"] else ord("A")) + n))
+                rc = v.get("root_cause")
+                extra = [s(v["expected"] if v["expected"] != v["outcome"] else None), s(v.get("stage")),
+                         s(f"{rc['type']}: {rc['message']}" if rc else None), s(rc.get("path") if rc else None),
+                         s(v.get("detail") if v["outcome"] != PASS else None)]
+                if any(extra):
+                    rows.append([ei, si, *extra])
+        marks[case["key"]] = "".join(chars)
+        extras[case["key"]] = rows
+    return {"outcomes": list(OUTCOMES), "glyphs": [OUTCOME_MARKS.get(o, "?") for o in OUTCOMES],
+            "methods": table["methods"], "contexts": table["contexts"], "strings": strings,
+            "envs": [{"key": e["key"], "id": e["env_id"] or e["env_name"], "label": ", ".join(e["label"]),
+                      "machine": e["machine"], "replica": bool(e["replica_of"]),
+                      "error": e["error"]["stage"] if e["kind"] == "env-error" else None} for e in envs],
+            "marks": marks, "extras": extras}
+
+
+def page_json(data: dict) -> str:
+    """``data`` as JSON safe inside ``<script type="application/json">``: ``<``, ``>`` and ``&`` as JSON escapes, so
+    no text (a root cause's ``</script>``, ``<locals>``) can end the element or read as markup."""
+    import json
+
+    from markupsafe import Markup
+
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+BAR_WIDTH = 120  # the bar's own units (the SVG scales to its column)
+
+
+def outcome_bar(env: dict) -> list:
+    """One env's outcomes as a stacked bar: segments in the legend's order, a failure's unexpected part (a
+    surprise) after its expected part; each ``{outcome, surprise, n, x, w, title}`` in the bar's units."""
+    counts, unexpected = env["counts"], env.get("surprises_by_outcome") or {}
+    total = sum(counts.values())
+    segments, x = [], 0.0
+    for outcome in OUTCOMES:
+        n = counts.get(outcome, 0)
+        if not n:
+            continue
+        surprises = min(unexpected.get(outcome, 0), n)
+        for part, is_surprise in ((n - surprises, False), (surprises, True)):
+            if not part:
+                continue
+            w = BAR_WIDTH * part / total
+            what = "differ from their case's expectation" if is_surprise else (
+                "as their cases expect" if surprises else "")
+            segments.append({"outcome": outcome, "surprise": is_surprise, "n": part, "x": round(x, 3),
+                             "w": round(w, 3), "title": f"{outcome}: {part} of {total} cells"
+                                                        + (f" ({what})" if what else "") + " — click to show them"})
+            x += w
+    return segments
 
 
 def differing_rows(table: dict) -> list:
@@ -161,22 +267,24 @@ def render_table_md(table: dict) -> str:
              + (f", {len(envs) - len(results)} could not be built" if len(envs) > len(results) else "")
              + f"; {len(table['cases'])} cases × {ncells} cell{_plural(ncells, '', 's')} "
              + f"({', '.join(table['methods'])} × {', '.join(table['contexts'])}).",
-             "", "| environment | versions | pass | failed | ran locally | other | surprises |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "", "| environment | versions | pass | failing as expected | failing unexpectedly | ran locally | other "
+                 "| surprises |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for e in envs:
         name = md_code(e["env_id"] or e["env_name"]) + (" (baseline)" if e["baseline"] else "") + \
             (f" (A/A copy, {md_text(e['machine'])})" if e["replica_of"] else "")
         if e["kind"] == "env-error":
             # the resolver's explanation, not just its first line ("cannot install ...")
             lines.append(f"| {name} | could not be built ({md_text(e['error']['stage'])}) | "
-                         f"{md_code(error_explanation(e['error']['message'], 600))} | | | | |")
+                         f"{md_code(error_explanation(e['error']['message'], 600))} | | | | | |")
             continue
-        c = e["counts"]
-        failed = sum(n for o, n in c.items() if o in BAD)
+        c, failing = e["counts"], e["failing"]
         other = sum(n for o, n in c.items() if o not in BAD and o not in (PASS, RAN_LOCALLY))
         notes = (" — " + "; ".join(md_text(n) for n in e["notes"])) if e["notes"] else ""
-        lines.append(f"| {name} | {md_text(', '.join(e['label']))}{notes} | {c.get(PASS, 0)} | {failed} | "
-                     f"{c.get(RAN_LOCALLY, 0)} | {other} | {e['surprises']} |")
+        unexpected = f"{failing[UNEXPECTED]}" + (f" (+{failing[UNKNOWN]} with no recorded expectation)"
+                                                 if failing[UNKNOWN] else "")
+        lines.append(f"| {name} | {md_text(', '.join(e['label']))}{notes} | {c.get(PASS, 0)} | "
+                     f"{failing[AS_EXPECTED]} | {unexpected} | {c.get(RAN_LOCALLY, 0)} | {other} | {e['surprises']} |")
     lines += _differing_md(table, compared) + _surprises_md(table, compared)
     if table["problems"]:
         lines += ["", f"### Problems with the results ({len(table['problems'])})", ""]

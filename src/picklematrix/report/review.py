@@ -1,10 +1,12 @@
 """The review as markdown and as a page: what a dependency upgrade changes, told apart from noise.
 
-The verdict comes first: a line of counts (cells fixed, broken, still failing, not compared; timings slower and
-faster beyond the factor), then what it means. Sections follow, changes first: broken (pass -> fail), not
-compared (a partial record, a cell only one side has), slower, faster, fixed (fail -> pass), still failing
-(fail -> fail, grouped by case and root cause: what the change does not fix), other changes (e.g.
-pass -> ran-locally). The review as data is picklematrix.report.compare's; the command that picks what to review
+The verdict comes first: a line of counts (cells fixed, broken, still failing unexpectedly with the ones failing
+as their cases expect in brackets, not compared; timings slower and faster beyond the factor), then what it
+means. Sections follow, changes first: broken (pass -> fail), not compared (a partial record, a cell only one side
+has), slower, faster, fixed (fail -> pass), still failing unexpectedly (fail -> fail where the case expects
+otherwise, grouped by case and root cause: what the change does not fix), other changes (e.g.
+pass -> ran-locally), and the count of cells failing as their cases expect (listed in the HTML only). The HTML
+also draws the timing changes as a chart (:func:`timing_chart`). The review as data is picklematrix.report.compare's; the command that picks what to review
 is picklematrix.report.reviewing's.
 
 The markdown fits a PR comment (65,536 characters) for any profile: a section that does not fit says how many
@@ -13,9 +15,11 @@ rows it left out, and the end names the HTML file, which has everything.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from picklematrix.report.render import MD_LIMIT, cell_md, md_code, md_prose, md_text, render_page, short_method
+from picklematrix.report.table import AS_EXPECTED
 from picklematrix.versions import ABSENT
 
 FLIP_TITLES = {"fixed": "Fixed (fail → pass)", "broken": "Broken (pass → fail)",
@@ -39,6 +43,7 @@ def _outcome_md(v: dict | None) -> str:
 
 
 CHANGED_MARK = " \\*"  # a still-failing cell whose failure changed (markdown-escaped star)
+EXPECTED_TITLE = "Failing as expected"
 
 
 def _cells_md(cells: list) -> str:
@@ -77,15 +82,22 @@ def _sections_md(review: dict) -> list:
                     [f"| {md_code(x['case'])} | {md_text(x['method'])} | {md_text(x['context'])} | "
                      f"{seconds(x['before'])} | {seconds(x['after'])} | {x['ratio']:.2f} |" for x in t[kind]]))
     out.append((FLIP_TITLES["fixed"], flip_head, flips("fixed")))
-    still = review["still_failing"]
-    n = sum(len(g["cells"]) for g in still)
-    out.append((f"Still failing ({n} cell(s) in {len({g['case'] for g in still})} case(s))",
-                ["What the change does not fix, by case and root cause after it (* = the failure changed).", "",
-                 "| case | outcome after | root cause after | cells |", "|---|---|---|---|"],
+    loud = [g for g in review["still_failing"] if g["expectation"] != AS_EXPECTED]
+    n = sum(len(g["cells"]) for g in loud)
+    out.append((f"Still failing unexpectedly ({n} cell(s) in {len({g['case'] for g in loud})} case(s))",
+                ["What the change does not fix and the case does not expect, by case and root cause after it "
+                 "(* = the failure changed).", "",
+                 "| case | outcome after | the case expects | root cause after | cells |", "|---|---|---|---|---|"],
                 [f"| {md_code(g['case'])}{CHANGED_MARK if g['changed'] else ''} | {md_text(g['outcome'])} | "
-                 f"{_rc_md(g['root_cause'])} | {_cells_md(g['cells'])} |" for g in still]))
+                 f"{md_text(g['expected'] or 'not recorded')} | {_rc_md(g['root_cause'])} | {_cells_md(g['cells'])} |"
+                 for g in loud]))
     out.append((FLIP_TITLES["other"], flip_head, flips("other")))
-    return [s for s in out if s[2] or s[0] == "Not compared"]
+    quiet = [g for g in review["still_failing"] if g["expectation"] == AS_EXPECTED]
+    if quiet:  # a count, never a list: these fail as their cases say they must
+        out.append((EXPECTED_TITLE, [f"{sum(len(g['cells']) for g in quiet)} cell(s) in "
+                                     f"{len({g['case'] for g in quiet})} case(s) fail before and after, as their cases "
+                                     "expect; the HTML review lists them."], []))
+    return [s for s in out if s[2] or s[0] in ("Not compared", EXPECTED_TITLE)]
 
 
 def render_review_md(review: dict, full_review: str | None = None) -> str:
@@ -145,9 +157,56 @@ def render_review_md(review: dict, full_review: str | None = None) -> str:
     return "\n".join(lines)
 
 
+CHART = {"width": 960, "height": 260, "left": 64, "right": 16, "top": 14, "bottom": 34}
+TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 0.8, 1.0, 1.25, 2.0, 4.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+
+
+def timing_chart(review: dict) -> dict | None:
+    """The timing changes as a chart's geometry (the review page draws it as inline SVG): one dot per timed cell,
+    in case order, at its ratio after/before on a log scale (up: slower), the dashed lines of ``--factor`` either
+    way, and the A/A pair's range of ratios as a band (the noise: the same env measured twice). None without a
+    timed cell on both sides."""
+    cells = [c for c in review["timing"].get("cells", []) if c["ratio"] == c["ratio"]]  # (NaN: nothing to draw)
+    if not cells:
+        return None
+    g = dict(CHART)
+    top, bottom = g["top"], g["height"] - g["bottom"]
+    left, right = g["left"], g["width"] - g["right"]
+    factor, band = review["factor"], review["noise"].get("band")
+    limit = math.log(100.0)
+
+    def log(r):
+        return max(-limit, min(limit, math.log(r))) if r > 0 else -limit
+
+    span = max([abs(log(c["ratio"])) for c in cells] + [math.log(factor) * 1.6, math.log(1.25)]
+               + ([abs(log(band[0])), abs(log(band[1]))] if band else []))
+
+    def y(r):
+        return round(top + (span - log(r)) / (2 * span) * (bottom - top), 2)
+
+    step = (right - left) / len(cells)
+    dot = 3.5 if len(cells) <= 120 else 2.5 if len(cells) <= 400 else 1.8
+    g["points"] = [{"x": round(left + (i + 0.5) * step, 2), "y": y(c["ratio"]), "r": dot, "change": c["change"] or "same",
+                    "ratio": c["ratio"], "title": f"{c['case']} {c['method']} @ {c['context']}: {seconds(c['before'])} → "
+                                                  f"{seconds(c['after'])} (×{c['ratio']:.2f})"
+                                                  + (f", {c['change']} beyond ×{factor:g}" if c["change"] else "")}
+                   for i, c in enumerate(cells)]
+    g["band"] = ({"y": y(band[1]), "h": round(y(band[0]) - y(band[1]), 2), "lo": band[0], "hi": band[1]}
+                 if band else None)
+    # the labels outside the band between the two lines: "slower" above its line, "faster" below its own
+    g["lines"] = [{"y": y(factor), "label": f"×{factor:g} slower", "label_y": y(factor) - 4},
+                  {"y": y(1 / factor), "label": f"×{factor:g} faster", "label_y": y(1 / factor) + 12}]
+    g["one"] = y(1.0)
+    g["ticks"] = [{"y": y(t), "label": f"×{t:g}"} for t in TICKS if abs(math.log(t)) <= span]
+    g["plot"] = {"left": left, "right": right, "top": top, "bottom": bottom}
+    g["counts"] = {k: sum(1 for c in cells if c["change"] == k) for k in ("slower", "faster")}
+    g["n"] = len(cells)
+    return g
+
+
 def render_review_html(review: dict) -> str:
     """The review as a page of the site (``reviews/<slug>.html``, linked from the matrix page)."""
-    return render_page("review.html.j2", r=review, titles=FLIP_TITLES, seconds=seconds)
+    return render_page("review.html.j2", r=review, titles=FLIP_TITLES, seconds=seconds, chart=timing_chart(review))
 
 
 def write_review(review: dict, out_dir: Path) -> tuple[Path, Path]:

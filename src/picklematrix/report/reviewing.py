@@ -13,11 +13,12 @@ asv's env name, ``<machine>/<env>`` when several machines recorded it, or ``name
 with NAME=A (the baseline's when it qualifies) against the env that differs from it only in NAME=B; ``NAME=B``
 starts from ``--from``, else ``--base``, else the profile's baseline.
 
-The verdict comes first: a line of counts (cells fixed, broken, still failing, not compared; timings slower and
-faster beyond ``--factor``), then what it means. Sections follow, changes first: broken (pass -> fail), not
-compared (a partial record, a cell only one side has), slower, faster, fixed (fail -> pass), still failing
-(fail -> fail, grouped by case and root cause: what the change does not fix), other changes (e.g.
-pass -> ran-locally). Timing changes are decided by asv compare's rule (the factor, and the 99% confidence
+The verdict comes first: a line of counts (cells fixed, broken, still failing unexpectedly with the ones failing
+as their cases expect in brackets, not compared; timings slower and faster beyond ``--factor``), then what it
+means. Sections follow, changes first: broken (pass -> fail), not compared (a partial record, a cell only one side
+has), slower, faster, fixed (fail -> pass), still failing unexpectedly (fail -> fail where the case expects
+otherwise, grouped by case and root cause), other changes (e.g. pass -> ran-locally), and the count of cells
+failing as their cases expect. Timing changes are decided by asv compare's rule (the factor, and the 99% confidence
 intervals must not overlap: :func:`picklematrix.report.compare.faster_beyond`). Noise: when the from-env (or the
 baseline) was recorded twice (``PICKLEMATRIX_REPLICATE=2 nox -s matrix`` records a copy under machine
 ``<machine>-rep2``), the same test runs on that A/A pair; any change there makes the threshold unsafe, and the

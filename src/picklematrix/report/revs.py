@@ -31,9 +31,11 @@ from picklematrix.report.compare import EXIT_CHANGED, EXIT_OK, build_review
 from picklematrix.report.problems import BadInput
 from picklematrix.report.results import ResultSet, load_results, only_corpus
 from picklematrix.report.review import write_review
+from picklematrix.report.table import AS_EXPECTED
 
 KIND = "picklematrix-pr-review"
 FLIP_KINDS = ("broken", "fixed", "failure-changed", "other")
+STILL_UNEXPECTED = "still-failing-unexpected"  # fail -> fail where the case expects otherwise
 
 
 def _git(checkout: Path, *args) -> str:
@@ -81,7 +83,16 @@ def _cells(flips: list) -> list:
 def _env_entry(env_id: str, in_base: bool, in_head: bool) -> dict:
     return {"env_id": env_id, "in_base": in_base, "in_head": in_head, "status": None, "exit_status": EXIT_OK,
             "verdict": "", "label": env_id, "review": None, **{k: [] for k in FLIP_KINDS},
-            "slower": [], "faster": [], "not_compared": 0, "still_failing": 0}
+            "slower": [], "faster": [], "not_compared": 0, "still_failing": 0, STILL_UNEXPECTED: [],
+            "still_failing_expected": 0}
+
+
+def _unexpected_cells(still: list) -> list:
+    """The still-failing cells whose case expects otherwise, as the comment's rows (case, cell, base, head)."""
+    return [{"case": g["case"], "method": c["method"], "context": c["context"],
+             "before": {"outcome": c["before"], "root_cause": None},
+             "after": {"outcome": g["outcome"], "root_cause": g["root_cause"], "expected": g["expected"]}}
+            for g in still if g["expectation"] != AS_EXPECTED for c in g["cells"]]
 
 
 def _review_env(entry: dict, rs: ResultSet, a, b, factor: float, out_dir: Path | None) -> None:
@@ -93,6 +104,8 @@ def _review_env(entry: dict, rs: ResultSet, a, b, factor: float, out_dir: Path |
                  not_compared=len(review["not_compared"]["cells"]) + len(review["not_compared"]["partial"]),
                  not_compared_message=review["not_compared"]["message"],
                  still_failing=sum(len(g["cells"]) for g in review["still_failing"]),
+                 still_failing_expected=review["still_failing_counts"][AS_EXPECTED],
+                 **{STILL_UNEXPECTED: _unexpected_cells(review["still_failing"])},
                  **{k: _cells(review["flips"][k]) for k in FLIP_KINDS})
     if out_dir is not None:
         review["slug"] = f"{a.commit[:8]}.{entry['env_id']}..{b.commit[:8]}.{entry['env_id']}"
@@ -151,11 +164,15 @@ def summarize(base: dict, head: dict, envs: list, factor: float) -> dict:
                                                       "error-head") for e in envs)
     counts["not_compared_cells"] = sum(e["not_compared"] for e in envs)
     counts["still_failing"] = sum(e["still_failing"] for e in envs)
+    counts[STILL_UNEXPECTED] = sum(len(e.get(STILL_UNEXPECTED, [])) for e in envs)
+    counts["still_failing_expected"] = sum(e.get("still_failing_expected", 0) for e in envs)
     for status in ("compared", "same-fingerprint", "added", "removed"):
         counts[status] = sum(e["status"] == status for e in envs)
     same = base["fingerprint"] == head["fingerprint"]
     exit_status = EXIT_CHANGED if any(e["exit_status"] for e in envs) else EXIT_OK
-    verdict = (f"{counts['broken']} broken, {counts['fixed']} fixed, {counts['failure-changed']} failing "
+    # what a reviewer acts on first; the cells failing as their cases expect are only a count in brackets
+    verdict = (f"{counts['broken']} broken, {counts['fixed']} fixed, {counts[STILL_UNEXPECTED]} still failing "
+               f"unexpectedly ({counts['still_failing_expected']} as expected), {counts['failure-changed']} failing "
                f"differently, {counts['other']} other changes, {counts['slower']} slower beyond ×{factor:g}, "
                f"{counts['not_compared_envs']} env(s) and {counts['not_compared_cells']} cell(s) not compared; "
                f"{len(envs)} env(s): {counts['compared']} compared, {counts['added']} added, "
@@ -174,6 +191,8 @@ def summarize(base: dict, head: dict, envs: list, factor: float) -> dict:
         said.append("nothing broke, nothing got slower, every env compared")
     if counts["fixed"]:
         said.append(f"the pull request fixes {counts['fixed']} cell(s)")
+    if counts[STILL_UNEXPECTED]:
+        said.append(f"{counts[STILL_UNEXPECTED]} cell(s) fail at both ends where their cases expect otherwise")
     return {"kind": KIND, "base": base, "head": head, "same_fingerprint": same, "factor": factor,
             "profile": head.get("profile"), "counts": counts, "verdict": verdict, "meaning": "; ".join(said),
             "exit_status": exit_status, "envs": envs}

@@ -46,6 +46,19 @@ def cell_view(cell: dict | None) -> dict | None:
             "stage": cell.get("stage"), "detail": cell.get("detail"), "seconds": cell.get("seconds"), "graph_bytes": cell.get("graph_bytes")}
 
 
+AS_EXPECTED, UNEXPECTED, UNKNOWN = "as-expected", "unexpected", "unknown"
+
+
+def expectation(cell: dict | None) -> str | None:
+    """Whether a cell's outcome is what its case expects: as-expected, unexpected (a surprise), or unknown (a cell
+    rebuilt from asv's outcome codes carries no expectation); None for a cell that was not run."""
+    if cell is None:
+        return None
+    if cell.get("surprise"):
+        return UNEXPECTED
+    return AS_EXPECTED if cell.get("expected") is not None else UNKNOWN
+
+
 def cell_sort_key(key: tuple) -> tuple:
     """(family/case, method, context) in the order the harness runs them; unknown names after, by name."""
     case, method, context = key
@@ -72,8 +85,14 @@ def _case_summaries(recordings) -> dict:
 
 def _env_entry(r: Recording, baseline: str | None, keys: set) -> dict:
     counts: dict[str, int] = {}
+    failing = {AS_EXPECTED: 0, UNEXPECTED: 0, UNKNOWN: 0}  # the failed cells, by what their case expects
+    surprises: dict[str, int] = {}
     for c in r.cells.values():
         counts[c["outcome"]] = counts.get(c["outcome"], 0) + 1
+        if c["outcome"] in BAD:
+            failing[expectation(c)] += 1
+        if c.get("surprise"):
+            surprises[c["outcome"]] = surprises.get(c["outcome"], 0) + 1
     replica_key = f"{r.replica_of}/{r.env_name}" if r.replica_of else None
     return {
         "key": r.key, "machine": r.machine, "env_name": r.env_name, "env_id": r.env_id, "python": r.python,
@@ -84,7 +103,7 @@ def _env_entry(r: Recording, baseline: str | None, keys: set) -> dict:
         "files": {k: str(p) for k, p in (("asv", r.asv_path), ("sidecar", r.sidecar_path),
                                           ("env_error", r.error_path)) if p is not None},
         "error": ({"stage": r.error["stage"], "message": r.error["message"]} if r.is_error else None),
-        "counts": counts, "surprises": sum(1 for c in r.cells.values() if c.get("surprise")),
+        "counts": counts, "failing": failing, "surprises": sum(surprises.values()), "surprises_by_outcome": surprises,
         "timed_cells": sum(1 for v in r.timings.values() if not isna(v[0])),
     }
 
