@@ -442,3 +442,15 @@ def test_the_scale_benchs_results_are_real_results(rec, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "report_scale.py"), "--seed", str(tmp_path / "none")],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2 and proc.stdout == "" and "no recorded env" in proc.stderr  # no figure printed
+
+
+def test_every_outcome_has_its_mark_and_colours():
+    """An outcome added to the vocabulary (picklematrix.outcomes) shows on the page: a mark, a cell colour and a
+    colour in the envs' outcome bars."""
+    from picklematrix.outcomes import OUTCOMES
+
+    css = (Path(render.TEMPLATES) / "picklematrix.css").read_text()
+    for outcome in OUTCOMES:
+        assert outcome in render.OUTCOME_MARKS, outcome
+        assert re.search(rf"^\.o-{outcome} \{{", css, flags=re.M), f"no cell colour for {outcome}"
+        assert f"svg.bar .o-{outcome} {{ fill:" in css, f"no bar colour for {outcome}"
