@@ -170,21 +170,23 @@ def test_asv_results_are_named_and_labelled_by_installed_versions(shards):
 
 
 def test_every_passing_cell_has_its_timing_samples_once(shards):
-    """asv takes the samples of the contexts it times, the harness those of the others; none is taken twice."""
+    """The harness run takes every sample; asv records those of the contexts it times, as they were taken."""
     tmp, _, _ = shards
     machine = _machine_dir(tmp / "shard1")
     result_file = next(p for p in machine.glob("*.json") if p.name != "machine.json")
     data = json.loads(result_file.read_text().replace("NaN", "null"))
     timed = dict(zip(data["result_columns"], data["results"]["cells.Compute.time_compute"]))
-    repeats = dict(zip((tuple(p.strip("'") for p in combo) for combo in itertools.product(*timed["params"])),
-                       timed["stats_repeat"]))
+    combos = [tuple(p.strip("'") for p in combo) for combo in itertools.product(*timed["params"])]
+    repeats = dict(zip(combos, timed["stats_repeat"]))
+    samples = dict(zip(combos, timed["samples"]))
     passing = [c for c in _cells(_sidecar(tmp / "shard1", A)).items() if c[1]["outcome"] == "pass"]
     assert {key[2] for key, _ in passing} == set(CONTEXTS)
     for key, cell in passing:
+        assert len(cell["samples"]) == SAMPLES, key
         if key[2] in ASV_TIMED_CONTEXTS:
-            assert repeats[key] == SAMPLES and len(cell["samples"]) == 1, key
+            assert repeats[key] == SAMPLES and samples[key] == cell["samples"], key
         else:
-            assert repeats[key] is None and len(cell["samples"]) == SAMPLES, key
+            assert repeats[key] is None and samples[key] is None, key
 
 
 def test_shards_merge_by_copying(shards, tmp_path):
@@ -272,21 +274,20 @@ def test_a_head_that_moved_during_the_run_is_refused(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_a_benchmark_failing_under_asv_fails_the_env_but_keeps_its_results(tmp_path):
+def test_asv_records_the_harness_s_timings_and_runs_no_cell_itself(tmp_path):
+    # timing/fails_when_timed raises in a process that has the sidecar's path, as asv's benchmark processes had
     cases = ROOT / "tests" / "data" / "asv_failing"
     results = tmp_path / "results"
     proc = _nox(tmp_path, results, A, extra_env={"PICKLEMATRIX_CASES": str(cases), "PICKLEMATRIX_ONLY": ""})
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, out[-3000:]
-    assert "a benchmark failed" in out
+    assert proc.returncode == 0, out[-3000:]
     from asv.results import Results
 
     (recorded,) = [Results.load(str(p)) for p in _machine_dir(results).glob("*.json") if p.name != "machine.json"]
-    timed = dict(zip(recorded.get_result_params("cells.Compute.time_compute")[0],
-                     recorded.get_result_value("cells.Compute.time_compute",
-                                               recorded.get_result_params("cells.Compute.time_compute"))[::6]))
-    assert timed["'timing/plain'"] > 0  # dask.compute @script of the plain case was timed and kept
-    assert timed["'timing/fails_when_timed'"] is None  # asv: failed
+    params = recorded.get_result_params("cells.Compute.time_compute")
+    # dask.compute @script of each case: the first of the 6 method x context cells of a case
+    timed = dict(zip(params[0], recorded.get_result_value("cells.Compute.time_compute", params)[::6]))
+    assert timed["'timing/plain'"] > 0 and timed["'timing/fails_when_timed'"] > 0
     outcomes = recorded.get_result_value("cells.Outcome.track_outcome",
                                          recorded.get_result_params("cells.Outcome.track_outcome"))
     assert outcomes[0] == 0  # and its outcomes are there

@@ -154,8 +154,5 @@ def test_merge_copies_one_env_s_asv_files_into_the_results(tmp_path):
 
 def test_asv_gets_a_home_of_its_own(tmp_path):
     env = recording.asv_home(tmp_path)
-    assert env["HOME"] == str(tmp_path / "asv-home")
-    assert not recording.asv_knows_machine(env, "box")
-    (tmp_path / "asv-home" / ".asv-machine.json").write_text(json.dumps({"box": {"machine": "box"}}))
-    assert recording.asv_knows_machine(env, "box")
+    assert env["HOME"] == str(tmp_path / "asv-home") and (tmp_path / "asv-home").is_dir()
 

@@ -6,10 +6,10 @@
 
 Phases: ``build`` (uv, byte-compiling; a heavy install's progress as uv reports it: packages resolved,
 large downloads done and their bytes, ``build: 230 packages resolved, downloads 3/12 (640 MiB of 2.8 GiB)``),
-``verify ok: <versions>``, ``cluster`` (the harness starting its
-cluster and kernel), ``cells k/n``, ``asv N%``, ``merge``. A phase is shown when it begins; within one the
-line is repeated at most every :data:`HEARTBEAT` seconds and at least that often (a heartbeat): an env that
-works is never silent for longer. The lines are plain text (no carriage return, no colour).
+``verify ok: <versions>``, ``cluster`` (the harness starting its cluster and kernel), ``cells k/n``, ``asv``
+(asv's record of the run), ``merge``. A phase is shown when it begins; within one the line is repeated at most
+every :data:`HEARTBEAT` seconds and at least that often (a heartbeat): an env that works is never silent for
+longer. The lines are plain text (no carriage return, no colour).
 
 Under ``nox --parallel`` each session's output is buffered by nox and printed in one block when the session
 ends. So when the console is not a terminal (CI, ``| tee``), nox's own process relays the lines instead: the
@@ -20,9 +20,8 @@ nox process is gone (killed: nobody would see its output) stops, as it would wri
 
 **The files**: ``results/logs/<machine>/<commit8>-<env id>/`` (:func:`log_dir`) holds ``env.log`` (the env's
 build and versions), ``harness.log`` (``picklematrix run``'s whole output: a line per cell, the outcome
-table), ``asv.log`` (``asv machine`` and ``asv run``) and ``asv-cluster.log`` (the shared cluster of asv's
-benchmarks). A failure's message on the console ends with the relevant last lines of one (:func:`tail`) and
-its path.
+table) and ``asv.log`` (asv's record: its discovery of the benchmarks, what it recorded). A failure's message
+on the console ends with the relevant last lines of one (:func:`tail`) and its path.
 """
 
 from __future__ import annotations
@@ -49,7 +48,6 @@ CONSOLE_VAR = "_PICKLEMATRIX_CONSOLE"
 LOGS = "logs"  # results/logs/
 STARTED = "# recording started "  # env.log's first line: which of two copies of an env's logs is newer
 TAIL_LINES = 30
-ASV_PROGRESS = re.compile(r"^\[\s*(\d+(?:\.\d+)?)%\]")  # asv run: "[ 12.50%] ··· cells.Compute.time_compute  ok"
 # uv pip install: "Resolved 230 packages in 1.2s", "Downloading torch (866.1MiB)", " Downloaded torch",
 # "Prepared 12 packages in 40s", "Installed 230 packages in 3s", "Building e==1.4.5"
 UV_COUNT = re.compile(r"^\s*(Resolved|Prepared|Installed|Uninstalled|Audited) (\d+) packages?")
@@ -207,7 +205,6 @@ class EnvConsole:
     seconds; a thread repeats the current one when nothing was shown for ``interval`` (a heartbeat).
 
     Lines go to the relay of nox's process (:func:`setup_console`) when there is one, else to ``log``.
-    Also keeps the files that join the env's logs at the end (:meth:`keep`).
     """
 
     def __init__(self, env_id: str, log=print, interval: float = HEARTBEAT):
@@ -216,8 +213,7 @@ class EnvConsole:
         self.started = time.monotonic()
         self.text = "starting"
         self.logs: Path | None = None  # the env's log directory, once there is one
-        self._kept: list[tuple[Path, str]] = []
-        self._surprises = self._asv_failed = 0
+        self._surprises = 0
         self._install = InstallProgress()
         self._last = 0.0
         self._lock = threading.Lock()
@@ -248,10 +244,6 @@ class EnvConsole:
             # the last line printed before nox prints the session's end (the relay looks every RELAY_POLL s)
             time.sleep(max(0.0, 2 * RELAY_POLL - (time.monotonic() - self._last)))
             self._relay.close()
-        if self.logs is not None:
-            for source, name in self._kept:
-                with contextlib.suppress(OSError):
-                    shutil.copyfile(source, self.logs / f"{name}.log")
 
     def phase(self, text: str) -> None:
         """A phase begins: shown now."""
@@ -280,18 +272,6 @@ class EnvConsole:
         """A line of ``uv pip install``'s output: packages resolved, large downloads and their bytes, builds."""
         if self._install.line(line):
             self.status(f"build: {self._install.text()}")
-
-    def asv_line(self, line: str) -> None:
-        """A line of ``asv run``'s output: ``[ 33.33%] ··· <benchmark>  ok|failed`` is progress."""
-        m = ASV_PROGRESS.match(line)
-        if m is None:
-            return
-        self._asv_failed += line.rstrip().endswith(" failed")
-        self.status(f"asv {float(m[1]):.0f}%" + (f" ({self._asv_failed} failed)" if self._asv_failed else ""))
-
-    def keep(self, source: Path, name: str) -> None:
-        """Copy ``source`` into the env's logs as ``<name>.log`` when the recording ends (however it ends)."""
-        self._kept.append((Path(source), name))
 
     def _show(self) -> None:
         line = f"{self.env_id}: {self.text} {elapsed(time.monotonic() - self.started)}"

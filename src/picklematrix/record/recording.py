@@ -1,4 +1,4 @@
-"""Recording one matrix env: which commit and machine, the harness run, asv on a shared cluster, the merge.
+"""Recording one matrix env: which commit and machine, the harness run, asv's record of it, the merge.
 
 ``nox -s matrix`` calls :func:`record_env` once per env (and replica). Each env records into a private
 directory and its files join ``results/`` under a lock, so envs may record side by side (nox -j).
@@ -50,7 +50,7 @@ from picklematrix.record.tmpdirs import (  # noqa: F401
 )
 from picklematrix.run import progress
 from picklematrix.run.corpus import case_digest
-from picklematrix.run.selection import ASV_TIMED_CONTEXTS, SAMPLES, asv_patterns
+from picklematrix.run.selection import SAMPLES
 
 # The commit a run records under (the fingerprint commit, see picklematrix.record.fingerprint) is read once per
 # run: by its first recording, when nox's sessions share a directory (RUN_DIR_VAR, set when nox loads the
@@ -139,75 +139,6 @@ def replicate_count() -> int:
     return int(text)
 
 
-class SharedCluster:
-    """One cluster per environment, shared by asv's benchmark processes.
-
-    Started before the harness run (which owns a cluster of its own) so that it is up by the time
-    asv needs it; ``address`` waits for it.
-    """
-
-    def __init__(self, python: str, state_file: Path, env: dict | None = None, args: tuple = ()):
-        """``args``: more ``picklematrix cluster`` arguments (``--cluster-python``: from another env)."""
-        self.state_file = state_file
-        state_file.unlink(missing_ok=True)
-        # The cluster's logs go to a file: a pipe nobody reads fills up, and
-        # then the scheduler and nannies block on their next log line.
-        self.log = state_file.with_suffix(".log")
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen([python, "-m", "picklematrix", "cluster", "--state-file", str(state_file), *args],
-                                         stdout=log, stderr=subprocess.STDOUT, env=env)
-        self._address = None
-
-    @property
-    def address(self) -> str:
-        if self._address is None:
-            deadline = time.monotonic() + 120
-            while not self.state_file.exists():
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RecordingError(f"asv's cluster did not start (log {self.log}):\n"
-                                         f"{self.log.read_text()[-3000:]}")
-                time.sleep(0.05)
-            self._address = json.loads(self.state_file.read_text())["address"]
-        return self._address
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-class _GivenCluster:
-    """An existing cluster asv's benchmarks compute on as they are (never started or stopped here)."""
-
-    def __init__(self, address: str):
-        self.address = address
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
-
-
-def _asv_cluster(python: str, state_file: Path, env: dict, cluster: ClusterSource | None):
-    """The cluster asv's benchmark processes share: one of the env's own, one started from the cluster env's
-    interpreter (a skew pair), or the existing one at ``cluster.address``."""
-    if cluster is not None and cluster.address is not None:
-        return _GivenCluster(cluster.address)
-    return SharedCluster(python, state_file, env=env, args=cluster.harness_args() if cluster else ())
-
-
 def broken_cases_text(broken: list) -> str:
     return "; ".join(f"{b.get('path')}:{b.get('line')}: {b.get('message')}" for b in broken)
 
@@ -227,15 +158,6 @@ def asv_home(tmp: Path) -> dict:
     return env
 
 
-def asv_knows_machine(asv_env: dict, machine: str) -> bool:
-    """``asv machine`` ran for this name in this asv HOME already (it costs a start of asv)."""
-    try:
-        known = json.loads((Path(asv_env["HOME"]) / ".asv-machine.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(known.get(machine), dict)
-
-
 def _keep_progress(staged: Path, marker: Path) -> None:
     """After a failed harness run: its progress (the cells it did) replaces the head-only marker, so the
     report can say how far it got. Best effort: the marker alone already says the recording was interrupted."""
@@ -248,12 +170,12 @@ def _keep_progress(staged: Path, marker: Path) -> None:
 def harness_command(python: str, env_id: str, sidecar: Path, commit: str, machine: str) -> list[str]:
     """``python -m picklematrix run`` as nox -s matrix runs it, with PICKLEMATRIX_CASES and _ONLY applied.
 
-    Three timing samples per passing cell: asv takes them for the contexts it times, the harness for
-    the rest. PICKLEMATRIX_CASES (os.pathsep-separated dirs) replaces the built-in corpus.
+    ``SAMPLES`` timing samples per passing cell, in every context: asv records those of the contexts it
+    times (picklematrix.record.asv_record), the sidecar keeps them all. PICKLEMATRIX_CASES
+    (os.pathsep-separated dirs) replaces the built-in corpus.
     """
     args = [python, "-m", "picklematrix", "run", "--context", "all", "--samples", str(SAMPLES),
-            *(f"--samples={context}=1" for context in ASV_TIMED_CONTEXTS), "--json", str(sidecar),
-            "--env-id", env_id, "--commit", commit, "--machine", machine]
+            "--json", str(sidecar), "--env-id", env_id, "--commit", commit, "--machine", machine]
     for d in (d for d in os.environ.get("PICKLEMATRIX_CASES", "").split(os.pathsep) if d):
         args += ["--cases", d]
     for g in (g for g in os.environ.get("PICKLEMATRIX_ONLY", "").split(",") if g):
@@ -282,33 +204,19 @@ def run_harness(command: list[str], env: dict, env_id: str, console: logs.EnvCon
                                       log_file, skip=progress.parse))
 
 
-def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path, scheduler: str,
-            asv_env: dict, log, cluster: ClusterSource | None = None, log_file: Path | None = None,
-            on_line=None) -> int:
-    """``asv run`` of the cells of ``sidecar`` in ``python``'s env, on the cluster at ``scheduler``; its exit code.
-
-    ``tools`` is the tools venv's interpreter, ``asv_env`` the environment (HOME, TMPDIR) asv runs in. With
-    ``log_file``, asv's output goes there and ``on_line`` sees each line (picklematrix.record.logs.run_logged).
+def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path, asv_env: dict,
+            log_file: Path, cluster: ClusterSource | None = None) -> int:
+    """asv's record of the cells of ``sidecar`` in ``python``'s env (picklematrix.record.asv_record, in the tools
+    venv ``tools``); its exit code. ``asv_env``: the environment (HOME, TMPDIR) asv runs in; its output goes to
+    ``log_file``. asv starts no benchmark process and needs no cluster: the values are the harness run's.
     """
-    if not asv_knows_machine(asv_env, target.machine):
-        proc = subprocess.run([tools, "-m", "asv", "machine", "--yes", "--machine", target.machine,
-                               "--config", str(config)], env=asv_env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RecordingError(f"asv machine --machine {target.machine} failed ({tools}):\n"
-                                 f"{(proc.stderr or proc.stdout)[-3000:]}")
-    # Only the cells each benchmark can measure (see picklematrix.run.selection): asv records the rest
-    # as n/a without starting a process for each, as their setup would have said.
-    patterns = asv_patterns(json.loads(sidecar.read_text())["cells"])
-    command = [tools, "-m", "asv", "run", "--config", str(config), "--environment", f"picklematrix:{python}",
-               "--set-commit-hash", target.commit, "--machine", target.machine, "--launch-method", "forkserver",
-               "--show-stderr"]
-    command += [arg for p in patterns for arg in ("-b", p)]
-    env = {**asv_env, "PICKLEMATRIX_SIDECAR": str(sidecar), "PICKLEMATRIX_SCHEDULER": scheduler,
-           **(cluster.asv_environ() if cluster else {})}
-    if log_file is not None:
-        return logs.run_logged(command, env, log_file, on_line=on_line)
-    log(" ".join(command[:command.index("-b")]) + f" -b ... ({len(patterns)} cell selections)")
-    return subprocess.run(command, env=env).returncode
+    request = Path(config).with_name("asv-record.json")
+    request.write_text(json.dumps({"config": str(config), "python": python, "sidecar": str(sidecar),
+                                   "commit": target.commit, "machine": target.machine}, indent=1))
+    # PICKLEMATRIX_SIDECAR: the benchmarks' module imports as asv's own runs see it (no setup_cache), so that
+    # the code versions asv discovers are the same
+    env = {**asv_env, "PICKLEMATRIX_SIDECAR": str(sidecar), **(cluster.asv_environ() if cluster else {})}
+    return logs.run_logged([tools, "-m", "picklematrix.record.asv_record", str(request)], env, log_file)
 
 
 def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Path, *, replica: int = 1,
@@ -402,41 +310,31 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
     with short_tmpdir() as tmpdir:
         run_env = process_env(python, tmpdir)
         # The harness run starts and owns its cluster: it may replace workers or the whole cluster after
-        # a hung or killed cell. asv's benchmark processes (which only time cells that passed) share one
-        # cluster of this env, started now, while the harness runs, so that it is up when asv needs it.
-        with _asv_cluster(python, session_tmp / "cluster.json", run_env, cluster) as shared:
-            if isinstance(shared, SharedCluster):
-                console.keep(shared.log, "asv-cluster")
-            harness_started = time.perf_counter()
-            try:
-                command = harness_command(python, env_id, sidecar, commit, machine)
-                command += cluster.harness_args() if cluster else []
-                console.phase("cluster")
-                broken = run_harness(command, run_env, env_id, console, console.logs / "harness.log", sidecar)
-            except RecordingError:
-                _keep_progress(sidecar, marker)
-                raise
-            harness_seconds = time.perf_counter() - harness_started
-            if getattr(env, "source", None) is not None:
-                # the record keeps the requirements file's lines the env does not install (an approximate env)
-                with writing_results(sidecar, results):
-                    sidecars.add_head(sidecar, requirements=env.source.as_dict())
-            asv_started = time.perf_counter()
-            tools = venvs.tools_python(checkout)
-            asv_env = {**os.environ, "TMPDIR": tmpdir, **asv_home(session_tmp), CORPUS_VAR: corpus or ""}
-            console.phase("asv")
-            code = run_asv(tools, python, config, target, sidecar, shared.address, asv_env, log, cluster,
-                           log_file=console.logs / "asv.log", on_line=console.asv_line)
-    if not (stage / machine / result_file.name).exists():
-        raise RecordingError(logs.failure(f"{env_id}: asv wrote no {result_file.name} (in {stage / machine})",
-                                          console.logs / "asv.log"))
+        # a hung or killed cell. It takes every timing sample; asv records them (no cluster of its own).
+        harness_started = time.perf_counter()
+        try:
+            command = harness_command(python, env_id, sidecar, commit, machine)
+            command += cluster.harness_args() if cluster else []
+            console.phase("cluster")
+            broken = run_harness(command, run_env, env_id, console, console.logs / "harness.log", sidecar)
+        except RecordingError:
+            _keep_progress(sidecar, marker)
+            raise
+        harness_seconds = time.perf_counter() - harness_started
+        if getattr(env, "source", None) is not None:
+            # the record keeps the requirements file's lines the env does not install (an approximate env)
+            with writing_results(sidecar, results):
+                sidecars.add_head(sidecar, requirements=env.source.as_dict())
+        asv_started = time.perf_counter()
+        tools = venvs.tools_python(checkout)
+        asv_env = {**os.environ, "TMPDIR": tmpdir, **asv_home(session_tmp), CORPUS_VAR: corpus or ""}
+        console.phase("asv")
+        code = run_asv(tools, python, config, target, sidecar, asv_env, console.logs / "asv.log", cluster)
+    if code or not (stage / machine / result_file.name).exists():
+        raise RecordingError(logs.failure(f"{env_id}: asv wrote no {result_file.name} (in {stage / machine}; "
+                                          f"exit status {code})", console.logs / "asv.log"))
     console.phase("merge")
-    # asv exits non-zero when a benchmark failed; the others' results are kept all the same
     merge_asv_results(stage, results, machine, result_file.name, sidecar=sidecar)
-    if code:
-        raise RecordingError(logs.failure(f"{env_id}: asv run exited with status {code} (a benchmark failed); "
-                                          f"what it did record is in {result_file.relative_to(results)}",
-                                          console.logs / "asv.log"))
     if broken:
         # recorded (the other cases ran, asv timed them), and still a failure: the corpus has an error to fix
         raise RecordingError(f"{env_id}: recorded {result_file.relative_to(results)} without "

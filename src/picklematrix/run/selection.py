@@ -1,18 +1,15 @@
 """Which cells each asv benchmark can measure, from a cell's outcome in the sidecar.
 
-One rule per benchmark, used twice: by the benchmarks' ``setup`` (a cell the
-rule rejects raises ``NotImplementedError``: asv's "n/a"), and by ``nox -s
-matrix``, which passes asv only the cells the rule accepts (``asv run -b``).
-asv starts one process per benchmark and cell; the ones it is not given are
-recorded as n/a without a process, which is what their setup would have said.
+One rule per benchmark, used twice: by ``nox -s matrix``, whose asv record
+(picklematrix.record.asv_record) holds a value for exactly the cells the rule
+accepts and n/a for the rest, and by the benchmarks' ``setup`` when asv runs
+them itself (a cell the rule rejects raises ``NotImplementedError``: asv's "n/a").
 
-Imports nothing heavy (picklematrix.outcomes is standard library only): picklematrix.record.recording uses it in
-the orchestrating environment.
+Imports nothing heavy (picklematrix.outcomes is standard library only): the
+recording and the report use it in the orchestrating environment.
 """
 
 from __future__ import annotations
-
-import re
 
 from picklematrix.outcomes import NOT_APPLICABLE, PASS
 
@@ -20,11 +17,11 @@ OUTCOME = "cells.Outcome.track_outcome"
 GRAPH_SIZE = "cells.GraphSize.track_graph_bytes"
 COMPUTE = "cells.Compute.time_compute"
 
-# Timing samples per passing cell, in every context.
+# Timing samples per passing cell, in every context (the harness run takes them all).
 SAMPLES = 3
-# The contexts whose passing cells asv times (``COMPUTE``: SAMPLES repeats in
-# its own benchmark processes). The harness run takes the samples of the other
-# contexts itself; in these its one compute call is enough.
+# The contexts whose timings asv records (``COMPUTE``), and so the review compares: the script context's,
+# as asv would time a cell itself (a benchmark process of its own, a fresh client). The kernel context's
+# samples are the sidecar's only.
 ASV_TIMED_CONTEXTS = ("script",)
 
 
@@ -40,38 +37,5 @@ def why_not(benchmark: str, cell: dict | None) -> str | None:
         if cell["outcome"] != PASS:
             return f"is {cell['outcome']}: nothing to time"
         if cell["context"] not in ASV_TIMED_CONTEXTS:
-            return f"the {cell['context']} context is timed by the harness run only"
+            return f"the {cell['context']} context's timings are the sidecar's only"
     return None
-
-
-# Linux refuses a single argument over 128 KiB; stay well under it.
-_MAX_PATTERN = 32_000
-
-
-def asv_patterns(cells: list, benchmarks=(OUTCOME, GRAPH_SIZE, COMPUTE)) -> list[str]:
-    """``asv run -b`` patterns selecting, per benchmark, the cells it can measure.
-
-    asv matches ``-b`` against ``name(param, param, param)`` with each param
-    as its repr. A benchmark that can measure no cell keeps all of them: asv
-    then still lists it, every cell n/a by its setup.
-    """
-    patterns = []
-    for benchmark in benchmarks:
-        groups: dict = {}
-        for cell in cells:
-            if why_not(benchmark, cell) is None:
-                key = (cell["method"], cell["context"])
-                groups.setdefault(key, []).append(f"{cell['family']}/{cell['case']}")
-        if not groups:
-            patterns.append(f"^{re.escape(benchmark)}\\(")
-            continue
-        for (method, context), cases in sorted(groups.items()):
-            tail = re.escape(f", {method!r}, {context!r})")
-            chunk: list = []
-            for case in sorted(cases) + [None]:
-                if case is not None:
-                    chunk.append(re.escape(repr(case)))
-                if chunk and (case is None or sum(len(c) + 1 for c in chunk) > _MAX_PATTERN):
-                    patterns.append(f"^{re.escape(benchmark)}\\((?:{'|'.join(chunk)}){tail}$")
-                    chunk = []
-    return patterns
