@@ -5,11 +5,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
 from picklematrix.envs.ids import parse_env_id
-from picklematrix.record import fingerprint, recording, resultsdir
+from picklematrix.record import fingerprint, logs, recording, resultsdir
 
 ENV = parse_env_id("cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11")
 
@@ -156,3 +157,51 @@ def test_asv_gets_a_home_of_its_own(tmp_path):
     env = recording.asv_home(tmp_path)
     assert env["HOME"] == str(tmp_path / "asv-home") and (tmp_path / "asv-home").is_dir()
 
+
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from picklematrix.record import logs, recording
+with recording.one_recording_at_a_time(Path(sys.argv[1]), logs.EnvConsole("held", print)):
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _holder(tmp_path, seconds):
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(tmp_path), str(seconds)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def test_a_recording_waits_for_an_earlier_one_in_its_directory_to_end(tmp_path, monkeypatch):
+    monkeypatch.delenv(logs.CONSOLE_VAR, raising=False)  # (the lines to this test, not to nox's relay)
+    holder = _holder(tmp_path, 1.5)
+    lines = []
+    started = time.monotonic()
+    with recording.one_recording_at_a_time(tmp_path, logs.EnvConsole("e", lines.append)):
+        waited = time.monotonic() - started  # (the holder let go after its 1.5 s)
+    assert waited >= 1.0 and any(f"(pid {holder.pid}) to end" in line for line in lines), lines
+    holder.wait()
+
+
+def test_a_killed_recording_holds_its_directory_no_longer(tmp_path):
+    holder = _holder(tmp_path, 600)
+    holder.kill()
+    holder.wait()
+    started = time.monotonic()
+    with recording.one_recording_at_a_time(tmp_path, logs.EnvConsole("e", print)):
+        assert time.monotonic() - started < 5
+
+
+def test_a_recording_that_never_ends_is_named_with_what_to_do(tmp_path):
+    holder = _holder(tmp_path, 600)
+    try:
+        with pytest.raises(recording.RecordingError, match=f"kill {holder.pid}"):
+            with recording.one_recording_at_a_time(tmp_path, logs.EnvConsole("e", print), wait=0.5):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()

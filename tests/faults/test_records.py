@@ -249,6 +249,53 @@ def test_a_killed_force_rerecord_keeps_the_record_and_the_next_run_records_again
     assert done.returncode == 0 and "already recorded" in done.stdout + done.stderr
 
 
+def _processes_naming(*paths: Path) -> list[str]:
+    """The live processes whose command line names one of ``paths`` (a checkout's venvs, a tools venv)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and int(entry) != os.getpid() and any(str(p) in cmdline for p in paths):
+            found.append(f"{entry}: {cmdline}")
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_run_stopped_in_asv_s_phase_leaves_nothing_running_and_the_same_session_records_at_once(tmp_path, signum):
+    """nox stopped (SIGTERM to its process, or Ctrl-C's SIGINT) while asv records an env: asv's processes end
+    with the run, and the same session started at once records (it waits for the stopped one to end)."""
+    results = tmp_path / "results"
+    env = _nox_env(tmp_path, results)
+    checkout = _clone(tmp_path)
+    first = _nox(env, checkout)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-5000:]
+    (asv_log,) = results.glob("logs/*/*/asv.log")
+    logged = asv_log.stat().st_size
+
+    stopped = subprocess.Popen([sys.executable, "-m", "nox", "-s", f"matrix({ENV})", "--", "--force"],
+                               cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        # asv's phase has begun when its command line is in asv.log (it lasts a second or two)
+        _wait_for(lambda: asv_log.stat().st_size > logged, 600, "asv's phase", stopped)
+        os.kill(stopped.pid, signum)
+        stopped.communicate(timeout=120)
+    finally:
+        if stopped.poll() is None:
+            _kill_session(stopped)
+    again = _nox(env, checkout)  # at once: the stopped run may still be ending
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-5000:]
+    assert "interrupted recording" in out and "recorded " in out, out[-5000:]
+    assert "interrupted by signal" in asv_log.read_text()[logged:], asv_log.read_text()[logged:]
+    leftover = _processes_naming(checkout, tmp_path / "tools")
+    assert not leftover, "processes of the stopped run outlived it:\n" + "\n".join(leftover)
+
+
 def test_the_report_names_the_cells_a_partial_record_lacks(tmp_path):
     results = tmp_path / "results"
     cells = [{"case": k[0].split("/")[1], "family": "fam", "method": k[1], "context": k[2], "outcome": "pass"}

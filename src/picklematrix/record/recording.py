@@ -219,6 +219,38 @@ def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path
     return logs.run_logged([tools, "-m", "picklematrix.record.asv_record", str(request)], env, log_file)
 
 
+# How long a recording waits for an earlier one in the same session directory to end.
+EARLIER_RECORDING_WAIT = 600.0
+
+
+@contextlib.contextmanager
+def one_recording_at_a_time(session_tmp: Path, console: logs.EnvConsole, wait: float | None = None):
+    """Hold the session directory's lock while recording: a run started while an interrupted one is still ending
+    (its harness, asv's record) waits for it to end instead of sharing its venv and staging directories. The
+    lock is the kernel's (flock): a killed recording holds it no longer than its processes live.
+    """
+    from filelock import Timeout
+
+    wait = EARLIER_RECORDING_WAIT if wait is None else wait
+    lock = venvs.lock(session_tmp / "recording.lock")
+    holder = session_tmp / "recording.pid"
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        who = holder.read_text().strip() if holder.exists() else "?"
+        console.phase(f"waiting for an earlier recording in {session_tmp} (pid {who}) to end")
+        try:
+            lock.acquire(timeout=wait)
+        except Timeout:
+            raise RecordingError(f"an earlier recording (pid {who}) still holds {session_tmp} after {wait:.0f} s: "
+                                 f"let it finish, or end it (kill {who}) and run again") from None
+    try:
+        holder.write_text(f"{os.getpid()}\n")
+        yield
+    finally:
+        lock.release()
+
+
 def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Path, *, replica: int = 1,
                force: bool = False, log=print, warn=print, cluster: ClusterSource | None = None) -> str:
     """Build ``env`` in the venv of ``python``, check its versions, run the corpus, record it with asv.
@@ -229,16 +261,22 @@ def record_env(env, python: str, checkout: Path, results: Path, session_tmp: Pat
     Raises :class:`RecordingError`; an env that cannot be built is also recorded as an ``.env-error``.
     The console gets a line per phase; the output of each step goes to the env's log files (picklematrix.record.logs).
     """
-    with logs.EnvConsole(skew.record_env_id(env.env_id, cluster.identity if cluster else None), log) as console:
+    label = skew.record_env_id(env.env_id, cluster.identity if cluster else None) + _copy_label(replica)
+    with logs.EnvConsole(label, log) as console, one_recording_at_a_time(session_tmp, console):
         return _record_env(env, python, checkout, results, session_tmp, replica=replica, force=force, log=log,
                            warn=warn, cluster=cluster, console=console)
+
+
+def _copy_label(replica: int) -> str:
+    """How the console tells an A/A copy's lines from its env's, which record at the same time."""
+    return f" (copy {replica})" if replica > 1 else ""
 
 
 def _record_env(env, python, checkout, results, session_tmp, *, replica, force, log, warn, cluster, console):
     started = time.perf_counter()
     env_id = skew.record_env_id(env.env_id, cluster.identity if cluster else None)
     commit, machine = recording_target(checkout)
-    if replica > 1:  # PICKLEMATRIX_REPLICATE: an A/A copy, see replicate_count()
+    if replica > 1:  # an A/A copy (a profile's aa_pair, PICKLEMATRIX_REPLICATE): see replicate_count()
         machine = f"{machine}-rep{replica}"
     target = Target(results, commit, machine)
     check_results_writable(target)
@@ -260,7 +298,7 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
     if cluster is not None and cluster.identity is None:  # a cluster at an address: ask it what it runs
         cluster = probe(cluster, python, log)
         env_id = skew.record_env_id(env.env_id, cluster.identity)
-    console.env_id = env_id
+    console.env_id = env_id + _copy_label(replica)
     env_log.append(f"verify ok: python {found['python']} "
                    + " ".join(f"{k}={v}" for k, v in found["versions"].items()) + "\n")
     console.phase(env_log[-1].strip())
