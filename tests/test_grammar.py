@@ -139,7 +139,8 @@ def test_nox_lists_its_sessions_from_the_noxfile_and_matrix_toml_alone(clone, tm
     from picklematrix.envs.matrix import load_matrix
 
     profile = load_matrix(clone / "matrix.toml").profile("default")
-    assert listed == {e.env_id for e in profile.envs} | {p.session_id for p in profile.skew}
+    assert listed == ({e.env_id for e in profile.envs} | {p.session_id for p in profile.skew}
+                      | ({f"aa-{profile.baseline}"} if profile.aa_pair else set()))
     freeze = ROOT / "tests" / "data" / "freezes" / "requirements-pyd2.9.2.txt"
     proc = _nox("--list", "--json", "--", "--env", str(freeze), "--change", "pydantic=2.8.2..2.9.2",
                 "--env", "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11~cp3.0.0-dask2024.6.2-pyd1.10.21-py3.11",

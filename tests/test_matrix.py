@@ -94,6 +94,8 @@ def test_asv_env_name_labels_by_installed_versions():
         ("[common]\npackages = []\n" + GOOD_AXES + '[profiles.default]\nbaseline = "x"\nproduct = true\n',
          "src/picklematrix/pins.py"),
         ("[axes\n", "not valid TOML"),
+        (GOOD_AXES + '[profiles.default]\nbaseline = "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11"\nproduct = true\n'
+         'aa_pair = "yes"\n', "aa_pair = 'yes': write true"),
     ],
 )
 def test_invalid_matrix_names_the_entry(tmp_path, text, message):
@@ -124,8 +126,13 @@ def test_nox_lists_one_session_per_env_of_the_profile():
     names = {s["session"] for s in sessions if s["name"] == "matrix"}
     default = load_matrix().profile("default")
     assert names == ({f"matrix({e.env_id})" for e in default.envs}
-                     | {f"matrix(skew-{pair.name})" for pair in default.skew})
+                     | {f"matrix(skew-{pair.name})" for pair in default.skew}
+                     | {f"matrix(aa-{default.baseline})"})
     assert default.skew, "the default profile records client/cluster skew pairs"
+    assert default.aa_pair, "the default profile records its baseline's A/A pair (the reviews' noise)"
+    # PICKLEMATRIX_REPLICATE=2 records every env's copy in its own session: no session of its own for the pair
+    replicated = json.loads(_nox("--list", "--json", env={"PICKLEMATRIX_REPLICATE": "2"}).stdout)
+    assert f"matrix(aa-{default.baseline})" not in {s["session"] for s in replicated}
     smoke = json.loads(_nox("--list", "--json", env={"PICKLEMATRIX_PROFILE": "smoke"}).stdout)
     assert len([s for s in smoke if s["name"] == "matrix"]) == 2
 
@@ -146,3 +153,19 @@ def test_the_docs_list_the_default_profile():
     rows = {line.split("|")[1].strip().strip("`") for line in text.splitlines() if line.startswith("| `cp")}
     assert rows == {env.env_id for env in load_matrix().profile("default").envs}, \
         "docs/matrix-toml.md's default-profile table and matrix.toml's default profile disagree"
+
+
+def test_a_profile_s_aa_pair_is_a_session_of_its_own_recording_the_baseline_s_copy(tmp_path, monkeypatch):
+    from picklematrix import cli
+    from picklematrix.record.targets import targets
+
+    a, b = "cp3.0.0-dask2024.6.2-pyd2.8.2-py3.11", "cp3.1.0-dask2024.6.2-pyd2.8.2-py3.11"
+    m = _load(tmp_path, GOOD_AXES + f'[profiles.default]\nbaseline = "{a}"\nenvs = ["{b}", "{a}"]\naa_pair = true\n'
+              f'[profiles.other]\nbaseline = "{a}"\nenvs = ["{a}"]\n')
+    monkeypatch.delenv("PICKLEMATRIX_REPLICATE", raising=False)
+    found = targets(cli.parse("matrix", []), m)
+    assert [(t.session_id, t.env.env_id, t.replica) for t in found] == [(b, b, 1), (a, a, 1), (f"aa-{a}", a, 2)]
+    assert [t.replica for t in targets(cli.parse("matrix", ["--profile", "other"]), m)] == [1]  # not asked for
+    assert [t.replica for t in targets(cli.parse("matrix", ["--env", b]), m)] == [1]  # envs on demand: none
+    monkeypatch.setenv("PICKLEMATRIX_REPLICATE", "2")  # every session records its copy: no session for it
+    assert [t.replica for t in targets(cli.parse("matrix", []), m)] == [1, 1]

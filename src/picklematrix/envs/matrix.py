@@ -53,6 +53,9 @@ class Profile:
     envs: list
     # client/cluster skew pairs (picklematrix.envs.skew.SkewPair) the profile records besides its envs
     skew: list = field(default_factory=list)
+    # record the baseline twice: an A/A pair (the copy under machine "<machine>-rep2"), the noise every review's
+    # timing verdict is tested against
+    aa_pair: bool = False
 
 
 @dataclass
@@ -167,7 +170,7 @@ def load_matrix(path: str | Path | None = None) -> Matrix:
     for name, prof in profiles_data.items():
         label = f"[profiles.{name}]"
         for k in prof:
-            if k not in ("description", "baseline", "envs", "product", "skew"):
+            if k not in ("description", "baseline", "envs", "product", "skew", "aa_pair"):
                 bad(f"{label}: unknown key {k!r}")
         if prof.get("product"):
             envs = matrix.product()
@@ -195,13 +198,16 @@ def load_matrix(path: str | Path | None = None) -> Matrix:
                 if excl is not None:
                     bad(f"{label}: {env_id} is excluded: {excl.reason}")
                 envs.append(env)
+        aa_pair = prof.get("aa_pair", False)
+        if not isinstance(aa_pair, bool):
+            bad(f"{label}: aa_pair = {aa_pair!r}: write true (record the baseline's A/A pair) or false")
         baseline = prof.get("baseline")
         if baseline is None:
             bad(f"{label} needs a 'baseline' env id (the A of every A/B review)")
         elif baseline not in {e.env_id for e in envs}:
             bad(f"{label}: baseline {baseline!r} is not one of the profile's envs")
         matrix.profiles[name] = Profile(name, prof.get("description", ""), baseline or "", envs,
-                                        skew_pairs(pairs, prof.get("skew", []), label, bad))
+                                        skew_pairs(pairs, prof.get("skew", []), label, bad), aa_pair is True)
     if problems:
         raise MatrixError("\n".join(problems))
     return matrix

@@ -98,9 +98,10 @@ def record_target(target: Target, args, checkout: Path, *, python: str | None = 
             python = ondemand.make_venv(client, where)
             tmp = where / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
+        replicas = [target.replica] if target.replica > 1 else range(1, recording.replicate_count() + 1)
         return [recording.record_env(client, python, checkout, results, tmp.resolve(), replica=replica,
                                      cluster=cluster, force=args.force, log=log, warn=warn)
-                for replica in range(1, recording.replicate_count() + 1)]
+                for replica in replicas]
 
 
 def _describe(found) -> str:

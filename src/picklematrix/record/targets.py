@@ -10,6 +10,7 @@ noxfile: an id and the Python its venv is made with) and resolved to concrete pi
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 
@@ -19,6 +20,16 @@ from picklematrix.envs.matrix import Matrix
 from picklematrix.envs.skew import SkewPair, pair_on_demand, split_pair
 
 CHANGE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)=(?:(?P<a>[^=.,][^=,]*?)\.\.)?(?P<b>[^=,.][^=,]*)$")
+
+
+# The session of a profile's A/A copy of its baseline: matrix(aa-<baseline env id>).
+AA_PREFIX = "aa-"
+
+
+def _replicating() -> bool:
+    """PICKLEMATRIX_REPLICATE asks every env's session for copies (the baseline's A/A pair among them)."""
+    text = os.environ.get("PICKLEMATRIX_REPLICATE", "1")
+    return text.isdigit() and int(text) > 1
 
 
 class TargetError(ValueError):
@@ -36,6 +47,7 @@ class Target:
     base: Env | None = None
     as_of: str | None = None
     given_python: str | None = None  # --python: the Python of a requirements file or a spec that names none
+    replica: int = 1  # 2: the A/A copy of ``env`` (a profile's ``aa_pair``), recorded under "<machine>-rep2"
 
     @property
     def is_pair(self) -> bool:
@@ -119,7 +131,12 @@ def targets(args, matrix: Matrix) -> list[Target]:
     profile = matrix.profile(args.profile or "default")
     if not (args.env or args.change):
         out = [Target(e.env_id, e.python, env=e, as_of=args.as_of) for e in profile.envs]
-        return out + [Target(p.session_id, p.client.python, env=p) for p in profile.skew]
+        out += [Target(p.session_id, p.client.python, env=p) for p in profile.skew]
+        if profile.aa_pair and not _replicating():
+            # a session of its own (a venv of its own), so that nox runs it beside the others
+            base = next(e for e in profile.envs if e.env_id == profile.baseline)
+            out.append(Target(f"{AA_PREFIX}{base.env_id}", base.python, env=base, as_of=args.as_of, replica=2))
+        return out
     base = base_env(args, matrix)
     python = getattr(args, "python", None)
     out = [_on_demand(text, base, args.as_of, python) for text in args.env or []]
