@@ -170,9 +170,11 @@ def _state(pid: int) -> str | None:
         return None
 
 
-def test_a_session_whose_nox_process_was_killed_stops(tmp_path):
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_a_session_whose_nox_process_was_killed_stops(tmp_path, sigint):
     """Under nox --parallel a session runs in a nox process of its own, under nox's: when nox's own process is
-    killed (nobody sees the output any more), the session's recording stops instead of running on unseen."""
+    killed (nobody sees the output any more), the session's recording stops instead of running on unseen. Also
+    where SIGINT is ignored, as in a job a shell started in the background (``./nox -s matrix &``)."""
     done = tmp_path / "done"
     session = textwrap.dedent(f"""
         import time
@@ -185,7 +187,10 @@ def test_a_session_whose_nox_process_was_killed_stops(tmp_path):
         import os, subprocess, sys, time
         from picklematrix.record import logs
         logs.setup_console(relay=True, argv=["nox"], stream=open(os.devnull, "w"))
-        child = subprocess.Popen([sys.executable, "-c", {session!r}], stderr=subprocess.DEVNULL)
+        import signal
+        ignore = {sigint == "ignored"!r}
+        child = subprocess.Popen([sys.executable, "-c", {session!r}], stderr=subprocess.DEVNULL,
+                                 preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore else None)
         print(child.pid, flush=True)
         time.sleep(60)
     """)
@@ -226,3 +231,29 @@ def test_a_heavy_install_shows_its_packages_and_bytes_as_uv_reports_them(tmp_pat
         progress_of.line(line)
     assert progress_of.text() == ("230 packages resolved, downloads 1/2 (866 MiB of 2.0 GiB), byte-compiling, "
                                   "230 installed")
+
+
+def test_sigterm_stops_a_recording_as_ctrl_c_does_and_its_step_s_process_with_it(tmp_path):
+    """SIGTERM to the recording's process (alone, not its group): the step under way (run_logged) ends its
+    command before the recording fails, so nothing the recording started outlives it."""
+    pid_file = tmp_path / "pid"
+    session = textwrap.dedent(f"""
+        import sys
+        from picklematrix.record import logs
+        step = [sys.executable, "-c", "import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+                "time.sleep(60)"]
+        try:
+            with logs.EnvConsole("env", print, interval=60):
+                logs.run_logged(step, None, {str(tmp_path / "step.log")!r})
+        except logs.Stopped as e:
+            print("stopped:", e, flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", session], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    step = int(pid_file.read_text())
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert "stopped: stopped by signal 15" in out, out
+    assert _state(step) in (None, "Z"), "the step's process outlived the recording"

@@ -249,6 +249,11 @@ def test_a_killed_force_rerecord_keeps_the_record_and_the_next_run_records_again
     assert done.returncode == 0 and "already recorded" in done.stdout + done.stderr
 
 
+def _default_signals():
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _processes_naming(*paths: Path) -> list[str]:
     """The live processes whose command line names one of ``paths`` (a checkout's venvs, a tools venv)."""
     found = []
@@ -276,9 +281,10 @@ def test_a_run_stopped_in_asv_s_phase_leaves_nothing_running_and_the_same_sessio
     (asv_log,) = results.glob("logs/*/*/asv.log")
     logged = asv_log.stat().st_size
 
+    # (signals as a terminal gives them: a test run in the background inherits an ignored SIGINT)
     stopped = subprocess.Popen([sys.executable, "-m", "nox", "-s", f"matrix({ENV})", "--", "--force"],
                                cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=_default_signals)
     try:
         # asv's phase has begun when its command line is in asv.log (it lasts a second or two)
         _wait_for(lambda: asv_log.stat().st_size > logged, 600, "asv's phase", stopped)

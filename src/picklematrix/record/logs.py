@@ -18,6 +18,11 @@ to (named in ``_PICKLEMATRIX_CONSOLE``, inherited by the sessions' nox processes
 them as they come. On a terminal, nox's status board shows each session's latest line, live. A session whose
 nox process is gone (killed: nobody would see its output) stops, as it would writing to a closed pipe.
 
+While an env records, SIGTERM (and SIGHUP, unless ignored, as under nohup) stops its recording as Ctrl-C
+would: the step under way ends its processes (:func:`run_logged`) and the recording fails, so nothing it
+started outlives it. The stop of a session whose nox process is gone is the same SIGTERM, sent to itself, so
+it works where SIGINT is ignored (a job started in the background by a shell).
+
 **The files**: ``results/logs/<machine>/<commit8>-<env id>/`` (:func:`log_dir`) holds ``env.log`` (the env's
 build and versions), ``harness.log`` (``picklematrix run``'s whole output: a line per cell, the outcome
 table) and ``asv.log`` (asv's record: its discovery of the benchmarks, what it recorded). A failure's message
@@ -229,8 +234,13 @@ class EnvConsole:
                 self._relay = open(os.path.join(relay_dir, f"{os.getpid()}-{safe}.lines"), "a")
         self._log = log
         self._thread = threading.Thread(target=self._beat, name=f"console {env_id}", daemon=True)
+        self._handlers: dict = {}  # the stop signals' previous handlers, while ours are installed
 
     def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._handlers[signum] = signal.signal(signum, _stop)
         self._thread.start()
         return self
 
@@ -240,6 +250,9 @@ class EnvConsole:
             self.phase(f"failed in {self.text.split(' ')[0]}: {first[:160]}")
         self._stop.set()
         self._thread.join()
+        for signum, handler in self._handlers.items():
+            signal.signal(signum, handler)
+        self._handlers = {}
         if self._relay is not None:
             # the last line printed before nox prints the session's end (the relay looks every RELAY_POLL s)
             time.sleep(max(0.0, 2 * RELAY_POLL - (time.monotonic() - self._last)))
@@ -296,11 +309,24 @@ class EnvConsole:
                 # nox's own process was killed: stop this recording as a write to its closed pipe would (a
                 # KeyboardInterrupt in the main thread: whatever it runs ends, and its subprocesses with it)
                 self._relay = None
-                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                signum = signal.SIGTERM if signal.SIGTERM in self._handlers else signal.SIGINT
+                signal.pthread_kill(threading.main_thread().ident, signum)
                 return
             with self._lock:
                 if time.monotonic() - self._last >= self.interval:
                     self._show()
+
+
+# The signals that stop a recording as Ctrl-C does (EnvConsole installs the handler while an env records).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """A recording stopped by a signal: handled as Ctrl-C is (a KeyboardInterrupt)."""
+
+
+def _stop(signum, frame):
+    raise Stopped(f"stopped by signal {signum}")
 
 
 def _alive(pid: int) -> bool:
