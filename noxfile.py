@@ -64,9 +64,11 @@ nox.options.download_python = "never"  # nox's default "auto" would fetch a stan
 nox.options.reuse_venv = "yes"
 # plain `nox` (and `nox --list --json`, one job per env for a CI matrix) is the main job
 nox.options.sessions = ["matrix"]
-# Matrix envs run one per CPU at a time (each has its own venv, cluster, kernel and asv results dir;
-# only the merge into results/ takes turns). `nox -s matrix -j 1` gives quieter timings, one env at a time.
-nox.options.parallel = "auto"
+# Matrix envs compute one per CPU at a time (picklematrix.record.recording.run_slot), and nox runs twice as many
+# sessions: the others build their envs meanwhile (from a cold uv cache, mostly downloads), then wait for a slot.
+# Each has its own venv, cluster, kernel and asv results dir; only the merge into results/ takes turns.
+# `nox -s matrix -j 1` gives quieter timings, one env at a time.
+nox.options.parallel = 2 * (os.cpu_count() or 1)
 
 
 class _NoParallelNotice(logging.Filter):

@@ -205,3 +205,46 @@ def test_a_recording_that_never_ends_is_named_with_what_to_do(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+_SLOT = """
+import sys, time
+from picklematrix.record import logs, recording
+with recording.run_slot(logs.EnvConsole("held", print)):
+    print("computing", flush=True)
+    time.sleep(float(sys.argv[1]))
+"""
+
+
+def test_envs_of_one_nox_run_compute_one_per_slot_and_the_others_wait(tmp_path, monkeypatch):
+    monkeypatch.setenv(recording.RUN_DIR_VAR, str(tmp_path))
+    monkeypatch.setenv("PICKLEMATRIX_CLUSTERS", "2")
+    monkeypatch.delenv(logs.CONSOLE_VAR, raising=False)
+    holders = [subprocess.Popen([sys.executable, "-c", _SLOT, seconds], stdout=subprocess.PIPE, text=True)
+               for seconds in ("1.5", "600")]
+    try:
+        for holder in holders:
+            assert holder.stdout.readline().strip() == "computing"
+        lines = []
+        with recording.run_slot(logs.EnvConsole("e", lines.append)) as waited:
+            assert holders[0].wait(5) == 0  # the slot it held is the one this got
+        assert waited >= 1.0 and any("waiting for one of 2 run slots" in line for line in lines), lines
+        holders[1].kill()  # a killed session frees its slot at once
+        holders[1].wait()
+        with recording.run_slot(logs.EnvConsole("e", lines.append)) as waited:
+            assert waited < 1.0
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+
+
+def test_outside_a_nox_run_there_is_no_slot_to_wait_for_and_a_bad_count_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv(recording.RUN_DIR_VAR, raising=False)
+    with recording.run_slot(logs.EnvConsole("e", print)) as waited:
+        assert waited == 0
+    monkeypatch.setenv(recording.RUN_DIR_VAR, str(tmp_path))
+    monkeypatch.setenv("PICKLEMATRIX_CLUSTERS", "two")
+    with pytest.raises(recording.RecordingError, match="PICKLEMATRIX_CLUSTERS='two'"):
+        with recording.run_slot(logs.EnvConsole("e", print)):
+            pass

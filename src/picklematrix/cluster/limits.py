@@ -12,12 +12,12 @@ START_WITHIN = 60.0
 
 
 # Worker memory limits. distributed's default, the machine's memory / the workers of one cluster,
-# assumes each cluster is alone; here several run at once (nox runs envs side by side, and each env
-# records with two clusters: the harness's and asv's shared one). The rule:
+# assumes each cluster is alone; here several run at once (nox runs envs side by side, one harness
+# cluster each). The rule:
 #   limit per worker = machine memory (distributed's reading: host, cgroup or RSS rlimit)
 #                      x MEMORY_FRACTION / (workers of this cluster x clusters at once)
-# with clusters at once from PICKLEMATRIX_CLUSTERS (the recording sets it), else the CPU count (nox runs
-# one env per CPU). PICKLEMATRIX_WORKER_MEMORY ("2GiB", bytes) sets the limit itself.
+# with clusters at once from PICKLEMATRIX_CLUSTERS, else the CPU count (a nox run computes one env per CPU:
+# picklematrix.record.recording.run_slot). PICKLEMATRIX_WORKER_MEMORY ("2GiB", bytes) sets the limit itself.
 MEMORY_FRACTION = 0.5
 CLUSTERS_VAR = "PICKLEMATRIX_CLUSTERS"
 WORKER_MEMORY_VAR = "PICKLEMATRIX_WORKER_MEMORY"

@@ -25,7 +25,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from filelock import Timeout
+
 from picklematrix import sidecar as sidecars
+from picklematrix.cluster.limits import CLUSTERS_VAR
 from picklematrix.envs import skew, venvs
 from picklematrix.envs.ids import CORPUS_VAR, asv_env_name, corpus_versions
 from picklematrix.record import asvconf, fingerprint, logs
@@ -219,6 +222,47 @@ def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path
     return logs.run_logged([tools, "-m", "picklematrix.record.asv_record", str(request)], env, log_file)
 
 
+def run_slots() -> int:
+    """How many envs of one nox run compute at once: PICKLEMATRIX_CLUSTERS (the clusters at once that workers'
+    memory limits are sized for), else the CPU count. Raises RecordingError for a value that is no number."""
+    text = os.environ.get(CLUSTERS_VAR) or str(os.cpu_count() or 1)
+    if not text.isdigit() or int(text) < 1:
+        raise RecordingError(f"{CLUSTERS_VAR}={text!r}: use a whole number >= 1 (the envs that compute at once)")
+    return int(text)
+
+
+@contextlib.contextmanager
+def run_slot(console: logs.EnvConsole, poll: float = 0.25):
+    """One of the nox run's :func:`run_slots` while this env runs its cells and asv records them.
+
+    nox starts more sessions than that (the noxfile), so that an env's build, mostly downloads and unpacking
+    when uv's cache is cold, overlaps the runs of others; the cells, which share the CPU, wait for a slot. The
+    slots are locks in the nox run's directory (RUN_DIR_VAR), the kernel's (flock): a killed session frees its
+    own. Outside a nox run (``picklematrix matrix``, one env after another) there is nothing to wait for.
+    """
+    shared = os.environ.get(RUN_DIR_VAR)
+    if not shared:
+        yield 0.0
+        return
+    locks = [venvs.lock(Path(shared) / "run-slots" / f"{i}.lock") for i in range(run_slots())]
+    started = time.perf_counter()
+    held = None
+    while held is None:
+        for lock in locks:
+            with contextlib.suppress(Timeout):
+                lock.acquire(blocking=False)
+                held = lock
+                break
+        else:
+            if time.perf_counter() - started < poll:
+                console.phase(f"built; waiting for one of {len(locks)} run slots (other envs compute)")
+            time.sleep(poll)
+    try:
+        yield time.perf_counter() - started
+    finally:
+        held.release()
+
+
 # How long a recording waits for an earlier one in the same session directory to end.
 EARLIER_RECORDING_WAIT = 600.0
 
@@ -229,8 +273,6 @@ def one_recording_at_a_time(session_tmp: Path, console: logs.EnvConsole, wait: f
     (its harness, asv's record) waits for it to end instead of sharing its venv and staging directories. The
     lock is the kernel's (flock): a killed recording holds it no longer than its processes live.
     """
-    from filelock import Timeout
-
     wait = EARLIER_RECORDING_WAIT if wait is None else wait
     lock = venvs.lock(session_tmp / "recording.lock")
     holder = session_tmp / "recording.pid"
@@ -345,7 +387,9 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
     config = asvconf.write_config(session_tmp / asvconf.CONFIG_NAME, checkout=checkout, results_dir=stage,
                                   html_dir=asvconf.default_html_dir(checkout, results),
                                   env_dir=session_tmp / "asv-env")
-    with short_tmpdir() as tmpdir:
+    # asv's venv, built (once, shared) before this env waits for a run slot: on a cold cache, downloads
+    tools = venvs.tools_python(checkout)
+    with short_tmpdir() as tmpdir, run_slot(console) as waited:
         run_env = process_env(python, tmpdir)
         # The harness run starts and owns its cluster: it may replace workers or the whole cluster after
         # a hung or killed cell. It takes every timing sample; asv records them (no cluster of its own).
@@ -364,7 +408,6 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
             with writing_results(sidecar, results):
                 sidecars.add_head(sidecar, requirements=env.source.as_dict())
         asv_started = time.perf_counter()
-        tools = venvs.tools_python(checkout)
         asv_env = {**os.environ, "TMPDIR": tmpdir, **asv_home(session_tmp), CORPUS_VAR: corpus or ""}
         console.phase("asv")
         code = run_asv(tools, python, config, target, sidecar, asv_env, console.logs / "asv.log", cluster)
@@ -378,7 +421,9 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
         raise RecordingError(f"{env_id}: recorded {result_file.relative_to(results)} without "
                              f"{len(broken)} broken case file(s), skipped: {broken_cases_text(broken)}. Fix them "
                              "(`picklematrix cases --check`) and re-record with `nox -s matrix -- --force`")
+    asv_seconds = time.perf_counter() - asv_started
+    slot = f", waited {waited:.1f} s for a run slot" if waited >= 0.1 else ""
     log(f"{env_id}: recorded {result_file.relative_to(results)} and {sidecar.name} in "
         f"{time.perf_counter() - started:.1f} s (env {env_seconds:.1f} s, harness {harness_seconds:.1f} s, "
-        f"asv {time.perf_counter() - asv_started:.1f} s); logs in {console.logs}")
+        f"asv {asv_seconds:.1f} s{slot}); logs in {console.logs}")
     return env_id
