@@ -1,15 +1,23 @@
 """Where the time of `nox -s matrix` goes, and how it compares with asv's built-in matrix.
 
-    python bench/matrix_bench.py [--profile default] [--only GLOBS] [--cold] [--builtin-envs N]
+    python bench/matrix_bench.py [--checkout DIR] [--profile default] [--only GLOBS] [--cold] [--builtin-envs N]
 
-Prints, for one run on this machine:
-  * the profile end to end, cold (empty uv cache, no venvs, no tools venv) and warm (all reused);
-  * per env: env build + verify, cluster start, harness run, asv run; per cell: harness overhead vs the
-    cell's own compute time (from the outcome sidecars' timing block);
-  * the same envs x cases recorded by asv's built-in matrix (environment_type "virtualenv": asv builds the
-    envs with virtualenv + pip, installs the project, and each benchmark process brings its own cluster),
-    side by side with our warm run of the same subset.
-Figures are measured, never assumed; the warm run re-records (--force) into a fresh results dir.
+Runs in nox's venv (nox and uv on PATH: PATH=$PWD/.nox/_nox/bin:$PATH). Measures a clone of ``--checkout``
+(default: this checkout) at its HEAD, in ``--workdir`` (its venvs, uv cache, asv tools venv and results all
+there), so that two commits are measured the same way by the same bench: this file's, with ``--checkout`` naming
+the other commit's checkout. Prints, for one run on this machine:
+
+  * the profile end to end, every session ``./nox -s matrix`` runs for it (its envs, skew pairs and A/A pair;
+    ``--envs-only``: its envs only), cold (``--cold``: empty uv cache, no venvs, no tools venv) and warm (all
+    reused; the warm run re-records everything, ``--force``, into a fresh results dir);
+  * per recording: session, env build + verify, cluster start, harness run, asv's phase; per cell: harness
+    overhead vs the cell's own compute time (from the outcome sidecars' timing block);
+  * ``--builtin-envs N``: the first N envs x cases recorded by asv's built-in matrix (environment_type
+    "virtualenv": asv builds the envs with virtualenv + pip, builds and installs the project, and each benchmark
+    process brings its own cluster), side by side with ``./nox -s matrix`` of the same envs.
+
+A figure comes only from a run that succeeded: a run that fails (nox's or asv's exit status, or a record
+missing) is named with its log, prints no figure, and the bench exits 1.
 """
 
 from __future__ import annotations
@@ -34,36 +42,57 @@ from picklematrix import pins  # noqa: E402
 from picklematrix.envs.matrix import load_matrix  # noqa: E402
 from picklematrix.run.selection import ASV_TIMED_CONTEXTS, COMPUTE  # noqa: E402
 
+# What asv's built-in matrix needs in each env besides the project's pins to build the project's wheel: asv builds
+# it without build isolation (build_command below), so pyproject.toml's [build-system] requirement must be there.
+BUILD_REQUIREMENTS = {"hatchling": "1.33.0"}
 
-def nox_matrix(work: Path, results: Path, *, envs: list[str], only: str, cache: Path, tools: Path,
-               force: bool, jobs: int = 1) -> tuple[float, str]:
+
+class RunFailed(Exception):
+    """A measured run failed: no figure comes from it. The message names the run and its log."""
+
+
+def clone(checkout: Path, work: Path) -> Path:
+    """A clone of ``checkout``'s HEAD in ``work`` (made once, then brought to that HEAD): what is measured."""
+    dest = work / "checkout"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    if not (dest / ".git").exists():
+        subprocess.run(["git", "clone", "-q", str(checkout), str(dest)], check=True)
+    subprocess.run(["git", "fetch", "-q", str(checkout), head], cwd=dest, check=True)
+    subprocess.run(["git", "checkout", "-q", "--force", head], cwd=dest, check=True)
+    return dest
+
+
+def nox_matrix(work: Path, checkout: Path, results: Path, *, sessions: list[str], profile: str, only: str,
+               jobs: int | None, label: str) -> tuple[float, str]:
+    """``./nox -s SESSIONS -- --profile P --force`` in ``checkout`` into a fresh ``results``; (seconds, output).
+    Raises RunFailed when nox fails."""
     shutil.rmtree(results, ignore_errors=True)  # figures from this run only
-    env = dict(os.environ, UV_CACHE_DIR=str(cache), PICKLEMATRIX_RESULTS=str(results),
-               PICKLEMATRIX_DIRTY_LABEL="bench", PICKLEMATRIX_MACHINE="bench", PICKLEMATRIX_TOOLS_VENV=str(tools))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PICKLEMATRIX_", "_PICKLEMATRIX_"))}
+    env.update(UV_CACHE_DIR=str(work / "uv-cache"), PICKLEMATRIX_RESULTS=str(results), PICKLEMATRIX_MACHINE="bench",
+               PICKLEMATRIX_TOOLS_VENV=str(work / "tools"))
     if only:
         env["PICKLEMATRIX_ONLY"] = only
-    args = [sys.executable, "-m", "nox", "--envdir", str(work / "envs"), "-j", str(jobs),
-            "-s", *(f"matrix({e})" for e in envs)]
-    if force:
-        args += ["--", "--force"]
+    args = [sys.executable, "-m", "nox", *(["-j", str(jobs)] if jobs else []), "-s", *sessions,
+            "--", "--profile", profile, "--force"]
     t0 = time.perf_counter()
-    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(args, cwd=checkout, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
     log = proc.stdout + proc.stderr
-    (work / f"nox-{results.name}.log").write_text(log)
+    log_path = work / f"nox-{label}.log"
+    log_path.write_text(f"$ {' '.join(args)}\n{log}")
     if proc.returncode != 0:
-        print(f"warning: nox exited {proc.returncode}; see {work / f'nox-{results.name}.log'}")
+        raise RunFailed(f"{label}: `nox` exited {proc.returncode}; see {log_path}")
     return elapsed, log
 
 
+RECORDED = re.compile(r"nox > (\S+)(?: \(copy \d+\))?: recorded (\S+) and \S+ in ([\d.]+) s \(env ([\d.]+) s, "
+                      r"harness ([\d.]+) s, asv ([\d.]+) s(?:, waited ([\d.]+) s for a run slot)?\)")
+
+
 def session_seconds(log: str) -> dict:
-    """{env id: (total, env build, harness, asv incl. its cluster)} as each session logged them."""
-    out = {}
-    pattern = (r"nox > (\S+): recorded \S+ and \S+ in ([\d.]+) s \(env ([\d.]+) s, harness ([\d.]+) s, "
-               r"asv ([\d.]+) s\)")
-    for m in re.finditer(pattern, log):
-        out[m.group(1)] = tuple(float(m.group(i)) for i in range(2, 6))
-    return out
+    """{record path (machine/file): (total, env build, harness, asv, run-slot wait)} as each session logged them."""
+    return {m[2]: tuple(float(m[i] or 0) for i in range(3, 8)) for m in RECORDED.finditer(log)}
 
 
 def sidecar_figures(results: Path) -> list[dict]:
@@ -72,13 +101,10 @@ def sidecar_figures(results: Path) -> list[dict]:
         data = json.loads(Path(path).read_text())
         timing = data.get("timing", {})
         asv_file = Path(path[: -len(".outcomes")] + ".json")
-        asv_seconds = None
-        asv_repeats = {}  # (family/case, method, context) -> samples asv took
+        asv_repeats = {}  # (family/case, method, context) -> samples asv holds
         if asv_file.exists():
             asv = json.loads(asv_file.read_text().replace("NaN", "null"))
-            cols = asv["result_columns"]
-            asv_seconds = sum(dict(zip(cols, v))["duration"] or 0 for v in asv["results"].values())
-            timed_result = dict(zip(cols, asv["results"].get(COMPUTE) or []))
+            timed_result = dict(zip(asv["result_columns"], asv["results"].get(COMPUTE) or []))
             if timed_result:
                 combos = itertools.product(*timed_result["params"])
                 asv_repeats = {tuple(p.strip("'") for p in combo): n
@@ -89,17 +115,16 @@ def sidecar_figures(results: Path) -> list[dict]:
         for c in data["cells"]:
             if c.get("wall_seconds") is not None and c["outcome"] != "not-applicable":
                 by_context.setdefault(c["context"], []).append(c["wall_seconds"] - sum(c.get("samples") or []))
+        machine = Path(path).parent.name
         rows.append({
+            "record": f"{machine}/{asv_file.name}",
+            "label": data.get("env_id") + (" (A/A copy)" if re.search(r"-rep\d+$", machine) else ""),
             "overhead_by_context": {k: sum(v) / len(v) for k, v in by_context.items()},
-            "env": data.get("env_id"),
             "cells": cells,
             "cluster_start": timing.get("cluster_start_seconds"),
-            "harness": timing.get("run_seconds"),
-            "compute": timing.get("compute_seconds"),
             "overhead_per_cell": ((timing["run_seconds"] - timing["compute_seconds"]) / cells) if timing else None,
             "compute_per_cell": (timing["compute_seconds"] / cells) if timing else None,
-            "asv": asv_seconds,
-            # per passing cell, from whoever took its samples: asv (its contexts) or the harness
+            # per passing cell: the samples asv holds (its contexts), else the sidecar's
             "samples_min": min((asv_repeats.get((f"{c['family']}/{c['case']}", c["method"], c["context"]), 0)
                                 if c["context"] in ASV_TIMED_CONTEXTS else len(c.get("samples") or [])
                                 for c in timed), default=0),
@@ -107,22 +132,58 @@ def sidecar_figures(results: Path) -> list[dict]:
     return rows
 
 
-def builtin_asv(work: Path, envs, only: str, matrix, cold: bool = False) -> float:
-    """The same envs x cases through asv's own virtualenv matrix (cold: no asv envs, empty pip cache)."""
+def record_lines(results: Path, log: str) -> list[str]:
+    """The per-recording table of one run, checked first: every record nox named is there, and every record
+    there has nox's line (else RunFailed, and no line of it is printed)."""
+    per_session = session_seconds(log)
+    if not per_session:
+        raise RunFailed(f"{results}: nox's output has no `recorded` line")
+    rows = sidecar_figures(results)
+    missing = sorted(set(per_session) - {r["record"] for r in rows})
+    if missing:
+        raise RunFailed(f"{results}: nox said it recorded {', '.join(missing)}, which is not there")
+    lines = [f"{'record':56} {'session':>8} {'env':>6} {'wait':>6} {'cluster':>8} {'harness':>8} {'asv':>6} "
+             f"{'cells':>6} {'ovh/cell':>9} {'cmp/cell':>9} {'samples':>7}"]
+    for row in rows:
+        if row["record"] not in per_session:
+            raise RunFailed(f"{results}: {row['record']} has no `recorded` line in nox's output")
+        total, build, harness, asv, waited = per_session[row["record"]]
+        lines.append(f"{row['label']:56} {total:8.1f} {build:6.1f} {waited:6.1f} {row['cluster_start']:8.1f} "
+                     f"{harness:8.1f} {asv:6.1f} {row['cells']:6d} {row['overhead_per_cell']:9.3f} "
+                     f"{row['compute_per_cell']:9.3f} {row['samples_min']:7d}")
+        ctx = row["overhead_by_context"]
+        if ctx:
+            lines.append(f"{'':56} harness overhead per cell by context: "
+                         + ", ".join(f"{k} {v:.3f} s" for k, v in sorted(ctx.items()))
+                         + (f" (kernel/script {ctx['kernel'] / ctx['script']:.2f}x)"
+                            if {"kernel", "script"} <= set(ctx) else ""))
+    asv = [figures[3] for figures in per_session.values()]
+    lines.append(f"asv's phase per recording: {min(asv):.1f}-{max(asv):.1f} s, mean {sum(asv) / len(asv):.1f} s "
+                 f"over {len(asv)}")
+    return lines
+
+
+def builtin_asv(work: Path, checkout: Path, envs, only: str, matrix, cold: bool = False) -> float:
+    """The same envs x cases through asv's own virtualenv matrix (cold: no asv envs, empty pip cache); seconds.
+    Raises RunFailed when asv fails or records less than every env's timings."""
     if cold:
         shutil.rmtree(work / "builtin-env", ignore_errors=True)
         shutil.rmtree(work / "pip-cache", ignore_errors=True)
+    results = work / "builtin-results"
+    shutil.rmtree(results, ignore_errors=True)  # figures from this run only
     include = []
     for env_id in envs:
         e = matrix.env(env_id)
-        req = {name: version for name, version in e.pins().items()}
-        # the harness's own packages, as nox -s matrix installs them (picklematrix.pins.ENV)
+        req = dict(e.pins())
+        # the harness's own packages, as nox -s matrix installs them (picklematrix.pins.ENV), and what asv needs
+        # to build the project's wheel in the env
         req.update(dict(requirement.split("==") for requirement in pins.ENV))
+        req.update(BUILD_REQUIREMENTS)
         include.append({"python": e.python, "req": req})
     conf = {
         "version": 1, "project": "picklematrix", "project_url": "https://pypi.org/project/dask/",
-        "repo": str(ROOT), "branches": ["HEAD"], "dvcs": "git", "environment_type": "virtualenv",
-        "benchmark_dir": str(ROOT / "benchmarks"), "results_dir": str(work / "builtin-results"),
+        "repo": str(checkout), "branches": ["HEAD"], "dvcs": "git", "environment_type": "virtualenv",
+        "benchmark_dir": str(checkout / "benchmarks"), "results_dir": str(results),
         "html_dir": str(work / "builtin-html"), "env_dir": str(work / "builtin-env"),
         # only the listed envs: exclude asv's default product, then include ours (includes skip excludes)
         "matrix": {}, "exclude": [{"python": ".*"}], "include": include, "launch_method": "forkserver",
@@ -133,75 +194,89 @@ def builtin_asv(work: Path, envs, only: str, matrix, cold: bool = False) -> floa
     path = work / "asv-builtin.conf.json"
     path.write_text(json.dumps(conf, indent=1))
     tools = work / "tools" / "bin" / "python"
-    # asv installs picklematrix as a wheel there: the corpus is the repo's, not in the package
-    env = dict(os.environ, PICKLEMATRIX_ONLY=only, PICKLEMATRIX_CASES=str(ROOT / "cases"),
-               PIP_CACHE_DIR=str(work / "pip-cache"))
-    env.pop("PICKLEMATRIX_SIDECAR", None)
-    env.pop("PICKLEMATRIX_SCHEDULER", None)
+    # asv installs picklematrix as a wheel there: the corpus is the checkout's
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PICKLEMATRIX_", "_PICKLEMATRIX_"))}
+    env.update(PICKLEMATRIX_ONLY=only, PICKLEMATRIX_CASES=str(checkout / "cases"), PIP_CACHE_DIR=str(work / "pip-cache"))
     subprocess.run(["uv", "pip", "install", "-q", "-p", str(tools), "virtualenv", "setuptools", "wheel"], check=True)
     subprocess.run([str(tools), "-m", "asv", "machine", "--yes", "--machine", "bench-builtin", "--config", str(path)],
                    check=True, capture_output=True)
+    if not cold:  # warm: asv's envs exist before the clock starts, as ours do
+        proc = subprocess.run([str(tools), "-m", "asv", "setup", "--config", str(path)], cwd=checkout, env=env,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            (work / "asv-builtin-setup.log").write_text(proc.stdout + proc.stderr)
+            raise RunFailed(f"asv's built-in matrix: `asv setup` exited {proc.returncode}; see "
+                            f"{work / 'asv-builtin-setup.log'}")
     t0 = time.perf_counter()
     proc = subprocess.run([str(tools), "-m", "asv", "run", "--config", str(path), "--machine", "bench-builtin",
-                           "--launch-method", "forkserver", "HEAD^!"], cwd=ROOT, env=env,
+                           "--launch-method", "forkserver", "HEAD^!"], cwd=checkout, env=env,
                           capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
-    (work / "asv-builtin.log").write_text(proc.stdout + proc.stderr)
+    log_path = work / "asv-builtin.log"
+    log_path.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        print(f"warning: asv built-in run exited {proc.returncode}; see {work / 'asv-builtin.log'}")
+        raise RunFailed(f"asv's built-in matrix: `asv run` exited {proc.returncode}; see {log_path}")
+    recorded = [p for p in (results / "bench-builtin").glob("*.json") if p.name != "machine.json"]
+    timed = 0
+    for p in recorded:
+        data = json.loads(p.read_text().replace("NaN", "null"))
+        compute = dict(zip(data["result_columns"], data["results"].get(COMPUTE) or []))
+        timed += any(v is not None for v in compute.get("result") or [])
+    if len(recorded) != len(envs) or timed != len(envs):
+        raise RunFailed(f"asv's built-in matrix recorded {len(recorded)} of {len(envs)} envs, {timed} with "
+                        f"timings; see {log_path}")
     return elapsed
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkout", default=str(ROOT), help="the checkout whose HEAD is measured (default: this one)")
     p.add_argument("--profile", default="default")
+    p.add_argument("--envs-only", action="store_true", help="the profile's envs only, not its skew or A/A pairs")
     p.add_argument("--only", default="", help="PICKLEMATRIX_ONLY for every run (default: the whole corpus)")
     p.add_argument("--cold", action="store_true", help="also measure a cold run (empty uv cache, no venvs)")
     p.add_argument("--builtin-envs", type=int, default=0, help="compare with asv's built-in matrix on N envs")
     p.add_argument("--builtin-only", default="", help="case globs for the built-in comparison (both sides)")
     p.add_argument("--builtin-cold", action="store_true",
                    help="compare from nothing: no venvs and empty uv/pip caches on both sides")
-    p.add_argument("--jobs", "-j", type=int, default=1, help="envs at a time (nox -j) for our runs")
+    p.add_argument("--jobs", "-j", type=int, default=None,
+                   help="nox -j for our runs (default: the checkout's noxfile's own)")
     p.add_argument("--workdir", default=None)
     p.add_argument("--skip-profile", action="store_true", help="only the built-in comparison")
     args = p.parse_args(argv)
 
-    matrix = load_matrix()
-    envs = [e.env_id for e in matrix.profile(args.profile).envs]
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="pm-bench-"))
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="pm-bench-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    cache, tools = work / "uv-cache", work / "tools"
-    print(f"workdir {work}; profile {args.profile}: {len(envs)} envs; cases: {args.only or 'all'}")
+    checkout = clone(Path(args.checkout).resolve(), work)
+    matrix = load_matrix(checkout / "matrix.toml")
+    envs = [e.env_id for e in matrix.profile(args.profile).envs]
+    sessions = [f"matrix({e})" for e in envs] if args.envs_only else ["matrix"]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True,
+                            text=True).stdout.strip()
+    print(f"workdir {work}; checkout {args.checkout} at {commit}; profile {args.profile}: {len(envs)} envs"
+          f"{' only' if args.envs_only else ' and its pairs'}; cases: {args.only or 'all'}; nox -j "
+          f"{args.jobs or '(the noxfile’s)'}")
 
-    if args.cold:
-        shutil.rmtree(work / "envs", ignore_errors=True)
-        shutil.rmtree(cache, ignore_errors=True)
-        shutil.rmtree(tools, ignore_errors=True)
-        cold, cold_log = nox_matrix(work, work / "results-cold", envs=envs, only=args.only, cache=cache,
-                                    tools=tools, force=True, jobs=args.jobs)
-        print(f"cold: {cold:7.1f} s end to end")
-        builds = {env: figures[1] for env, figures in session_seconds(cold_log).items()}
-        if builds:
-            print("cold env builds (uv install into an empty venv + version check): "
-                  + ", ".join(f"{b:.1f}" for b in builds.values()) + f" s; total {sum(builds.values()):.1f} s")
-    warm, log = (0.0, "") if args.skip_profile else nox_matrix(work, work / "results-warm", envs=envs, only=args.only, cache=cache, tools=tools,
-                           force=True, jobs=args.jobs)
+    failed = []
+    figures = {}
     if not args.skip_profile:
-        print(f"warm: {warm:7.1f} s end to end ({warm / 60:.1f} min)")
-    per_session = session_seconds(log)
-    print(f"{'env':42} {'session':>8} {'env':>6} {'cluster':>8} {'harness':>8} {'asv run':>8} {'asv bm':>8} "
-          f"{'cells':>6} {'ovh/cell':>9} {'cmp/cell':>9} {'samples':>7}")
-    nan4 = (float("nan"),) * 4
-    for row in ([] if args.skip_profile else sidecar_figures(work / "results-warm")):
-        total, build, _harness, asv_run = per_session.get(row["env"], nan4)
-        print(f"{row['env']:42} {total:8.1f} {build:6.1f} {row['cluster_start']:8.1f} "
-              f"{row['harness']:8.1f} {asv_run:8.1f} {row['asv'] or 0:8.1f} {row['cells']:6d} "
-              f"{row['overhead_per_cell']:9.3f} {row['compute_per_cell']:9.3f} {row['samples_min']:7d}")
-        ctx = row["overhead_by_context"]
-        if ctx:
-            print(f"{'':42} harness overhead per cell by context: "
-                  + ", ".join(f"{k} {v:.3f} s" for k, v in sorted(ctx.items()))
-                  + (f" (kernel/script {ctx['kernel'] / ctx['script']:.2f}x)" if {'kernel', 'script'} <= set(ctx) else ""))
+        if args.cold:
+            for stale in (checkout / ".nox", work / "uv-cache", work / "tools"):
+                shutil.rmtree(stale, ignore_errors=True)
+        for state in (["cold"] if args.cold else []) + ["warm"]:
+            try:
+                seconds, log = nox_matrix(work, checkout, work / f"results-{state}", sessions=sessions,
+                                          profile=args.profile, only=args.only, jobs=args.jobs, label=state)
+                lines = record_lines(work / f"results-{state}", log)
+                figures[state] = seconds
+                print(f"{state}: {seconds:7.1f} s end to end ({seconds / 60:.1f} min)")
+                print("\n".join(lines))
+            except RunFailed as e:
+                print(f"FAILED, no figure: {e}")
+                failed.append(state)
+        if {"cold", "warm"} <= set(figures):
+            print(f"cold {figures['cold']:.1f} s, warm {figures['warm']:.1f} s: cold/warm "
+                  f"{figures['cold'] / figures['warm']:.2f}x")
 
     if args.builtin_envs:
         subset = envs[: args.builtin_envs]
@@ -210,13 +285,26 @@ def main(argv=None) -> int:
         if args.builtin_cold:
             # ours from nothing too: no venvs, an empty uv cache (the tools venv, asv itself, is kept: the
             # built-in side's asv is installed already as well)
-            shutil.rmtree(work / "envs", ignore_errors=True)
-            shutil.rmtree(cache, ignore_errors=True)
-        ours, _ = nox_matrix(work, work / "results-subset", envs=subset, only=only, cache=cache, tools=tools,
-                             force=True, jobs=args.jobs)
-        theirs = builtin_asv(work, subset, only, matrix, cold=args.builtin_cold)
-        print(f"side by side, {len(subset)} envs, cases {only or 'all'}, both {state}: nox -s matrix {ours:.1f} s, "
-              f"asv built-in virtualenv matrix {theirs:.1f} s: ratio {theirs / ours:.2f}x")
+            shutil.rmtree(checkout / ".nox", ignore_errors=True)
+            shutil.rmtree(work / "uv-cache", ignore_errors=True)
+        subset_sessions = [f"matrix({e})" for e in subset]
+        try:
+            if not args.builtin_cold and not all((checkout / ".nox" / ("matrix-" + re.sub(r"\W+", "-", e))).is_dir()
+                                                 for e in subset):
+                print("warm: building our envs first (not timed)")
+                nox_matrix(work, checkout, work / "results-subset", sessions=subset_sessions, profile=args.profile,
+                           only=only, jobs=args.jobs, label="subset-warm-up")
+            ours, _ = nox_matrix(work, checkout, work / "results-subset", sessions=subset_sessions,
+                                 profile=args.profile, only=only, jobs=args.jobs, label="subset")
+            theirs = builtin_asv(work, checkout, subset, only, matrix, cold=args.builtin_cold)
+            print(f"side by side, {len(subset)} envs, cases {only or 'all'}, both {state}: nox -s matrix {ours:.1f} s, "
+                  f"asv built-in virtualenv matrix {theirs:.1f} s: ratio {theirs / ours:.2f}x")
+        except RunFailed as e:
+            print(f"FAILED, no ratio: {e}")
+            failed.append("builtin")
+    if failed:
+        print(f"bench failed: {', '.join(failed)}")
+        return 1
     return 0
 
 
