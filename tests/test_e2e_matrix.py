@@ -394,3 +394,31 @@ def test_two_corpora_recorded_for_one_env_coexist_and_a_review_compares_like_wit
     # the built-in corpus has no record of C: that review has nothing to compare, and says so
     builtin = cli("review", "--from", A, "--to", C)
     assert builtin.returncode == 2 and "no such environment recorded" in builtin.stderr, builtin.stderr[-3000:]
+
+
+def test_a_profile_s_aa_pair_records_the_baseline_twice_and_a_review_measures_its_noise(tmp_path):
+    """`aa_pair = true`: `nox -s matrix` records the baseline in its own session and again in matrix(aa-<id>),
+    the copy under "<machine>-rep2", where the review finds the A/A pair without a step of the user's."""
+    from picklematrix.report.compare import DEFAULT_FACTOR, measure_noise
+    from picklematrix.report.results import load_results
+
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(MINI_MATRIX.replace(f'envs = ["{A}", "{B}", "{C}", "{BROKEN}"]', f'envs = ["{A}"]\naa_pair = true'))
+    results = tmp_path / "results"
+    env = dict(os.environ, PICKLEMATRIX_MATRIX=str(matrix), PICKLEMATRIX_RESULTS=str(results),
+               PICKLEMATRIX_ONLY="functions/lambda_square", PICKLEMATRIX_DIRTY_LABEL="e2e",
+               PICKLEMATRIX_MACHINE="aa")
+    env.pop("PICKLEMATRIX_REPLICATE", None)
+    proc = subprocess.run([sys.executable, "-m", "nox", "-s", "matrix"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=1500)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    assert f"matrix(aa-{A})" in out and "(copy 2)" in out, out[-5000:]
+    machines = sorted(p.name for p in results.iterdir() if p.is_dir() and p.name != "logs")
+    machine = machines[0]  # "aa", or "aa-e2e" from a dirty tree
+    assert machines == [machine, f"{machine}-rep2"], machines
+    rs = load_results(results, checkout=ROOT)
+    (first,) = [r for r in rs.current() if r.machine == machine]
+    noise = measure_noise(rs, first, DEFAULT_FACTOR, None, A)
+    assert noise["pair"] == {"a": first.key, "b": next(r.key for r in rs.current() if r.machine == f"{machine}-rep2")}
+    assert noise["compared"] >= 1 and "noise not measured" not in noise["message"], noise
