@@ -293,11 +293,15 @@ def test_a_run_stopped_in_asv_s_phase_leaves_nothing_running_and_the_same_sessio
     finally:
         if stopped.poll() is None:
             _kill_session(stopped)
+    assert stopped.returncode != 0
+    # asv's record of the stopped run ended unfinished (at once, or "interrupted by signal ...")
+    assert b"wrote " not in asv_log.read_bytes()[logged:]
+    logged = asv_log.stat().st_size
     again = _nox(env, checkout)  # at once: the stopped run may still be ending
     out = again.stdout + again.stderr
     assert again.returncode == 0, out[-5000:]
     assert "interrupted recording" in out and "recorded " in out, out[-5000:]
-    assert "interrupted by signal" in asv_log.read_text()[logged:], asv_log.read_text()[logged:]
+    assert b"wrote " in asv_log.read_bytes()[logged:]
     leftover = _processes_naming(checkout, tmp_path / "tools")
     assert not leftover, "processes of the stopped run outlived it:\n" + "\n".join(leftover)
 
