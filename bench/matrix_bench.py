@@ -64,7 +64,7 @@ def clone(checkout: Path, work: Path) -> Path:
 
 
 def nox_matrix(work: Path, checkout: Path, results: Path, *, sessions: list[str], profile: str, only: str,
-               jobs: int | None, label: str) -> tuple[float, str]:
+               jobs: int | None, label: str, matrix_file: str | None = None) -> tuple[float, str]:
     """``./nox -s SESSIONS -- --profile P --force`` in ``checkout`` into a fresh ``results``; (seconds, output).
     Raises RunFailed when nox fails."""
     shutil.rmtree(results, ignore_errors=True)  # figures from this run only
@@ -73,6 +73,8 @@ def nox_matrix(work: Path, checkout: Path, results: Path, *, sessions: list[str]
                PICKLEMATRIX_TOOLS_VENV=str(work / "tools"))
     if only:
         env["PICKLEMATRIX_ONLY"] = only
+    if matrix_file:
+        env["PICKLEMATRIX_MATRIX"] = matrix_file
     args = [sys.executable, "-m", "nox", *(["-j", str(jobs)] if jobs else []), "-s", *sessions,
             "--", "--profile", profile, "--force"]
     t0 = time.perf_counter()
@@ -232,6 +234,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkout", default=str(ROOT), help="the checkout whose HEAD is measured (default: this one)")
     p.add_argument("--profile", default="default")
+    p.add_argument("--matrix", default=None, help="another matrix file (PICKLEMATRIX_MATRIX) for every run")
     p.add_argument("--envs-only", action="store_true", help="the profile's envs only, not its skew or A/A pairs")
     p.add_argument("--only", default="", help="PICKLEMATRIX_ONLY for every run (default: the whole corpus)")
     p.add_argument("--cold", action="store_true", help="also measure a cold run (empty uv cache, no venvs)")
@@ -248,7 +251,8 @@ def main(argv=None) -> int:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="pm-bench-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     checkout = clone(Path(args.checkout).resolve(), work)
-    matrix = load_matrix(checkout / "matrix.toml")
+    matrix_file = str(Path(args.matrix).resolve()) if args.matrix else None
+    matrix = load_matrix(matrix_file or checkout / "matrix.toml")
     envs = [e.env_id for e in matrix.profile(args.profile).envs]
     sessions = [f"matrix({e})" for e in envs] if args.envs_only else ["matrix"]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True,
@@ -266,7 +270,8 @@ def main(argv=None) -> int:
         for state in (["cold"] if args.cold else []) + ["warm"]:
             try:
                 seconds, log = nox_matrix(work, checkout, work / f"results-{state}", sessions=sessions,
-                                          profile=args.profile, only=args.only, jobs=args.jobs, label=state)
+                                          profile=args.profile, only=args.only, jobs=args.jobs, label=state,
+                                          matrix_file=matrix_file)
                 lines = record_lines(work / f"results-{state}", log)
                 figures[state] = seconds
                 print(f"{state}: {seconds:7.1f} s end to end ({seconds / 60:.1f} min)")
@@ -293,9 +298,10 @@ def main(argv=None) -> int:
                                                  for e in subset):
                 print("warm: building our envs first (not timed)")
                 nox_matrix(work, checkout, work / "results-subset", sessions=subset_sessions, profile=args.profile,
-                           only=only, jobs=args.jobs, label="subset-warm-up")
+                           only=only, jobs=args.jobs, label="subset-warm-up", matrix_file=matrix_file)
             ours, _ = nox_matrix(work, checkout, work / "results-subset", sessions=subset_sessions,
-                                 profile=args.profile, only=only, jobs=args.jobs, label="subset")
+                                 profile=args.profile, only=only, jobs=args.jobs, label="subset",
+                                 matrix_file=matrix_file)
             theirs = builtin_asv(work, checkout, subset, only, matrix, cold=args.builtin_cold)
             print(f"side by side, {len(subset)} envs, cases {only or 'all'}, both {state}: nox -s matrix {ours:.1f} s, "
                   f"asv built-in virtualenv matrix {theirs:.1f} s: ratio {theirs / ours:.2f}x")
