@@ -1,16 +1,15 @@
-"""What the asv benchmarks do; ``benchmarks/`` only declares the suites.
+"""What the asv benchmarks do when asv runs them itself; ``benchmarks/`` only declares the suites.
 
-Runs inside each matrix environment (asv spawns the benchmark processes with
-that env's interpreter). The param grid is case x compute method x context,
-the same in every environment; a cell that does not apply says so in
-``setup`` with ``NotImplementedError`` (asv shows "n/a").
+``nox -s matrix`` does not run them: asv discovers them in each env (their names, grid and code versions), and
+picklematrix.record.asv_record records the harness run's values under them. They run when asv runs them, by
+hand or as asv's built-in matrix (bench/matrix_bench.py --builtin-envs), in asv's benchmark processes with the
+env's interpreter. The param grid is case x compute method x context, the same in every environment; a cell
+that does not apply says so in ``setup`` with ``NotImplementedError`` (asv shows "n/a").
 
-Outcomes and graph sizes come from the harness run of this environment (the
-outcome sidecar, path in ``PICKLEMATRIX_SIDECAR``), made just before ``asv run``
-against the same shared cluster; without one, asv's ``setup_cache`` runs the
-corpus. ``time_compute`` times the compute call for real, in the benchmark
-process, against that cluster (``PICKLEMATRIX_SCHEDULER``): one cluster per
-environment, never one per cell.
+Outcomes and graph sizes come from a harness run of this environment: the outcome sidecar at
+``PICKLEMATRIX_SIDECAR``, else asv's ``setup_cache`` runs the corpus. ``time_compute`` times the compute call
+for real, in the benchmark process, against the cluster at ``PICKLEMATRIX_SCHEDULER`` (one cluster for every
+benchmark process), else a cluster of the process's own.
 """
 
 from __future__ import annotations
