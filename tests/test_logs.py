@@ -48,8 +48,8 @@ def test_a_failed_recording_says_in_which_phase_at_once():
     with pytest.raises(RuntimeError), logs.EnvConsole("env", lines.append, interval=60) as console:
         console.phase("asv")
         console.status("asv 33%")
-        raise RuntimeError("env: asv run exited with status 2 (a benchmark failed)\nthe last lines ...")
-    assert lines[-1] == "env: failed in asv: env: asv run exited with status 2 (a benchmark failed) 0:00"
+        raise RuntimeError("env: asv wrote no x.json (in stage/box; exit status 1)\nthe last lines ...")
+    assert lines[-1] == "env: failed in asv: env: asv wrote no x.json (in stage/box; exit status 1) 0:00"
 
 
 def _cell(n: int, surprise: bool) -> CellResult:

@@ -17,7 +17,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from picklematrix.cluster.tls import tls_environ
 from picklematrix.envs.skew import ASV_CLUSTER_VAR, ClusterIdentity
 from picklematrix.record.resultsdir import RecordingError
 
@@ -39,9 +38,9 @@ class ClusterSource:
         return args + (["--scheduler-security", self.security] if self.security else [])
 
     def asv_environ(self) -> dict:
-        """What ``asv run`` needs: the cluster's identity (for picklematrix.record.asv_env) and TLS, if any."""
-        return {ASV_CLUSTER_VAR: json.dumps(self.identity.as_dict()),
-                **(tls_environ(self.security) if self.security else {})}
+        """What asv's record needs: the cluster's identity (picklematrix.record.asv_env names the env by it).
+        asv connects to no cluster: the timings are the harness run's."""
+        return {ASV_CLUSTER_VAR: json.dumps(self.identity.as_dict())}
 
 
 def given_cluster(address: str, security: str | None = None) -> ClusterSource:
