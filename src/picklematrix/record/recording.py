@@ -417,7 +417,7 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
     console.phase("merge")
     merge_asv_results(stage, results, machine, result_file.name, sidecar=sidecar)
     if broken:
-        # recorded (the other cases ran, asv timed them), and still a failure: the corpus has an error to fix
+        # recorded (the other cases ran, asv recorded them), and still a failure: the corpus has an error to fix
         raise RecordingError(f"{env_id}: recorded {result_file.relative_to(results)} without "
                              f"{len(broken)} broken case file(s), skipped: {broken_cases_text(broken)}. Fix them "
                              "(`picklematrix cases --check`) and re-record with `nox -s matrix -- --force`")
