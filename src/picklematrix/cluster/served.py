@@ -1,7 +1,7 @@
-"""Serving a cluster to other processes: ``picklematrix cluster --state-file F`` (asv's shared cluster of an env).
+"""Serving a cluster to other processes: ``picklematrix cluster --state-file F``.
 
-The recording starts one per env for asv's benchmark processes, reads its address from the state file, and
-stops it with SIGTERM.
+For asv's benchmark processes when asv runs them by hand (their ``PICKLEMATRIX_SCHEDULER``), and for runs at
+``--scheduler``: whoever starts it reads its address from the state file and stops it with SIGTERM.
 """
 
 from __future__ import annotations

@@ -164,8 +164,8 @@ class PreparedCell:
         """``cell``: from ``cell_for(..., COMPUTE, ...)``, a passing script cell."""
         from picklematrix.run.cell import connect_client, define_cell
 
-        # The env's shared cluster (nox -s matrix); asv on its own has none to
-        # share, so this process brings one (the cost nox -s matrix avoids).
+        # A cluster every benchmark process shares (PICKLEMATRIX_SCHEDULER), else one of
+        # this process's own (asv on its own: the cost nox -s matrix avoids).
         address = os.environ.get(SCHEDULER_VAR) or _own_cluster().address
         case = cases()[case_key]
         self.method = METHODS[method]
