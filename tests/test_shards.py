@@ -34,21 +34,34 @@ def test_shards_of_a_plan_never_share_an_env_and_together_hold_all(n):
     assert max(map(len, parts)) - min(map(len, parts)) <= 1  # balanced
 
 
-def test_the_plan_is_the_profile_with_a_cache_key_per_env():
+def test_the_plan_is_the_profile_with_a_cache_key_per_env(monkeypatch):
+    from picklematrix import cli
+    from picklematrix.record.targets import targets
+
+    monkeypatch.delenv("PICKLEMATRIX_REPLICATE", raising=False)
     matrix = load_matrix()
     plan = shards.plan(matrix, "default")
     profile = matrix.profile("default")
+    assert profile.aa_pair
+    n = len(profile.envs) + len(profile.skew)
     assert [j["env_id"] for j in plan["include"]] == ([e.env_id for e in profile.envs]
-                                                      + [pair.env_id for pair in profile.skew])
+                                                      + [pair.env_id for pair in profile.skew]
+                                                      + [f"aa-{profile.baseline}"])
+    # one job per matrix session nox lists for the profile, the A/A copy's among them
+    assert [j["session"] for j in plan["include"]] == [f"matrix({t.session_id})"
+                                                       for t in targets(cli.parse("matrix", []), matrix)]
     assert plan["baseline"] == profile.baseline
-    keys = [j["pins_key"] for j in plan["include"]]
+    keys = [j["pins_key"] for j in plan["include"][:n]]
     assert len(set(keys)) == len(keys)  # different pins, different cache keys
-    envs, pairs = plan["include"][:len(profile.envs)], plan["include"][len(profile.envs):]
+    envs, pairs, aa = plan["include"][:len(profile.envs)], plan["include"][len(profile.envs):n], plan["include"][n]
     assert all(j["session"] == f"matrix({j['env_id']})" for j in envs)
     # a skew pair's job is its nox session, with both interpreters (client first) for actions/setup-python
     assert [j["session"] for j in pairs] == [f"matrix(skew-{pair.name})" for pair in profile.skew]
     python_skew = next(j for j, pair in zip(pairs, profile.skew) if pair.client.python != pair.cluster.python)
     assert python_skew["python"].splitlines() == ["3.12", "3.11"]
+    # the A/A copy installs the baseline's pins (its uv cache) and is recorded at the head's code only
+    baseline = next(j for j in envs if j["env_id"] == profile.baseline)
+    assert aa["aa"] is True and aa["pins_key"] == baseline["pins_key"] and not any(j["aa"] for j in envs + pairs)
 
 
 def _results(root, files: dict):

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from picklematrix.envs.matrix import MatrixError, load_matrix
 from picklematrix.record.logs import LOGS, started_at
+from picklematrix.record.targets import AA_PREFIX
 
 SHARD = re.compile(r"^(?P<k>\d+)/(?P<n>\d+)$")
 # Files every asv run of a results directory writes: each runner has its own copy of them.
@@ -60,16 +61,23 @@ def pins_key(env) -> str:
 
 def plan(matrix, profile: str) -> dict:
     """The profile's envs as a CI job matrix: ``{"profile", "baseline", "include": [{env_id, python, session,
-    pins_key}, ...]}`` (GitHub Actions reads ``include`` as one job per entry)."""
+    pins_key, aa}, ...]}`` (GitHub Actions reads ``include`` as one job per entry): its envs, its skew pairs and,
+    with ``aa_pair``, the baseline's A/A copy."""
     prof = matrix.profile(profile)
     # a client/cluster skew pair needs both envs' interpreters: "python" lists them one per line (as
     # actions/setup-python's python-version takes several), client first
-    return {"profile": prof.name, "baseline": prof.baseline,
-            "include": [{"env_id": e.env_id, "python": e.python, "session": f"matrix({e.env_id})",
-                         "pins_key": pins_key(e)} for e in prof.envs]
-            + [{"env_id": pair.env_id, "python": "\n".join(dict.fromkeys([pair.client.python, pair.cluster.python])),
-                "session": f"matrix({pair.session_id})", "pins_key": f"{pins_key(pair.client)}-{pins_key(pair.cluster)}"}
-               for pair in prof.skew]}
+    include = [{"env_id": e.env_id, "python": e.python, "session": f"matrix({e.env_id})", "pins_key": pins_key(e),
+                "aa": False} for e in prof.envs]
+    include += [{"env_id": pair.env_id, "python": "\n".join(dict.fromkeys([pair.client.python, pair.cluster.python])),
+                 "session": f"matrix({pair.session_id})", "pins_key": f"{pins_key(pair.client)}-{pins_key(pair.cluster)}",
+                 "aa": False} for pair in prof.skew]
+    if prof.aa_pair:
+        # the baseline's A/A copy (picklematrix.record.targets): a job of its own at the head's code only, for the
+        # review's noise; a pull request's base side has no use for it ("aa": the workflow skips that side)
+        base = next(e for e in prof.envs if e.env_id == prof.baseline)
+        include.append({"env_id": f"{AA_PREFIX}{base.env_id}", "python": base.python,
+                        "session": f"matrix({AA_PREFIX}{base.env_id})", "pins_key": pins_key(base), "aa": True})
+    return {"profile": prof.name, "baseline": prof.baseline, "include": include}
 
 
 @dataclass
