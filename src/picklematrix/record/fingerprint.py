@@ -29,11 +29,13 @@ itself is picklematrix.run.corpus's (``case_digest``), which ``picklematrix run`
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
 from pathlib import Path
 
+from picklematrix import sidecar as sidecars
 from picklematrix.run.corpus import case_digest
 
 CASES_VAR = "PICKLEMATRIX_CASES"
@@ -111,6 +113,28 @@ def case_mismatch(head: dict, dirs=None) -> str | None:
                 f"the built-in corpus), and {CASES_VAR}={os.pathsep.join(map(str, dirs))} is asked for now")
     return (f"the case folders changed since it was recorded (content digest {recorded} then, {wanted} now: "
             f"{', '.join(map(str, dirs))})")
+
+
+def edited_folders(directory: Path, prefix: str, env_id: str, dirs=None) -> list[str]:
+    """Why the records of ``env_id`` in ``directory`` (sidecars named ``<prefix>*``, one fingerprint commit)
+    that ran the very case folders asked for now (``dirs``, default PICKLEMATRIX_CASES) no longer describe them:
+    the folders were edited since (:func:`case_mismatch`), each reason naming the record, which stays (a corpus
+    is part of a record's name, picklematrix.envs.ids.corpus_versions). [] when none was."""
+    dirs = case_dirs_asked() if dirs is None else list(dirs)
+    if not dirs:
+        return []
+    wanted = [Path(d).resolve() for d in dirs]
+    found = []
+    for path in sorted(Path(directory).glob(f"{glob.escape(prefix)}*{sidecars.SUFFIX}")):
+        try:
+            head = sidecars.read(path).head
+        except sidecars.SidecarError:
+            continue
+        if head.get("env_id") == env_id and [Path(d).resolve() for d in head.get("case_dirs") or []] == wanted:
+            why = case_mismatch(head, dirs)
+            if why:
+                found.append(f"{why}; the record of the folders as they were stays beside it ({path.name})")
+    return found
 
 
 def stale_reason(result_file: Path, sidecar_path: Path) -> str:

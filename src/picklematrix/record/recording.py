@@ -362,6 +362,10 @@ def _record_env(env, python, checkout, results, session_tmp, *, replica, force, 
         if done.head.get("broken_cases"):
             warn(f"{env_id}: its record skipped broken case file(s): {broken_cases_text(done.head['broken_cases'])}")
         return env_id
+    if done is None and not result_file.exists():
+        same_commit = target.path("", "")  # results/<machine>/<commit[:8]>-: this fingerprint's records
+        for why in fingerprint.edited_folders(same_commit.parent, same_commit.name, env_id):
+            log(f"{env_id}: {why}: recording the folders as they are now")
     if marker.exists():
         log(f"{env_id}: {marker} is left from an interrupted recording: recording again, from the start "
             "(a complete record already there stays until the new one is complete)")
