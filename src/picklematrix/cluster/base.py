@@ -67,6 +67,9 @@ def within(seconds: float, what: str, fn, *args, **kwargs):
 # How long a health check waits for the workers' answer before asking again (a healthy answer takes
 # milliseconds; a worker that has just died, but is still listed, would not answer for 30 s).
 ANSWER_WITHIN = 2.0
+# How long the quick check after a clean cell waits for the scheduler to drop the cell's tasks (its client
+# releases them as its process ends) before leaving the question to the full check.
+QUICK_GRACE = 0.25
 # How long the scheduler gets to answer a question (its counts, worker pids): milliseconds when well.
 SCHEDULER_WITHIN = 5.0
 # What a cell that shut the cluster down (client.shutdown()) is told, in its detail.
@@ -225,6 +228,27 @@ class BaseCluster:
         has dropped them, the cluster is not whole yet.
         """
         return self._health_by(time.monotonic() + grace, gone)
+
+    def quick_health(self, *, settled: bool, grace: float = QUICK_GRACE) -> Health | None:
+        """The check after a cell that ended cleanly (no timeout, no death, no harness error): the scheduler's
+        counts over its RPC, one round trip, without asking the workers. ``settled``: no task of the cell can
+        still run in a worker thread (its compute returned, or its graph never left). None when it cannot tell
+        (not settled, a task or a worker missing, no answer): the full check (:meth:`health`) decides then."""
+        if not settled:
+            # a task the scheduler released while a worker ran it (a failed graph's other branch) is seen
+            # only by asking the workers
+            return None
+        deadline = time.monotonic() + grace
+        while True:
+            try:
+                state = self._scheduler_now()
+            except Exception:  # ClusterHung, or its connection closed: the full check says which
+                return None
+            if state["workers"] >= self.n_workers and not (state["tasks"] or state["processing"]):
+                return Health()
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
 
     def _health_by(self, deadline: float, gone: tuple) -> Health:
         while True:

@@ -17,6 +17,7 @@ import signal
 import time
 
 from picklematrix.cluster.base import (
+    SCHEDULER_WITHIN,
     SHUT_DOWN,
     BaseCluster,
     ClusterHung,
@@ -25,6 +26,34 @@ from picklematrix.cluster.base import (
     within,
 )
 from picklematrix.cluster.limits import START_WITHIN_VAR, start_within, worker_memory_limit
+
+
+# How long the quick check waits for the scheduler's event loop to run a no-op (it is idle between cells: well
+# under a millisecond); longer, and the full check asks what is wrong.
+LOOP_WITHIN = 0.5
+
+
+def _watch_tasks(scheduler):
+    """Add to ``scheduler`` (a Scheduler in this process, called on its loop) a plugin that counts the tasks
+    that stop processing without finishing: released, or taken back, while a worker ran them. A worker thread
+    cannot be stopped, so such a task may still run there after its cell has ended (a failed graph's other
+    branches, a future the cell dropped). A cell that ends with none leaves no thread of it running, and the
+    quick check need not ask the workers (:meth:`OwnedCluster.quick_health`)."""
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class TaskWatch(SchedulerPlugin):
+        name = "picklematrix-task-watch"
+
+        def __init__(self):
+            self.count = 0
+
+        def transition(self, key, start, finish, *args, **kwargs):
+            if start == "processing" and finish not in ("memory", "erred"):
+                self.count += 1
+
+    watch = TaskWatch()
+    scheduler.add_plugin(watch, name=TaskWatch.name)
+    return watch
 
 
 def _kill_worker_processes(local_cluster) -> None:
@@ -73,6 +102,10 @@ class OwnedCluster(BaseCluster):
         self.fork_workers = fork_workers
         self.local_cluster = None
         self.memory_limit = worker_memory_limit(n_workers)
+        # What the scheduler saw of tasks that stopped processing without finishing (see _watch_tasks), and
+        # how many of them the last health check that found the cluster whole had seen.
+        self.watch = None
+        self.watched = 0
 
     @property
     def address(self) -> str:
@@ -132,6 +165,7 @@ class OwnedCluster(BaseCluster):
         # pending changes, a worker that never starts included.
         self.client = within(start_within(), "connecting to the new scheduler", Client, self.local_cluster,
                              set_as_default=False)
+        self.watch, self.watched = self._on_loop(_watch_tasks, self.local_cluster.scheduler), 0
         self.local_cluster.scale(self.n_workers)
         problem = self._wait_for_workers(time.monotonic() + start_within())
         if problem:
@@ -165,6 +199,21 @@ class OwnedCluster(BaseCluster):
         known = {a: ws.pid for a, ws in list(self.local_cluster.scheduler.workers.items())}
         return {a: known[a] for a in addresses if known.get(a)}
 
+    def _on_loop(self, fn, *args, seconds: float = SCHEDULER_WITHIN):
+        """``fn(*args)`` run on the scheduler's event loop (this process's), waited for at most ``seconds``."""
+        import asyncio
+
+        async def call():
+            return fn(*args)
+
+        loop = self.local_cluster.loop.asyncio_loop
+        future = asyncio.run_coroutine_threadsafe(call(), loop)
+        try:
+            return future.result(seconds)
+        except Exception:
+            future.cancel()
+            raise
+
     def shut_down(self) -> bool:
         """Whether the scheduler has closed (a cell called ``client.shutdown()``): read in this process."""
         scheduler = self.local_cluster.scheduler
@@ -184,7 +233,43 @@ class OwnedCluster(BaseCluster):
             if not (now["tasks"] or now["processing"]):
                 break
             time.sleep(0.002)
-        return self._health_by(deadline, gone)
+        health = self._health_by(deadline, gone)
+        if health.ok and self.watch is not None:
+            # every worker answered idle: what the scheduler saw stop processing until now is over
+            self.watched = self.watch.count
+        return health
+
+    def quick_health(self, *, settled: bool, grace: float = 3.0) -> Health | None:
+        """The check after a cell that ended cleanly, read in this process (the scheduler lives here): no task
+        of the cell left on the scheduler (waiting up to ``grace`` for its client's releases), no task that
+        stopped processing without finishing since the last check (its worker thread may still run it), every
+        worker connected and running, and the scheduler's event loop answering. None when any of it is not
+        so: the full check (:meth:`health`) decides then. ``settled`` is not needed here: the scheduler's own
+        record of each task says whether one can still be running."""
+        if self.shut_down():
+            return Health([SHUT_DOWN], shut_down=True)
+        scheduler = self.local_cluster.scheduler
+        deadline = time.monotonic() + grace
+        while True:
+            now = scheduler_counts(scheduler)
+            if not (now["tasks"] or now["processing"]):
+                break
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.002)
+        if self.watch is None or self.watch.count != self.watched:
+            return None
+        workers = list(scheduler.workers.values())
+        if len(workers) < self.n_workers or any(getattr(ws.status, "name", ws.status) != "running"
+                                                 for ws in workers):
+            return None
+        try:
+            # the loop that runs the scheduler (and the harness's client) still turns: a cell that blocked it
+            # would leave the next cell waiting on it
+            self._on_loop(lambda: None, seconds=LOOP_WITHIN)
+        except Exception:
+            return None
+        return Health()
 
     def make_healthy(self, reason: str) -> str | None:
         """Replace the stuck workers; if that does not make the cluster whole, the whole cluster.
@@ -264,6 +349,6 @@ class OwnedCluster(BaseCluster):
                 type(self.local_cluster)._instances.discard(self.local_cluster)
             except Exception:
                 pass
-        self.local_cluster = self.client = None
+        self.local_cluster = self.client = self.watch = None
 
 

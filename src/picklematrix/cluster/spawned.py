@@ -20,7 +20,15 @@ import time
 from pathlib import Path
 
 from picklematrix import processes
-from picklematrix.cluster.base import SHUT_DOWN, BaseCluster, ClusterHung, Health, version_report, within
+from picklematrix.cluster.base import (
+    QUICK_GRACE,
+    SHUT_DOWN,
+    BaseCluster,
+    ClusterHung,
+    Health,
+    version_report,
+    within,
+)
 from picklematrix.cluster.limits import START_WITHIN_VAR, start_within, worker_memory_limit
 
 # What OwnedCluster sets with dask.config for its LocalCluster, for processes of another env: dask reads
@@ -153,6 +161,11 @@ class SpawnedCluster(BaseCluster):
             if self.shut_down():
                 return Health([SHUT_DOWN], shut_down=True)
             return Health([f"the scheduler at {self.address} did not answer: {type(e).__name__}: {e}"])
+
+    def quick_health(self, *, settled: bool, grace: float = QUICK_GRACE) -> Health | None:
+        if self.shut_down():
+            return Health([SHUT_DOWN], shut_down=True)
+        return super().quick_health(settled=settled, grace=grace)
 
     def make_healthy(self, reason: str) -> str | None:
         """Replace stuck workers; if that does not make it whole, stop and start the whole cluster."""
