@@ -276,10 +276,14 @@ def definition_failure(failure: BaseException, case_id, method_name, context) ->
 def run_cell(request: dict, conn, go=None) -> None:
     """Entry point of the child process for one script-context cell.
 
-    ``go``: the end of a pipe on which the harness says when the cell may run. The client connects first,
-    then the process waits there: the harness forks and connects the next cell while it checks the cluster
-    after the one before, and lets the cell's own code run only once that one's process has ended. Told
-    nothing (the pipe closed: the cell will run in another process), it closes its client and ends.
+    ``go``: the end of a pipe on which the harness says when the process may connect its client ("connect")
+    and when the cell may run ("go": connecting first if it has not). The harness forks a cell's process ahead,
+    lets it connect once the cell before it has computed, and lets the cell's own code run only once that one's
+    process has ended. Told nothing (the pipe closed: the cell will run in another process), it ends.
+
+    Its client is not closed: the process ends (``child_main``) as soon as its answer is sent, and the
+    scheduler drops a client whose connection closed, with every key it held, as ``Client.close`` would
+    have it do. The close's round trips (about 10 ms) would be waited for by the next cell.
     """
     case_id = request["case"]
     method_name = request["method"]
@@ -288,51 +292,54 @@ def run_cell(request: dict, conn, go=None) -> None:
     timeout = float(request["timeout"])
 
     main = _fresh_main_module(request["path"])
+    word = _word(go)
+    if word is None:
+        return
     try:
         client = connect_client(request["scheduler"], default=method.default_client, timeout=min(timeout, 30))
     except Exception as e:
-        if _wait_for_go(go, conn):
+        if word == "go" or _word(go) == "go":
+            conn.send({"event": "go"})
             conn.send(_result(case_id, method_name, context, root_cause=oc.describe(e),
                               detail="could not connect a client"))
         return
-    try:
-        if not _wait_for_go(go, conn):
-            return
-        main.__dict__["client"] = client
-        try:
-            # dont_inherit: this module's ``from __future__ import annotations``
-            # must not leak into the cell; ``python cell.py`` has no such flag.
-            code = compile(request["source"], request["path"], "exec", dont_inherit=True)
-        except SyntaxError as e:
-            conn.send(_result(case_id, method_name, context, root_cause=oc.describe(e),
-                              detail="cell does not compile"))
-            return
-        failure = run_top_level(code, main.__dict__)
-        if failure is not None:
-            conn.send(definition_failure(failure, case_id, method_name, context))
-            return
-        conn.send(compute_phase(main.__dict__, client, method_name, case_id=case_id, context=context,
-                                timeout=timeout, samples=max(1, int(request.get("samples", 1))),
-                                emit=conn.send))
-    finally:
-        try:
-            client.close(timeout=5)
-        except Exception:
-            pass
-
-
-def _wait_for_go(go, conn) -> bool:
-    """Wait for the harness's word to run (see run_cell) and acknowledge it; False if it closed the pipe."""
-    if go is None:
-        return True
-    try:
-        go.recv()
-    except (EOFError, OSError):
-        return False
-    finally:
-        go.close()
+    _open_clients.append(client)  # (not closed: see above) referenced until the process ends
+    if word != "go" and _word(go) != "go":
+        return
     conn.send({"event": "go"})
-    return True
+    main.__dict__["client"] = client
+    try:
+        # dont_inherit: this module's ``from __future__ import annotations``
+        # must not leak into the cell; ``python cell.py`` has no such flag.
+        code = compile(request["source"], request["path"], "exec", dont_inherit=True)
+    except SyntaxError as e:
+        conn.send(_result(case_id, method_name, context, root_cause=oc.describe(e),
+                          detail="cell does not compile"))
+        return
+    failure = run_top_level(code, main.__dict__)
+    if failure is not None:
+        conn.send(definition_failure(failure, case_id, method_name, context))
+        return
+    conn.send(compute_phase(main.__dict__, client, method_name, case_id=case_id, context=context,
+                            timeout=timeout, samples=max(1, int(request.get("samples", 1))),
+                            emit=conn.send))
+
+
+_open_clients: list = []
+
+
+def _word(go) -> str | None:
+    """The harness's next word (see run_cell): "connect", "go", or None when it closed the pipe. Without a
+    pipe, the cell runs at once."""
+    if go is None:
+        return "go"
+    try:
+        word = go.recv()
+    except (EOFError, OSError):
+        word = None
+    if word != "connect":
+        go.close()
+    return word
 
 
 def _short_repr(value, limit=200) -> str:

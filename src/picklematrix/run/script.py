@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from picklematrix.processes import process_context
 from picklematrix.run.attempt import CLOCK_EVENTS, CONNECT_ALLOWANCE, Attempt, compute_wait
 from picklematrix.run.corpus import Case
 
 
-class _Started(NamedTuple):
-    """A cell's process, forked and connecting its client, waiting for the word to run (``go``)."""
+@dataclass
+class _Started:
+    """A cell's process, forked, waiting for the word to connect its client (``connect``) or to run (``go``)."""
 
     key: tuple
     proc: object
     reader: object
     go: object
     log_path: str
+    connecting: bool = False  # told to connect
 
 
 class ScriptCells:
@@ -40,8 +43,9 @@ class ScriptCells:
         # A cell process that has sent its result and is closing its client: reaped when the next
         # cell starts (see reap), so that its ending overlaps this cell's health check.
         self.ending = None
-        # The next cell's process, started ahead (see prepare).
+        # The next cell's process, started ahead (see prepare), and the thread forking it, if it is not done.
         self.prepared: _Started | None = None
+        self.forking: threading.Thread | None = None
 
     def _start(self, case: Case, method: str, address: str, samples: int) -> _Started:
         from picklematrix.run.cell import child_main
@@ -66,15 +70,48 @@ class ScriptCells:
         go_reader.close()
         return _Started((case.case_id, case.path, method, address, samples), proc, reader, go, log_path)
 
-    def prepare(self, case: Case, method: str, *, address: str, samples: int) -> None:
-        """Fork the process of the cell that runs next and let it connect its client now, while the harness
-        checks the cluster after this one: the fork and the connect leave the next cell's time. Its own code
-        runs only when :meth:`run` says so, after the process before it has ended."""
+    def prepare(self, case: Case, method: str, *, address: str, samples: int, connect: bool = True) -> None:
+        """Fork the process of a cell that runs later, and let it connect its client now (``connect``) or when
+        :meth:`connect` says so: the fork and the connect leave that cell's time. Its own code runs only when
+        :meth:`run` says so, after the process before it has ended.
+
+        Not told to connect, the process is forked from a thread: the harness goes on while the forkserver
+        forks (a wait for another process to be scheduled, milliseconds on a busy machine)."""
         self.discard()
-        self.prepared = self._start(case, method, address, samples)
+        if connect:
+            self.prepared = self._start(case, method, address, samples)
+            self.connect()
+            return
+
+        def fork():
+            try:
+                self.prepared = self._start(case, method, address, samples)
+            except Exception:
+                self.prepared = None  # run() forks it anew, and says what fails
+
+        self.forking = threading.Thread(target=fork, name="picklematrix fork the next cell", daemon=True)
+        self.forking.start()
+
+    def _forked(self) -> None:
+        """Wait for a fork that :meth:`prepare` left to a thread."""
+        forking, self.forking = self.forking, None
+        if forking is not None:
+            forking.join()
+
+    def connect(self) -> None:
+        """Let the prepared process connect its client now (the cell before it has computed)."""
+        self._forked()
+        started = self.prepared
+        if started is not None and not started.connecting:
+            started.connecting = True
+            try:
+                started.go.send("connect")
+            except OSError:
+                pass  # it has ended: run() starts the cell anew
 
     def discard(self) -> None:
         """Drop the process :meth:`prepare` started (the cluster it connected to was replaced; the run ends)."""
+        self._forked()
         started, self.prepared = self.prepared, None
         if started is not None:
             started.go.close()
@@ -85,6 +122,7 @@ class ScriptCells:
     def run(self, case: Case, method: str, *, address: str, samples: int) -> Attempt:
         """Run one cell in a process of its own (the one prepared for it, else a new one) against the scheduler
         at ``address``."""
+        self._forked()
         started, self.prepared = self.prepared, None
         key = (case.case_id, case.path, method, address, samples)
         if started is not None and (started.key != key or not started.proc.is_alive()):
