@@ -89,33 +89,67 @@ def test_kernel_cells_classify_like_script_cells(krunner, fixture_cases):
     assert krunner.run(fixture_cases["no_result_bound"], "dask.compute", "kernel").outcome == oc.HARNESS_ERROR
 
 
-def test_a_kernel_cell_is_done_before_its_client_has_closed(krunner, fixture_cases, tmp_path):
-    """As in the script context, the client closes while the harness checks the cluster, and the next
-    case starts only once it has: here the close takes 2 s and then leaves a file."""
+def _cases(tmp_path, sources: dict) -> dict:
     from picklematrix.run.corpus import load_corpus
 
-    closed = tmp_path / "closed"
     (tmp_path / "cases").mkdir()
-    (tmp_path / "cases" / "slow_close.py").write_text(
-        'CASE = {"family": "outcomes", "summary": "a client whose close takes 2 s", "expect": "pass"}\n'
+    for name, source in sources.items():
+        (tmp_path / "cases" / f"{name}.py").write_text(source)
+    cases, problems = load_corpus([str(tmp_path / "cases")])
+    assert not problems, problems
+    return {c.case_id: c for c in cases}
+
+
+def test_a_case_that_changes_its_client_closes_it_before_the_next_case(krunner, tmp_path):
+    """The notebook's client passes to the next case only when the case left it as it was. One that rebinds
+    an attribute of it (here its close, which then takes 2 s and leaves a file) gets its successor a new
+    client, and the next case runs once the old one has closed (once)."""
+    closed = tmp_path / "closed"
+    cases = _cases(tmp_path, {
+        "slow_close": 'CASE = {"family": "outcomes", "summary": "a client whose close takes 2 s", "expect": "pass"}\n'
         "import time\n"
         "import dask\n"
         f"client.close = lambda *args, **kwargs: (time.sleep(2), open({str(closed)!r}, 'a').write('x'))\n"
         "result = dask.delayed(sum)([1, 2])\n"
-        "expected = 3\n")
-    (tmp_path / "cases" / "after_close.py").write_text(
-        'CASE = {"family": "outcomes", "summary": "runs after the slow close", "expect": "pass"}\n'
+        "expected = 3\n",
+        "after_close": 'CASE = {"family": "outcomes", "summary": "runs after the slow close", "expect": "pass"}\n'
         "import dask\n"
         f"assert open({str(closed)!r}).read() == 'x', 'the last client is not closed (once) yet'\n"
         "result = dask.delayed(sum)([3, 4])\n"
-        "expected = 7\n")
-    cases, problems = load_corpus([str(tmp_path / "cases")])
-    assert not problems, problems
-    after_close, slow_close = sorted(cases, key=lambda c: c.case_id)
-    assert krunner.run(slow_close, "Client.compute", "kernel").outcome == oc.PASS
-    assert not closed.exists()  # still closing
-    cell = krunner.run(after_close, "dask.compute", "kernel")
+        "expected = 7\n"})
+    slow = krunner.run(cases["slow_close"], "Client.compute", "kernel", next_kernel="dask.compute")
+    assert slow.outcome == oc.PASS, slow
+    cell = krunner.run(cases["after_close"], "dask.compute", "kernel")
     assert cell.outcome == oc.PASS, cell  # its cell ran once the close was done, and it was done once
+
+
+def test_the_notebooks_client_passes_to_the_next_case_only_when_nothing_of_it_changed(krunner, tmp_path):
+    """A notebook user makes one client: a case that does not name it leaves it to the next case of the same
+    kind (dask's default scheduler or not); one that names it, or a case of the other kind, gets a new one.
+    Each case sees a client whose id the task reads back from ``client.id`` captured in the notebook."""
+    record = tmp_path / "ids"
+    probe = ('CASE = {{"family": "outcomes", "summary": "records its client", "expect": "pass"}}\n'
+             "import dask\n"
+             "{line}\n"
+             "result = dask.delayed(sum)([1, 2])\n"
+             "expected = 3\n")
+    cases = _cases(tmp_path, {
+        "quiet": probe.format(line=f"open({str(record)!r}, 'a').write(get_ipython().user_ns['cli' + 'ent'].id + ' ')"),
+        "names": probe.format(line=f"open({str(record)!r}, 'a').write(client.id + ' ')"),
+    })
+    grid = [("quiet", "dask.compute"), ("quiet", "Client.compute"), ("names", "dask.compute"),
+            ("quiet", "Client.compute"), ("quiet", "dask.compute(client=)"), ("quiet", "dask.compute")]
+    kernel = krunner._kernel()
+    kept = kernel.clients_kept
+    for i, (case, method) in enumerate(grid):
+        following = grid[i + 1][1] if i + 1 < len(grid) else None
+        cell = krunner.run(cases[case], method, "kernel", next_kernel=following)
+        assert cell.outcome == (oc.RAN_LOCALLY if method == "dask.compute(client=)" else oc.PASS), cell
+    ids = record.read_text().split()
+    # kept after a quiet case, for a case of the same kind (twice: the case that names it gets it too); new
+    # after the case that named it, and for each change of kind
+    assert ids[0] == ids[1] == ids[2] and len({ids[2], ids[3], ids[4], ids[5]}) == 4, ids
+    assert krunner.kernel.clients_kept == kept + 2
 
 
 def test_notebook_model_captures_the_namespace_on_old_pydantic(krunner, fixture_cases):
@@ -154,10 +188,10 @@ def test_kernel_samples_after_the_first_have_no_progress_messages(krunner, fixtu
     assert krunner.run(fixture_cases["plain_pass"], "Client.compute", "kernel").outcome == oc.PASS
     kernel = krunner.kernel
     events_path = os.path.join(kernel.tmp, "events-test.jsonl")
-    assert kernel.execute(PREPARE_CELL.format(address=cluster.address, default=True), 30).status == "ok"
+    assert kernel.execute(PREPARE_CELL.format(address=cluster.address, default=True, keep=True), 30).status == "ok"
     assert kernel.execute(fixture_cases["plain_pass"].source, 30).status == "ok"
     reply = kernel.execute(COMPUTE_CELL.format(method="Client.compute", case="plain_pass", timeout=30, samples=3,
-                                               events_path=events_path), 60)
+                                               events_path=events_path, then=None), 60)
     assert reply.status == "ok"
     # after the result: what the case changed of the process-global state (nothing)
     expected = ["compute-start", "submitted", "sent", "received", "sample", "sample", "result", "globals"]

@@ -1,8 +1,10 @@
-"""What runs inside the IPython kernel for the kernel context: the reset before each case and the compute cell.
+"""What runs inside the IPython kernel for the kernel context: the compute cell, and each case's fresh notebook.
 
 The harness (picklematrix.run.kernel) executes these as notebook cells. The
 compute cell's events and result go to stdout as marked JSON lines
-(``KERNEL_MARK``), which the harness reads from the kernel's iopub stream.
+(``KERNEL_MARK``), which the harness reads from the kernel's iopub stream;
+then the same cell checks what the case changed of the process and prepares
+the next case's notebook (kernel_after).
 Runs inside every matrix environment, in the kernel's process.
 """
 
@@ -15,9 +17,16 @@ from picklematrix.run.cell import compute_phase
 
 KERNEL_MARK = "\x1epicklematrix-event "
 
-# The last kernel cell's client, closing in a thread of the kernel (see kernel_compute), and how long
-# the next case's kernel_reset waits for that close (it gives ``close`` 5 s).
-_closing: tuple | None = None
+# The notebook's client, as the harness made it: bound as ``client`` for each case, and kept for the next case
+# when nothing of it changed (see _reusable). Its scheduler's address, whether it is dask's default scheduler,
+# and its attributes when the case started.
+_client = None
+_client_address: str | None = None
+_client_default: bool | None = None
+_client_vars: dict | None = None
+# How long the client's event loop gets to run what the reset queued on it (the released futures' callbacks),
+# and how long the previous client's close is waited for (``close`` gets 5 s).
+SETTLE_WITHIN = 5.0
 CLOSE_WAIT = 10.0
 
 
@@ -209,43 +218,16 @@ def kernel_changes() -> dict:
             "seconds": time.perf_counter() - t0 + _baseline_seconds}
 
 
-def kernel_report_changes() -> None:
-    """The harness's check cell (for a case that did not get to its compute cell): print the changes."""
-    import json
-
-    print(KERNEL_MARK + json.dumps(kernel_changes(), default=str), flush=True)
-
-
-def kernel_reset() -> None:
-    """Called by the harness inside a Jupyter kernel before each case: a fresh notebook.
-
-    Waits until the previous case's ``client`` has closed (``kernel_compute``
-    closes it in a thread), or closes it (a case that did not get as far as
-    its compute cell), then does what ``%reset -f`` does
-    (``InteractiveShell.reset(new_session=False)``: namespace, output cache,
-    aliases) except its full ``gc.collect()``, which costs more than the rest of
-    a cell (about 60 ms with dask, distributed and pydantic loaded); the
-    interpreter's own collector still runs as it would in a notebook. Then it
-    drops the ``from __future__`` flags an earlier case left: IPython keeps
-    them for every later cell, ``%reset`` included.
-    """
+def _reset(shell) -> None:
+    """What ``%reset -f`` does (``InteractiveShell.reset(new_session=False)``: namespace, output cache,
+    aliases) except its full ``gc.collect()``, which costs more than the rest of a cell (about 60 ms with
+    dask, distributed and pydantic loaded); the interpreter's own collector still runs as it would in a
+    notebook. Then the ``from __future__`` flags an earlier case left are dropped: IPython keeps them for
+    every later cell, ``%reset`` included."""
     import __future__
 
     import gc
 
-    global _closing
-    closed = None
-    if _closing is not None:
-        thread, closed = _closing
-        _closing = None
-        thread.join(CLOSE_WAIT)
-    shell = get_ipython()  # noqa: F821 - only ever called inside an IPython kernel
-    old = shell.user_ns.get("client")
-    if old is not None and old is not closed and type(old).__module__.startswith("distributed"):
-        try:
-            old.close(timeout=5)
-        except Exception:
-            pass
     collect = gc.collect
     gc.collect = lambda generation=2: 0
     try:
@@ -256,46 +238,195 @@ def kernel_reset() -> None:
         shell.compile.flags &= ~getattr(__future__, name).compiler_flag
 
 
+async def _nothing():
+    pass
+
+
+def _reusable(address: str, default: bool) -> str | None:
+    """Why the notebook's client may not pass to the next case as it is (None: it may). It may when it is
+    connected to ``address``, dask's default scheduler or not as ``default`` says, open, and no attribute of
+    it was rebound since the case started."""
+    client = _client
+    if client is None:
+        return "none yet"
+    if _client_address != address or _client_default != default:
+        return "another scheduler" if _client_address != address else "the other kind of client"
+    if getattr(client, "status", None) != "running":
+        return f"status {getattr(client, 'status', None)}"
+    now = vars(client)
+    if _client_vars is None or len(now) != len(_client_vars) or any(
+            now.get(name, _client_vars) is not value for name, value in _client_vars.items()):
+        return "an attribute of it was rebound"
+    return None
+
+
+def _holds_nothing(client) -> str | None:
+    """Why ``client`` may not pass to the next case once the case's namespace is gone (None: it may): a future
+    the case left in a reference cycle lives until the collector runs, and its key with it on the scheduler."""
+    try:
+        # the futures the reset dropped release their keys on the client's loop: let it run that first
+        client.sync(_nothing, callback_timeout=SETTLE_WITHIN)
+    except Exception as e:
+        return f"its loop did not answer ({type(e).__name__})"
+    if client.refcount or client.futures:
+        return "it still holds futures"
+    return None
+
+
+def _close(client) -> None:
+    try:
+        client.close(timeout=5)
+    except Exception:
+        pass
+
+
+def _new_client(address: str, default: bool):
+    """The notebook's client replaced: the old one closed, a new one connected (at once, when the close does
+    not touch what the connect sets: dask's config, which closing a default client gives back)."""
+    from distributed import Client
+
+    global _client, _client_address, _client_default, _client_vars
+    old, old_default = _client, _client_default
+    _client = _client_vars = None
+    closing = None
+    if old is not None:
+        if old_default and default:
+            _close(old)
+        else:
+            closing = threading.Thread(target=_close, args=(old,), name="picklematrix close the client", daemon=True)
+            closing.start()
+    try:
+        client = Client(address, set_as_default=default, timeout=30)
+    finally:
+        if closing is not None:
+            closing.join(CLOSE_WAIT)
+    _client, _client_address, _client_default = client, address, default
+    return client
+
+
+def _close_own(shell) -> None:
+    """Close a client the case made itself and bound to the name the harness gave its own (as before a reset)."""
+    own = shell.user_ns.get("client")
+    if own is not None and own is not _client and type(own).__module__.startswith("distributed"):
+        _close(own)
+
+
+def kernel_prepare(address: str, default: bool, keep: bool = True) -> dict:
+    """A fresh notebook for the next case: the namespace cleared (see _reset), then ``Client`` and ``client``
+    bound, as a notebook's first cell would (``from distributed import Client``; ``client = Client(address)``,
+    ``set_as_default=default``), and the global-state baseline taken (kernel_baseline).
+
+    The client is the previous case's one when ``keep`` (that case's code named no client) and it is as it was
+    (see _reusable, _holds_nothing): a notebook user makes one client; a case that closed, changed or kept hold
+    of it gets its successor a new one. A client that is not kept is closed before the namespace is cleared,
+    as it was when each case had its own. Returns the "prepared" event: whether the client was kept, and why
+    not."""
+    import time
+
+    global _client_vars
+    t0 = time.perf_counter()
+    shell = get_ipython()  # noqa: F821 - only ever called inside an IPython kernel
+    _close_own(shell)
+    why = _reusable(address, default) if keep else "the case named a client"
+    client = _client if why is None else _new_client(address, default)
+    _reset(shell)
+    if why is None:
+        why = _holds_nothing(client)
+        if why is not None:
+            client = _new_client(address, default)
+    from distributed import Client
+
+    shell.user_ns["Client"] = Client
+    shell.user_ns["client"] = client
+    _client_vars = dict(vars(client))
+    kernel_baseline()
+    return {"event": "prepared", "kept": why is None, "why": why, "seconds": time.perf_counter() - t0}
+
+
+def kernel_prepare_cell(address: str, default: bool, keep: bool = True) -> None:
+    """The harness's preparing cell: kernel_prepare, its event printed."""
+    import json
+
+    print(KERNEL_MARK + json.dumps(kernel_prepare(address, default, keep), default=str))
+
+
+def kernel_release() -> None:
+    """After the last case: the notebook's client closed (its keys released) and the namespace cleared."""
+    global _client, _client_vars
+    shell = get_ipython()  # noqa: F821 - only ever called inside an IPython kernel
+    _close_own(shell)
+    if _client is not None:
+        _close(_client)
+    _client = _client_vars = None
+    _reset(shell)
+
+
+def kernel_after(then: tuple | None) -> list:
+    """What a case's last cell does once its answer is out: the global-state check, then, if the case changed
+    nothing, the next case's notebook prepared (``then``: ``(address, default, keep)`` of kernel_prepare; None:
+    no kernel case follows: the namespace is cleared and the client closed). The events, in order."""
+    changes = kernel_changes()
+    events = [changes]
+    if changes["changed"]:
+        return events  # the harness replaces this kernel: nothing more is done in it
+    try:
+        if then is None:
+            kernel_release()
+        else:
+            events.append(kernel_prepare(*then))
+    except Exception as e:  # the next case's preparing cell does it again, and reports what fails
+        events.append({"event": "prepared", "error": f"{type(e).__name__}: {e}"})
+    return events
+
+
+def kernel_check(then: tuple | None = None) -> None:
+    """The harness's check cell, after a case's cell that raised (no compute cell): kernel_after, printed."""
+    import json
+
+    for event in kernel_after(then):
+        print(KERNEL_MARK + json.dumps(event, default=str))
+
+
 def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: int = 1,
-                   events_path: str | None = None) -> None:
+                   events_path: str | None = None, then: tuple | None = None) -> None:
     """Called by the harness inside a Jupyter kernel, after the case's cell ran there.
 
     Events and the result go to stdout as marked JSON lines: the harness reads
-    them from the kernel's iopub stream, as they are printed. They are also
-    appended to ``events_path``: a write to a file is done when ``write``
-    returns, while output on iopub is lost if the task kills the kernel
-    before zmq sends it.
+    them from the kernel's iopub stream. They are also appended to
+    ``events_path``: a write to a file is done when ``write`` returns, while
+    output on iopub is lost if the task kills the kernel before zmq sends it.
+    Only the events the harness needs at once are flushed (each a hand-over to
+    the kernel's IO thread): the start of a compute call and of each sample
+    (they restart its clock) and the result (the harness starts the next script
+    cell's process then); the rest go with the cell's end.
+
+    Once the result is out: kernel_after (``then``): the global-state check, and
+    the next case's notebook prepared in this same cell.
     """
     import json
 
     shell = get_ipython()  # noqa: F821 - only ever called inside an IPython kernel
     ns = shell.user_ns
 
-    def emit(event):
-        sys.__stdout__.flush()
+    def emit(event, flush=None):
         line = json.dumps(event, default=str)
         if events_path:
             with open(events_path, "a") as f:
                 f.write(line + "\n")
-        print(KERNEL_MARK + line, flush=True)
+        if flush is None:
+            flush = event.get("event") in _FLUSHED
+        if flush:
+            sys.__stdout__.flush()
+        print(KERNEL_MARK + line, flush=flush)
 
-    client = ns.get("client")
-    result = compute_phase(ns, client, method_name, case_id=case_id, context="kernel", timeout=timeout,
+    result = compute_phase(ns, ns.get("client"), method_name, case_id=case_id, context="kernel", timeout=timeout,
                            samples=samples, emit=emit)
-    emit(result)
-    # Before the client closes (closing it rebinds dask's config, as it should): what the case changed.
-    emit(kernel_changes())
-    # As the script context's process does once its result is sent, the client closes while the harness
-    # checks the cluster: in a thread, so that this cell is done now. The next case's kernel_reset
-    # waits for it before anything else runs in the kernel.
-    global _closing
+    emit(result, flush=True)
+    # Before the client closes or the namespace goes (closing it rebinds dask's config, as it should):
+    # what the case changed. Then the next case's notebook.
+    for event in kernel_after(then):
+        emit(event, flush=False)
 
-    def close():
-        try:
-            client.close(timeout=5)
-        except Exception:
-            pass
 
-    thread = threading.Thread(target=close, name="picklematrix-close-client", daemon=True)
-    thread.start()
-    _closing = (thread, client)
+# the events the harness acts on as they come: the clock's restarts, and the result
+_FLUSHED = frozenset({"compute-start", "sample", "result"})

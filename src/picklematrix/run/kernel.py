@@ -36,28 +36,44 @@ from picklematrix.run.attempt import CLOCK_EVENTS, CONNECT_ALLOWANCE, Attempt, c
 from picklematrix.run.inkernel import KERNEL_MARK
 from picklematrix.run.methods import METHODS
 
-# Before each case, one cell: the previous case's client closed, a fresh
-# namespace without an earlier case's ``from __future__`` flags (see
-# picklematrix.run.inkernel.kernel_reset), then the user's ``client``.
+# A fresh notebook, when the kernel is not ready for the case (its first case, a new kernel, a case after
+# which its compute cell could not prepare one): the namespace cleared (what ``%reset -f`` does, without the
+# ``from __future__`` flags an earlier case left; see picklematrix.run.inkernel.kernel_prepare), then ``Client``
+# and the user's ``client``. (No value is displayed: the case's namespace holds only ``Client`` and ``client``,
+# as a notebook's would.)
 PREPARE_CELL = (
     "import picklematrix.run.inkernel\n"
-    "picklematrix.run.inkernel.kernel_reset()\n"
-    "from distributed import Client\n"
-    "client = Client({address!r}, set_as_default={default}, timeout=30)\n"
-    # (no name bound: the case's namespace holds only ``Client`` and ``client``, as a notebook's would)
-    "__import__('picklematrix.run.inkernel').run.inkernel.kernel_baseline()"
+    "picklematrix.run.inkernel.kernel_prepare_cell({address!r}, {default!r}, keep={keep!r})"
 )
 # After a case's cell that raised (no compute cell to report it): what the case changed of the process's
-# global state (the compute cell reports it itself, before its client closes).
-CHECK_CELL = "__import__('picklematrix.run.inkernel').run.inkernel.kernel_report_changes()"
-# After the case's own cell: the compute method runs inside the kernel; once
-# the result is out, the client closes in a thread of the kernel while the
-# harness checks the cluster (the next preparing cell waits for it).
+# global state, and the next case's notebook (as the compute cell does once its result is out).
+CHECK_CELL = "__import__('picklematrix.run.inkernel').run.inkernel.kernel_check({then!r})"
+# After the case's own cell: the compute method runs inside the kernel; once the result is out, the same cell
+# checks the process's global state and prepares the next case's notebook (``then``), so that a case costs
+# two notebook cells: its own and this one.
 COMPUTE_CELL = (
     "import picklematrix.run.inkernel as _picklematrix_inkernel\n"
     "_picklematrix_inkernel.kernel_compute({method!r}, case_id={case!r}, timeout={timeout!r}, samples={samples!r},\n"
-    "                                      events_path={events_path!r})"
+    "                                      events_path={events_path!r}, then={then!r})"
 )
+
+
+def names_client(source: str) -> bool:
+    """Whether a case's code names a client at all (``client``, ``get_client``, ``Client``, ...), in any of its
+    functions and classes: only a case that does not may leave its notebook's client to the next case. (Code
+    that does not compile names one, for safety.)"""
+    try:
+        code = compile(source, "<case>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return True
+    todo = [code]
+    while todo:
+        code = todo.pop()
+        for name in (*code.co_names, *code.co_varnames, *code.co_freevars, *code.co_cellvars):
+            if "client" in name.lower():
+                return True
+        todo.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+    return False
 
 
 # the longest directory for the kernel's sockets: "<dir>/k<n>-<port>" stays under the 107-byte limit
@@ -102,6 +118,14 @@ class KernelSession:
         # the global-state detector's price: its seconds per cell, and the replacements it asked for
         self.detector_seconds: list = []
         self.replaced_for_globals = 0
+        # (address, default) of the notebook the last cell prepared for the next case (see inkernel.kernel_after);
+        # None: the next case's cell runs the preparing cell first
+        self.prepared: tuple | None = None
+        # whether the notebook's client may pass to the next case (the last case named no client)
+        self.keep = True
+        # how many cases found the notebook prepared, and how many of those were given the previous case's client
+        self.prepared_ahead = 0
+        self.clients_kept = 0
 
     def _spec_dir(self) -> str:
         spec_dir = os.path.join(self.tmp, "kernels", "picklematrix")
@@ -138,6 +162,7 @@ class KernelSession:
         self.km, self.kc = km, kc
         self.starts += 1
         self.ready = False
+        self.prepared = None
 
     def wait_ready(self):
         try:
@@ -178,14 +203,21 @@ class KernelSession:
         self.stop()
         self.launch()
 
-    def run_cell(self, case, method: str, *, address: str, samples: int) -> Attempt:
-        """Run one cell of ``case`` by ``method`` as a notebook would: the preparing cell (``client`` for the
-        scheduler at ``address``), the case's cell, the compute cell. A cell that wedges or kills the kernel
-        costs that cell: the kernel is replaced."""
-        attempt = Attempt()
+    def run_cell(self, case, method: str, *, address: str, samples: int, then: bool | None = None,
+                 on_result=None, before_compute=None) -> Attempt:
+        """Run one cell of ``case`` by ``method`` as a notebook would: the case's cell, then the compute cell;
+        the preparing cell (``client`` for the scheduler at ``address``) first only when the cell before did not
+        leave the notebook ready. A cell that wedges or kills the kernel costs that cell: the kernel is replaced.
 
-        def step(code, timeout, what, **clock) -> ExecuteResult:
-            reply = self.execute(code, timeout, **clock)
+        ``then``: whether the next kernel cell's client is dask's default scheduler (its method's), None when
+        no kernel cell follows: the compute cell prepares its notebook once this one's result is out.
+        ``on_result()`` is called as soon as the result is in, while the kernel finishes the cell;
+        ``before_compute()`` before the compute cell."""
+        attempt = Attempt()
+        this = f"{case.case_id} [{method}]"
+
+        def step(code, timeout, what, **options) -> ExecuteResult:
+            reply = self.execute(code, timeout, **options)
             for event in reply.events:
                 attempt.absorb(event)
             if reply.status in ("timeout", "died"):
@@ -202,57 +234,99 @@ class KernelSession:
                 attempt.died = where
             return reply.status in ("timeout", "died")
 
-        previous, self.previous = self.previous, f"{case.case_id} [{method}]"
+        previous, self.previous = self.previous, this
         notes = [self.note] if self.note else []
         self.note = None
-        prepare = PREPARE_CELL.format(address=address, default=METHODS[method].default_client)
-        reply = self.execute(prepare, CONNECT_ALLOWANCE)
-        if reply.status in ("timeout", "died") and previous is not None:
-            # The preparing cell first clears up after the previous case (its client's close, its namespace
-            # dropped: a __del__ of its runs then). A kernel that dies or hangs there was broken by that case,
-            # not by this one: this cell gets a fresh kernel, and says whom the death belongs to.
-            notes.append(f"the kernel {'died' if reply.status == 'died' else 'hung'} while clearing up after "
-                         f"{previous}; this cell ran in a fresh kernel")
-            self.replace()
-            self.ensure()
-            reply = self.execute(prepare, CONNECT_ALLOWANCE)
-        for event in reply.events:
-            attempt.absorb(event)
-        if reply.status in ("timeout", "died"):
-            self.replace()
-        elif reply.status == "error":
-            attempt.fail({"type": reply.ename, "message": reply.evalue}, "preparing the notebook failed")
-        if ended(reply, "while preparing the notebook") or reply.status == "error":
-            return _noted(attempt, notes)
+        default = METHODS[method].default_client
+        prepared, self.prepared = self.prepared, None
+        if prepared == (address, default):
+            self.prepared_ahead += 1
+        else:
+            reply = self._prepare(address, default, previous, notes)
+            for event in reply.events:
+                attempt.absorb(event)
+            if reply.status in ("timeout", "died"):
+                self.replace()
+            elif reply.status == "error":
+                attempt.fail({"type": reply.ename, "message": reply.evalue}, "preparing the notebook failed")
+            if ended(reply, "while preparing the notebook") or reply.status == "error":
+                return _noted(attempt, notes)
         reply = step(case.source, case.timeout + CONNECT_ALLOWANCE, "cell")
         if ended(reply, "while running the case's cell"):
             return _noted(attempt, notes)
+        # what the cell after this one starts from: this notebook's client, unless this case named one
+        self.keep = not names_client(case.source)
+        after = None if then is None else (address, then, self.keep)
         if reply.status == "error":
-            # (its client is closed by the next case's preparing cell)
             failure = {"type": reply.ename, "message": reply.evalue}
             if reply.ename == "NotImplementedError":
                 attempt.fail(failure, "cell raised NotImplementedError", outcome=oc.NOT_APPLICABLE)
             else:
                 attempt.fail(failure, "the cell itself raised before any compute call")
-            check = self.execute(CHECK_CELL, CONNECT_ALLOWANCE)
+            check = self.execute(CHECK_CELL.format(then=after), CONNECT_ALLOWANCE)
             if check.status in ("timeout", "died"):
                 notes.append(f"the kernel {'died' if check.status == 'died' else 'hung'} after the case's cell; "
                              "it is replaced")
                 self.replace()
             else:
-                notes.extend(self._globals_changed(check.events))
+                notes.extend(self._after(check.events, after))
             return _noted(attempt, notes)
         events_path = os.path.join(self.tmp, "events.jsonl")
         if os.path.exists(events_path):
             os.unlink(events_path)
+        if before_compute is not None:
+            before_compute()
+
+        def on_event(event):
+            if event.get("event") == "result" and on_result is not None:
+                on_result()
+
         reply = step(COMPUTE_CELL.format(method=method, case=case.case_id, timeout=case.timeout, samples=samples,
-                                         events_path=events_path),
-                     CONNECT_ALLOWANCE, "compute", clock_events=CLOCK_EVENTS, clock_timeout=compute_wait(case, method))
-        if ended(reply, "during the compute call"):
+                                         events_path=events_path, then=after),
+                     CONNECT_ALLOWANCE, "compute", on_event=on_event,
+                     # each compute call (and sample) gets the method's wait; once the result is out, what the
+                     # cell does next (the global-state check, the next notebook) gets what a preparing cell does
+                     clocks={**dict.fromkeys(CLOCK_EVENTS, compute_wait(case, method)), "result": CONNECT_ALLOWANCE})
+        if reply.status in ("timeout", "died") and attempt.answer is not None:
+            # The answer is in: the kernel died or hung clearing up after the case (a __del__ of its objects, when
+            # its namespace was dropped). The case's answer stands; the next cell says whom the death belongs to.
+            self.note = self._cleared_up(reply.status, this)
             _absorb_written(attempt, events_path)
-        else:
-            notes.extend(self._globals_changed(reply.events))
+        elif ended(reply, "during the compute call"):
+            _absorb_written(attempt, events_path)
+        elif reply.status == "ok":
+            notes.extend(self._after(reply.events, after))
         return _noted(attempt, notes)
+
+    def _prepare(self, address: str, default: bool, previous: str | None, notes: list) -> ExecuteResult:
+        """Execute the preparing cell. It first clears up after the previous case (its namespace dropped: a
+        __del__ of its runs then). A kernel that dies or hangs there was broken by that case, not by this one:
+        this cell gets a fresh kernel, and says whom the death belongs to (in ``notes``)."""
+        prepare = PREPARE_CELL.format(address=address, default=default, keep=self.keep)
+        reply = self.execute(prepare, CONNECT_ALLOWANCE)
+        if reply.status in ("timeout", "died") and previous is not None:
+            notes.append(self._cleared_up(reply.status, previous))
+            self.replace()
+            self.ensure()
+            reply = self.execute(PREPARE_CELL.format(address=address, default=default, keep=True), CONNECT_ALLOWANCE)
+        if reply.status == "ok" and _prepared(reply.events):
+            self.clients_kept += bool(_prepared(reply.events).get("kept"))
+        return reply
+
+    @staticmethod
+    def _cleared_up(status: str, culprit: str) -> str:
+        return (f"the kernel {'died' if status == 'died' else 'hung'} while clearing up after {culprit}; "
+                "this cell ran in a fresh kernel")
+
+    def _after(self, events, after: tuple | None) -> list:
+        """What the end of a case's last cell says: the global-state verdict (notes for the cell's detail), and
+        whether the next case's notebook is ready."""
+        notes = self._globals_changed(events)
+        prepared = _prepared(events)
+        if not notes and after is not None and prepared is not None and "error" not in prepared:
+            self.prepared = (after[0], after[1])
+            self.clients_kept += bool(prepared.get("kept"))
+        return notes
 
     def _globals_changed(self, events) -> list:
         """What the cell's "globals" event says the case changed of the process-global state; a kernel with
@@ -274,14 +348,14 @@ class KernelSession:
         shutil.rmtree(self.tmp, ignore_errors=True)
         shutil.rmtree(self.sockets, ignore_errors=True)
 
-    def execute(self, code: str, timeout: float, *, clock_events=(), clock_timeout: float | None = None
-                ) -> ExecuteResult:
+    def execute(self, code: str, timeout: float, *, clocks: dict | None = None, on_event=None) -> ExecuteResult:
         """Run ``code`` as a notebook cell; collect marked events as they are printed.
 
         The cell gets ``timeout`` seconds; a marked event whose kind is in
-        ``clock_events`` (a compute call starting) gives it ``clock_timeout``
-        more from then on.
+        ``clocks`` (a compute call starting) gives it that many seconds from
+        then on. ``on_event(event)`` sees each marked event as it comes.
         """
+        clocks = clocks or {}
         out = ExecuteResult()
         kc = self.kc
         msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
@@ -311,8 +385,10 @@ class KernelSession:
                     if line.startswith(KERNEL_MARK):
                         event = json.loads(line[len(KERNEL_MARK):])
                         out.events.append(event)
-                        if event.get("event") in clock_events:
-                            deadline = time.monotonic() + clock_timeout
+                        if event.get("event") in clocks:
+                            deadline = time.monotonic() + clocks[event["event"]]
+                        if on_event is not None:
+                            on_event(event)
                     else:
                         out.stdout.append(line)
             elif kind == "error":
@@ -332,6 +408,11 @@ def _noted(attempt: Attempt, notes: list) -> Attempt:
         detail = attempt.answer.get("detail")
         attempt.answer["detail"] = "; ".join([detail, *notes] if detail else notes)
     return attempt
+
+
+def _prepared(events) -> dict | None:
+    """The "prepared" event among a cell's events (see picklematrix.run.inkernel.kernel_prepare), if any."""
+    return next((e for e in reversed(events) if e.get("event") == "prepared"), None)
 
 
 def _absorb_written(attempt: Attempt, events_path: str) -> None:

@@ -114,28 +114,49 @@ class CellRunner:
             method_default=METHODS[method].default_expectation,
         )
 
-    def run(self, case: Case, method: str, context: str = "script", following: tuple | None = None) -> CellResult:
+    def run(self, case: Case, method: str, context: str = "script", following: tuple | None = None,
+            next_kernel: str | None = None) -> CellResult:
         """Run one cell and judge it; the cluster is healthy again when this returns.
 
         ``following``: the cell that runs next, ``(case, method, context)``. A script cell's process is
-        started for it (and connects its client) while this cell's cluster is checked."""
+        started for it (and connects its client) as soon as this cell's answer is in. ``next_kernel``: the
+        method of the next kernel cell to run, if any: a kernel cell prepares that one's notebook."""
         t0 = time.perf_counter()
-        self.script.reap()  # no cell starts before the previous cell's process has ended
-        cell = self._run(case, method, context, following)
+        if context != "kernel" or _not_applicable(case, context) is not None:
+            # No cell starts before the previous cell's process has ended (its answer is in: it is exiting). A
+            # kernel cell waits for it before its compute cell (see _attempt), its case's cell going on meanwhile.
+            self.script.reap()
+        cell = self._run(case, method, context, following, next_kernel)
         cell.wall_seconds = time.perf_counter() - t0
         return cell
 
-    def _run(self, case: Case, method: str, context: str, following: tuple | None = None) -> CellResult:
+    def _run(self, case: Case, method: str, context: str, following: tuple | None = None,
+             next_kernel: str | None = None) -> CellResult:
         expected = self.expected(case, method, context)
         reason = _not_applicable(case, context)
         if reason is not None:
             return CellResult.of(case, method, context, expected, oc.NOT_APPLICABLE, detail=reason)
         started = time.time()
-        attempt = self._attempt(case, method, context)
         address, restarts = self.cluster.address, self.cluster.restarts
-        if following is not None and following[2] == "script" and _not_applicable(following[0], "script") is None:
-            self.script.prepare(following[0], following[1], address=address,
-                                samples=self.samples_for("script"))
+        prepared = []
+
+        def prepare_following(connect: bool = True):
+            # The next script cell's process: forked before a kernel cell's own (its fork then falls in the
+            # notebook's cells before the compute), and connecting its client once this cell's compute is done,
+            # while this cell finishes (a kernel cell's global-state check and next notebook; the judging).
+            if prepared:
+                if connect:
+                    self.script.connect()
+            elif following is not None and following[2] == "script" and _not_applicable(
+                    following[0], "script") is None:
+                prepared.append(True)
+                self.script.prepare(following[0], following[1], address=address, samples=self.samples_for("script"),
+                                    connect=connect)
+
+        if context == "kernel":
+            prepare_following(connect=False)
+        attempt = self._attempt(case, method, context, on_result=prepare_following, next_kernel=next_kernel)
+        prepare_following()
         cell = _judge(attempt, case, method, context, expected)
         if attempt.log_path:
             self._keep_output(cell, attempt.log_path)
@@ -143,7 +164,9 @@ class CellRunner:
             # a worker its nanny restarted for memory: the limit, not the task, ended it
             for line in self.cluster.memory_kills(since=started):
                 cell.add_detail(line)
-        warning = self._make_whole(case, method, cell, busy=_leaves_workers_busy(attempt, cell.outcome))
+        warning = self._make_whole(case, method, cell, busy=_leaves_workers_busy(attempt, cell.outcome),
+                                   clean=_ended_cleanly(attempt, cell.outcome),
+                                   settled=cell.outcome in _SETTLED or not attempt.sent)
         if warning:
             cell.add_detail(warning)
         if self.cluster.restarts != restarts or self.cluster.address != address or getattr(self.cluster, "lost", None):
@@ -152,15 +175,19 @@ class CellRunner:
             self.script.discard()
         return cell
 
-    def _attempt(self, case: Case, method: str, context: str) -> Attempt:
+    def _attempt(self, case: Case, method: str, context: str, *, on_result=None,
+                 next_kernel: str | None = None) -> Attempt:
         samples = self.samples_for(context)
         if context != "kernel":
             return self.script.run(case, method, address=self.cluster.address, samples=samples)
         try:
             kernel = self._kernel()
         except Exception as e:
+            self.script.reap()
             return Attempt().fail(oc.describe(e), "could not start an IPython kernel")
-        return kernel.run_cell(case, method, address=self.cluster.address, samples=samples)
+        return kernel.run_cell(case, method, address=self.cluster.address, samples=samples, on_result=on_result,
+                               then=None if next_kernel is None else METHODS[next_kernel].default_client,
+                               before_compute=self.script.reap)
 
     def _kernel(self):
         if self.kernel is None:
@@ -179,12 +206,20 @@ class CellRunner:
         if self.script.keep_output(log_path, keep=keep):
             cell.add_detail(f"output in {log_path}")
 
-    def _make_whole(self, case: Case, method: str, cell: CellResult, *, busy: bool) -> str | None:
-        """Check the cluster after ``cell``, replacing workers it left ``busy``; the warning, if any."""
+    def _make_whole(self, case: Case, method: str, cell: CellResult, *, busy: bool, clean: bool = False,
+                    settled: bool = False) -> str | None:
+        """Check the cluster after ``cell``, replacing workers it left ``busy``; the warning, if any.
+
+        After a cell that ended ``clean`` (see _ended_cleanly) the cluster's quick check comes first (no
+        round trip to each worker; ``settled``: no task of the cell can still run); the full check only
+        when that one cannot tell, and after every other cell."""
+        health = None
         if busy:
             # no health check to wait through: the workers are replaced whatever it would say
             health = Health([SHUT_DOWN], shut_down=True) if self.cluster.shut_down() else Health()
-        else:
+        elif clean:
+            health = self.cluster.quick_health(settled=settled)
+        if health is None:
             try:
                 health = self.cluster.health()
             except ClusterHung as e:  # the scheduler itself did not answer
@@ -300,6 +335,18 @@ def _closed_client(root_cause: dict | None) -> bool:
         kind == "Exception" and str(root_cause.get("message", "")).startswith("Tried sending message after closing"))
 
 
+# Outcomes after which no task of the cell can still run: its compute call returned (or never reached the cluster).
+_SETTLED = frozenset({oc.PASS, oc.WRONG_RESULT, oc.RAN_LOCALLY, oc.NOT_APPLICABLE})
+
+
+def _ended_cleanly(attempt: Attempt, outcome: str) -> bool:
+    """Whether the cell ended as cells usually do: its answer in, no timeout, no death, no harness error. Only a
+    cell that did not could have harmed the cluster in a way that the quick check (the scheduler's own
+    record) does not see."""
+    return (attempt.answer is not None and not attempt.timed_out and attempt.died is None
+            and outcome not in (oc.TIMEOUT, oc.WORKER_DIED, oc.HARNESS_ERROR))
+
+
 def _leaves_workers_busy(attempt: Attempt, outcome: str) -> bool:
     """Whether a task of the cell may still hold a worker, or one died: then the workers are replaced."""
     if attempt.timed_out:
@@ -317,12 +364,20 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
     """Run every case x method x context on ``cluster``; ``on_cell(cell)`` is called after each."""
     runner = CellRunner(cluster, samples=samples)
     grid = [(case, method, context) for case in cases for method in methods for context in contexts]
+    # for each cell, the method of the next kernel cell that runs after it (whose notebook a kernel cell prepares)
+    next_kernel, upcoming = [None] * len(grid), None
+    for i in range(len(grid) - 1, -1, -1):
+        next_kernel[i] = upcoming
+        case, method, context = grid[i]
+        if context == "kernel" and _not_applicable(case, context) is None:
+            upcoming = method
     bar = Progress(len(grid), enabled=progress)
     cells, stopped = [], None
     try:
         for i, (case, method, context) in enumerate(grid):
             try:
-                cell = runner.run(case, method, context, following=grid[i + 1] if i + 1 < len(grid) else None)
+                cell = runner.run(case, method, context, following=grid[i + 1] if i + 1 < len(grid) else None,
+                                  next_kernel=next_kernel[i])
             except Exception as e:  # one cell's harness failure must not lose the others
                 cell = CellResult.of(case, method, context, runner.expected(case, method, context),
                                      oc.HARNESS_ERROR, root_cause=oc.describe(e),
