@@ -106,8 +106,12 @@ def install_kernel_hooks() -> None:
 
     from picklematrix.run import inkernel
 
-    _around(inkernel, "kernel_reset", "kernel reset")
+    for name, label in (("kernel_reset", "kernel reset"), ("_reset", "kernel reset"),
+                        ("kernel_prepare", "next notebook")):
+        if hasattr(inkernel, name):  # (an earlier harness, with --src, has other names)
+            _around(inkernel, name, label)
     _around(inkernel, "kernel_baseline", "globals baseline")
+    _around(inkernel, "kernel_compute", "the compute cell's code")
     _around(inkernel, "kernel_changes", "globals check")
     _around(inkernel, "compute_phase", "compute phase")
     init = distributed.Client.__init__
@@ -149,6 +153,11 @@ def install_harness_hooks(stamps: Path) -> None:
     _around(runner.CellRunner, "_make_whole", "health check")
     _around(local.OwnedCluster, "memory_kills", "memory kills")
     _around(base.BaseCluster, "_ask_workers", "ask the workers")
+    for owner in (base.BaseCluster, local.OwnedCluster):
+        if hasattr(owner, "quick_health"):  # (not in an earlier harness, with --src)
+            _around(owner, "quick_health", "quick check")
+    if hasattr(local.OwnedCluster, "_on_loop"):
+        _around(local.OwnedCluster, "_on_loop", "the scheduler's loop answering")
     _around(progress.Progress, "update", "progress line")
     _around(sidecar.SidecarWriter, "add", "sidecar write")
     _around(kernel.KernelSession, "ensure", "kernel start")
@@ -170,8 +179,8 @@ def install_harness_hooks(stamps: Path) -> None:
 
     def profiled_execute(self, code, timeout, **kwargs):
         what = ("compute cell" if "kernel_compute(" in code else
-                "prepare" if "kernel_reset()" in code else
-                "check cell" if "kernel_report_changes" in code else "case cell")
+                "prepare" if "kernel_reset()" in code or "kernel_prepare_cell(" in code else
+                "check cell" if "kernel_report_changes" in code or "kernel_check(" in code else "case cell")
         stamp(f"execute {what}:start")
         try:
             return execute(self, code, timeout, **kwargs)
@@ -215,12 +224,17 @@ TOP = {
 INNER = {
     "fork": ["fork ahead"],
     "connect": ["connect ahead"],
-    "execute prepare": ["kernel reset", "connect", "globals baseline"],
-    "execute compute cell": ["compute phase", "globals check", "result→harness"],
-    "health check": ["ask the workers", "memory kills", "globals verdict"],
+    "execute prepare": ["next notebook", "kernel reset", "connect", "globals baseline"],
+    "execute compute cell": ["the compute cell's code", "compute phase", "result→harness", "globals check",
+                             "next notebook"],
+    "next notebook": ["kernel reset", "close", "connect", "globals baseline"],
+    "health check": ["quick check", "ask the workers", "memory kills", "globals verdict"],
+    "quick check": ["the scheduler's loop answering"],
 }
 BETWEEN = ["progress line", "sidecar write"]
-NOTES = {"close": "the cell's client closing: overlaps the health check and the next cell",
+NOTES = {"close": "the cell's client closing",
+         "next notebook": "the next case's namespace and client, and the global-state baseline",
+         "quick check": "after a cell that ended cleanly: the scheduler's own record, no worker asked",
          "compute phase": "the compute call, its samples, judging the value",
          "kernel start": "once per run, spread over its kernel cells",
          "fork": "from the harness's call to the cell process running",
@@ -361,13 +375,26 @@ def report(stamps, cells, wall) -> None:
             note = f"  ({NOTES[step]})" if step in NOTES else ""
             print(f"  {indent}{step:{34 - len(indent)}}{ms(mean(step))}{note}")
 
+        inners = dict(INNER)
+        if mean("next notebook"):
+            # the harness prepares a case's notebook in the cell before (its steps are shown there), and seldom in
+            # a preparing cell of its own
+            inners["execute prepare"] = []
+
+        def inner_lines(step, indent, printed):
+            # each step once, under the first step that holds it
+            for inner in inners.get(step, []):
+                if mean(inner) and inner not in printed:
+                    printed.add(inner)
+                    line(inner, indent)
+                    inner_lines(inner, indent + "  ", printed)
+
+        printed = set(TOP[context])
         for step in TOP[context]:
             if not mean(step) and step not in ("health check",):
                 continue
             line(step)
-            for inner in INNER.get(step, []):
-                if mean(inner):
-                    line(inner, "  ")
+            inner_lines(step, "  ", printed)
         # what a process did ahead, during the cell before, is not part of this cell's run
         known = sum(mean(step) for step in TOP[context]) - mean("fork ahead") - mean("connect ahead")
         print(f"  {'other (the harness between steps)':34}{ms(statistics.mean(walls) - known)}")
@@ -375,6 +402,11 @@ def report(stamps, cells, wall) -> None:
         print(f"  {'  of which compute (its samples)':34}{ms(statistics.mean(compute))}")
         print(f"  {'  overhead (wall - compute)':34}{ms(statistics.mean(overhead))}"
               f"   = {statistics.mean(overhead) / max(statistics.mean(compute), 1e-9):.2f}x the compute")
+        if mean("kernel start"):
+            # once per run: a recording's 246 kernel cells share it, these few carry it whole
+            net = statistics.mean(overhead) - mean("kernel start")
+            print(f"  {'  overhead, kernel start left out':34}{ms(net)}"
+                  f"   = {net / max(statistics.mean(compute), 1e-9):.2f}x the compute")
         print("  between cells:")
         for step in BETWEEN:
             line(step, "  ")
@@ -398,7 +430,7 @@ def main(argv=None) -> int:
         rest = [a for i, a in enumerate(given) if not a.startswith(("--python", "--src"))
                 and not (i and given[i - 1] in ("--python", "--src"))]
         return subprocess.run([os.path.abspath(args.python) if os.sep in args.python else args.python,
-                               str(Path(__file__).resolve()), *rest], env=env, cwd=tempfile.gettempdir()).returncode
+                               str(Path(__file__).resolve()), *rest], env=env, cwd=tempfile.mkdtemp(prefix="pm-bench-cwd-")).returncode
     return profile(args)
 
 

@@ -100,26 +100,32 @@ def _cases(tmp_path, sources: dict) -> dict:
     return {c.case_id: c for c in cases}
 
 
-def test_a_case_that_changes_its_client_closes_it_before_the_next_case(krunner, tmp_path):
-    """The notebook's client passes to the next case only when the case left it as it was. One that rebinds
-    an attribute of it (here its close, which then takes 2 s and leaves a file) gets its successor a new
-    client, and the next case runs once the old one has closed (once)."""
+def test_a_kernel_cell_is_done_before_its_client_has_closed(krunner, fixture_cases, tmp_path):
+    """As in the script context, the client closes while the harness checks the cluster, and the next
+    case starts only once it has: here the close takes 2 s and then leaves a file."""
+    from picklematrix.run.corpus import load_corpus
+
     closed = tmp_path / "closed"
-    cases = _cases(tmp_path, {
-        "slow_close": 'CASE = {"family": "outcomes", "summary": "a client whose close takes 2 s", "expect": "pass"}\n'
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "slow_close.py").write_text(
+        'CASE = {"family": "outcomes", "summary": "a client whose close takes 2 s", "expect": "pass"}\n'
         "import time\n"
         "import dask\n"
         f"client.close = lambda *args, **kwargs: (time.sleep(2), open({str(closed)!r}, 'a').write('x'))\n"
         "result = dask.delayed(sum)([1, 2])\n"
-        "expected = 3\n",
-        "after_close": 'CASE = {"family": "outcomes", "summary": "runs after the slow close", "expect": "pass"}\n'
+        "expected = 3\n")
+    (tmp_path / "cases" / "after_close.py").write_text(
+        'CASE = {"family": "outcomes", "summary": "runs after the slow close", "expect": "pass"}\n'
         "import dask\n"
         f"assert open({str(closed)!r}).read() == 'x', 'the last client is not closed (once) yet'\n"
         "result = dask.delayed(sum)([3, 4])\n"
-        "expected = 7\n"})
-    slow = krunner.run(cases["slow_close"], "Client.compute", "kernel", next_kernel="dask.compute")
-    assert slow.outcome == oc.PASS, slow
-    cell = krunner.run(cases["after_close"], "dask.compute", "kernel")
+        "expected = 7\n")
+    cases, problems = load_corpus([str(tmp_path / "cases")])
+    assert not problems, problems
+    after_close, slow_close = sorted(cases, key=lambda c: c.case_id)
+    assert krunner.run(slow_close, "Client.compute", "kernel").outcome == oc.PASS
+    assert not closed.exists()  # still closing
+    cell = krunner.run(after_close, "dask.compute", "kernel")
     assert cell.outcome == oc.PASS, cell  # its cell ran once the close was done, and it was done once
 
 
@@ -140,7 +146,7 @@ def test_the_notebooks_client_passes_to_the_next_case_only_when_nothing_of_it_ch
     grid = [("quiet", "dask.compute"), ("quiet", "Client.compute"), ("names", "dask.compute"),
             ("quiet", "Client.compute"), ("quiet", "dask.compute(client=)"), ("quiet", "dask.compute")]
     kernel = krunner._kernel()
-    kept = kernel.clients_kept
+    kept, ahead = kernel.clients_kept, kernel.prepared_ahead
     for i, (case, method) in enumerate(grid):
         following = grid[i + 1][1] if i + 1 < len(grid) else None
         cell = krunner.run(cases[case], method, "kernel", next_kernel=following)
@@ -150,6 +156,9 @@ def test_the_notebooks_client_passes_to_the_next_case_only_when_nothing_of_it_ch
     # after the case that named it, and for each change of kind
     assert ids[0] == ids[1] == ids[2] and len({ids[2], ids[3], ids[4], ids[5]}) == 4, ids
     assert krunner.kernel.clients_kept == kept + 2
+    # each case's notebook prepared by the compute cell before it (two cells a case), but after the case that
+    # named its client (its client closes in the background; a preparing cell makes the next one)
+    assert krunner.kernel.prepared_ahead == ahead + 4
 
 
 def test_notebook_model_captures_the_namespace_on_old_pydantic(krunner, fixture_cases):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 
+from picklematrix import outcomes as oc
 from picklematrix.run.cell import compute_phase
 
 KERNEL_MARK = "\x1epicklematrix-event "
@@ -24,10 +25,17 @@ _client = None
 _client_address: str | None = None
 _client_default: bool | None = None
 _client_vars: dict | None = None
+# The last case's client closing in a thread, (thread, client) (see _close_in_background): the next case's
+# notebook waits for it.
+_closing: tuple | None = None
 # How long the client's event loop gets to run what the reset queued on it (the released futures' callbacks),
 # and how long the previous client's close is waited for (``close`` gets 5 s).
 SETTLE_WITHIN = 5.0
 CLOSE_WAIT = 10.0
+# How long a new client gets to connect: in a preparing cell (the case's own), and ahead, in the case before's
+# compute cell (within the harness's wait for that cell: picklematrix.run.attempt.CONNECT_ALLOWANCE).
+CONNECT_WITHIN = 30.0
+AHEAD_CONNECT_WITHIN = 5.0
 
 
 # --- process-global state: what one case may change for every later case in the same kernel -------------
@@ -280,7 +288,7 @@ def _close(client) -> None:
         pass
 
 
-def _new_client(address: str, default: bool):
+def _new_client(address: str, default: bool, timeout: float):
     """The notebook's client replaced: the old one closed, a new one connected (at once, when the close does
     not touch what the connect sets: dask's config, which closing a default client gives back)."""
     from distributed import Client
@@ -296,7 +304,7 @@ def _new_client(address: str, default: bool):
             closing = threading.Thread(target=_close, args=(old,), name="picklematrix close the client", daemon=True)
             closing.start()
     try:
-        client = Client(address, set_as_default=default, timeout=30)
+        client = Client(address, set_as_default=default, timeout=timeout)
     finally:
         if closing is not None:
             closing.join(CLOSE_WAIT)
@@ -304,14 +312,16 @@ def _new_client(address: str, default: bool):
     return client
 
 
-def _close_own(shell) -> None:
-    """Close a client the case made itself and bound to the name the harness gave its own (as before a reset)."""
+def _close_own(shell, closed=None) -> None:
+    """Close a client the case made itself and bound to the name the harness gave its own (as before a reset);
+    not ``closed``, the one closed already."""
     own = shell.user_ns.get("client")
-    if own is not None and own is not _client and type(own).__module__.startswith("distributed"):
+    if (own is not None and own is not _client and own is not closed
+            and type(own).__module__.startswith("distributed")):
         _close(own)
 
 
-def kernel_prepare(address: str, default: bool, keep: bool = True) -> dict:
+def kernel_prepare(address: str, default: bool, keep: bool = True, timeout: float = CONNECT_WITHIN) -> dict:
     """A fresh notebook for the next case: the namespace cleared (see _reset), then ``Client`` and ``client``
     bound, as a notebook's first cell would (``from distributed import Client``; ``client = Client(address)``,
     ``set_as_default=default``), and the global-state baseline taken (kernel_baseline).
@@ -323,17 +333,21 @@ def kernel_prepare(address: str, default: bool, keep: bool = True) -> dict:
     not."""
     import time
 
-    global _client_vars
+    global _client_vars, _closing
     t0 = time.perf_counter()
+    closed = None
+    if _closing is not None:
+        (thread, closed), _closing = _closing, None
+        thread.join(CLOSE_WAIT)
     shell = get_ipython()  # noqa: F821 - only ever called inside an IPython kernel
-    _close_own(shell)
+    _close_own(shell, closed)
     why = _reusable(address, default) if keep else "the case named a client"
-    client = _client if why is None else _new_client(address, default)
+    client = _client if why is None else _new_client(address, default, timeout)
     _reset(shell)
     if why is None:
         why = _holds_nothing(client)
         if why is not None:
-            client = _new_client(address, default)
+            client = _new_client(address, default, timeout)
     from distributed import Client
 
     shell.user_ns["Client"] = Client
@@ -350,30 +364,38 @@ def kernel_prepare_cell(address: str, default: bool, keep: bool = True) -> None:
     print(KERNEL_MARK + json.dumps(kernel_prepare(address, default, keep), default=str))
 
 
-def kernel_release() -> None:
-    """After the last case: the notebook's client closed (its keys released) and the namespace cleared."""
-    global _client, _client_vars
-    shell = get_ipython()  # noqa: F821 - only ever called inside an IPython kernel
-    _close_own(shell)
-    if _client is not None:
-        _close(_client)
-    _client = _client_vars = None
-    _reset(shell)
+def _close_in_background() -> None:
+    """The notebook's client closes in a thread while the harness checks the cluster; the next case's preparing
+    cell waits for it (kernel_prepare) and clears the namespace."""
+    global _client, _client_vars, _closing
+    client, _client, _client_vars = _client, None, None
+    if client is not None:
+        thread = threading.Thread(target=_close, args=(client,), name="picklematrix close the client", daemon=True)
+        thread.start()
+        _closing = (thread, client)
 
 
-def kernel_after(then: tuple | None) -> list:
+def kernel_after(then: tuple | None, outcome: str | None = None) -> list:
     """What a case's last cell does once its answer is out: the global-state check, then, if the case changed
-    nothing, the next case's notebook prepared (``then``: ``(address, default, keep)`` of kernel_prepare; None:
-    no kernel case follows: the namespace is cleared and the client closed). The events, in order."""
+    nothing, the next case's notebook prepared (``then``: ``(address, default, keep)`` of kernel_prepare). The
+    events, in order.
+
+    The notebook is not prepared ahead when no kernel case follows (``then`` None), for a case that named its
+    client (it is not kept: ``keep`` false), after a compute call that hung, lost a worker or failed in the
+    harness (``outcome``: the harness may replace the cluster after such a cell), or when the client is closed
+    or broken. Then the client closes in the background (see _close_in_background), and the next case's
+    preparing cell does the rest."""
     changes = kernel_changes()
     events = [changes]
     if changes["changed"]:
         return events  # the harness replaces this kernel: nothing more is done in it
+    if (then is None or not then[2] or outcome in _MAY_REPLACE_THE_CLUSTER
+            or (_client is not None and getattr(_client, "status", None) != "running")):
+        _close_in_background()
+        return events
     try:
-        if then is None:
-            kernel_release()
-        else:
-            events.append(kernel_prepare(*then))
+        # (a connect that fails here is tried again, with the preparing cell's whole wait, by the next case)
+        events.append(kernel_prepare(*then, timeout=AHEAD_CONNECT_WITHIN))
     except Exception as e:  # the next case's preparing cell does it again, and reports what fails
         events.append({"event": "prepared", "error": f"{type(e).__name__}: {e}"})
     return events
@@ -424,9 +446,11 @@ def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: i
     emit(result, flush=True)
     # Before the client closes or the namespace goes (closing it rebinds dask's config, as it should):
     # what the case changed. Then the next case's notebook.
-    for event in kernel_after(then):
+    for event in kernel_after(then, result.get("outcome")):
         emit(event, flush=False)
 
 
 # the events the harness acts on as they come: the clock's restarts, and the result
 _FLUSHED = frozenset({"compute-start", "sample", "result"})
+# outcomes of a compute call after which the harness repairs the cluster, or may (see kernel_after)
+_MAY_REPLACE_THE_CLUSTER = frozenset({oc.TIMEOUT, oc.WORKER_DIED, oc.HARNESS_ERROR})

@@ -364,20 +364,24 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
     """Run every case x method x context on ``cluster``; ``on_cell(cell)`` is called after each."""
     runner = CellRunner(cluster, samples=samples)
     grid = [(case, method, context) for case in cases for method in methods for context in contexts]
-    # for each cell, the method of the next kernel cell that runs after it (whose notebook a kernel cell prepares)
-    next_kernel, upcoming = [None] * len(grid), None
+    # For each cell, the next cell that runs after it (the cells that do not apply are judged without running:
+    # a script cell's process is prepared for the one after them), and the method of the next kernel cell
+    # (whose notebook a kernel cell prepares).
+    following, next_kernel = [None] * len(grid), [None] * len(grid)
+    upcoming = upcoming_kernel = None
     for i in range(len(grid) - 1, -1, -1):
-        next_kernel[i] = upcoming
+        following[i], next_kernel[i] = upcoming, upcoming_kernel
         case, method, context = grid[i]
-        if context == "kernel" and _not_applicable(case, context) is None:
-            upcoming = method
+        if _not_applicable(case, context) is None:
+            upcoming = grid[i]
+            if context == "kernel":
+                upcoming_kernel = method
     bar = Progress(len(grid), enabled=progress)
     cells, stopped = [], None
     try:
         for i, (case, method, context) in enumerate(grid):
             try:
-                cell = runner.run(case, method, context, following=grid[i + 1] if i + 1 < len(grid) else None,
-                                  next_kernel=next_kernel[i])
+                cell = runner.run(case, method, context, following=following[i], next_kernel=next_kernel[i])
             except Exception as e:  # one cell's harness failure must not lose the others
                 cell = CellResult.of(case, method, context, runner.expected(case, method, context),
                                      oc.HARNESS_ERROR, root_cause=oc.describe(e),
