@@ -175,19 +175,41 @@ def install_harness_hooks(stamps: Path) -> None:
 
     Attempt.absorb = profiled_absorb
 
-    execute = kernel.KernelSession.execute
-
-    def profiled_execute(self, code, timeout, **kwargs):
-        what = ("compute cell" if "kernel_compute(" in code else
+    def what(code):
+        return ("compute cell" if "kernel_compute(" in code else
                 "prepare" if "kernel_reset()" in code or "kernel_prepare_cell(" in code else
-                "check cell" if "kernel_report_changes" in code or "kernel_check(" in code else "case cell")
-        stamp(f"execute {what}:start")
-        try:
-            return execute(self, code, timeout, **kwargs)
-        finally:
-            stamp(f"execute {what}:end")
+                "check cell" if "kernel_report_changes" in code else "case cell")
 
-    kernel.KernelSession.execute = profiled_execute
+    if hasattr(kernel.KernelSession, "_collect"):
+        # cells are sent (possibly two at once), then waited for: a cell's step is the wait for its end
+        send, collect, sent = kernel.KernelSession._send, kernel.KernelSession._collect, {}
+
+        def profiled_send(self, code):
+            msg_id = send(self, code)
+            sent[msg_id] = what(code)
+            return msg_id
+
+        def profiled_collect(self, msg_id, timeout, **kwargs):
+            label = sent.pop(msg_id, "case cell")
+            stamp(f"execute {label}:start")
+            try:
+                return collect(self, msg_id, timeout, **kwargs)
+            finally:
+                stamp(f"execute {label}:end")
+
+        kernel.KernelSession._send, kernel.KernelSession._collect = profiled_send, profiled_collect
+    else:
+        execute = kernel.KernelSession.execute
+
+        def profiled_execute(self, code, timeout, **kwargs):
+            label = what(code)
+            stamp(f"execute {label}:start")
+            try:
+                return execute(self, code, timeout, **kwargs)
+            finally:
+                stamp(f"execute {label}:end")
+
+        kernel.KernelSession.execute = profiled_execute
 
     init = kernel.KernelSession.__init__
 

@@ -54,7 +54,7 @@ def run(python: str, args: list[str], out: Path, label: str) -> dict:
     t0 = time.monotonic()
     with open(out.with_suffix(".stdout"), "w") as stdout:
         proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
-                                cwd=tempfile.gettempdir())
+                                cwd=tempfile.mkdtemp(prefix="pm-bench-cwd-"))
         errors = []
         for line in proc.stderr:
             if parse(line) is not None:

@@ -213,17 +213,24 @@ def test_the_runner_leaves_its_log_dir_only_when_a_dead_cell_left_output(cluster
 
 
 def test_a_cell_process_ends_before_the_next_cell_starts(cluster, fixture_cases, tmp_path):
-    """A cell's process closes its client after sending its result, while the harness checks the
-    cluster; the next cell waits for it. Here its client's close takes 2 s."""
+    """A cell's process ends after sending its result (without closing its client: the scheduler drops it),
+    while the harness checks the cluster; the next cell waits for it. Here its end takes 2 s: its last
+    flush of stdout sleeps."""
     from picklematrix.run.corpus import load_corpus
     from picklematrix.run.runner import CellRunner
 
     (tmp_path / "cases").mkdir()
     (tmp_path / "cases" / "slow_close.py").write_text(
-        'CASE = {"family": "outcomes", "summary": "a client whose close takes 2 s", "expect": "pass"}\n'
+        'CASE = {"family": "outcomes", "summary": "a process whose end takes 2 s", "expect": "pass"}\n'
+        "import sys\n"
         "import time\n"
         "import dask\n"
-        "client.close = lambda *args, **kwargs: time.sleep(2)\n"
+        "class SlowFlush:\n"
+        "    def write(self, text):\n"
+        "        return len(text)\n"
+        "    def flush(self):\n"
+        "        time.sleep(2)\n"
+        "sys.stdout = SlowFlush()\n"
         "result = dask.delayed(sum)([1, 2])\n"
         "expected = 3\n")
     (slow_close,), problems = load_corpus([str(tmp_path / "cases")])
@@ -232,7 +239,7 @@ def test_a_cell_process_ends_before_the_next_cell_starts(cluster, fixture_cases,
     try:
         assert runner.run(slow_close, "dask.compute").outcome == oc.PASS
         first = runner.script.ending
-        assert first is not None and first.exitcode is None  # still closing its client
+        assert first is not None and first.exitcode is None  # still ending
         assert runner.run(fixture_cases["plain_pass"], "dask.compute").outcome == oc.PASS
         assert first.exitcode == 0  # waited for before the next cell started
         assert runner.run(slow_close, "Client.compute").outcome == oc.PASS

@@ -229,7 +229,7 @@ class BaseCluster:
         """
         return self._health_by(time.monotonic() + grace, gone)
 
-    def quick_health(self, *, settled: bool, grace: float = QUICK_GRACE) -> Health | None:
+    def quick_health(self, *, settled: bool, reached: bool = True, grace: float = QUICK_GRACE) -> Health | None:
         """The check after a cell that ended cleanly (no timeout, no death, no harness error): the scheduler's
         counts over its RPC, one round trip, without asking the workers. ``settled``: no task of the cell can
         still run in a worker thread (its compute returned, or its graph never left). None when it cannot tell

@@ -239,12 +239,13 @@ class OwnedCluster(BaseCluster):
             self.watched = self.watch.count
         return health
 
-    def quick_health(self, *, settled: bool, grace: float = 3.0) -> Health | None:
+    def quick_health(self, *, settled: bool, reached: bool = True, grace: float = 3.0) -> Health | None:
         """The check after a cell that ended cleanly, read in this process (the scheduler lives here): no task
         of the cell left on the scheduler (waiting up to ``grace`` for its client's releases), no task that
         stopped processing without finishing since the last check (its worker thread may still run it), every
-        worker connected and running, and the scheduler's event loop answering. None when any of it is not
-        so: the full check (:meth:`health`) decides then. ``settled`` is not needed here: the scheduler's own
+        worker connected and running, and, when the cell may have ``reached`` the scheduler's event loop (its
+        code named a client: ``client.run_on_scheduler``), that loop answering. None when any of it is not so:
+        the full check (:meth:`health`) decides then. ``settled`` is not needed here: the scheduler's own
         record of each task says whether one can still be running."""
         if self.shut_down():
             return Health([SHUT_DOWN], shut_down=True)
@@ -263,12 +264,13 @@ class OwnedCluster(BaseCluster):
         if len(workers) < self.n_workers or any(getattr(ws.status, "name", ws.status) != "running"
                                                  for ws in workers):
             return None
-        try:
-            # the loop that runs the scheduler (and the harness's client) still turns: a cell that blocked it
-            # would leave the next cell waiting on it
-            self._on_loop(lambda: None, seconds=LOOP_WITHIN)
-        except Exception:
-            return None
+        if reached:
+            try:
+                # the loop that runs the scheduler (and the harness's client) still turns: a cell that blocked
+                # it would leave the next cell waiting on it
+                self._on_loop(lambda: None, seconds=LOOP_WITHIN)
+            except Exception:
+                return None
         return Health()
 
     def make_healthy(self, reason: str) -> str | None:

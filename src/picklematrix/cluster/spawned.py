@@ -162,10 +162,10 @@ class SpawnedCluster(BaseCluster):
                 return Health([SHUT_DOWN], shut_down=True)
             return Health([f"the scheduler at {self.address} did not answer: {type(e).__name__}: {e}"])
 
-    def quick_health(self, *, settled: bool, grace: float = QUICK_GRACE) -> Health | None:
+    def quick_health(self, *, settled: bool, reached: bool = True, grace: float = QUICK_GRACE) -> Health | None:
         if self.shut_down():
             return Health([SHUT_DOWN], shut_down=True)
-        return super().quick_health(settled=settled, grace=grace)
+        return super().quick_health(settled=settled, reached=reached, grace=grace)
 
     def make_healthy(self, reason: str) -> str | None:
         """Replace stuck workers; if that does not make it whole, stop and start the whole cluster."""

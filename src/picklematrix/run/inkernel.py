@@ -14,6 +14,7 @@ import sys
 import threading
 
 from picklematrix import outcomes as oc
+from picklematrix.run.attempt import CLOCK_EVENTS
 from picklematrix.run.cell import compute_phase
 
 KERNEL_MARK = "\x1epicklematrix-event "
@@ -89,8 +90,10 @@ def _watched_modules() -> dict:
             if module is not None and name.split(".", 1)[0] in _WATCHED}
 
 
-def _knobs() -> dict:
-    """Process settings a case can change for everyone after it, by value."""
+def _knobs(previous: dict | None = None) -> dict:
+    """Process settings a case can change for everyone after it, by value. ``previous``: the knobs taken
+    before, whose copy of dask's config stands for the one now when the two are equal (a deep copy costs
+    about a millisecond; comparing, a fifth of that)."""
     import gc
     import os
     import warnings
@@ -104,10 +107,18 @@ def _knobs() -> dict:
     if config is not None:
         import copy
 
+        before = (previous or {}).get("dask.config.config")
         try:
-            knobs["dask.config.config"] = copy.deepcopy(config.config)
-        except Exception:  # a value that cannot be copied: compare its text
-            knobs["dask.config.config"] = repr(config.config)
+            same = isinstance(before, dict) and config.config == before
+        except Exception:
+            same = False
+        if same:
+            knobs["dask.config.config"] = before
+        else:
+            try:
+                knobs["dask.config.config"] = copy.deepcopy(config.config)
+            except Exception:  # a value that cannot be copied: compare its text
+                knobs["dask.config.config"] = repr(config.config)
     return knobs
 
 
@@ -140,7 +151,7 @@ def _extend(baseline: dict) -> None:
         if isinstance(registry, dict):
             registries[(module, dotted)] = dict(registry)
     baseline["registries"] = registries
-    baseline["knobs"] = _knobs()
+    baseline["knobs"] = _knobs(baseline.get("knobs"))
 
 
 def _same(copy: dict, now: dict) -> bool:
@@ -184,7 +195,7 @@ def _differences(before: dict, limit: int = 20) -> list:
         current = _resolve(module, dotted)
         if not isinstance(current, dict) or len(registry) != len(current) or not _same(registry, current):
             changed.append(f"{module}.{dotted}")
-    knobs = _knobs()
+    knobs = _knobs(before["knobs"])
     for knob, value in before["knobs"].items():
         try:
             same = knobs.get(knob) == value
@@ -289,8 +300,12 @@ def _close(client) -> None:
 
 
 def _new_client(address: str, default: bool, timeout: float):
-    """The notebook's client replaced: the old one closed, a new one connected (at once, when the close does
-    not touch what the connect sets: dask's config, which closing a default client gives back)."""
+    """The notebook's client replaced: the old one closed, a new one connected.
+
+    Closing a default client gives dask's config back (its scheduler setting) and makes it no longer the
+    default client: done before the next case starts (and before a new default client sets its own), while a
+    new client of the other kind connects. A client that is not the default touches neither: its close (a
+    round trip to the scheduler, about 10 ms) finishes in the background."""
     from distributed import Client
 
     global _client, _client_address, _client_default, _client_vars
@@ -306,7 +321,7 @@ def _new_client(address: str, default: bool, timeout: float):
     try:
         client = Client(address, set_as_default=default, timeout=timeout)
     finally:
-        if closing is not None:
+        if closing is not None and old_default:
             closing.join(CLOSE_WAIT)
     _client, _client_address, _client_default = client, address, default
     return client
@@ -401,14 +416,6 @@ def kernel_after(then: tuple | None, outcome: str | None = None) -> list:
     return events
 
 
-def kernel_check(then: tuple | None = None) -> None:
-    """The harness's check cell, after a case's cell that raised (no compute cell): kernel_after, printed."""
-    import json
-
-    for event in kernel_after(then):
-        print(KERNEL_MARK + json.dumps(event, default=str))
-
-
 def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: int = 1,
                    events_path: str | None = None, then: tuple | None = None) -> None:
     """Called by the harness inside a Jupyter kernel, after the case's cell ran there.
@@ -417,20 +424,32 @@ def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: i
     them from the kernel's iopub stream. They are also appended to
     ``events_path``: a write to a file is done when ``write`` returns, while
     output on iopub is lost if the task kills the kernel before zmq sends it.
-    Only the events the harness needs at once are flushed (each a hand-over to
-    the kernel's IO thread): the start of a compute call and of each sample
-    (they restart its clock) and the result (the harness starts the next script
-    cell's process then); the rest go with the cell's end.
+    Only the result is flushed at once (a hand-over to the kernel's IO thread,
+    a millisecond or more: the harness lets the next script cell's process
+    connect then); the rest go with the kernel's next flush. The start of a
+    compute call and of each sample restart the harness's clock from when they
+    happened (``at``), and the harness reads them from ``events_path`` before
+    its wait runs out.
 
     Once the result is out: kernel_after (``then``): the global-state check, and
-    the next case's notebook prepared in this same cell.
+    the next case's notebook prepared in this same cell. After a case's cell
+    that raised, only that.
     """
     import json
+    import time
 
     shell = get_ipython()  # noqa: F821 - only ever called inside an IPython kernel
     ns = shell.user_ns
+    if not shell.last_execution_succeeded:
+        # The case's cell raised (the harness sends both cells at once, and reads why from that cell): nothing to
+        # compute. What the case changed, and the next notebook, as after a compute.
+        for event in kernel_after(then):
+            print(KERNEL_MARK + json.dumps(event, default=str))
+        return
 
     def emit(event, flush=None):
+        if event.get("event") in _CLOCKS:
+            event = dict(event, at=time.monotonic())
         line = json.dumps(event, default=str)
         if events_path:
             with open(events_path, "a") as f:
@@ -450,7 +469,8 @@ def kernel_compute(method_name: str, *, case_id: str, timeout: float, samples: i
         emit(event, flush=False)
 
 
-# the events the harness acts on as they come: the clock's restarts, and the result
-_FLUSHED = frozenset({"compute-start", "sample", "result"})
+# the event the harness acts on as it comes (see kernel_compute), and those that restart its clock
+_FLUSHED = frozenset({"result"})
+_CLOCKS = frozenset(CLOCK_EVENTS)
 # outcomes of a compute call after which the harness repairs the cluster, or may (see kernel_after)
 _MAY_REPLACE_THE_CLUSTER = frozenset({oc.TIMEOUT, oc.WORKER_DIED, oc.HARNESS_ERROR})

@@ -45,9 +45,6 @@ PREPARE_CELL = (
     "import picklematrix.run.inkernel\n"
     "picklematrix.run.inkernel.kernel_prepare_cell({address!r}, {default!r}, keep={keep!r})"
 )
-# After a case's cell that raised (no compute cell to report it): what the case changed of the process's
-# global state, and the next case's notebook (as the compute cell does once its result is out).
-CHECK_CELL = "__import__('picklematrix.run.inkernel').run.inkernel.kernel_check({then!r})"
 # After the case's own cell: the compute method runs inside the kernel; once the result is out, the same cell
 # checks the process's global state and prepares the next case's notebook (``then``), so that a case costs
 # two notebook cells: its own and this one.
@@ -126,6 +123,7 @@ class KernelSession:
         # how many cases found the notebook prepared, and how many of those were given the previous case's client
         self.prepared_ahead = 0
         self.clients_kept = 0
+        self._sent: dict = {}
 
     def _spec_dir(self) -> str:
         spec_dir = os.path.join(self.tmp, "kernels", "picklematrix")
@@ -163,6 +161,7 @@ class KernelSession:
         self.starts += 1
         self.ready = False
         self.prepared = None
+        self._sent = {}  # {message id: its messages read so far} of each cell sent and not yet collected
 
     def wait_ready(self):
         try:
@@ -204,7 +203,7 @@ class KernelSession:
         self.launch()
 
     def run_cell(self, case, method: str, *, address: str, samples: int, then: bool | None = None,
-                 on_result=None, before_compute=None) -> Attempt:
+                 on_result=None, before_compute=None, named: bool | None = None) -> Attempt:
         """Run one cell of ``case`` by ``method`` as a notebook would: the case's cell, then the compute cell;
         the preparing cell (``client`` for the scheduler at ``address``) first only when the cell before did not
         leave the notebook ready. A cell that wedges or kills the kernel costs that cell: the kernel is replaced.
@@ -212,12 +211,13 @@ class KernelSession:
         ``then``: whether the next kernel cell's client is dask's default scheduler (its method's), None when
         no kernel cell follows: the compute cell prepares its notebook once this one's result is out.
         ``on_result()`` is called as soon as the result is in, while the kernel finishes the cell;
-        ``before_compute()`` before the compute cell."""
+        ``before_compute()`` before the compute cell. ``named``: whether the case's code names a client (see
+        names_client; None: found out here)."""
         attempt = Attempt()
         this = f"{case.case_id} [{method}]"
 
-        def step(code, timeout, what, **options) -> ExecuteResult:
-            reply = self.execute(code, timeout, **options)
+        def step(sent, timeout, what, **options) -> ExecuteResult:
+            reply = self._collect(sent, timeout, **options)
             for event in reply.events:
                 attempt.absorb(event)
             if reply.status in ("timeout", "died"):
@@ -251,19 +251,31 @@ class KernelSession:
                 attempt.fail({"type": reply.ename, "message": reply.evalue}, "preparing the notebook failed")
             if ended(reply, "while preparing the notebook") or reply.status == "error":
                 return _noted(attempt, notes)
-        reply = step(case.source, case.timeout + CONNECT_ALLOWANCE, "cell")
+        # The case's cell and the compute cell are sent together, as a notebook's "run all" sends its cells:
+        # the kernel runs the compute cell as soon as the case's is done, without a round trip to the harness.
+        # (The compute cell does not compute after a case's cell that raised: see inkernel.kernel_compute.)
+        case_cell = self._send(case.source)
+        # what the cell after this one starts from: this notebook's client, unless this case named one
+        self.keep = not (names_client(case.source) if named is None else named)
+        after = None if then is None else (address, then, self.keep)
+        events_path = os.path.join(self.tmp, "events.jsonl")
+        if os.path.exists(events_path):
+            os.unlink(events_path)
+        if before_compute is not None:
+            before_compute()
+        compute_cell = self._send(COMPUTE_CELL.format(method=method, case=case.case_id, timeout=case.timeout,
+                                                      samples=samples, events_path=events_path, then=after))
+        reply = step(case_cell, case.timeout + CONNECT_ALLOWANCE, "cell")
         if ended(reply, "while running the case's cell"):
             return _noted(attempt, notes)
-        # what the cell after this one starts from: this notebook's client, unless this case named one
-        self.keep = not names_client(case.source)
-        after = None if then is None else (address, then, self.keep)
         if reply.status == "error":
             failure = {"type": reply.ename, "message": reply.evalue}
             if reply.ename == "NotImplementedError":
                 attempt.fail(failure, "cell raised NotImplementedError", outcome=oc.NOT_APPLICABLE)
             else:
                 attempt.fail(failure, "the cell itself raised before any compute call")
-            check = self.execute(CHECK_CELL.format(then=after), CONNECT_ALLOWANCE)
+            # the compute cell only checks what the case changed, and prepares the next notebook
+            check = self._collect(compute_cell, CONNECT_ALLOWANCE)
             if check.status in ("timeout", "died"):
                 notes.append(f"the kernel {'died' if check.status == 'died' else 'hung'} after the case's cell; "
                              "it is replaced")
@@ -271,19 +283,12 @@ class KernelSession:
             else:
                 notes.extend(self._after(check.events, after))
             return _noted(attempt, notes)
-        events_path = os.path.join(self.tmp, "events.jsonl")
-        if os.path.exists(events_path):
-            os.unlink(events_path)
-        if before_compute is not None:
-            before_compute()
 
         def on_event(event):
             if event.get("event") == "result" and on_result is not None:
                 on_result()
 
-        reply = step(COMPUTE_CELL.format(method=method, case=case.case_id, timeout=case.timeout, samples=samples,
-                                         events_path=events_path, then=after),
-                     CONNECT_ALLOWANCE, "compute", on_event=on_event,
+        reply = step(compute_cell, CONNECT_ALLOWANCE, "compute", on_event=on_event, events_path=events_path,
                      # each compute call (and sample) gets the method's wait; once the result is out, what the
                      # cell does next (the global-state check, the next notebook) gets what a preparing cell does
                      clocks={**dict.fromkeys(CLOCK_EVENTS, compute_wait(case, method)), "result": CONNECT_ALLOWANCE})
@@ -348,33 +353,71 @@ class KernelSession:
         shutil.rmtree(self.tmp, ignore_errors=True)
         shutil.rmtree(self.sockets, ignore_errors=True)
 
-    def execute(self, code: str, timeout: float, *, clocks: dict | None = None, on_event=None) -> ExecuteResult:
-        """Run ``code`` as a notebook cell; collect marked events as they are printed.
+    def execute(self, code: str, timeout: float, **options) -> ExecuteResult:
+        """Run ``code`` as a notebook cell; collect marked events as they are printed (see _collect)."""
+        return self._collect(self._send(code), timeout, **options)
+
+    def _send(self, code: str) -> str:
+        """Ask the kernel to run ``code`` as a notebook cell, after those asked before; its message id."""
+        msg_id = self.kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
+        self._sent[msg_id] = []
+        return msg_id
+
+    def _collect(self, msg_id: str, timeout: float, *, clocks: dict | None = None, on_event=None,
+                 events_path: str | None = None) -> ExecuteResult:
+        """Wait for the cell sent as ``msg_id`` to end; collect its marked events as they are printed.
 
         The cell gets ``timeout`` seconds; a marked event whose kind is in
         ``clocks`` (a compute call starting) gives it that many seconds from
-        then on. ``on_event(event)`` sees each marked event as it comes.
+        when it happened (its ``at``: the machine's monotonic clock, which every
+        process shares) on. ``on_event(event)`` sees each marked event as it
+        comes. The kernel need not flush such an event at once (a hand-over to
+        its IO thread, then on to here: milliseconds a cell), nor can it when
+        its process is stopped: while it prints nothing, the harness reads the
+        clock events the kernel wrote to ``events_path`` (see
+        picklematrix.run.inkernel.kernel_compute) twice a second, and before
+        the wait runs out.
         """
         clocks = clocks or {}
         out = ExecuteResult()
         kc = self.kc
-        msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
+        # messages of this cell that came while the harness waited for the one before it
+        early = self._sent.pop(msg_id, [])
         deadline = time.monotonic() + timeout
+        clock = float("-inf")  # when the clock event that set ``deadline`` happened
+
+        def restart(at: float, kind: str) -> None:
+            nonlocal deadline, clock
+            if at > clock:
+                deadline, clock = at + clocks[kind], at
+
+        def written() -> None:
+            if events_path:
+                for at, kind in _clock_events(events_path, clocks):
+                    restart(at, kind)
+
         idle = False
         partial = ""
         while not idle:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                written()
+                remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 out.status = "timeout"
                 return out
             try:
-                msg = kc.get_iopub_msg(timeout=min(remaining, 0.5))
+                msg = early.pop(0) if early else kc.get_iopub_msg(timeout=min(remaining, 0.5))
             except queue.Empty:
                 if not self.km.is_alive():
                     out.status = "died"
                     return out
+                written()
                 continue
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            parent = msg.get("parent_header", {}).get("msg_id")
+            if parent != msg_id:
+                if parent in self._sent:  # a cell sent after this one
+                    self._sent[parent].append(msg)
                 continue
             kind = msg["msg_type"]
             content = msg["content"]
@@ -386,7 +429,7 @@ class KernelSession:
                         event = json.loads(line[len(KERNEL_MARK):])
                         out.events.append(event)
                         if event.get("event") in clocks:
-                            deadline = time.monotonic() + clocks[event["event"]]
+                            restart(event.get("at", time.monotonic()), event["event"])
                         if on_event is not None:
                             on_event(event)
                     else:
@@ -408,6 +451,23 @@ def _noted(attempt: Attempt, notes: list) -> Attempt:
         detail = attempt.answer.get("detail")
         attempt.answer["detail"] = "; ".join([detail, *notes] if detail else notes)
     return attempt
+
+
+def _clock_events(events_path: str, clocks: dict) -> list:
+    """(at, kind) of each clock event the kernel wrote to ``events_path``, in order."""
+    found = []
+    try:
+        with open(events_path) as f:
+            for line in f:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # a line being written
+                if event.get("event") in clocks and "at" in event:
+                    found.append((event["at"], event["event"]))
+    except OSError:
+        pass
+    return found
 
 
 def _prepared(events) -> dict | None:

@@ -97,6 +97,11 @@ class CellRunner:
         self.kernel = None
         self.kernel_starts = 0
         self.kernel_startup_seconds: list = []
+        # what the runner learns of a case once, keyed by (case id, path): the requirements it misses (each
+        # looked up in the installed distributions' metadata, about a millisecond), whether its code names a
+        # client (see _names_client)
+        self._missing: dict = {}
+        self._named: dict = {}
 
     def samples_for(self, context: str) -> int:
         n = self.samples.get(context, 1) if isinstance(self.samples, dict) else self.samples
@@ -104,7 +109,7 @@ class CellRunner:
 
     def expected(self, case: Case, method: str, context: str) -> str:
         """The outcome ``case`` expects of ``method`` in ``context`` in this environment."""
-        if case.missing_requirements() or context not in case.contexts:
+        if self._missing_requirements(case) or context not in case.contexts:
             return oc.NOT_APPLICABLE
         return expected_outcome(
             case,
@@ -122,7 +127,7 @@ class CellRunner:
         started for it (and connects its client) as soon as this cell's answer is in. ``next_kernel``: the
         method of the next kernel cell to run, if any: a kernel cell prepares that one's notebook."""
         t0 = time.perf_counter()
-        if context != "kernel" or _not_applicable(case, context) is not None:
+        if context != "kernel" or self._not_applicable(case, context) is not None:
             # No cell starts before the previous cell's process has ended (its answer is in: it is exiting). A
             # kernel cell waits for it before its compute cell (see _attempt), its case's cell going on meanwhile.
             self.script.reap()
@@ -133,7 +138,7 @@ class CellRunner:
     def _run(self, case: Case, method: str, context: str, following: tuple | None = None,
              next_kernel: str | None = None) -> CellResult:
         expected = self.expected(case, method, context)
-        reason = _not_applicable(case, context)
+        reason = self._not_applicable(case, context)
         if reason is not None:
             return CellResult.of(case, method, context, expected, oc.NOT_APPLICABLE, detail=reason)
         started = time.time()
@@ -147,7 +152,7 @@ class CellRunner:
             if prepared:
                 if connect:
                     self.script.connect()
-            elif following is not None and following[2] == "script" and _not_applicable(
+            elif following is not None and following[2] == "script" and self._not_applicable(
                     following[0], "script") is None:
                 prepared.append(True)
                 self.script.prepare(following[0], following[1], address=address, samples=self.samples_for("script"),
@@ -187,7 +192,7 @@ class CellRunner:
             return Attempt().fail(oc.describe(e), "could not start an IPython kernel")
         return kernel.run_cell(case, method, address=self.cluster.address, samples=samples, on_result=on_result,
                                then=None if next_kernel is None else METHODS[next_kernel].default_client,
-                               before_compute=self.script.reap)
+                               before_compute=self.script.reap, named=self._names_client(case))
 
     def _kernel(self):
         if self.kernel is None:
@@ -196,6 +201,30 @@ class CellRunner:
             self.kernel = KernelSession()
         self.kernel.ensure()
         return self.kernel
+
+    def _missing_requirements(self, case: Case) -> list:
+        key = (case.case_id, case.path)
+        if key not in self._missing:
+            self._missing[key] = case.missing_requirements()
+        return self._missing[key]
+
+    def _not_applicable(self, case: Case, context: str) -> str | None:
+        """Why ``case`` does not apply in ``context`` here (None: it does)."""
+        missing = self._missing_requirements(case)
+        if missing:
+            return f"requires {', '.join(missing)} (not installed)"
+        if context not in case.contexts:
+            return f"case applies to context {', '.join(case.contexts)} only"
+        return None
+
+    def _names_client(self, case: Case) -> bool:
+        """Whether the case's code names a client (and so could reach the scheduler: run_on_scheduler)."""
+        key = (case.case_id, case.path)
+        if key not in self._named:
+            from picklematrix.run.kernel import names_client
+
+            self._named[key] = names_client(case.source)
+        return self._named[key]
 
     def _keep_output(self, cell: CellResult, log_path: str) -> None:
         """A script cell's output is kept only where a harness error or a dead client may need it, and only if
@@ -218,7 +247,7 @@ class CellRunner:
             # no health check to wait through: the workers are replaced whatever it would say
             health = Health([SHUT_DOWN], shut_down=True) if self.cluster.shut_down() else Health()
         elif clean:
-            health = self.cluster.quick_health(settled=settled)
+            health = self.cluster.quick_health(settled=settled, reached=self._names_client(case))
         if health is None:
             try:
                 health = self.cluster.health()
@@ -266,16 +295,6 @@ def _cluster_versions(cluster) -> dict | None:
                                 f"{type(e).__name__}: {e}")
         return {}
     return None if identity is None else flat_versions(identity)
-
-
-def _not_applicable(case: Case, context: str) -> str | None:
-    """Why ``case`` does not apply in ``context`` here (None: it does)."""
-    missing = case.missing_requirements()
-    if missing:
-        return f"requires {', '.join(missing)} (not installed)"
-    if context not in case.contexts:
-        return f"case applies to context {', '.join(case.contexts)} only"
-    return None
 
 
 def _judge(attempt: Attempt, case: Case, method: str, context: str, expected: str) -> CellResult:
@@ -372,7 +391,7 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
     for i in range(len(grid) - 1, -1, -1):
         following[i], next_kernel[i] = upcoming, upcoming_kernel
         case, method, context = grid[i]
-        if _not_applicable(case, context) is None:
+        if runner._not_applicable(case, context) is None:
             upcoming = grid[i]
             if context == "kernel":
                 upcoming_kernel = method
