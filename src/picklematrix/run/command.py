@@ -113,6 +113,7 @@ def _run(args, cases, problems) -> int:
     # However the run ends, no process it started outlives it (see _end_children).
     atexit.register(_end_children)
     t0 = time.perf_counter()
+    kernel = _launch_kernel() if "kernel" in contexts else None
     try:
         use_security(args.scheduler, args.scheduler_security)
         cluster = open_cluster(args.scheduler, n_workers=args.workers, restartable=args.restartable,
@@ -121,6 +122,8 @@ def _run(args, cases, problems) -> int:
         where = args.scheduler or (f"a cluster from {args.cluster_python}" if args.cluster_python
                                    else "a LocalCluster on 127.0.0.1")
         print(f"error: cannot start/connect to {where}: {type(e).__name__}: {e}", file=sys.stderr)
+        if kernel is not None:
+            kernel.close()
         _end_children()
         return EXIT_BAD_INPUT
     cluster_seconds = time.perf_counter() - t0
@@ -130,7 +133,7 @@ def _run(args, cases, problems) -> int:
             result = run_corpus(cases, args.method or list(METHODS),
                                 contexts, cluster=cluster,
                                 samples=samples_by_context(args.samples), progress=not args.no_progress,
-                                on_cell=lambda cell: sidecar.add(cell.to_json()))
+                                on_cell=lambda cell: sidecar.add(cell.to_json()), kernel=kernel)
         finally:
             cluster.close()
             _end_children()
@@ -150,6 +153,21 @@ def _run(args, cases, problems) -> int:
     if problems:
         return EXIT_BAD_INPUT
     return EXIT_SURPRISES if result.surprises else EXIT_OK
+
+
+def _launch_kernel():
+    """The run's IPython kernel, launched now so that it starts (a new interpreter importing IPython: about a
+    second) while the cluster does; the first kernel cell waits for it to be ready. None when it cannot be
+    launched: the first kernel cell tries again, and says why it cannot."""
+    from picklematrix.run.kernel import KernelSession
+
+    kernel = KernelSession()
+    try:
+        kernel.launch()
+    except Exception:
+        kernel.close()
+        return None
+    return kernel
 
 
 def run_identity(case_dirs) -> dict:

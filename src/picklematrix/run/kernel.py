@@ -73,6 +73,10 @@ def names_client(source: str) -> bool:
     return False
 
 
+# How often the harness, waiting for a cell that prints nothing, looks whether the kernel died and reads the
+# clock events it wrote (a dead kernel is seen this late: it says nothing).
+POLL = 0.1
+
 # the longest directory for the kernel's sockets: "<dir>/k<n>-<port>" stays under the 107-byte limit
 _MAX_SOCKET_DIR = 90
 
@@ -375,8 +379,8 @@ class KernelSession:
         its IO thread, then on to here: milliseconds a cell), nor can it when
         its process is stopped: while it prints nothing, the harness reads the
         clock events the kernel wrote to ``events_path`` (see
-        picklematrix.run.inkernel.kernel_compute) twice a second, and before
-        the wait runs out.
+        picklematrix.run.inkernel.kernel_compute) every ``POLL`` seconds, and
+        before the wait runs out.
         """
         clocks = clocks or {}
         out = ExecuteResult()
@@ -407,7 +411,7 @@ class KernelSession:
                 out.status = "timeout"
                 return out
             try:
-                msg = early.pop(0) if early else kc.get_iopub_msg(timeout=min(remaining, 0.5))
+                msg = early.pop(0) if early else kc.get_iopub_msg(timeout=min(remaining, POLL))
             except queue.Empty:
                 if not self.km.is_alive():
                     out.status = "died"

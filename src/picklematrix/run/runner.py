@@ -84,9 +84,11 @@ class RunResult:
 class CellRunner:
     """Runs cells against one cluster: each in its context, judged, and the cluster made whole after it."""
 
-    def __init__(self, cluster, *, samples: int | dict = 1, log_dir: str | None = None):
+    def __init__(self, cluster, *, samples: int | dict = 1, log_dir: str | None = None, kernel=None):
         """``samples``: timing samples per passing cell, one number or ``{context: n}`` (missing: 1).
-        ``log_dir``: where a script cell that died leaves its output (default: a directory of its own)."""
+        ``log_dir``: where a script cell that died leaves its output (default: a directory of its own).
+        ``kernel``: a KernelSession launched already (picklematrix.run.command starts it beside the cluster);
+        else the first kernel cell starts one. The runner closes it."""
         self.cluster = cluster
         self.samples = samples
         self.script = ScriptCells(log_dir)
@@ -94,7 +96,7 @@ class CellRunner:
         self.versions = flat_versions(self.env)
         # what a case's expectations read: the client's versions, and the cluster's for its cluster_* conditions
         self.condition_versions = condition_versions(self.versions, _cluster_versions(cluster))
-        self.kernel = None
+        self.kernel = kernel
         self.kernel_starts = 0
         self.kernel_startup_seconds: list = []
         # what the runner learns of a case once, keyed by (case id, path): the requirements it misses (each
@@ -379,9 +381,10 @@ def _leaves_workers_busy(attempt: Attempt, outcome: str) -> bool:
 
 
 def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | dict = 1, progress: bool = True,
-               on_cell=None) -> RunResult:
-    """Run every case x method x context on ``cluster``; ``on_cell(cell)`` is called after each."""
-    runner = CellRunner(cluster, samples=samples)
+               on_cell=None, kernel=None) -> RunResult:
+    """Run every case x method x context on ``cluster``; ``on_cell(cell)`` is called after each. ``kernel``: a
+    KernelSession launched already, for the kernel cells (closed with the run)."""
+    runner = CellRunner(cluster, samples=samples, kernel=kernel)
     grid = [(case, method, context) for case in cases for method in methods for context in contexts]
     # For each cell, the next cell that runs after it (the cells that do not apply are judged without running:
     # a script cell's process is prepared for the one after them), and the method of the next kernel cell
