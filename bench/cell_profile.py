@@ -5,7 +5,7 @@
 Runs ``picklematrix.run.runner.run_corpus`` (the function ``picklematrix run`` calls: its cluster, its cell
 processes, its kernel, its health checks, its progress lines and a real sidecar written after every cell) over
 the selected cases (default: the ``functions`` family, the built-in corpus's cheapest cells) with the samples a
-recording takes (script 1, kernel 3), and stamps each step with the machine's monotonic clock, which every
+recording takes (``selection.SAMPLES`` in both contexts), and stamps each step with the machine's monotonic clock, which every
 process shares:
 
 * in the harness: the previous cell's process waited for, the fork, each event of the cell as it arrives, the
@@ -40,6 +40,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAMPS_VAR = "PM_CELL_PROFILE_DIR"
+# a recording's samples per cell in both contexts (picklematrix.run.selection.SAMPLES), spelled out: --src may
+# name a checkout from before that module, measured with the same samples
+SAMPLES = 3
 HOOKS = "cell_profile"  # this file, imported by name in the forkserver and the kernel
 
 # ---- stamps: one file per process, "<monotonic> <label>" lines, written with os.write (survives os._exit) ----
@@ -366,7 +369,7 @@ def profile(args) -> int:
                 try:
                     t0 = time.perf_counter()
                     result = run_corpus(cases, list(METHODS), contexts, cluster=cluster,
-                                        samples={"script": 1, "kernel": 3}, progress=True,
+                                        samples={"script": SAMPLES, "kernel": SAMPLES}, progress=True,
                                         on_cell=lambda cell: sidecar.add(cell.to_json()))
                     wall = time.perf_counter() - t0
                 finally:
@@ -451,8 +454,9 @@ def main(argv=None) -> int:
         given = list(argv if argv is not None else sys.argv[1:])
         rest = [a for i, a in enumerate(given) if not a.startswith(("--python", "--src"))
                 and not (i and given[i - 1] in ("--python", "--src"))]
-        return subprocess.run([os.path.abspath(args.python) if os.sep in args.python else args.python,
-                               str(Path(__file__).resolve()), *rest], env=env, cwd=tempfile.mkdtemp(prefix="pm-bench-cwd-")).returncode
+        with tempfile.TemporaryDirectory(prefix="pm-bench-cwd-") as cwd:  # not a checkout: no src on the path
+            return subprocess.run([os.path.abspath(args.python) if os.sep in args.python else args.python,
+                                   str(Path(__file__).resolve()), *rest], env=env, cwd=cwd).returncode
     return profile(args)
 
 

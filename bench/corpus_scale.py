@@ -6,9 +6,10 @@ Generates ``--cases`` trivial cases in a temporary directory (the case format of
 built-in trivial cases given by ``--template`` (default ``functions/lambda_square`` and
 ``functions/importable_function``), each with an id of its own. Runs ``picklematrix run`` over them, and over the
 built-in templates themselves (``--only``, ``--builtin-rounds`` times), with the samples a recording takes
-(script 1, kernel 3), and times each cell's progress line as it arrives: the cost of a cell is the time between
-two cells' lines, whatever the run did in between (its cell, the health check, the sidecar's write, the
-progress), the start-up (cluster, kernel: the first two cells) left out. Prints the mean and median per cell of both, and their
+(``selection.SAMPLES`` in both contexts), and times each cell's progress line as it arrives: the cost of a cell
+is the time between two cells' lines, whatever the run did in between (its cell, the health check, the
+sidecar's write, the progress), the start-up (cluster, kernel: the first two cells) left out. Prints the mean
+and median per cell of both, and their
 ratio (generated / built-in; 1.1 or less is linear). A run that fails (an exit status other than 0 or 1, a cell
 missing, a harness error) makes it exit 1 and print no ratio.
 
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from picklematrix.run.progress import parse  # noqa: E402
+from picklematrix.run.selection import SAMPLES  # noqa: E402
 
 
 def generate(where: Path, templates: list[Path], n: int) -> None:
@@ -48,13 +50,13 @@ def generate(where: Path, templates: list[Path], n: int) -> None:
 def run(python: str, args: list[str], out: Path, label: str) -> dict:
     """``picklematrix run ARGS``: its cells' arrival times (from its progress lines), exit status, sidecar."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    command = [python, "-m", "picklematrix", "run", "--context", ARGS.context, "--samples", "3",
-               "--samples", "script=1", "--json", str(out), *args]
+    command = [python, "-m", "picklematrix", "run", "--context", ARGS.context, "--samples", str(SAMPLES),
+               "--json", str(out), *args]
     times = []
     t0 = time.monotonic()
     with open(out.with_suffix(".stdout"), "w") as stdout:
         proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
-                                cwd=tempfile.mkdtemp(prefix="pm-bench-cwd-"))
+                                cwd=out.parent)  # not a checkout: no src on the path
         errors = []
         for line in proc.stderr:
             if parse(line) is not None:

@@ -31,7 +31,7 @@ def run_once(python: str, src: Path, only: list[str], out: Path, context: str = 
     for glob in only:
         args += ["--only", glob]
     t0 = time.perf_counter()
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, cwd=tempfile.mkdtemp(prefix="pm-bench-cwd-"))
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, cwd=out.parent)  # not a checkout: no src on the path
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 1):
         raise SystemExit(f"run with {src} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
