@@ -225,12 +225,15 @@ def test_a_killed_force_rerecord_keeps_the_record_and_the_next_run_records_again
     before = {p: p.read_bytes() for p in (sidecar_path, result_file)}
     marker = sidecar.partial_path(sidecar_path)
 
+    # with a case whose cells each run into their timeout, the re-recording lasts long after its marker appears
+    # (one trivial case's six cells took under 3 s, and the kill found the recording done)
+    slow = dict(env, PICKLEMATRIX_ONLY=env["PICKLEMATRIX_ONLY"] + ",misc/sleep_forever")
     forced = subprocess.Popen([sys.executable, "-m", "nox", "-s", f"matrix({ENV})", "--", "--force"], cwd=checkout,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=slow, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               start_new_session=True)
     try:
         _wait_for(marker.exists, 600, f"{marker.name} (the recording under way)", forced)
-        time.sleep(3)  # the harness is running
+        time.sleep(1)  # its cluster starting or its harness running: 6 s of timeouts at least are left
     finally:
         _kill_session(forced)
     assert {p: p.read_bytes() for p in before} == before, "a killed re-recording changed the complete record"

@@ -113,9 +113,12 @@ def _run(args, cases, problems) -> int:
     # However the run ends, no process it started outlives it (see _end_children).
     atexit.register(_end_children)
     t0 = time.perf_counter()
-    kernel = _launch_kernel() if "kernel" in contexts else None
+    kernel = None
     try:
         use_security(args.scheduler, args.scheduler_security)
+        # after the security settings (the environment the kernel inherits), before the cluster: the two start
+        # side by side
+        kernel = _launch_kernel() if "kernel" in contexts else None
         cluster = open_cluster(args.scheduler, n_workers=args.workers, restartable=args.restartable,
                                cluster_python=args.cluster_python)
     except Exception as e:
