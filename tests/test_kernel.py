@@ -190,6 +190,30 @@ def test_a_killed_kernel_costs_one_cell(krunner, fixture_cases):
     assert krunner.run(fixture_cases["plain_pass"], "dask.compute", "kernel").outcome == oc.PASS
 
 
+@pytest.mark.slow
+def test_a_kernel_killed_by_a_local_task_is_that_cells_whatever_the_timing(krunner, fixture_cases):
+    """The case's cell and the compute cell are sent together; a compute cell that kills the kernel at once may
+    take the case's cell's reply with it (still queued in the kernel's I/O thread). The death is the compute
+    call's every time, never the case's cell's."""
+    for _ in range(8):
+        cell = krunner.run(fixture_cases["local_exit"], "dask.compute(client=)", "kernel")
+        assert (cell.outcome, cell.root_cause["type"]) == (oc.RAN_LOCALLY, "KernelDied"), cell
+        assert "case's cell" not in cell.root_cause["message"], cell.root_cause
+
+
+@pytest.mark.slow
+def test_a_case_cell_that_kills_the_kernel_is_run_again_one_cell_at_a_time(krunner, fixture_cases):
+    """Whose death it is cannot be told while both cells were sent: the two run again in a fresh kernel, the
+    compute cell only once the case's has ended, and the death is the case's cell's."""
+    krunner.run(fixture_cases["plain_pass"], "dask.compute", "kernel")
+    starts = krunner.kernel.starts
+    cell = krunner.run(fixture_cases["kernel_exit_in_cell"], "dask.compute", "kernel")
+    assert cell.outcome == oc.HARNESS_ERROR and "while running the case's cell" in cell.root_cause["message"], cell
+    krunner.kernel.ensure()
+    assert krunner.kernel.starts == starts + 2  # the cell's kernel, and the one it ran again in
+    assert krunner.run(fixture_cases["plain_pass"], "dask.compute", "kernel").outcome == oc.PASS
+
+
 def test_kernel_samples_after_the_first_have_no_progress_messages(krunner, fixture_cases, cluster):
     """As in a script cell's process: where the work went is reported during the first call only."""
     from picklematrix.run.kernel import COMPUTE_CELL, PREPARE_CELL

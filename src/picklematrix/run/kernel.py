@@ -207,7 +207,7 @@ class KernelSession:
         self.launch()
 
     def run_cell(self, case, method: str, *, address: str, samples: int, then: bool | None = None,
-                 on_result=None, before_compute=None, named: bool | None = None) -> Attempt:
+                 on_result=None, before_compute=None, named: bool | None = None, together: bool = True) -> Attempt:
         """Run one cell of ``case`` by ``method`` as a notebook would: the case's cell, then the compute cell;
         the preparing cell (``client`` for the scheduler at ``address``) first only when the cell before did not
         leave the notebook ready. A cell that wedges or kills the kernel costs that cell: the kernel is replaced.
@@ -216,7 +216,11 @@ class KernelSession:
         no kernel cell follows: the compute cell prepares its notebook once this one's result is out.
         ``on_result()`` is called as soon as the result is in, while the kernel finishes the cell;
         ``before_compute()`` before the compute cell. ``named``: whether the case's code names a client (see
-        names_client; None: found out here)."""
+        names_client; None: found out here). ``together``: the two cells are sent together (see below); else
+        the compute cell once the case's has ended."""
+        retry = dict(address=address, samples=samples, then=then, on_result=on_result, before_compute=before_compute,
+                     named=named, together=False)
+        first_note = self.note
         attempt = Attempt()
         this = f"{case.case_id} [{method}]"
 
@@ -265,13 +269,27 @@ class KernelSession:
         events_path = os.path.join(self.tmp, "events.jsonl")
         if os.path.exists(events_path):
             os.unlink(events_path)
-        if before_compute is not None:
-            before_compute()
-        compute_cell = self._send(COMPUTE_CELL.format(method=method, case=case.case_id, timeout=case.timeout,
-                                                      samples=samples, events_path=events_path, then=after))
+
+        def send_compute() -> str:
+            if before_compute is not None:
+                before_compute()
+            return self._send(COMPUTE_CELL.format(method=method, case=case.case_id, timeout=case.timeout,
+                                                  samples=samples, events_path=events_path, then=after))
+
+        compute_cell = send_compute() if together else None
         reply = step(case_cell, case.timeout + CONNECT_ALLOWANCE, "cell")
+        if reply.status == "died" and together:
+            # Which cell killed the kernel cannot be told: one that dies in the compute cell (os._exit in a task
+            # run locally) may never have sent the case's cell's reply, which its I/O thread still held. The two
+            # cells run again in a fresh kernel (step replaced it), the compute cell sent once the case's has
+            # ended: the death is then the cell's that died.
+            self.previous, self.note = previous, first_note
+            self.ensure()
+            return self.run_cell(case, method, **retry)
         if ended(reply, "while running the case's cell"):
             return _noted(attempt, notes)
+        if compute_cell is None:
+            compute_cell = send_compute()
         if reply.status == "error":
             failure = {"type": reply.ename, "message": reply.evalue}
             if reply.ename == "NotImplementedError":
