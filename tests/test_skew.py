@@ -514,3 +514,61 @@ def test_the_docs_list_the_default_profiles_skew_pairs():
     listed = {line.split("|")[1].strip().strip("`") for line in text.splitlines()
               if line.startswith("| `") and line.split("|")[1].strip().strip("`") in names}
     assert listed == names, "docs/matrix-toml.md's skew table and matrix.toml's default pairs disagree"
+
+
+# --------------------------------------------------------------------------- a spawned cluster's replacement
+
+def _drop_worker(cluster):
+    """What a cell of a Python-minor skew pair does to a worker: the scheduler's stream to it breaks (there, the
+    scheduler could not pickle a task again for it), the worker closes, and its nanny closes for good."""
+    address = sorted(cluster.client.scheduler_info()["workers"])[0]
+    cluster.client.run_on_scheduler(_abort_stream, address)
+    return address
+
+
+def _abort_stream(address, dask_scheduler=None):
+    dask_scheduler.stream_comms[address].abort()
+
+
+def _pids(cluster):
+    return [p.pid for p in (cluster.scheduler, cluster.workers)]
+
+
+def test_a_spawned_cluster_that_lost_a_worker_for_good_is_replaced_by_one_started_ahead():
+    from picklematrix.cluster.spawned import SpawnedCluster
+
+    cluster = SpawnedCluster(sys.executable).start()
+    try:
+        assert cluster._standby is None  # nothing is started ahead before a replacement was needed
+        first = cluster.address
+        _drop_worker(cluster)
+        # The check does not wait out its grace for a worker that will not come back: it says so at once.
+        started = time.monotonic()
+        health = cluster.health(grace=60)
+        assert not health.ok and time.monotonic() - started < 30, health.problems
+        warning = cluster.make_healthy("a test cell (worker-died)")
+        assert "replaced the whole cluster" in warning and "a nanny closed for good" in warning
+        assert cluster.address != first and cluster.health().ok
+        # from now on the next cluster is started ahead: the next replacement takes it
+        standby = cluster._standby
+        deadline = time.monotonic() + 60
+        while not standby.scheduler_file.exists():
+            assert time.monotonic() < deadline, standby.log.read_text()
+            time.sleep(0.05)
+        ahead = json.loads(standby.scheduler_file.read_text())["address"]
+        retired = _pids(cluster)
+        _drop_worker(cluster)
+        cluster.make_healthy("another test cell (worker-died)")
+        assert cluster.address == ahead and cluster.health().ok
+        assert cluster.restarts == 2 and len(cluster.warnings) == 2
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in retired):  # the replaced one ends on a thread of its own
+            assert time.monotonic() < deadline, "a replaced cluster's processes did not end"
+            time.sleep(0.05)
+        owned = _pids(cluster) + [p.pid for p in (cluster._standby.scheduler, cluster._standby.workers)]
+        directories = [cluster.dir, cluster._standby.dir]
+    finally:
+        cluster.close(timeout=2)
+    # closing ends the standby too, and leaves no directory behind
+    assert not any(_alive(pid) for pid in owned)
+    assert not any(d.exists() for d in directories)

@@ -6,6 +6,14 @@ from its own env. The run owns these processes: a stuck worker is killed (its na
 a cluster that cannot be made whole is stopped and started again, as a ``LocalCluster`` of the run's own is.
 The processes run in a process group of their own, ended when the cluster closes and when the run ends
 (picklematrix.processes.end_children).
+
+What a replacement costs is what a skew pair of two Python minors costs: most cases that send code by value
+bring its cluster down (its 3.11 scheduler cannot pickle a 3.12 function again for a worker, whose nanny then
+closes for good). So the scheduler and the workers are spawned side by side; each nanny forks its worker
+(distributed's ``multiprocessing-method: fork``) instead of spawning one more interpreter that imports
+distributed; a replaced cluster ends on a thread of its own; and once a cluster had to be replaced, the next
+one is started ahead (a standby). The default profile's outcomes, root causes included, are the same as with
+spawned workers started one after the other (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -13,9 +21,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +48,8 @@ CLUSTER_CONFIG = {
     "DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING": "False",
     "DASK_DISTRIBUTED__ADMIN__LARGE_GRAPH_WARNING_THRESHOLD": "1GB",
     "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    # each nanny forks its worker (see the module doc)
+    "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD": "fork",
     "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
     "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s",
 }
@@ -69,6 +81,13 @@ class SpawnedCluster(BaseCluster):
         self.scheduler = self.workers = None
         self.dir = None
         self._address = None
+        # Once a cell has made the whole cluster be replaced, the next replacement is started ahead (a
+        # standby: a scheduler and its workers of the cluster env, idle, that no client knows of): a cell
+        # that brings down a cluster of another Python often comes with others that do (every case that
+        # sends code by value, on a Python-minor skew pair).
+        self.standby = False
+        self._standby = None
+        self._retiring: list = []  # threads ending replaced clusters (_retire)
 
     @property
     def address(self) -> str:
@@ -84,16 +103,30 @@ class SpawnedCluster(BaseCluster):
         processes.adopt_group(proc.pid)
         return proc
 
+    def _launch(self) -> "_Launch":
+        """Spawn a scheduler and its workers at once: ``dask worker --scheduler-file`` waits for the file the
+        scheduler writes, so the two interpreters import distributed side by side."""
+        launch = _Launch(Path(tempfile.mkdtemp(prefix="pm-cluster-")))
+        launch.scheduler = self._spawn(self._command(
+            "scheduler", "--host", LOOPBACK, "--port", "0", "--no-dashboard", "--dashboard-address",
+            f"{LOOPBACK}:0", "--scheduler-file", str(launch.scheduler_file)), launch.log)
+        launch.workers = self._spawn(self._command(
+            "worker", "--scheduler-file", str(launch.scheduler_file), "--nworkers", str(self.n_workers),
+            "--nthreads", "1", "--memory-limit", str(self.memory_limit), "--host", LOOPBACK, "--no-dashboard",
+            "--dashboard-address", f"{LOOPBACK}:0", "--local-directory", str(launch.dir)), launch.log)
+        return launch
+
     def start(self) -> "SpawnedCluster":
         from distributed import Client
 
-        self.dir = Path(tempfile.mkdtemp(prefix="pm-cluster-"))
-        scheduler_file = self.dir / "scheduler.json"
-        self.log = self.dir / "cluster.log"
+        launch, self._standby = self._standby, None
+        if launch is not None and (launch.scheduler.poll() is not None or launch.workers.poll() is not None):
+            _end(launch)  # a standby that did not live to be used: start afresh (its log is gone with it)
+            launch = None
+        launch = launch or self._launch()
+        self.dir, self.log, self.scheduler, self.workers = launch.dir, launch.log, launch.scheduler, launch.workers
+        scheduler_file = launch.scheduler_file
         deadline = time.monotonic() + start_within()
-        self.scheduler = self._spawn(self._command(
-            "scheduler", "--host", LOOPBACK, "--port", "0", "--no-dashboard", "--dashboard-address",
-            f"{LOOPBACK}:0", "--scheduler-file", str(scheduler_file)), self.log)
         while not scheduler_file.exists():
             if self.scheduler.poll() is not None or time.monotonic() > deadline:
                 problem = self._problem(f"the scheduler ({' '.join(self._command('scheduler'))}) "
@@ -101,13 +134,15 @@ class SpawnedCluster(BaseCluster):
                                            f"did not start within {start_within():g}s ({START_WITHIN_VAR})"))
                 self.close(timeout=1)
                 raise ClusterHung(problem)
-            time.sleep(0.05)
-        time.sleep(0.05)  # written in one go by the scheduler, but not atomically
-        self._address = json.loads(scheduler_file.read_text())["address"]
-        self.workers = self._spawn(self._command(
-            "worker", "--scheduler-file", str(scheduler_file), "--nworkers", str(self.n_workers), "--nthreads", "1",
-            "--memory-limit", str(self.memory_limit), "--host", LOOPBACK, "--no-dashboard", "--dashboard-address",
-            f"{LOOPBACK}:0", "--local-directory", str(self.dir)), self.log)
+            time.sleep(0.02)
+        while True:  # written in one go by the scheduler, but not atomically
+            try:
+                self._address = json.loads(scheduler_file.read_text())["address"]
+                break
+            except (ValueError, KeyError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
         try:
             self.client = within(max(1.0, deadline - time.monotonic()), f"connecting to {self._address}", Client,
                                  self._address, set_as_default=False, timeout=30)
@@ -116,11 +151,14 @@ class SpawnedCluster(BaseCluster):
                 if self.workers.poll() is not None or time.monotonic() > deadline:
                     raise ClusterHung("the workers " + ("exited" if self.workers.poll() is not None else
                                       f"did not all connect within {start_within():g}s ({START_WITHIN_VAR})"))
-                time.sleep(0.05)
+                time.sleep(0.02)
         except Exception as e:
             problem = self._problem(f"{type(e).__name__}: {e}")
             self.close(timeout=1)
             raise ClusterHung(problem) from None
+        if self.standby:
+            # the next replacement's cluster starts now, beside the cells, instead of when it is needed
+            self._standby = self._launch()
         return self
 
     def _problem(self, what: str) -> str:
@@ -188,7 +226,8 @@ class SpawnedCluster(BaseCluster):
         except Exception as e:  # ClusterHung: the scheduler does not answer
             problems = f"{type(e).__name__}: {e}"
         message = self._warn(f"replaced the whole cluster (from {self.python}) after {reason} ({problems})")
-        self.close(timeout=1)
+        self._retire()
+        self.standby = True
         self.start()
         return "; ".join([*killed, message])
 
@@ -212,6 +251,11 @@ class SpawnedCluster(BaseCluster):
                              + (f" ({SIGNALS.get(m['signal'], 'signal ' + m['signal'])})" if m["signal"] else ""))
         return found
 
+    def _no_use_waiting(self) -> bool:
+        # a nanny that closed for good (its worker's connection to the scheduler broke: the scheduler could not
+        # pickle what it had to send it) brings no worker back
+        return self._nanny_gone() or (self.workers is not None and self.workers.poll() is not None)
+
     def _log_text(self) -> str:
         try:
             return self.log.read_text(errors="replace")
@@ -232,21 +276,73 @@ class SpawnedCluster(BaseCluster):
         return out
 
     def close(self, timeout: float | None = None):
-        """Close the client, then end the processes: SIGTERM, and SIGKILL for what is left after ``timeout``."""
+        """Close the client, then end the processes: SIGTERM, and SIGKILL for what is left after ``timeout``;
+        a standby's processes too."""
+        self._close_current(timeout)
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            _end(standby)
+        for thread in self._retiring:
+            thread.join(5)
+        self._retiring = []
+
+    def _retire(self) -> None:
+        """Let go of the cluster in use, to replace it: its client is closed and its processes are ended (SIGTERM,
+        then SIGKILL after a second) on a thread of their own, so the next cluster's cells need not wait."""
+        client, procs, directory = self.client, [p for p in (self.workers, self.scheduler) if p is not None], self.dir
+        self.client = self.scheduler = self.workers = self.dir = None
+
+        def end():
+            if client is not None:
+                try:
+                    client.close(timeout=1)
+                except Exception:
+                    pass
+            _end_processes(procs, 1)
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+
+        thread = threading.Thread(target=end, daemon=True, name="picklematrix: ending a replaced cluster")
+        thread.start()
+        self._retiring = [t for t in self._retiring if t.is_alive()] + [thread]
+
+    def _close_current(self, timeout: float | None = None):
         super().close(timeout=min(timeout or 5, 5))
         procs = [p for p in (self.workers, self.scheduler) if p is not None]
-        for proc in procs:
-            _signal_group(proc, signal.SIGTERM)
-        end = time.monotonic() + (5 if timeout is None else timeout)
-        for proc in procs:
-            try:
-                proc.wait(max(0.1, end - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_group(proc, signal.SIGKILL)  # the nannies' workers too, whatever the nanny did
-            proc.wait()
-            processes.forget_group(proc.pid)
-        self.client = self.scheduler = self.workers = None
+        _end_processes(procs, 5 if timeout is None else timeout)
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)  # its log was read before: memory_kills, _problem
+        self.client = self.scheduler = self.workers = self.dir = None
+
+
+class _Launch:
+    """The processes of one start of a spawned cluster, and where they write."""
+
+    def __init__(self, directory: Path):
+        self.dir = directory
+        self.scheduler_file = directory / "scheduler.json"
+        self.log = directory / "cluster.log"
+        self.scheduler = self.workers = None
+
+
+def _end(launch: _Launch) -> None:
+    """End a launch no client uses (a standby) at once."""
+    _end_processes([p for p in (launch.workers, launch.scheduler) if p is not None], 0)
+    shutil.rmtree(launch.dir, ignore_errors=True)
+
+
+def _end_processes(procs: list, timeout: float) -> None:
+    for proc in procs:
+        _signal_group(proc, signal.SIGTERM)
+    end = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_group(proc, signal.SIGKILL)  # the nannies' workers too, whatever the nanny did
+        proc.wait()
+        processes.forget_group(proc.pid)
 
 
 def _logged_at(line: str) -> float:
