@@ -51,7 +51,7 @@ try:
     from picklematrix.envs.spec import SpecError
     from picklematrix.record import logs
     from picklematrix.record.recording import RUN_DIR_VAR
-    from picklematrix.record.targets import TargetError, targets
+    from picklematrix.record.targets import TargetError, longest_first, targets
 except ModuleNotFoundError as e:  # the noxfile runs in nox's interpreter, which lacks it
     sys.exit(f"picklematrix: nox's Python ({sys.executable}) lacks {e.name!r}: run nox through ./nox, which "
              f"installs {' '.join(pins.NOX)} into .nox/_nox")
@@ -86,7 +86,8 @@ logging.getLogger("nox").addFilter(_NoParallelNotice())
 ARGS = cli.nox_args(sys.argv)
 try:
     MATRIX = load_matrix(os.environ.get("PICKLEMATRIX_MATRIX", ROOT / "matrix.toml"))
-    TARGETS = {t.session_id: t for t in targets(ARGS["matrix"], MATRIX)}
+    # nox starts its sessions in this order (picklematrix.record.targets.longest_first)
+    TARGETS = {t.session_id: t for t in longest_first(targets(ARGS["matrix"], MATRIX))}
 except (MatrixError, TargetError, SpecError, ValueError) as e:
     # Nothing is built from a bad matrix or a bad --env (a requirements file without dask): say which and stop.
     print(f"picklematrix: nothing was built:\n{e}", file=sys.stderr)

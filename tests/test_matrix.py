@@ -169,3 +169,25 @@ def test_a_profile_s_aa_pair_is_a_session_of_its_own_recording_the_baseline_s_co
     assert [t.replica for t in targets(cli.parse("matrix", ["--env", b]), m)] == [1]  # envs on demand: none
     monkeypatch.setenv("PICKLEMATRIX_REPLICATE", "2")  # every session records its copy: no session for it
     assert [t.replica for t in targets(cli.parse("matrix", []), m)] == [1, 1]
+
+
+def test_nox_starts_the_longest_recordings_first(monkeypatch):
+    """The Python-minor skew pair (its cluster started again after most cells) first, the other pairs next, then
+    the envs and the A/A copy in the profile's order: a long recording started last would make the whole run
+    wait on it."""
+    from picklematrix import cli
+    from picklematrix.record.targets import longest_first, targets
+
+    monkeypatch.delenv("PICKLEMATRIX_REPLICATE", raising=False)
+    matrix = load_matrix()
+    found = targets(cli.parse("matrix", []), matrix)
+    ordered = longest_first(found)
+    assert sorted(t.session_id for t in ordered) == sorted(t.session_id for t in found)
+    pairs = [t for t in ordered if t.is_pair]
+    assert ordered[:len(pairs)] == pairs and len(pairs) == len(matrix.profile("default").skew) > 1
+    assert pairs[0].env.client.python != pairs[0].env.cluster.python
+    assert all(t.env.client.python == t.env.cluster.python for t in pairs[1:])
+    assert ordered[len(pairs):] == [t for t in found if not t.is_pair]
+    listed = subprocess.run([str(ROOT / "nox"), "--list"], cwd=ROOT, capture_output=True, text=True, check=True)
+    sessions = [line.split()[1] for line in listed.stdout.splitlines() if line.startswith("* matrix(")]
+    assert sessions == [f"matrix({t.session_id})" for t in ordered]

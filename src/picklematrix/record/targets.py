@@ -124,6 +124,19 @@ def base_env(args, matrix: Matrix) -> Env:
     return env
 
 
+def longest_first(found: list[Target]) -> list[Target]:
+    """``found`` in the order nox should start them, most work first, so that the run does not end waiting on a
+    long one started last: a skew pair of two Python minors (most of its cells bring its cluster down and it is
+    started again), then the other skew pairs (a cluster of their own to start), then the envs, each group in
+    its own order."""
+    def work(t: Target) -> int:
+        if not t.is_pair:
+            return 0
+        return 2 if t.env.client.python != t.env.cluster.python else 1
+
+    return sorted(found, key=work, reverse=True)
+
+
 def targets(args, matrix: Matrix) -> list[Target]:
     """What ``matrix`` records for these arguments: the envs ``--env`` and ``--change`` name, else the profile's
     envs and skew pairs. Raises :class:`TargetError` or envspec.SpecError (a requirements file that is no
