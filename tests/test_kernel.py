@@ -190,6 +190,31 @@ def test_a_killed_kernel_costs_one_cell(krunner, fixture_cases):
     assert krunner.run(fixture_cases["plain_pass"], "dask.compute", "kernel").outcome == oc.PASS
 
 
+def test_once_a_kernel_was_replaced_the_next_one_is_launched_ahead():
+    """A cell that kills or wedges a kernel often has others beside it (its case by the other methods): from the
+    first replacement on, a spare kernel is launched ahead and the next replacement takes it, answering."""
+    from picklematrix.run.kernel import KernelSession
+
+    kernel = KernelSession()
+    try:
+        kernel.start()
+        assert kernel._spare is None  # no spare before a replacement was needed
+        kernel.replace()
+        kernel.wait_ready()
+        spare = kernel._spare[0]
+        assert spare.is_alive() and spare is not kernel.km
+        kernel.replace()
+        assert kernel.km is spare and kernel.starts == 3
+        kernel.wait_ready()
+        reply = kernel.execute("print(6 * 7)", 30)
+        assert reply.status == "ok" and reply.stdout == ["42"]
+        managers = [kernel.km, kernel._spare[0]]
+        assert all(km.is_alive() for km in managers)
+    finally:
+        kernel.close()
+    assert not any(km.is_alive() for km in managers)  # closing ends the spare too
+
+
 @pytest.mark.slow
 def test_a_kernel_killed_by_a_local_task_is_that_cells_whatever_the_timing(krunner, fixture_cases):
     """The case's cell and the compute cell are sent together; a compute cell that kills the kernel at once may

@@ -110,6 +110,11 @@ class KernelSession:
         self.ready = False
         self._launched_at = 0.0
         self.starts = 0
+        self._launches = 0  # kernels launched, a spare included: each gets sockets and a connection file of its own
+        # Once a kernel had to be replaced (a cell hung or killed it), the next one is launched ahead: a spare,
+        # (km, kc, launched_at), idle until the next replacement takes it.
+        self._spare: tuple | None = None
+        self._keep_spare = False
         self.startup_seconds: list = []
         # the last cell run in this kernel, "case [method]": the one to blame for a kernel that dies or hangs
         # before the next cell starts, while it is being cleared up
@@ -133,7 +138,10 @@ class KernelSession:
         spec_dir = os.path.join(self.tmp, "kernels", "picklematrix")
         os.makedirs(spec_dir, exist_ok=True)
         with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
-            json.dump({"argv": [self.python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            # the history database in memory (IPython's own setting): nothing reads it, and each cell's write to
+            # a file cost a millisecond
+            json.dump({"argv": [self.python, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                                "--HistoryManager.hist_file=:memory:"],
                        "display_name": "picklematrix", "language": "python"}, f)
         return os.path.dirname(spec_dir)
 
@@ -142,34 +150,46 @@ class KernelSession:
         self.wait_ready()
 
     def launch(self):
-        """Start a kernel process and its channels; ``wait_ready`` waits for it to answer."""
+        """Start a kernel process and its channels (or take the spare); ``wait_ready`` waits for it to answer."""
+        spare, self._spare = self._spare, None
+        if spare is not None and not spare[0].is_alive():
+            _shut(*spare[:2])
+            spare = None
+        self.km, self.kc, self._launched_at = spare or self._spawn()
+        if spare is not None:
+            self._launched_at = time.perf_counter()  # its startup_seconds: what the run still waited for it
+        self.starts += 1
+        self.ready = False
+        self.prepared = None
+        self._sent = {}  # {message id: its messages read so far} of each cell sent and not yet collected
+        if self._keep_spare:
+            self._spare = self._spawn()
+
+    def _spawn(self) -> tuple:
         from jupyter_client import KernelManager
         from jupyter_client.kernelspec import KernelSpecManager
 
-        self._launched_at = time.perf_counter()
+        launched_at = time.perf_counter()
+        self._launches += 1
         ksm = KernelSpecManager(kernel_dirs=[self._spec_dir()])
         km = KernelManager(kernel_name="picklematrix", kernel_spec_manager=ksm)
         km.transport = "ipc"
-        km.ip = os.path.join(self.sockets, f"k{self.starts + 1}")  # sockets <ip>-1 ... <ip>-5
-        km.connection_file = os.path.join(self.tmp, f"kernel-{self.starts + 1}.json")
+        km.ip = os.path.join(self.sockets, f"k{self._launches}")  # sockets <ip>-1 ... <ip>-5
+        km.connection_file = os.path.join(self.tmp, f"kernel-{self._launches}.json")
         env = dict(os.environ)
         env.update(
-            IPYTHONDIR=os.path.join(self.tmp, "ipython"),  # its own profile and history database
+            IPYTHONDIR=os.path.join(self.tmp, "ipython"),  # its own profile
             JUPYTER_RUNTIME_DIR=os.path.join(self.tmp, "runtime"),
             PYDEVD_DISABLE_FILE_VALIDATION="1",
         )
         km.start_kernel(env=env, cwd=self.tmp)
         kc = km.client()
         kc.start_channels()
-        self.km, self.kc = km, kc
-        self.starts += 1
-        self.ready = False
-        self.prepared = None
-        self._sent = {}  # {message id: its messages read so far} of each cell sent and not yet collected
+        return km, kc, launched_at
 
     def wait_ready(self):
         try:
-            self.kc.wait_for_ready(timeout=self.startup_timeout)
+            _wait_for_ready(self.km, self.kc, self.startup_timeout)
         except RuntimeError:
             self.stop()
             raise
@@ -187,23 +207,17 @@ class KernelSession:
             self.start()
 
     def stop(self):
-        if self.kc is not None:
-            try:
-                self.kc.stop_channels()
-            except Exception:
-                pass
-        if self.km is not None:
-            try:
-                self.km.shutdown_kernel(now=True)
-            except Exception:
-                pass
+        _shut(self.km, self.kc)
         self.km = self.kc = None
         self.ready = False
 
     def replace(self):
         """A new kernel for the next cell. Not waited for here: it starts while the harness goes on
-        (the next cell is usually a script cell); ``ensure`` waits when a kernel cell needs it."""
+        (the next cell is usually a script cell); ``ensure`` waits when a kernel cell needs it. From the first
+        replacement on, the one after it is launched ahead (a cell that hangs or kills a kernel often has
+        others beside it: the same case by the other methods)."""
         self.stop()
+        self._keep_spare = True
         self.launch()
 
     def run_cell(self, case, method: str, *, address: str, samples: int, then: bool | None = None,
@@ -372,6 +386,9 @@ class KernelSession:
 
     def close(self):
         self.stop()
+        if self._spare is not None:
+            _shut(*self._spare[:2])
+            self._spare = None
         shutil.rmtree(self.tmp, ignore_errors=True)
         shutil.rmtree(self.sockets, ignore_errors=True)
 
@@ -464,6 +481,49 @@ class KernelSession:
             out.events.append(json.loads(partial[len(KERNEL_MARK):]))
         out.status = "error" if out.ename else "ok"
         return out
+
+
+def _wait_for_ready(km, kc, timeout: float) -> None:
+    """Until the kernel answers on its shell channel and its output reaches the harness: a ``kernel_info``
+    request's reply, and a message of that request's on IOPub (whose subscription ZMQ joins late: a cell sent
+    before it has joined would lose its first output). jupyter_client's ``wait_for_ready`` does the same, then
+    waits 0.2 s more for IOPub to fall quiet (each cell's own messages are told by their parent here, so
+    nothing needs to be flushed). Raises RuntimeError as that one does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        msg_id = kc.kernel_info()
+        replied = iopub = False
+        asked = time.monotonic()
+        while not (replied and iopub) and time.monotonic() - asked < 1.0:
+            if not km.is_alive():
+                raise RuntimeError("the kernel died before it answered")
+            try:
+                if not replied:
+                    msg = kc.get_shell_msg(timeout=0.1)
+                    replied = msg.get("parent_header", {}).get("msg_id") == msg_id
+                else:
+                    msg = kc.get_iopub_msg(timeout=0.1)
+                    iopub = msg.get("parent_header", {}).get("msg_id") == msg_id
+            except queue.Empty:
+                pass
+        if replied and iopub:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the kernel did not answer within {timeout:g}s")
+
+
+def _shut(km, kc) -> None:
+    """End a kernel at once: its channels, then its process."""
+    if kc is not None:
+        try:
+            kc.stop_channels()
+        except Exception:
+            pass
+    if km is not None:
+        try:
+            km.shutdown_kernel(now=True)
+        except Exception:
+            pass
 
 
 def _noted(attempt: Attempt, notes: list) -> Attempt:
