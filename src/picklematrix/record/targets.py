@@ -132,6 +132,8 @@ def longest_first(found: list[Target]) -> list[Target]:
     def work(t: Target) -> int:
         if not t.is_pair:
             return 0
+        if not isinstance(t.env, SkewPair):  # a pair on demand: its Pythons are known once it is resolved
+            return 1
         return 2 if t.env.client.python != t.env.cluster.python else 1
 
     return sorted(found, key=work, reverse=True)
