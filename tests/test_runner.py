@@ -289,3 +289,26 @@ def test_each_timing_sample_computes_the_cell_again(cluster, tmp_path):
                                    emit=lambda event: None)
         assert result["outcome"] == oc.PASS and len(result["samples"]) == 5
         assert runs.read_text().count("ran") == 5, method
+
+
+def test_cells_run_by_the_kind_of_client_and_are_recorded_case_by_case(cluster, fixture_cases):
+    """Every case by the default-scheduler methods first, then by dask.compute(client=) (a notebook's client is
+    then replaced once a run, not twice a case); the run's record lists them case by case all the same."""
+    from picklematrix.run.methods import METHODS
+    from picklematrix.run.runner import run_corpus, run_order
+
+    cases = [fixture_cases["plain_pass"], fixture_cases["local_raise"]]
+    methods, contexts = list(METHODS), ["script", "kernel"]
+    order = [(case.case_id, method, context) for case, method, context in run_order(cases, methods, contexts)]
+    kinds = [METHODS[method].default_client for _, method, _ in order]
+    assert kinds == sorted(kinds, reverse=True) and len(set(kinds)) == 2
+    assert order[:2] == [("plain_pass", "dask.compute", "script"), ("plain_pass", "dask.compute", "kernel")]
+    assert sorted(order) == sorted((c.case_id, m, x) for c in cases for m in methods for x in contexts)
+    seen = []
+    result = run_corpus(cases, methods, contexts, cluster=cluster, progress=False,
+                        on_cell=lambda cell: seen.append((cell.case, cell.method, cell.context)))
+    assert seen == order  # as they ran
+    assert [(c.case, c.method, c.context) for c in result.cells] == [
+        (c.case_id, m, x) for c in cases for m in methods for x in contexts]
+    assert {(c.case, c.method): c.outcome for c in result.cells if c.context == "kernel"} == {
+        (c.case, c.method): c.outcome for c in result.cells if c.context == "script"}

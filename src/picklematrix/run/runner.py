@@ -380,12 +380,23 @@ def _leaves_workers_busy(attempt: Attempt, outcome: str) -> bool:
     return outcome in (oc.HARNESS_ERROR, oc.CLIENT_DIED) and attempt.submitted
 
 
+def run_order(cases, methods, contexts) -> list[tuple]:
+    """The order the cells run in: every case by the methods whose client is dask's default scheduler, then every
+    case by the others, each case's cells in both contexts one after the other. A notebook's client is then
+    replaced once a run instead of twice a case (picklematrix.run.inkernel: a client cannot be the default
+    scheduler for one cell and not for the next; two clients at once would change what
+    ``dask.compute(x, client=c)`` does). Cells are independent of each other (each script cell is a process
+    of its own; each kernel cell a fresh namespace), so the order changes no outcome."""
+    kinds = [[m for m in methods if METHODS[m].default_client], [m for m in methods if not METHODS[m].default_client]]
+    return [(case, method, context) for group in kinds for case in cases for method in group for context in contexts]
+
+
 def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | dict = 1, progress: bool = True,
                on_cell=None, kernel=None) -> RunResult:
     """Run every case x method x context on ``cluster``; ``on_cell(cell)`` is called after each. ``kernel``: a
     KernelSession launched already, for the kernel cells (closed with the run)."""
     runner = CellRunner(cluster, samples=samples, kernel=kernel)
-    grid = [(case, method, context) for case in cases for method in methods for context in contexts]
+    grid = run_order(cases, methods, contexts)
     # For each cell, the next cell that runs after it (the cells that do not apply are judged without running:
     # a script cell's process is prepared for the one after them), and the method of the next kernel cell
     # (whose notebook a kernel cell prepares).
@@ -419,6 +430,10 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
     finally:
         bar.close()
         runner.close()
+    # the record lists the cells case by case, whatever order they ran in
+    position = {id(case): i for i, case in enumerate(cases)}
+    order = [(position[id(case)], methods.index(method), contexts.index(context)) for case, method, context in grid]
+    cells = [cell for _, cell in sorted(zip(order, cells), key=lambda pair: pair[0])]
     cluster_info = cluster.describe()
     if runner.kernel_starts:
         cluster_info["kernel_starts"] = runner.kernel_starts
