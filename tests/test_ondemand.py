@@ -74,3 +74,31 @@ def test_reviews_of_requirements_files_and_of_a_change_build_only_what_is_missin
     [shown] = json.loads((results / "table.json").read_text())["environments"]
     assert shown["label"][-2:] == ["tornado 6.4.2", "+20 other extra pins"] and "+" in shown["env_id"]
     assert (tmp_path / "html" / "index.html").exists()
+
+
+def test_sessions_that_make_the_same_venv_at_once_both_get_it(tmp_path):
+    """Skew pairs of one cluster env start together (nox starts the pairs first): each session makes that env's
+    venv if it is missing, and uv refuses a venv directory another has just made."""
+    import threading
+
+    from picklematrix.envs.ids import parse_env_id
+    from picklematrix.record import ondemand
+
+    env = parse_env_id("cp3.1.3-dask2026.8.0-pyd2.14.4-py3.11")
+    for attempt in range(3):
+        where = tmp_path / f"on-demand-{attempt}" / env.env_id
+        found, errors = [], []
+
+        def make():
+            try:
+                found.append(ondemand.make_venv(env, where))
+            except Exception as e:  # noqa: BLE001 - the test's finding
+                errors.append(e)
+
+        threads = [threading.Thread(target=make) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        assert len(found) == 4 and len(set(found)) == 1 and os.path.exists(found[0])

@@ -33,12 +33,15 @@ def env_from_dict(data: dict) -> Env:
 
 
 def make_venv(env: Env, where: Path) -> str:
-    """A venv at ``where`` with the machine's python ``env.python`` (kept when it is there); its interpreter."""
+    """A venv at ``where`` with the machine's python ``env.python`` (kept when it is there); its interpreter.
+    One session at a time makes it: two skew pairs of one cluster env start together (nox starts the pairs
+    first), and uv refuses a venv directory another has just made."""
     python = venvs.venv_python(where)
-    if Path(python).exists():
-        return python
-    proc = subprocess.run([venvs.uv(), "venv", "-q", "-p", env.python, str(where)], capture_output=True, text=True,
-                          env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"})
+    with venvs.lock(where.parent / f".{where.name}.lock"):
+        if Path(python).exists():
+            return python
+        proc = subprocess.run([venvs.uv(), "venv", "-q", "-p", env.python, str(where)], capture_output=True,
+                              text=True, env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"})
     if proc.returncode != 0:
         raise venvs.EnvError("install", f"{env.env_id}: cannot make a venv with python {env.python} (interpreters "
                                        f"come from the machine, e.g. `pyenv install {env.python}`; none is "
