@@ -85,7 +85,7 @@ class SpawnedCluster(BaseCluster):
         # standby: a scheduler and its workers of the cluster env, idle, that no client knows of): a cell
         # that brings down a cluster of another Python often comes with others that do (every case that
         # sends code by value, on a Python-minor skew pair).
-        self.standby = False
+        self._keep_standby = False
         self._standby = None
         self._retiring: list = []  # threads ending replaced clusters (_retire)
 
@@ -156,7 +156,7 @@ class SpawnedCluster(BaseCluster):
             problem = self._problem(f"{type(e).__name__}: {e}")
             self.close(timeout=1)
             raise ClusterHung(problem) from None
-        if self.standby:
+        if self._keep_standby:
             # the next replacement's cluster starts now, beside the cells, instead of when it is needed
             self._standby = self._launch()
         return self
@@ -227,7 +227,7 @@ class SpawnedCluster(BaseCluster):
             problems = f"{type(e).__name__}: {e}"
         message = self._warn(f"replaced the whole cluster (from {self.python}) after {reason} ({problems})")
         self._retire()
-        self.standby = True
+        self._keep_standby = True
         self.start()
         return "; ".join([*killed, message])
 
@@ -287,22 +287,14 @@ class SpawnedCluster(BaseCluster):
         self._retiring = []
 
     def _retire(self) -> None:
-        """Let go of the cluster in use, to replace it: its client is closed and its processes are ended (SIGTERM,
-        then SIGKILL after a second) on a thread of their own, so the next cluster's cells need not wait."""
-        client, procs, directory = self.client, [p for p in (self.workers, self.scheduler) if p is not None], self.dir
+        """Let go of the cluster in use, to replace it: it is closed as :meth:`_close_current` closes it (a second
+        for its processes), on a thread of its own, so the next cluster's cells need not wait."""
+        retired = SpawnedCluster(self.python, self.n_workers)
+        retired.client, retired._address, retired.dir = self.client, self._address, self.dir
+        retired.scheduler, retired.workers = self.scheduler, self.workers
         self.client = self.scheduler = self.workers = self.dir = None
-
-        def end():
-            if client is not None:
-                try:
-                    client.close(timeout=1)
-                except Exception:
-                    pass
-            _end_processes(procs, 1)
-            if directory is not None:
-                shutil.rmtree(directory, ignore_errors=True)
-
-        thread = threading.Thread(target=end, daemon=True, name="picklematrix: ending a replaced cluster")
+        thread = threading.Thread(target=retired._close_current, args=(1,), daemon=True,
+                                  name="picklematrix: ending a replaced cluster")
         thread.start()
         self._retiring = [t for t in self._retiring if t.is_alive()] + [thread]
 
