@@ -156,6 +156,11 @@ OPTIONS = [
            help="timing samples per passing cell (default 1); CONTEXT=N sets one context's "
                 "(e.g. --samples 3 --samples script=1); repeatable")),
     Option(("--no-progress",), ("run",), dict(action="store_true", help="no progress output")),
+    Option(("--serial",), ("run",), dict(action="store_true",
+           help="with --context all, run the kernel cells after the script cells on one cluster (default: side by "
+                "side, the kernel cells in a second process with a cluster of its own; one cluster with "
+                "--scheduler)")),
+    Option(("--lane",), ("run",), dict(type=int, metavar="FD", help=argparse.SUPPRESS)),
     Option(("--env-id",), ("run",), dict(help="matrix environment id, recorded in the JSON (set by nox -s matrix)")),
     Option(("--machine",), ("run",), dict(help="machine name, recorded in the JSON (set by nox -s matrix)")),
     Option(("--commit",), ("run", "report", "review"), dict(metavar="REV",
@@ -421,4 +426,5 @@ def run_command(args: argparse.Namespace) -> int:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # as given: a run hands it on to its kernel lane (picklematrix.run.lanes)
     return run_command(apply_fallbacks(args, args.command))

@@ -34,12 +34,17 @@ def worker_memory_limit(n_workers: int) -> int:
             return parse_bytes(given)
         except ValueError:
             raise ValueError(f"{WORKER_MEMORY_VAR}={given!r}: expected a size such as 2GiB") from None
+    return int(MEMORY_LIMIT * MEMORY_FRACTION / (max(1, n_workers) * clusters_at_once()))
+
+
+def clusters_at_once() -> int:
+    """How many clusters of the harness run at once on this machine: PICKLEMATRIX_CLUSTERS, else the CPU count.
+    (A run whose kernel cells take a lane of their own doubles it for both lanes: picklematrix.run.lanes.)"""
     clusters_text = os.environ.get(CLUSTERS_VAR) or str(os.cpu_count() or 1)
     try:
-        clusters = max(1, int(clusters_text))
+        return max(1, int(clusters_text))
     except ValueError:
         raise ValueError(f"{CLUSTERS_VAR}={clusters_text!r}: expected a whole number") from None
-    return int(MEMORY_LIMIT * MEMORY_FRACTION / (max(1, n_workers) * clusters))
 
 
 def start_within() -> float:

@@ -17,9 +17,11 @@ import threading
 import time
 from collections import Counter
 
+from picklematrix.cluster.limits import CLUSTERS_VAR, clusters_at_once
 from picklematrix.cluster.tls import use_security
 from picklematrix.requirements_check import MissingExtra, require
 from picklematrix.run.corpus import CONTEXTS, CorpusError, case_digest, load_corpus, relpath, select
+from picklematrix.run.lanes import Lane, LaneWriter, side_by_side
 from picklematrix.sidecar import SidecarError, SidecarWriter
 from picklematrix.versions import environment_versions, installed_extra
 
@@ -84,9 +86,10 @@ def _cases(args, cases, problems) -> int:
 def _run(args, cases, problems) -> int:
     from picklematrix.cluster.connect import open_cluster
     from picklematrix.run.methods import METHODS
-    from picklematrix.run.runner import run_corpus
+    from picklematrix.run.progress import Progress
+    from picklematrix.run.runner import CellResult, run_corpus, run_order
 
-    if problems:
+    if problems and args.lane is None:  # (a lane's run says it once, for both)
         _print_problems(problems)
         print(f"skipping {len({p.path for p in problems})} broken case file(s) named above", file=sys.stderr)
     cases = select(cases, args.only)
@@ -94,8 +97,13 @@ def _run(args, cases, problems) -> int:
         print(f"error: no case matches --only {args.only}", file=sys.stderr)
         return EXIT_BAD_INPUT
     contexts = list(CONTEXTS) if args.context == "all" else [args.context]
+    methods = args.method or list(METHODS)
+    laned = side_by_side(args, contexts)
+    # the contexts this process runs: the script context's alone when the kernel's has a lane
+    here = ["script"] if laned else contexts
     broken = [{"path": p.path, "line": p.line, "message": p.message} for p in problems]
-    sidecar = SidecarWriter(args.json, {
+    # (a lane's cells go to its run, which writes them)
+    sidecar = SidecarWriter(args.json if args.lane is None else None, {
         "env": environment_versions(), "env_id": args.env_id, "commit": args.commit, "machine": args.machine,
         "case_dirs": [os.path.abspath(d) for d in (args.cases or [])], "broken_cases": broken,
         **run_identity(args.cases)})
@@ -112,13 +120,36 @@ def _run(args, cases, problems) -> int:
         signal.signal(sig, _exit_on_signal)
     # However the run ends, no process it started outlives it (see _end_children).
     atexit.register(_end_children)
+    # each cell, as it is judged (by this process or its lane: two threads): into the sidecar (a crash of the
+    # harness loses nothing already measured), the progress, or the lane's pipe
+    lock = threading.Lock()
+    bar = Progress(len(run_order(cases, methods, contexts)), enabled=not args.no_progress and args.lane is None)
+    writer = LaneWriter(args.lane) if args.lane is not None else None
+
+    def record(cell) -> None:
+        with lock:
+            if writer is not None:
+                writer.cell(cell.to_json())
+            else:
+                sidecar.add(cell.to_json())
+
     t0 = time.perf_counter()
-    kernel = None
+    kernel = lane = None
     try:
         use_security(args.scheduler, args.scheduler_security)
+        if laned:
+            # its workers count as clusters at once in the memory limit of each (cluster.limits)
+            os.environ[CLUSTERS_VAR] = str(clusters_at_once() * 2)
+            def from_lane(cell: dict) -> None:
+                cell = CellResult(**cell)
+                record(cell)
+                bar.update(cell)
+
+            # this run's command line, for the kernel context, writing no file and no progress of its own
+            lane = Lane([*args.argv, "--context", "kernel", "--no-progress"], on_cell=from_lane)
         # after the security settings (the environment the kernel inherits), before the cluster: the two start
         # side by side
-        kernel = _launch_kernel() if "kernel" in contexts else None
+        kernel = _launch_kernel() if "kernel" in here else None
         cluster = open_cluster(args.scheduler, n_workers=args.workers, restartable=args.restartable,
                                cluster_python=args.cluster_python)
     except Exception as e:
@@ -127,26 +158,35 @@ def _run(args, cases, problems) -> int:
         print(f"error: cannot start/connect to {where}: {type(e).__name__}: {e}", file=sys.stderr)
         if kernel is not None:
             kernel.close()
+        if lane is not None:
+            lane.stop()
         _end_children()
         return EXIT_BAD_INPUT
     cluster_seconds = time.perf_counter() - t0
+    samples = samples_by_context(args.samples)
     try:
         try:
-            # Written after every cell: a crash of the harness loses nothing already measured.
-            result = run_corpus(cases, args.method or list(METHODS),
-                                contexts, cluster=cluster,
-                                samples=samples_by_context(args.samples), progress=not args.no_progress,
-                                on_cell=lambda cell: sidecar.add(cell.to_json()), kernel=kernel)
+            result = run_corpus(cases, methods, here, cluster=cluster, samples=samples, progress=bar,
+                                on_cell=record, kernel=kernel)
+            if lane is not None:
+                _join_lane(lane, result, cases, methods, contexts, cluster=cluster, samples=samples, bar=bar,
+                           record=record)
         finally:
+            if lane is not None:
+                lane.stop()
+            bar.close()
             cluster.close()
             _end_children()
         result.broken_cases = broken
-        print(format_table(result))
-        sidecar.finish(cluster=result.cluster, timing={
-            "cluster_start_seconds": cluster_seconds,
-            "run_seconds": time.perf_counter() - t0 - cluster_seconds,
-            "cells": len(result.cells),
-            "compute_seconds": sum(sum(c.samples) for c in result.cells)})
+        timing = {"cluster_start_seconds": cluster_seconds,
+                  "run_seconds": time.perf_counter() - t0 - cluster_seconds,
+                  "cells": len(result.cells),
+                  "compute_seconds": sum(sum(c.samples) for c in result.cells)}
+        if writer is not None:
+            writer.finish(cluster=result.cluster, stopped=result.stopped)
+        else:
+            print(format_table(result))
+            sidecar.finish(cluster=result.cluster, timing=timing)
     except SidecarError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -156,6 +196,41 @@ def _run(args, cases, problems) -> int:
     if problems:
         return EXIT_BAD_INPUT
     return EXIT_SURPRISES if result.surprises else EXIT_OK
+
+
+def _join_lane(lane, result, cases, methods, contexts, *, cluster, samples, bar, record) -> None:
+    """Wait for the kernel lane and add its cells and its cluster's record to ``result`` (this lane's), in case
+    order. Kernel cells the lane did not hand over (it died, or was killed) run here, on this run's cluster."""
+    from picklematrix.run.runner import CellResult, run_corpus
+
+    code = lane.wait()
+    cells = [CellResult(**cell) for cell in lane.received]
+    info = result.cluster
+    end = lane.end or {}
+    theirs = end.get("cluster") or {}
+    info["restarts"] = info.get("restarts", 0) + theirs.get("restarts", 0)
+    info["warnings"] = info.get("warnings", []) + [f"kernel lane: {w}" for w in theirs.get("warnings", [])]
+    for key in ("kernel_starts", "kernel_startup_seconds"):
+        if key in theirs:
+            info[key] = theirs[key]
+    info["lanes"] = 2
+    if lane.end is None or end.get("stopped"):
+        done = {(c.family, c.case, c.method, c.context) for c in result.cells + cells}
+        info["warnings"].append(f"the kernel lane ended ({_status(code)}) after {len(cells)} cells; its other cells "
+                                "ran after the script cells, on the script cells' cluster")
+        rest = run_corpus(cases, methods, [c for c in contexts if c != "script"], cluster=cluster, samples=samples,
+                          progress=bar, on_cell=record, skip=done)
+        cells += rest.cells
+        for key in ("kernel_starts", "kernel_startup_seconds"):
+            if key in rest.cluster:
+                info[key] = info.get(key, 0 if key == "kernel_starts" else []) + rest.cluster[key]
+    position = {(case.family, case.case_id): i for i, case in enumerate(cases)}
+    result.cells = sorted(result.cells + cells, key=lambda c: (position[(c.family, c.case)], methods.index(c.method),
+                                                              contexts.index(c.context)))
+
+
+def _status(code: int) -> str:
+    return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
 
 
 def _launch_kernel():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import time
 from typing import NamedTuple
 
@@ -41,9 +42,14 @@ class Progress:
         self.enabled = enabled
         self.tty = enabled and self.stream.isatty()
         self.started = time.monotonic()
+        self._lock = threading.Lock()  # a run's two lanes report their cells from two threads
 
     def update(self, cell) -> None:
         """Count ``cell`` (a CellResult) done and show it."""
+        with self._lock:
+            self._update(cell)
+
+    def _update(self, cell) -> None:
         self.done += 1
         if not self.enabled:
             return

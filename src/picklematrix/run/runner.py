@@ -391,12 +391,15 @@ def run_order(cases, methods, contexts) -> list[tuple]:
     return [(case, method, context) for group in kinds for case in cases for method in group for context in contexts]
 
 
-def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | dict = 1, progress: bool = True,
-               on_cell=None, kernel=None) -> RunResult:
+def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | dict = 1,
+               progress: bool | Progress = True, on_cell=None, kernel=None, skip=frozenset()) -> RunResult:
     """Run every case x method x context on ``cluster``; ``on_cell(cell)`` is called after each. ``kernel``: a
-    KernelSession launched already, for the kernel cells (closed with the run)."""
+    KernelSession launched already, for the kernel cells (closed with the run). ``progress``: whether to show
+    progress, or the Progress to count the cells on (shared with another lane). ``skip``: the cells not to run,
+    as (family, case, method, context)."""
     runner = CellRunner(cluster, samples=samples, kernel=kernel)
-    grid = run_order(cases, methods, contexts)
+    grid = [(case, method, context) for case, method, context in run_order(cases, methods, contexts)
+            if (case.family, case.case_id, method, context) not in skip]
     # For each cell, the next cell that runs after it (the cells that do not apply are judged without running:
     # a script cell's process is prepared for the one after them), and the method of the next kernel cell
     # (whose notebook a kernel cell prepares).
@@ -409,7 +412,7 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
             upcoming = grid[i]
             if context == "kernel":
                 upcoming_kernel = method
-    bar = Progress(len(grid), enabled=progress)
+    bar = progress if isinstance(progress, Progress) else Progress(len(grid), enabled=progress)
     cells, stopped = [], None
     try:
         for i, (case, method, context) in enumerate(grid):
@@ -428,7 +431,8 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
                 stopped = f"{cluster.lost} (after {len(cells)} of {len(grid)} cells)"
                 break
     finally:
-        bar.close()
+        if bar is not progress:
+            bar.close()
         runner.close()
     # the record lists the cells case by case, whatever order they ran in
     position = {id(case): i for i, case in enumerate(cases)}

@@ -1,0 +1,131 @@
+"""Two lanes: with ``--context all`` on a cluster the run starts, the kernel cells run in a second process.
+
+One env's cells in both contexts, one after the other, keep about one CPU busy: a cell mostly waits (a
+round trip through the scheduler, a cell's own timeout, a kernel's reply). So ``picklematrix run --context
+all`` starts a *lane*: the same command for the kernel context alone (``--lane FD``), a process of its own with
+a cluster of its own, its own forkserver and kernel, while the run itself takes the script cells. Neither
+lane's cells can touch the other's: a cell that kills or hangs a worker, or changes a kernel's global state,
+does it on its own lane's cluster and kernel. (An existing cluster, ``--scheduler``, is one cluster: its run
+keeps one lane.)
+
+The lane writes each cell it has judged, as a marked JSON line, to the file descriptor it was handed (not its
+stdout: the kernel and the lane's cells inherit that), and at its end its cluster's record. The run that started
+it writes those cells to its sidecar and progress as they come. If the lane ends before its last cell (killed,
+crashed), the run runs the kernel cells it did not get itself, after its own: no cell is lost with a lane.
+
+A lane ends with its run: the run stops it (SIGTERM, then SIGKILL) however the run ends, and a lane whose
+standard input closes (its run died without stopping it) stops itself.
+
+Runs inside every env (the harness's side of ``picklematrix run``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+# a line the lane writes: the mark, then {"cell": ...} or {"end": ...}
+MARK = "\x1epicklematrix-lane "
+# how long a lane may take to end once stopped (it closes its cluster and kernel) before it is killed
+STOP_WITHIN = 20.0
+
+
+def side_by_side(args, contexts) -> bool:
+    """Whether this run takes its kernel cells in a lane: both contexts, a cluster of its own (not
+    ``--scheduler``), not ``--serial``, not a lane itself, more than one CPU, and a command line to hand on (a
+    run started by picklematrix.cli.main)."""
+    return (set(contexts) >= {"script", "kernel"} and not args.scheduler and not args.serial
+            and args.lane is None and (os.cpu_count() or 1) > 1 and getattr(args, "argv", None) is not None)
+
+
+class Lane:
+    """The kernel lane of this run: ``picklematrix`` with ``argv`` (a ``run`` command line; ``--lane FD`` is
+    added), its cells handed to ``on_cell(dict)`` from a thread of its own as they come."""
+
+    def __init__(self, argv: list[str], on_cell):
+        self.on_cell = on_cell
+        self.end: dict | None = None  # the lane's last word: its cluster's record
+        self.received: list[dict] = []
+        read_fd, write_fd = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "picklematrix", *argv, "--lane", str(write_fd)],
+                stdin=subprocess.PIPE, pass_fds=(write_fd,))
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self._reader = threading.Thread(target=self._read, args=(read_fd,), name="picklematrix lane", daemon=True)
+        self._reader.start()
+
+    def _read(self, fd: int) -> None:
+        with open(fd, encoding="utf-8") as lines:
+            for line in lines:
+                if not line.startswith(MARK):
+                    continue
+                try:
+                    message = json.loads(line[len(MARK):])
+                except ValueError:
+                    continue  # cut short by the lane's death
+                if "cell" in message:
+                    self.received.append(message["cell"])
+                    self.on_cell(message["cell"])
+                elif "end" in message:
+                    self.end = message["end"]
+
+    def wait(self) -> int:
+        """The lane's exit status, once it has ended and every line it wrote has been handed on."""
+        code = self.proc.wait()
+        self._reader.join()  # only the lane holds the pipe: it is at its end
+        return code
+
+    def stop(self) -> None:
+        """End the lane now, if it has not ended (it closes its cluster and kernel first; killed if it hangs)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_WITHIN)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self._reader.join(STOP_WITHIN)
+
+
+class LaneWriter:
+    """The lane's side: its cells and its end, written to the file descriptor its run handed it."""
+
+    def __init__(self, fd: int):
+        os.set_inheritable(fd, False)  # not the kernel's nor any cell's: the run reads until the lane has ended
+        self._out = open(fd, "w", encoding="utf-8")
+        self._lock = threading.Lock()
+        threading.Thread(target=_end_with_run, name="picklematrix lane watch", daemon=True).start()
+
+    def cell(self, cell: dict) -> None:
+        self._write({"cell": cell})
+
+    def finish(self, **end) -> None:
+        self._write({"end": end})
+
+    def _write(self, message: dict) -> None:
+        with self._lock:
+            self._out.write(MARK + json.dumps(message) + "\n")
+            self._out.flush()
+
+
+def _end_with_run() -> None:
+    """Stop this lane (as a SIGTERM would) once its standard input closes: the run that started it is gone."""
+    try:
+        # the descriptor itself, not sys.stdin: a daemon thread blocked in a buffered read aborts the
+        # interpreter's exit
+        while os.read(0, 65536):
+            pass
+    except OSError:
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,129 @@
+"""The kernel lane: with --context all, the kernel cells run in a second process on a cluster of its own, side by
+side with the script cells; the record is the same as one after the other, and no cell is lost with the lane."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .faults.runs import kill_all, session_members
+
+pytestmark = pytest.mark.slow
+
+LANE_CASES = Path(__file__).resolve().parent / "data" / "lanes"
+
+
+def _run(tmp_path, name, *args, deadline=180):
+    """The run, its record, and the processes of its session left once its output ended (none, or it fails)."""
+    out = tmp_path / f"{name}.json"
+    cmd = [sys.executable, "-m", "picklematrix", "run", "--context", "all", "--json", str(out), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        proc.stdout_text, proc.stderr = proc.communicate(timeout=deadline)
+        left = session_members(proc.pid)
+        for _ in range(50):
+            if not left:
+                break
+            time.sleep(0.1)
+            left = session_members(proc.pid)
+        assert not left, f"processes outlived the run: {left}"
+    finally:
+        kill_all(proc.pid)
+    return proc, json.loads(out.read_text()) if out.exists() else None
+
+
+def _outcomes(data):
+    return {(c["family"], c["case"], c["method"], c["context"]): (c["outcome"], c["stage"],
+                                                                 (c["root_cause"] or {}).get("type"))
+            for c in data["cells"]}
+
+
+def test_side_by_side_records_what_one_after_the_other_does(tmp_path):
+    # a worker killed by a task and a hung cell in each lane, among plain cells
+    only = ["--only", "functions/lambda_square", "--only", "misc/os_exit_in_task", "--only", "misc/sleep_forever",
+            "--only", "functions/closure_free_vars"]
+    laned, data = _run(tmp_path, "laned", *only)
+    assert laned.returncode == 0, laned.stderr[-3000:]
+    serial, serial_data = _run(tmp_path, "serial", *only, "--serial")
+    assert serial.returncode == 0, serial.stderr[-3000:]
+    assert data["cluster"].get("lanes") == 2 and "lanes" not in serial_data["cluster"]
+    assert len(data["cells"]) == len(serial_data["cells"]) == 4 * 3 * 2
+    assert _outcomes(data) == _outcomes(serial_data)
+    assert data["complete"] and data["cluster"]["kernel_starts"] >= 1
+    # side by side: a kernel cell was done before the last script cell (the progress says so, in its order)
+    contexts = [line.rsplit("@", 1)[1].split("]")[0] for line in laned.stderr.splitlines() if " @" in line]
+    assert len(contexts) == 24
+    assert contexts.index("kernel") < len(contexts) - 1 - contexts[::-1].index("script"), contexts
+
+
+def test_a_lane_that_dies_loses_no_cell(tmp_path):
+    proc, data = _run(tmp_path, "run", "--cases", str(LANE_CASES))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert data["complete"] and len(data["cells"]) == 3 * 3 * 2
+    assert not [c for c in data["cells"] if c["surprise"]]
+    warnings = [w for w in data["cluster"]["warnings"] if "kernel lane ended" in w]
+    assert warnings and "killed by signal 9" in warnings[0], data["cluster"]["warnings"]
+    # the lane had handed over the cells before the one that killed it; the rest ran in the run itself
+    assert "after 2 cells" in warnings[0], warnings
+
+
+def test_a_run_killed_outright_takes_its_lane_with_it(tmp_path):
+    cmd = [sys.executable, "-m", "picklematrix", "run", "--context", "all", "--only", "misc/sleep_forever",
+           "--only", "functions/*", "--json", str(tmp_path / "run.json")]
+    err = tmp_path / "stderr"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+    try:
+        lane = kernel = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and kernel is None:
+            members = session_members(proc.pid)
+            lane = next((pid for pid, cmdline in members if " --lane " in f"{cmdline} "), None)
+            # (jupyter_client starts a kernel in a session of its own)
+            kernel = next((pid for pid in _children(lane) if "ipykernel" in _cmdline(pid)), None) if lane else None
+            time.sleep(0.2)
+        assert lane and kernel, (session_members(proc.pid), err.read_text()[-3000:])
+        os.kill(proc.pid, signal.SIGKILL)  # no handler runs: the lane must see it by itself
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (_alive(lane) or _alive(kernel)):
+            time.sleep(0.2)
+        assert not _alive(lane), "the lane outlived its run"
+        assert not _alive(kernel), "the lane's kernel outlived its run"
+    finally:
+        kill_all(proc.pid)
+
+
+def _children(pid: int) -> list:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
