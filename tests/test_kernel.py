@@ -258,3 +258,37 @@ def test_kernel_samples_after_the_first_have_no_progress_messages(krunner, fixtu
     assert len(reply.result_event["samples"]) == 3
     with open(events_path) as f:
         assert [json.loads(line)["event"] for line in f] == expected
+
+
+def test_iopub_messages_are_read_as_jupyter_client_reads_them_signature_checked():
+    # the harness reads IOPub off the socket itself (picklematrix.run.kernel.IOPub): a real ZMQ pair and a real
+    # jupyter_client Session with a key, as between a kernel and its client
+    import queue
+
+    import zmq
+    from jupyter_client.session import Session
+
+    from picklematrix.run.kernel import IOPub
+
+    context = zmq.Context()
+    sender, receiver = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+    port = receiver.bind_to_random_port("tcp://127.0.0.1")
+    sender.connect(f"tcp://127.0.0.1:{port}")
+    session = Session(key=b"secret")
+    iopub = IOPub(receiver, Session(key=b"secret"))
+    try:
+        with pytest.raises(queue.Empty):
+            iopub.get(0.05)
+        parent = session.msg("execute_request", {"code": "1"})
+        session.send(sender, "stream", {"name": "stdout", "text": "hello\n"}, parent=parent)
+        msg = iopub.get(5)
+        assert msg["msg_type"] == "stream" and msg["content"] == {"name": "stdout", "text": "hello\n"}
+        assert msg["parent_header"]["msg_id"] == parent["header"]["msg_id"]
+        # a message signed with another key is refused, as jupyter_client refuses it
+        Session(key=b"other").send(sender, "stream", {"name": "stdout", "text": "forged\n"}, parent=parent)
+        with pytest.raises(ValueError, match="invalid signature"):
+            iopub.get(5)
+    finally:
+        sender.close(0)
+        receiver.close(0)
+        context.term()
