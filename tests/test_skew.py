@@ -534,20 +534,43 @@ def _pids(cluster):
     return [p.pid for p in (cluster.scheduler, cluster.workers)]
 
 
-def test_a_spawned_cluster_that_lost_a_worker_for_good_is_replaced_by_one_started_ahead():
+def test_a_spawned_cluster_that_lost_a_worker_for_good_gets_a_new_worker_beside_the_others():
+    from picklematrix.cluster.spawned import SpawnedCluster
+
+    cluster = SpawnedCluster(sys.executable).start()
+    try:
+        first, scheduler = cluster.address, cluster.scheduler.pid
+        for n in (1, 2):  # the second time too: the first nanny's end, logged, is not taken for a new one
+            _drop_worker(cluster)
+            # The check does not wait out its grace for a worker that will not come back: it says so at once.
+            started = time.monotonic()
+            health = cluster.health(grace=60)
+            assert not health.ok and time.monotonic() - started < 30, health.problems
+            message = cluster.make_healthy(f"test cell {n} (worker-died)")
+            assert message and "started 1 worker" in message and "nanny closed for good" in message, message
+            # the same scheduler, whole again, with one more ``dask worker`` of the cluster env
+            assert cluster.address == first and cluster.scheduler.pid == scheduler
+            assert cluster.health().ok and len(cluster.added) == n
+            assert len(cluster.client.scheduler_info()["workers"]) == 2
+        assert cluster.restarts == 2 and not cluster.warnings and cluster._standby is None
+        owned = _pids(cluster) + [p.pid for p in cluster.added]
+        directory = cluster.dir
+    finally:
+        cluster.close(timeout=2)
+    assert not any(_alive(pid) for pid in owned) and not directory.exists()
+
+
+def test_a_spawned_cluster_whose_scheduler_died_is_replaced_by_one_started_ahead():
     from picklematrix.cluster.spawned import SpawnedCluster
 
     cluster = SpawnedCluster(sys.executable).start()
     try:
         assert cluster._standby is None  # nothing is started ahead before a replacement was needed
         first = cluster.address
-        _drop_worker(cluster)
-        # The check does not wait out its grace for a worker that will not come back: it says so at once.
-        started = time.monotonic()
-        health = cluster.health(grace=60)
-        assert not health.ok and time.monotonic() - started < 30, health.problems
+        os.kill(cluster.scheduler.pid, signal.SIGKILL)
+        cluster.scheduler.wait()
         warning = cluster.make_healthy("a test cell (worker-died)")
-        assert "replaced the whole cluster" in warning and "a nanny closed for good" in warning
+        assert "replaced the whole cluster" in warning and "killed by signal 9" in warning, warning
         assert cluster.address != first and cluster.health().ok
         # from now on the next cluster is started ahead: the next replacement takes it
         standby = cluster._standby
@@ -557,7 +580,8 @@ def test_a_spawned_cluster_that_lost_a_worker_for_good_is_replaced_by_one_starte
             time.sleep(0.05)
         ahead = json.loads(standby.scheduler_file.read_text())["address"]
         retired = _pids(cluster)
-        _drop_worker(cluster)
+        os.kill(cluster.scheduler.pid, signal.SIGKILL)
+        cluster.scheduler.wait()
         cluster.make_healthy("another test cell (worker-died)")
         assert cluster.address == ahead and cluster.health().ok
         assert cluster.restarts == 2 and len(cluster.warnings) == 2

@@ -32,6 +32,7 @@ from pathlib import Path
 from picklematrix import processes
 from picklematrix.cluster.base import (
     QUICK_GRACE,
+    SCHEDULER_WITHIN,
     SHUT_DOWN,
     BaseCluster,
     ClusterHung,
@@ -88,6 +89,11 @@ class SpawnedCluster(BaseCluster):
         self._keep_standby = False
         self._standby = None
         self._retiring: list = []  # threads ending replaced clusters (_retire)
+        # workers started since the cluster did, each a ``dask worker`` in place of one whose nanny closed for
+        # good (_mend), and where in the cluster's log the lines since the last of them start
+        self.added: list = []
+        self._log_from = 0
+        self._ended: set = set()  # pids of the ``dask worker`` processes that had ended by then
 
     @property
     def address(self) -> str:
@@ -125,6 +131,7 @@ class SpawnedCluster(BaseCluster):
             launch = None
         launch = launch or self._launch()
         self.dir, self.log, self.scheduler, self.workers = launch.dir, launch.log, launch.scheduler, launch.workers
+        self.added, self._log_from, self._ended = [], 0, set()
         scheduler_file = launch.scheduler_file
         deadline = time.monotonic() + start_within()
         while not scheduler_file.exists():
@@ -214,6 +221,9 @@ class SpawnedCluster(BaseCluster):
                 problems = self.scheduler_died() or SHUT_DOWN
             elif self._nanny_gone():
                 problems = "a nanny closed for good: its worker will not come back (see the cluster's log)"
+                mended = self._mend()
+                if mended is not None:
+                    return mended
             else:
                 health, killed = self._replace_stuck_workers()
                 if not health.ok and self.workers.poll() is None and not self._nanny_gone():  # (gone meanwhile)
@@ -230,6 +240,36 @@ class SpawnedCluster(BaseCluster):
         self._keep_standby = True
         self.start()
         return "; ".join([*killed, message])
+
+    def _mend(self) -> str | None:
+        """In place of the workers whose nannies closed for good, start as many in a new ``dask worker`` of the
+        cluster env, beside the scheduler and the workers that are left: one interpreter, where replacing the
+        whole cluster starts two and ends three. The message for the cell, once the cluster is whole again;
+        None when it is not (the whole cluster is replaced then).
+
+        On a Python-minor skew pair this is what most cells that send code by value need: the scheduler could
+        not pickle the task again for a worker, whose connection then broke, and whose nanny closed for good;
+        the scheduler itself is well."""
+        try:
+            info = within(SCHEDULER_WITHIN, f"the scheduler at {self._address}", self.client.scheduler_info)
+        except Exception:
+            return None
+        missing = self.n_workers - len(info.get("workers", {}))
+        if missing < 1 or self.scheduler.poll() is not None:
+            return None
+        # what says that no worker will come back is what happens from now on: the next nanny that closes, the
+        # next ``dask worker`` that ends
+        self._log_from = len(self._log_text())
+        self._ended = {p.pid for p in self._worker_procs() if p.poll() is not None}
+        self.added.append(self._spawn(self._command(
+            "worker", self._address, "--nworkers", str(missing), "--nthreads", "1", "--memory-limit",
+            str(self.memory_limit), "--host", LOOPBACK, "--no-dashboard", "--dashboard-address", f"{LOOPBACK}:0",
+            "--local-directory", str(self.dir)), self.log))
+        health = self.health(grace=RESPAWN_WITHIN)
+        if not health.ok:
+            return None
+        return f"started {missing} worker{'s' if missing > 1 else ''} of {self.python} in place of " \
+               f"{'those' if missing > 1 else 'one'} whose nanny closed for good"
 
     def memory_kills(self, since: float) -> list:
         """What the nannies logged of their workers' ends since ``since`` (``time.time()``): besides a memory
@@ -253,8 +293,12 @@ class SpawnedCluster(BaseCluster):
 
     def _no_use_waiting(self) -> bool:
         # a nanny that closed for good (its worker's connection to the scheduler broke: the scheduler could not
-        # pickle what it had to send it) brings no worker back
-        return self._nanny_gone() or (self.workers is not None and self.workers.poll() is not None)
+        # pickle what it had to send it) brings no worker back; nor does a ``dask worker`` that has ended
+        return self._nanny_gone() or any(p.poll() is not None and p.pid not in self._ended
+                                         for p in self._worker_procs())
+
+    def _worker_procs(self) -> list:
+        return [p for p in (self.workers, *self.added) if p is not None]
 
     def _log_text(self) -> str:
         try:
@@ -265,7 +309,7 @@ class SpawnedCluster(BaseCluster):
     def _nanny_gone(self) -> bool:
         """A nanny of this cluster closed for good since it started (its scheduler connection broke, say): no
         worker comes back from it, so waiting for one is no use. (Each start logs to a new file.)"""
-        return bool(NANNY_GONE.search(self._log_text()))
+        return bool(NANNY_GONE.search(self._log_text(), self._log_from))
 
     def describe(self) -> dict:
         out = {**super().describe(), "started_from": self.python}
@@ -291,8 +335,9 @@ class SpawnedCluster(BaseCluster):
         for its processes), on a thread of its own, so the next cluster's cells need not wait."""
         retired = SpawnedCluster(self.python, self.n_workers)
         retired.client, retired._address, retired.dir = self.client, self._address, self.dir
-        retired.scheduler, retired.workers = self.scheduler, self.workers
+        retired.scheduler, retired.workers, retired.added = self.scheduler, self.workers, self.added
         self.client = self.scheduler = self.workers = self.dir = None
+        self.added = []
         thread = threading.Thread(target=retired._close_current, args=(1,), daemon=True,
                                   name="picklematrix: ending a replaced cluster")
         thread.start()
@@ -300,11 +345,12 @@ class SpawnedCluster(BaseCluster):
 
     def _close_current(self, timeout: float | None = None):
         super().close(timeout=min(timeout or 5, 5))
-        procs = [p for p in (self.workers, self.scheduler) if p is not None]
+        procs = [*self._worker_procs(), *([self.scheduler] if self.scheduler is not None else [])]
         _end_processes(procs, 5 if timeout is None else timeout)
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)  # its log was read before: memory_kills, _problem
         self.client = self.scheduler = self.workers = self.dir = None
+        self.added = []
 
 
 class _Launch:
