@@ -9,10 +9,11 @@ The processes run in a process group of their own, ended when the cluster closes
 
 What a replacement costs is what a skew pair of two Python minors costs: most cases that send code by value
 bring its cluster down (its 3.11 scheduler cannot pickle a 3.12 function again for a worker, whose nanny then
-closes for good). So the scheduler and the workers are spawned side by side; each nanny forks its worker
-(distributed's ``multiprocessing-method: fork``) instead of spawning one more interpreter that imports
-distributed; a replaced cluster ends on a thread of its own; and once a cluster had to be replaced, the next
-one is started ahead (a standby). The default profile's outcomes, root causes included, are the same as with
+closes for good). So such a worker is replaced by a new ``dask worker`` beside the scheduler, which is well
+(``_mend``), and the whole cluster only when that does not make it whole; the scheduler and the workers are
+spawned side by side; each nanny forks its worker (distributed's ``multiprocessing-method: fork``) instead of
+spawning one more interpreter that imports distributed; a replaced cluster ends on a thread of its own; and
+once a cluster had to be replaced, the next one is started ahead (a standby). The default profile's outcomes, root causes included, are the same as with
 spawned workers started one after the other (docs/performance.md).
 """
 
@@ -307,8 +308,8 @@ class SpawnedCluster(BaseCluster):
             return ""
 
     def _nanny_gone(self) -> bool:
-        """A nanny of this cluster closed for good since it started (its scheduler connection broke, say): no
-        worker comes back from it, so waiting for one is no use. (Each start logs to a new file.)"""
+        """A nanny of this cluster closed for good since it started or was last mended (its scheduler connection
+        broke, say): no worker comes back from it, so waiting for one is no use. (Each start logs to a new file.)"""
         return bool(NANNY_GONE.search(self._log_text(), self._log_from))
 
     def describe(self) -> dict:

@@ -140,6 +140,7 @@ def _run(args, cases, problems) -> int:
         if laned:
             # its workers count as clusters at once in the memory limit of each (cluster.limits)
             os.environ[CLUSTERS_VAR] = str(clusters_at_once() * 2)
+
             def from_lane(cell: dict) -> None:
                 cell = CellResult(**cell)
                 record(cell)
