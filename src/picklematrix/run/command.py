@@ -135,6 +135,7 @@ def _run(args, cases, problems) -> int:
 
     t0 = time.perf_counter()
     kernel = lane = None
+    clusters_var = os.environ.get(CLUSTERS_VAR)  # restored once the run is over (a caller's process goes on)
     try:
         use_security(args.scheduler, args.scheduler_security)
         if laned:
@@ -161,6 +162,7 @@ def _run(args, cases, problems) -> int:
             kernel.close()
         if lane is not None:
             lane.stop()
+        _restore(CLUSTERS_VAR, clusters_var)
         _end_children()
         return EXIT_BAD_INPUT
     cluster_seconds = time.perf_counter() - t0
@@ -177,6 +179,7 @@ def _run(args, cases, problems) -> int:
                 lane.stop()
             bar.close()
             cluster.close()
+            _restore(CLUSTERS_VAR, clusters_var)
             _end_children()
         result.broken_cases = broken
         timing = {"cluster_start_seconds": cluster_seconds,
@@ -228,6 +231,13 @@ def _join_lane(lane, result, cases, methods, contexts, *, cluster, samples, bar,
     position = {(case.family, case.case_id): i for i, case in enumerate(cases)}
     result.cells = sorted(result.cells + cells, key=lambda c: (position[(c.family, c.case)], methods.index(c.method),
                                                               contexts.index(c.context)))
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _status(code: int) -> str:
