@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .faults.runs import kill_all, session_members
+from .faults.runs import kill_all, members_left, session_members
 
 pytestmark = pytest.mark.slow
 
@@ -26,17 +26,12 @@ def _run(tmp_path, name, *args, deadline=180):
     cmd = [sys.executable, "-m", "picklematrix", "run", "--context", "all", "--json", str(out), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        proc.stdout_text, proc.stderr = proc.communicate(timeout=deadline)
-        left = session_members(proc.pid)
-        for _ in range(50):
-            if not left:
-                break
-            time.sleep(0.1)
-            left = session_members(proc.pid)
+        _, stderr = proc.communicate(timeout=deadline)
+        left = members_left(proc.pid, within=5.0)
         assert not left, f"processes outlived the run: {left}"
     finally:
         kill_all(proc.pid)
-    return proc, json.loads(out.read_text()) if out.exists() else None
+    return proc.returncode, stderr, json.loads(out.read_text()) if out.exists() else None
 
 
 def _outcomes(data):
@@ -49,23 +44,23 @@ def test_side_by_side_records_what_one_after_the_other_does(tmp_path):
     # a worker killed by a task and a hung cell in each lane, among plain cells
     only = ["--only", "functions/lambda_square", "--only", "misc/os_exit_in_task", "--only", "misc/sleep_forever",
             "--only", "functions/closure_free_vars"]
-    laned, data = _run(tmp_path, "laned", *only)
-    assert laned.returncode == 0, laned.stderr[-3000:]
-    serial, serial_data = _run(tmp_path, "serial", *only, "--serial")
-    assert serial.returncode == 0, serial.stderr[-3000:]
+    code, stderr, data = _run(tmp_path, "laned", *only)
+    assert code == 0, stderr[-3000:]
+    code, serial_stderr, serial_data = _run(tmp_path, "serial", *only, "--serial")
+    assert code == 0, serial_stderr[-3000:]
     assert data["cluster"].get("lanes") == 2 and "lanes" not in serial_data["cluster"]
     assert len(data["cells"]) == len(serial_data["cells"]) == 4 * 3 * 2
     assert _outcomes(data) == _outcomes(serial_data)
     assert data["complete"] and data["cluster"]["kernel_starts"] >= 1
     # side by side: a kernel cell was done before the last script cell (the progress says so, in its order)
-    contexts = [line.rsplit("@", 1)[1].split("]")[0] for line in laned.stderr.splitlines() if " @" in line]
+    contexts = [line.rsplit("@", 1)[1].split("]")[0] for line in stderr.splitlines() if " @" in line]
     assert len(contexts) == 24
     assert contexts.index("kernel") < len(contexts) - 1 - contexts[::-1].index("script"), contexts
 
 
 def test_a_lane_that_dies_loses_no_cell(tmp_path):
-    proc, data = _run(tmp_path, "run", "--cases", str(LANE_CASES))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    code, stderr, data = _run(tmp_path, "run", "--cases", str(LANE_CASES))
+    assert code == 0, stderr[-3000:]
     assert data["complete"] and len(data["cells"]) == 3 * 3 * 2
     assert not [c for c in data["cells"] if c["surprise"]]
     warnings = [w for w in data["cluster"]["warnings"] if "kernel lane ended" in w]

@@ -76,16 +76,21 @@ def run_picklematrix(tmp_path, *args, deadline: float, env: dict | None = None) 
                              f"(exit status {proc.returncode}); its session held {left}\n"
                              f"stdout:\n{stdout[-3000:]}\nstderr:\n{stderr[-5000:]}") from None
     seconds = time.monotonic() - t0
-    # a process killed as the run ended may take a moment to be gone
-    survivors = session_members(proc.pid)
-    for _ in range(30):
-        if not survivors:
-            break
-        time.sleep(0.1)
-        survivors = session_members(proc.pid)
+    survivors = members_left(proc.pid)
     kill_all(proc.pid)
     data = json.loads(out.read_text()) if out.exists() else None
     return Run(proc.returncode, stdout, stderr, seconds, survivors, data)
+
+
+def members_left(sid: int, within: float = 3.0) -> list:
+    """The processes of session ``sid`` still there after up to ``within`` seconds (a process killed as the run
+    ended may take a moment to be gone)."""
+    deadline = time.monotonic() + within
+    left = session_members(sid)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = session_members(sid)
+    return left
 
 
 def kill_all(sid: int) -> None:

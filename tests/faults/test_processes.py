@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from .runs import FAULT_CASES, kill_all, run_picklematrix, session_members
+from .runs import FAULT_CASES, kill_all, members_left, run_picklematrix, session_members
 
 pytestmark = pytest.mark.slow
 
@@ -49,12 +49,7 @@ def test_a_run_stopped_mid_cell_leaves_no_process(tmp_path):
             raise AssertionError(f"output still open 30s after SIGTERM; session: {session_members(proc.pid)}") \
                 from None
         assert proc.returncode == 128 + signal.SIGTERM, proc.returncode
-        left = session_members(proc.pid)
-        for _ in range(30):
-            if not left:
-                break
-            time.sleep(0.1)
-            left = session_members(proc.pid)
+        left = members_left(proc.pid)
         assert not left, f"processes outlived the run: {left}"
     finally:
         kill_all(proc.pid)
