@@ -52,8 +52,8 @@ from picklematrix.record.tmpdirs import (  # noqa: F401
     short_tmpdir,
 )
 from picklematrix.run import progress
-from picklematrix.run.corpus import case_digest
-from picklematrix.run.selection import SAMPLES
+from picklematrix.run.corpus import CONTEXTS, case_digest
+from picklematrix.run.selection import SAMPLES, recording_samples
 
 # The commit a run records under (the fingerprint commit, see picklematrix.record.fingerprint) is read once per
 # run: by its first recording, when nox's sessions share a directory (RUN_DIR_VAR, set when nox loads the
@@ -173,11 +173,13 @@ def _keep_progress(staged: Path, marker: Path) -> None:
 def harness_command(python: str, env_id: str, sidecar: Path, commit: str, machine: str) -> list[str]:
     """``python -m picklematrix run`` as nox -s matrix runs it, with PICKLEMATRIX_CASES and _ONLY applied.
 
-    ``SAMPLES`` timing samples per passing cell, in every context: asv records those of the contexts it
-    times (picklematrix.record.asv_record), the sidecar keeps them all. PICKLEMATRIX_CASES
+    Timing samples per passing cell as ``selection.recording_samples`` says: asv's ``SAMPLES`` in the contexts
+    it times (picklematrix.record.asv_record), one elsewhere; the sidecar keeps them all. PICKLEMATRIX_CASES
     (os.pathsep-separated dirs) replaces the built-in corpus.
     """
     args = [python, "-m", "picklematrix", "run", "--context", "all", "--samples", str(SAMPLES),
+            *(a for c in CONTEXTS if recording_samples(c) != SAMPLES
+              for a in ("--samples", f"{c}={recording_samples(c)}")),
             "--json", str(sidecar), "--env-id", env_id, "--commit", commit, "--machine", machine]
     for d in (d for d in os.environ.get("PICKLEMATRIX_CASES", "").split(os.pathsep) if d):
         args += ["--cases", d]

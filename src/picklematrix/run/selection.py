@@ -17,12 +17,19 @@ OUTCOME = "cells.Outcome.track_outcome"
 GRAPH_SIZE = "cells.GraphSize.track_graph_bytes"
 COMPUTE = "cells.Compute.time_compute"
 
-# Timing samples per passing cell, in every context (the harness run takes them all).
+# Timing samples per passing cell in a recording (the harness run takes them all): asv's ``repeat`` in the
+# contexts asv records (``COMPUTE``), and so the review compares: the script context's, as asv would time a
+# cell itself (a benchmark process of its own, a fresh client). In the other contexts the compute call is
+# timed once, as every cell's is: its time is the sidecar's and the matrix page's only, and nothing compares
+# it, so further samples would cost a recording time and tell nobody anything.
 SAMPLES = 3
-# The contexts whose timings asv records (``COMPUTE``), and so the review compares: the script context's,
-# as asv would time a cell itself (a benchmark process of its own, a fresh client). The kernel context's
-# samples are the sidecar's only.
 ASV_TIMED_CONTEXTS = ("script",)
+UNTIMED_SAMPLES = 1
+
+
+def recording_samples(context: str) -> int:
+    """How many timing samples a recording takes of a passing cell in ``context``."""
+    return SAMPLES if context in ASV_TIMED_CONTEXTS else UNTIMED_SAMPLES
 
 
 def why_not(benchmark: str, cell: dict | None) -> str | None:
