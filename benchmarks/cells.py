@@ -46,7 +46,7 @@ class GraphSize(CellSuite):
 
 class Compute(CellSuite):
     number = 1
-    repeat = selection.SAMPLES
+    repeat = selection.REPEAT
     rounds = 1
     warmup_time = 0
 

@@ -1,8 +1,14 @@
-"""The cells each asv benchmark measures: one rule for the recording's asv record and for the benchmarks' setup."""
+"""The cells each asv benchmark measures: one rule for the recording's asv record and for the benchmarks' setup;
+and how many samples a cell gets."""
+
+import json
+from pathlib import Path
 
 import pytest
 
 from picklematrix.run.selection import ASV_TIMED_CONTEXTS, COMPUTE, GRAPH_SIZE, OUTCOME, why_not
+
+from .conftest import run_cli
 
 
 def _cell(context, outcome, graph_bytes=None):
@@ -32,3 +38,24 @@ def test_the_benchmark_names_are_the_suites_own(benchmark):
 
     module, cls, method = benchmark.split(".")
     assert module == "cells" and callable(getattr(getattr(suites, cls), method))
+
+
+def test_a_slow_cell_gets_asvs_fewer_samples(tmp_path):
+    """asv's ``repeat = (min, max, max_time)``, applied by a real run: a cell whose samples take over
+    ``SAMPLE_TIME`` stops at ``MIN_SAMPLES``, a fast one gets every sample asked for, in both contexts."""
+    from picklematrix.run.selection import MIN_SAMPLES, SAMPLE_TIME, SAMPLES
+
+
+    cases = Path(__file__).resolve().parent / "data" / "sampling"
+    out = tmp_path / "run.json"
+    proc = run_cli("run", "--cases", str(cases), "--context", "all", "--samples", str(SAMPLES), "--no-progress",
+                   "--json", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    passing = [c for c in json.loads(out.read_text())["cells"] if c["outcome"] == "pass"]
+    assert {(c["case"], c["context"]) for c in passing} == {(case, context) for case in ("fast", "slow")
+                                                           for context in ("script", "kernel")}
+    for cell in passing:
+        if cell["case"] == "slow":
+            assert len(cell["samples"]) == MIN_SAMPLES and sum(cell["samples"]) > SAMPLE_TIME, cell
+        else:
+            assert len(cell["samples"]) == SAMPLES, cell

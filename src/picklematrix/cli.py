@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from picklematrix import __version__
 from picklematrix.run.corpus import CONTEXTS
 from picklematrix.run.methods import METHODS
+from picklematrix.run.selection import MIN_SAMPLES, SAMPLE_TIME
 
 EXIT_BAD_INPUT = 2
 
@@ -153,7 +154,8 @@ OPTIONS = [
     Option(("--context",), ("run",), dict(default="script", choices=[*CONTEXTS, "all"],
            help="where cells run (default: script)")),
     Option(("--samples",), ("run",), dict(action="append", type=_samples, metavar="N|CONTEXT=N",
-           help="timing samples per passing cell (default 1); CONTEXT=N sets one context's "
+           help=f"timing samples per passing cell (default 1; no more than {MIN_SAMPLES} once {SAMPLE_TIME:g} s "
+                "have passed since the first began, asv's rule); CONTEXT=N sets one context's "
                 "(e.g. --samples 3 --samples script=1); repeatable")),
     Option(("--no-progress",), ("run",), dict(action="store_true", help="no progress output")),
     Option(("--serial",), ("run",), dict(action="store_true",

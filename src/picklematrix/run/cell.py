@@ -30,6 +30,7 @@ from picklematrix import outcomes as oc
 from picklematrix.run.culprit import culprit_path
 from picklematrix.run.methods import METHODS, ComputeTimeout
 from picklematrix.run.observe import PickleLogCapture, Tap
+from picklematrix.run.selection import MIN_SAMPLES, SAMPLE_TIME
 
 
 def _fresh_main_module(path: str) -> types.ModuleType:
@@ -247,9 +248,11 @@ def compute_phase(ns: dict, client, method_name: str, *, case_id: str, context: 
             detail = None if ok else oc.normalise(f"value {_short_repr(value)} does not match the cell's expectation")
 
         # Further timing samples only for cells that worked on the cluster:
-        # a failure's time is not a benchmark.
+        # a failure's time is not a benchmark. asv's rule for how many (selection.REPEAT).
         if outcome == oc.PASS:
             for _ in range(samples - 1):
+                if len(times) >= MIN_SAMPLES and time.perf_counter() - start > SAMPLE_TIME:
+                    break
                 # each sample gets the case's whole timeout: the harness restarts its clock here
                 emit({"event": "sample"})
                 settle(client)

@@ -25,6 +25,14 @@ COMPUTE = "cells.Compute.time_compute"
 SAMPLES = 3
 ASV_TIMED_CONTEXTS = ("script",)
 UNTIMED_SAMPLES = 1
+# asv's rule for when to stop sampling, ``repeat = (min, max, max_time)``: at most the samples asked for
+# (``SAMPLES`` in a recording), but once ``SAMPLE_TIME`` seconds have passed since the first sample began, no
+# more than ``MIN_SAMPLES``. A cell of a few milliseconds gets all of them; one that computes for half a
+# second gets two, as asv would give it: its samples are each as good, and a third would cost the run more
+# than the rest of the case together.
+MIN_SAMPLES = 2
+SAMPLE_TIME = 1.0
+REPEAT = (MIN_SAMPLES, SAMPLES, SAMPLE_TIME)
 
 
 def recording_samples(context: str) -> int:
