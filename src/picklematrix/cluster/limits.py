@@ -16,7 +16,7 @@ START_WITHIN = 60.0
 # cluster each). The rule:
 #   limit per worker = machine memory (distributed's reading: host, cgroup or RSS rlimit)
 #                      x MEMORY_FRACTION / (workers of this cluster x clusters at once)
-# with clusters at once from PICKLEMATRIX_CLUSTERS, else the CPU count (a nox run computes one env per CPU:
+# with clusters at once from PICKLEMATRIX_CLUSTERS, else default_clusters() (the envs a nox run computes at once:
 # picklematrix.record.recording.run_slot). PICKLEMATRIX_WORKER_MEMORY ("2GiB", bytes) sets the limit itself.
 MEMORY_FRACTION = 0.5
 CLUSTERS_VAR = "PICKLEMATRIX_CLUSTERS"
@@ -37,10 +37,19 @@ def worker_memory_limit(n_workers: int) -> int:
     return int(MEMORY_LIMIT * MEMORY_FRACTION / (max(1, n_workers) * clusters_at_once()))
 
 
+def default_clusters() -> int:
+    """The envs a nox run computes at once unless PICKLEMATRIX_CLUSTERS says: one and a half per CPU. An env's
+    run keeps about one and a half CPUs busy with its two lanes, less than that while it starts, ends, waits on
+    a cell's timeout or records with asv; with one env per CPU the default profile left a fifth of the machine
+    idle (measured on 2 CPUs: 342.7 s with 2 at once, 312.1 s with 3, the same outcomes)."""
+    return max(1, (os.cpu_count() or 1) * 3 // 2)
+
+
 def clusters_at_once() -> int:
-    """How many clusters of the harness run at once on this machine: PICKLEMATRIX_CLUSTERS, else the CPU count.
-    (A run whose kernel cells take a lane of their own doubles it for both lanes: picklematrix.run.lanes.)"""
-    clusters_text = os.environ.get(CLUSTERS_VAR) or str(os.cpu_count() or 1)
+    """How many clusters of the harness run at once on this machine: PICKLEMATRIX_CLUSTERS, else
+    default_clusters(). (A run whose kernel cells take a lane of their own doubles it for both lanes:
+    picklematrix.run.lanes.)"""
+    clusters_text = os.environ.get(CLUSTERS_VAR) or str(default_clusters())
     try:
         return max(1, int(clusters_text))
     except ValueError:
