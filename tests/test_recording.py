@@ -134,6 +134,20 @@ def test_harness_command_applies_cases_and_only(monkeypatch, tmp_path):
     assert [args[i + 1] for i, a in enumerate(args) if a == "--only"] == ["x/*", "y"]
 
 
+def test_harness_command_takes_a_recordings_samples(tmp_path):
+    """The run a recording starts takes asv's samples where asv records timings, one elsewhere (as the CLI
+    parses the command)."""
+    from picklematrix.cli import build_parser
+    from picklematrix.run.command import samples_by_context
+    from picklematrix.run.corpus import CONTEXTS
+    from picklematrix.run.selection import ASV_TIMED_CONTEXTS, SAMPLES
+
+    args = recording.harness_command("py", ENV.env_id, tmp_path / "s.outcomes", "c" * 40, "m")
+    samples = samples_by_context(build_parser().parse_args(args[3:]).samples)
+    assert samples == {c: SAMPLES if c in ASV_TIMED_CONTEXTS else 1 for c in CONTEXTS}
+    assert set(samples.values()) == {SAMPLES, 1}
+
+
 def test_an_env_error_is_recorded_where_the_report_reads_it(tmp_path):
     target = resultsdir.Target(tmp_path / "results", "f" * 40, "box")
     path = resultsdir.record_env_error(target, ENV, "install", "x" * 30000)

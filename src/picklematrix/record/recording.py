@@ -53,7 +53,7 @@ from picklematrix.record.tmpdirs import (  # noqa: F401
 )
 from picklematrix.run import progress
 from picklematrix.run.corpus import CONTEXTS, case_digest
-from picklematrix.run.selection import SAMPLES, recording_samples
+from picklematrix.run.selection import recording_samples_args
 
 # The commit a run records under (the fingerprint commit, see picklematrix.record.fingerprint) is read once per
 # run: by its first recording, when nox's sessions share a directory (RUN_DIR_VAR, set when nox loads the
@@ -177,9 +177,7 @@ def harness_command(python: str, env_id: str, sidecar: Path, commit: str, machin
     it times (picklematrix.record.asv_record), one elsewhere; the sidecar keeps them all. PICKLEMATRIX_CASES
     (os.pathsep-separated dirs) replaces the built-in corpus.
     """
-    args = [python, "-m", "picklematrix", "run", "--context", "all", "--samples", str(SAMPLES),
-            *(a for c in CONTEXTS if recording_samples(c) != SAMPLES
-              for a in ("--samples", f"{c}={recording_samples(c)}")),
+    args = [python, "-m", "picklematrix", "run", "--context", "all", *recording_samples_args(CONTEXTS),
             "--json", str(sidecar), "--env-id", env_id, "--commit", commit, "--machine", machine]
     for d in (d for d in os.environ.get("PICKLEMATRIX_CASES", "").split(os.pathsep) if d):
         args += ["--cases", d]

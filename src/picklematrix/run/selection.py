@@ -40,6 +40,12 @@ def recording_samples(context: str) -> int:
     return SAMPLES if context in ASV_TIMED_CONTEXTS else UNTIMED_SAMPLES
 
 
+def recording_samples_args(contexts) -> list[str]:
+    """``picklematrix run``'s ``--samples`` arguments for a recording's samples in ``contexts``."""
+    return ["--samples", str(SAMPLES), *(a for c in contexts if recording_samples(c) != SAMPLES
+                                         for a in ("--samples", f"{c}={recording_samples(c)}"))]
+
+
 def why_not(benchmark: str, cell: dict | None) -> str | None:
     """Why ``benchmark`` cannot measure ``cell`` (None: it can)."""
     if cell is None:
