@@ -161,6 +161,34 @@ def test_the_notebooks_client_passes_to_the_next_case_only_when_nothing_of_it_ch
     assert krunner.kernel.prepared_ahead == ahead + 4
 
 
+def test_a_failed_compute_leaves_the_notebooks_client_to_the_next_case(krunner, tmp_path):
+    """A compute call that cannot pickle its graph leaves its futures in a reference cycle (its exception's
+    traceback holds the frames that hold them): freed by a young-generation collection, they do not cost the
+    next case its client. A future the case keeps where no reset reaches does."""
+    record = tmp_path / "ids"
+    note = f"open({str(record)!r}, 'a').write(get_ipython().user_ns['cli' + 'ent'].id + ' ')\n"
+    head = 'CASE = {{"family": "outcomes", "summary": "{summary}", "expect": "{expect}"}}\nimport dask\n'
+    cases = _cases(tmp_path, {
+        "a_unpicklable": head.format(summary="a lock in the graph", expect="serialize-error") + note
+        + "import threading\nresult = dask.delayed(lambda lock: 1)(threading.Lock())\nexpected = 1\n",
+        "b_quiet": head.format(summary="records its client", expect="pass") + note
+        + "result = dask.delayed(sum)([1, 2])\nexpected = 3\n",
+        "c_keeps": head.format(summary="keeps a future where no reset reaches", expect="pass") + note
+        + "import builtins\nbuiltins._picklematrix_kept = get_ipython().user_ns['cli' + 'ent'].submit(sum, [1, 2])\n"
+        + "result = dask.delayed(sum)([1, 2])\nexpected = 3\n",
+    })
+    grid = [("a_unpicklable", oc.SERIALIZE_ERROR), ("b_quiet", oc.PASS), ("c_keeps", oc.PASS), ("b_quiet", oc.PASS)]
+    kernel = krunner._kernel()
+    kept = kernel.clients_kept
+    for i, (case, outcome) in enumerate(grid):
+        cell = krunner.run(cases[case], "Client.compute", "kernel",
+                           next_kernel="Client.compute" if i + 1 < len(grid) else None)
+        assert cell.outcome == outcome, cell
+    ids = record.read_text().split()
+    assert ids[0] == ids[1] == ids[2] != ids[3], ids  # kept after the failure; new after the kept future
+    assert krunner.kernel.clients_kept == kept + 2
+
+
 def test_notebook_model_captures_the_namespace_on_old_pydantic(krunner, fixture_cases):
     if installed_version("pydantic") >= "2.9":
         pytest.fail("needs pydantic < 2.9 (nox -s tests installs 2.8.2)")

@@ -281,15 +281,26 @@ def _reusable(address: str, default: bool) -> str | None:
 
 def _holds_nothing(client) -> str | None:
     """Why ``client`` may not pass to the next case once the case's namespace is gone (None: it may): a future
-    the case left in a reference cycle lives until the collector runs, and its key with it on the scheduler."""
-    try:
-        # the futures the reset dropped release their keys on the client's loop: let it run that first
-        client.sync(_nothing, callback_timeout=SETTLE_WITHIN)
-    except Exception as e:
-        return f"its loop did not answer ({type(e).__name__})"
-    if client.refcount or client.futures:
-        return "it still holds futures"
-    return None
+    the case left in a reference cycle lives until the collector runs, and its key with it on the scheduler.
+
+    Such a cycle is usually young: a compute call that failed leaves one (its exception's traceback holds the
+    frames that hold the futures; distributed's own serialization errors make such cycles). ``%reset`` collects
+    it with a full ``gc.collect()`` (see _reset); here a collection of the young generations, about a
+    millisecond where the full one takes 30-60 ms, which the interpreter would run itself a few allocations
+    later. Only what it cannot free costs the client."""
+    import gc
+
+    for collect in (False, True):
+        if collect:
+            gc.collect(1)
+        try:
+            # the futures the reset dropped release their keys on the client's loop: let it run that first
+            client.sync(_nothing, callback_timeout=SETTLE_WITHIN)
+        except Exception as e:
+            return f"its loop did not answer ({type(e).__name__})"
+        if not (client.refcount or client.futures):
+            return None
+    return "it still holds futures"
 
 
 def _close(client) -> None:
