@@ -4,8 +4,9 @@
 
 Runs ``picklematrix.run.runner.run_corpus`` (the function ``picklematrix run`` calls: its cluster, its cell
 processes, its kernel, its health checks, its progress lines and a real sidecar written after every cell) over
-the selected cases (default: the ``functions`` family, the built-in corpus's cheapest cells) with the samples a
-recording takes (``selection.SAMPLES`` in both contexts), and stamps each step with the machine's monotonic clock, which every
+the selected cases (default: the ``functions`` family, the built-in corpus's cheapest cells) with three samples
+per passing cell in both contexts (as bench/harness_ab.py: two commits compare at equal samples; a recording
+now takes one in the kernel context), and stamps each step with the machine's monotonic clock, which every
 process shares:
 
 * in the harness: the previous cell's process waited for, the fork, each event of the cell as it arrives, the
@@ -40,8 +41,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAMPS_VAR = "PM_CELL_PROFILE_DIR"
-# a recording's samples per cell in both contexts (picklematrix.run.selection.SAMPLES), spelled out: --src may
-# name a checkout from before that module, measured with the same samples
+# samples per cell in both contexts, spelled out (picklematrix.run.selection.SAMPLES, a script cell's in a
+# recording): --src may name a checkout from before that module, measured with the same samples
 SAMPLES = 3
 HOOKS = "cell_profile"  # this file, imported by name in the forkserver and the kernel
 

@@ -9,8 +9,13 @@ built-in templates themselves (``--only``, ``--builtin-rounds`` times), with the
 (``selection.SAMPLES`` in both contexts), and times each cell's progress line as it arrives: the cost of a cell
 is the time between two cells' lines, whatever the run did in between (its cell, the health check, the
 sidecar's write, the progress), the start-up (cluster, kernel: the first two cells) left out. Prints the mean
-and median per cell of both, and their
-ratio (generated / built-in; 1.1 or less is linear). A run that fails (an exit status other than 0 or 1, a cell
+and median per cell of both, and their ratio (generated / built-in; 1.1 or less is linear). A run takes its
+cells in ``run_order`` (every case by dask's-default-scheduler methods, then every case by the others), so two
+runs of different sizes hold the methods in different proportions, and a method's cells differ in cost (a
+``dask.compute(x, client=c)`` cell runs locally): with one context, each gap is given to the cell it ends (the
+run's order, rebuilt from its sidecar), and the ratio that counts compares like with like, the mean per method
+of both, weighted by the generated run's cells ("same mix"). With both contexts the two lanes' lines
+interleave, and only the plain ratio is printed. A run that fails (an exit status other than 0 or 1, a cell
 missing, a harness error) makes it exit 1 and print no ratio.
 
 --python: an env's interpreter (dask, distributed, ipykernel); the run uses this checkout's ``src``.
@@ -31,7 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from picklematrix.run.methods import METHODS  # noqa: E402
 from picklematrix.run.progress import parse  # noqa: E402
+from picklematrix.run.runner import run_order  # noqa: E402
 from picklematrix.run.selection import SAMPLES  # noqa: E402
 
 
@@ -82,7 +89,16 @@ def run(python: str, args: list[str], out: Path, label: str) -> dict:
         print(f"{label}: FAILED: {problem}\n{''.join(errors[-30:])}", file=sys.stderr)
     # from the second cell's line on: the first gap holds the kernel's start (it starts with the first kernel cell)
     gaps = [b - a for a, b in zip(times[1:], times[2:])]
-    return {"problem": problem, "gaps": gaps, "cells": len(cells), "wall": wall, "timing": data.get("timing")}
+    by_method: dict = {}
+    if not problem and ARGS.context != "all":
+        # each gap ends with a cell's line: the run's third cell onwards, in the run's order
+        cases = list(dict.fromkeys((c["family"], c["case"]) for c in cells))
+        methods = [m for m in METHODS if any(c["method"] == m for c in cells)]  # the run's own order
+        order = run_order(cases, methods, [ARGS.context])
+        for (_, method, _), gap in zip(order[2:], gaps):
+            by_method.setdefault(method, []).append(gap)
+    return {"problem": problem, "gaps": gaps, "by_method": by_method, "cells": len(cells), "wall": wall,
+            "timing": data.get("timing")}
 
 
 def main(argv=None) -> int:
@@ -130,6 +146,17 @@ def main(argv=None) -> int:
     base_median = statistics.median(g for r in builtin for g in r["gaps"])
     print(f"ratio generated / built-in, per cell: mean {statistics.mean(generated['gaps']) / base:.2f}x, "
           f"median {statistics.median(generated['gaps']) / base_median:.2f}x")
+    if generated["by_method"]:
+        ours = generated["by_method"]
+        theirs = {m: [g for r in builtin for g in r["by_method"].get(m, [])] for m in ours}
+        for m in ours:
+            print(f"  {m}: built-in {statistics.mean(theirs[m]) * 1000:.1f} ms ({len(theirs[m])} cells), generated "
+                  f"{statistics.mean(ours[m]) * 1000:.1f} ms ({len(ours[m])} cells), "
+                  f"{statistics.mean(ours[m]) / statistics.mean(theirs[m]):.2f}x")
+        weight = {m: len(ours[m]) for m in ours}
+        same_mix = sum(weight[m] * statistics.mean(theirs[m]) for m in ours) / sum(weight.values())
+        print(f"ratio generated / built-in, per cell, same mix (the built-in's mean per method, weighted by the "
+              f"generated run's cells): {statistics.mean(generated['gaps']) / same_mix:.2f}x")
     return 0
 
 
