@@ -536,6 +536,7 @@ def _pids(cluster):
 
 def test_a_spawned_cluster_that_lost_a_worker_for_good_gets_a_new_worker_beside_the_others():
     from picklematrix.cluster.spawned import SpawnedCluster
+    from picklematrix.cluster.zygote import ForkedProcess
 
     cluster = SpawnedCluster(sys.executable).start()
     try:
@@ -553,11 +554,42 @@ def test_a_spawned_cluster_that_lost_a_worker_for_good_gets_a_new_worker_beside_
             assert cluster.health().ok and len(cluster.added) == n
             assert len(cluster.client.scheduler_info()["workers"]) == 2
         assert cluster.restarts == 2 and not cluster.warnings and cluster._standby is None
-        owned = _pids(cluster) + [p.pid for p in cluster.added]
+        # the first was spawned, and the zygote started beside it; the second forked by the zygote
+        assert isinstance(cluster.added[0], subprocess.Popen) and isinstance(cluster.added[1], ForkedProcess)
+        zygote = cluster._zygote.proc.pid
+        owned = _pids(cluster) + [p.pid for p in cluster.added] + [zygote]
         directory = cluster.dir
     finally:
         cluster.close(timeout=2)
     assert not any(_alive(pid) for pid in owned) and not directory.exists()
+
+
+def test_a_zygote_that_cannot_start_says_so_and_the_worker_is_spawned_instead(tmp_path):
+    """An interpreter without dask's command line cannot be a zygote: its fork request fails at once, naming
+    it, and the spawned cluster falls back to spawning (the first warning says why)."""
+    from picklematrix.cluster.spawned import SpawnedCluster
+    from picklematrix.cluster.zygote import Zygote
+
+    bare = shutil.which("python3", path="/usr/bin:/bin") or pytest.fail("no /usr/bin/python3 without dask here")
+    log = tmp_path / "zygote.log"
+    zygote = Zygote(bare, dict(os.environ), log)
+    try:
+        with pytest.raises(OSError, match=f"zygote \\(pid {zygote.proc.pid}\\)"):
+            zygote.fork(["worker", "--help"], log)
+        assert "dask" in log.read_text()  # its ImportError, in the log
+    finally:
+        zygote.close()
+    assert not _alive(zygote.proc.pid)
+
+    cluster = SpawnedCluster(sys.executable)
+    cluster.log = tmp_path / "cluster.log"
+    cluster._zygote = Zygote(bare, dict(os.environ), cluster.log)
+    proc = cluster._start_worker(["--version"])
+    try:
+        assert isinstance(proc, subprocess.Popen) and proc.wait(60) == 0
+        assert cluster._zygote is False and "zygote failed" in cluster.warnings[0], cluster.warnings
+    finally:
+        cluster.close(timeout=1)
 
 
 def test_a_spawned_cluster_whose_scheduler_died_is_replaced_by_one_started_ahead():

@@ -10,7 +10,8 @@ The processes run in a process group of their own, ended when the cluster closes
 What a replacement costs is what a skew pair of two Python minors costs: most cases that send code by value
 bring its cluster down (its 3.11 scheduler cannot pickle a 3.12 function again for a worker, whose nanny then
 closes for good). So such a worker is replaced by a new ``dask worker`` beside the scheduler, which is well
-(``_mend``), and the whole cluster only when that does not make it whole; the scheduler and the workers are
+(``_mend``; from the second on, forked from a zygote of the cluster env that has imported dask's command line:
+picklematrix.cluster.zygote), and the whole cluster only when that does not make it whole; the scheduler and the workers are
 spawned side by side; each nanny forks its worker (distributed's ``multiprocessing-method: fork``) instead of
 spawning one more interpreter that imports distributed; a replaced cluster ends on a thread of its own; and
 once a cluster had to be replaced, the next one is started ahead (a standby). The default profile's outcomes, root causes included, are the same as with
@@ -42,6 +43,7 @@ from picklematrix.cluster.base import (
     within,
 )
 from picklematrix.cluster.limits import START_WITHIN_VAR, start_within, worker_memory_limit
+from picklematrix.cluster.zygote import Zygote
 
 # What OwnedCluster sets with dask.config for its LocalCluster, for processes of another env: dask reads
 # DASK_* variables at import (see OwnedCluster.start for why each).
@@ -95,6 +97,9 @@ class SpawnedCluster(BaseCluster):
         self.added: list = []
         self._log_from = 0
         self._ended: set = set()  # pids of the ``dask worker`` processes that had ended by then
+        # Once a worker had to be added, the next ones are forked from a zygote of the cluster env
+        # (picklematrix.cluster.zygote); False once it failed (they are spawned again).
+        self._zygote: Zygote | None | bool = None
 
     @property
     def address(self) -> str:
@@ -262,15 +267,31 @@ class SpawnedCluster(BaseCluster):
         # next ``dask worker`` that ends
         self._log_from = len(self._log_text())
         self._ended = {p.pid for p in self._worker_procs() if p.poll() is not None}
-        self.added.append(self._spawn(self._command(
-            "worker", self._address, "--nworkers", str(missing), "--nthreads", "1", "--memory-limit",
-            str(self.memory_limit), "--host", LOOPBACK, "--no-dashboard", "--dashboard-address", f"{LOOPBACK}:0",
-            "--local-directory", str(self.dir)), self.log))
+        self.added.append(self._start_worker([
+            self._address, "--nworkers", str(missing), "--nthreads", "1", "--memory-limit", str(self.memory_limit),
+            "--host", LOOPBACK, "--no-dashboard", "--dashboard-address", f"{LOOPBACK}:0",
+            "--local-directory", str(self.dir)]))
         health = self.health(grace=RESPAWN_WITHIN)
         if not health.ok:
             return None
         return f"started {missing} worker{'s' if missing > 1 else ''} of {self.python} in place of " \
                f"{'those' if missing > 1 else 'one'} whose nanny closed for good"
+
+    def _start_worker(self, args: list[str]):
+        """``dask worker ARGS`` of the cluster env, its output in the cluster's log: forked by the zygote once it
+        is up (picklematrix.cluster.zygote), else spawned, and the zygote started beside it for the next one
+        (where one worker had to be added, more follow: a Python-minor skew pair needs one for most cells)."""
+        if isinstance(self._zygote, Zygote):
+            try:
+                return self._zygote.fork(["worker", *args], self.log)
+            except OSError as e:
+                self._warn(f"the cluster env's zygote failed ({e}); its workers are spawned from now on")
+                self._zygote.close()
+                self._zygote = False
+        proc = self._spawn(self._command("worker", *args), self.log)
+        if self._zygote is None:
+            self._zygote = Zygote(self.python, {**os.environ, **CLUSTER_CONFIG}, self.log)
+        return proc
 
     def memory_kills(self, since: float) -> list:
         """What the nannies logged of their workers' ends since ``since`` (``time.time()``): besides a memory
@@ -322,11 +343,14 @@ class SpawnedCluster(BaseCluster):
 
     def close(self, timeout: float | None = None):
         """Close the client, then end the processes: SIGTERM, and SIGKILL for what is left after ``timeout``;
-        a standby's processes too."""
+        a standby's processes and the zygote too."""
         self._close_current(timeout)
         standby, self._standby = self._standby, None
         if standby is not None:
             _end(standby)
+        if isinstance(self._zygote, Zygote):
+            self._zygote.close()
+        self._zygote = None
         for thread in self._retiring:
             thread.join(5)
         self._retiring = []
