@@ -38,11 +38,14 @@ def worker_memory_limit(n_workers: int) -> int:
 
 
 def default_clusters() -> int:
-    """The envs a nox run computes at once unless PICKLEMATRIX_CLUSTERS says: one and a half per CPU. An env's
-    run keeps about one and a half CPUs busy with its two lanes, less than that while it starts, ends, waits on
-    a cell's timeout or records with asv; with one env per CPU the default profile left a fifth of the machine
-    idle (measured on 2 CPUs: 342.7 s with 2 at once, 312.1 s with 3, the same outcomes)."""
-    return max(1, (os.cpu_count() or 1) * 3 // 2)
+    """The envs a nox run computes at once unless PICKLEMATRIX_CLUSTERS says: one per CPU. An env's run keeps
+    about one and a half CPUs busy with its two lanes, less while it starts, ends, waits on a cell's timeout or
+    records with asv, so more at once finish a profile sooner (on 2 CPUs, 3 at once: 312.1 s against 342.7 s,
+    the same outcomes); but every timing is then taken on a machine with three times as many lanes as CPUs (the
+    A/A pair's samples of a 20 ms cell reached 260 ms, and in one run of two its review called the ×1.1 threshold
+    unsafe), and each worker's memory limit is smaller. Timings and memory come first here; set
+    PICKLEMATRIX_CLUSTERS for a run that wants outcomes sooner."""
+    return max(1, os.cpu_count() or 1)
 
 
 def clusters_at_once() -> int:
