@@ -10,12 +10,13 @@ The processes run in a process group of their own, ended when the cluster closes
 What a replacement costs is what a skew pair of two Python minors costs: most cases that send code by value
 bring its cluster down (its 3.11 scheduler cannot pickle a 3.12 function again for a worker, whose nanny then
 closes for good). So such a worker is replaced by a new ``dask worker`` beside the scheduler, which is well
-(``_mend``; from the second on, forked from a zygote of the cluster env that has imported dask's command line:
-picklematrix.cluster.zygote), and the whole cluster only when that does not make it whole; the scheduler and the workers are
-spawned side by side; each nanny forks its worker (distributed's ``multiprocessing-method: fork``) instead of
-spawning one more interpreter that imports distributed; a replaced cluster ends on a thread of its own; and
-once a cluster had to be replaced, the next one is started ahead (a standby). The default profile's outcomes, root causes included, are the same as with
-spawned workers started one after the other (docs/performance.md).
+(``_mend``; from the second on, forked from a zygote of the cluster env that has imported dask's command
+line: picklematrix.cluster.zygote), and the whole cluster only when that does not make it whole; the
+scheduler and the workers are spawned side by side; each nanny forks its worker (distributed's
+``multiprocessing-method: fork``) instead of spawning one more interpreter that imports distributed; a
+replaced cluster ends on a thread of its own; and once a cluster had to be replaced, the next one is started
+ahead (a standby). The default profile's outcomes, root causes included, are the same as with spawned workers
+started one after the other (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -290,7 +291,11 @@ class SpawnedCluster(BaseCluster):
                 self._zygote = False
         proc = self._spawn(self._command("worker", *args), self.log)
         if self._zygote is None:
-            self._zygote = Zygote(self.python, {**os.environ, **CLUSTER_CONFIG}, self.log)
+            try:
+                self._zygote = Zygote(self.python, {**os.environ, **CLUSTER_CONFIG}, self.log)
+            except OSError as e:
+                self._warn(f"the cluster env's zygote did not start ({e}); its workers are spawned")
+                self._zygote = False
         return proc
 
     def memory_kills(self, since: float) -> list:
