@@ -16,8 +16,9 @@ code and a graph size are the sidecar's (they always were: ``track_*`` only read
 the ones the harness run took of the cell's compute call (in the contexts ``selection.ASV_TIMED_CONTEXTS``
 names), under the rules ``cells.Compute`` gives asv (``number = 1``, one call per sample; ``repeat =
 selection.REPEAT``: ``SAMPLES``, or ``MIN_SAMPLES`` once ``SAMPLE_TIME`` has passed; no warm-up; the cell's
-set-up, defining it and settling its client, outside the timed call). Which cells each benchmark records is picklematrix.run.selection's rule, the one the
-benchmarks' own ``setup`` applies when asv runs them itself (asv on its own, without a sidecar).
+set-up, defining it and settling its client, outside the timed call). Which cells each benchmark records is
+picklematrix.run.selection's rule, the one the benchmarks' own ``setup`` applies when asv runs them itself
+(asv on its own, without a sidecar).
 
 A SIGTERM or SIGHUP ends this process as a Ctrl-C would: asv then ends the discovery process it started (in a
 process group of its own) before this one exits, so nothing of asv outlives the recording.
