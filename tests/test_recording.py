@@ -167,9 +167,17 @@ def test_merge_copies_one_env_s_asv_files_into_the_results(tmp_path):
         ".merge.lock", "benchmarks.json", "machine.json", "r.json"]
 
 
-def test_asv_gets_a_home_of_its_own(tmp_path):
+def test_asv_gets_a_home_of_its_own_and_a_stopped_run_s_half_written_machine_file_is_gone(tmp_path):
+    # what a run stopped while asv wrote the machine file leaves (CI: SIGTERM in asv's phase)
+    (tmp_path / "asv-home").mkdir()
+    (tmp_path / "asv-home" / ".asv-machine.json").write_text("")
     env = recording.asv_home(tmp_path)
     assert env["HOME"] == str(tmp_path / "asv-home") and (tmp_path / "asv-home").is_dir()
+    # asv names the machine as the recording has it do (picklematrix.record.asv_record)
+    named = subprocess.run([sys.executable, "-c", "from asv.machine import Machine; "
+                            "print(Machine.load(machine_name='box', machine='box').machine)"],
+                           env={**os.environ, **env}, capture_output=True, text=True)
+    assert named.returncode == 0 and named.stdout.strip() == "box", named.stderr
 
 
 

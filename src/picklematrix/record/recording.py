@@ -150,10 +150,13 @@ def asv_home(tmp: Path) -> dict:
     """A HOME of this session's own for asv.
 
     Every ``asv machine`` and ``asv run`` rewrites ``~/.asv-machine.json`` in place: two envs recording
-    at once (nox -j) would read each other's half-written file. git keeps the user's global config.
+    at once (nox -j) would read each other's half-written file. It is made empty for each recording: a run
+    stopped while asv wrote it leaves it half-written, and asv would refuse to read it ("Error parsing JSON")
+    on every later run (a recording names its machine again each time). git keeps the user's global config.
     """
     home = tmp / "asv-home"
-    home.mkdir(exist_ok=True)
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir()
     env = {"HOME": str(home)}
     gitconfig = Path.home() / ".gitconfig"
     if gitconfig.exists():
