@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from picklematrix.cluster.limits import worker_memory_limit
 from picklematrix.envs.ids import parse_env_id
 from picklematrix.record import fingerprint, logs, recording, resultsdir
 
@@ -266,7 +267,11 @@ def test_outside_a_nox_run_there_is_no_slot_to_wait_for_and_a_bad_count_is_named
     with recording.run_slot(logs.EnvConsole("e", print)) as waited:
         assert waited == 0
     monkeypatch.setenv(recording.RUN_DIR_VAR, str(tmp_path))
-    monkeypatch.setenv("PICKLEMATRIX_CLUSTERS", "two")
-    with pytest.raises(recording.RecordingError, match="PICKLEMATRIX_CLUSTERS='two'"):
-        with recording.run_slot(logs.EnvConsole("e", print)):
-            pass
+    for bad in ("two", "0"):
+        # the slots and the workers' memory limits read the one count (cluster.limits.clusters_at_once)
+        monkeypatch.setenv("PICKLEMATRIX_CLUSTERS", bad)
+        with pytest.raises(recording.RecordingError, match=f"PICKLEMATRIX_CLUSTERS='{bad}'"):
+            with recording.run_slot(logs.EnvConsole("e", print)):
+                pass
+        with pytest.raises(ValueError, match=f"PICKLEMATRIX_CLUSTERS='{bad}'"):
+            worker_memory_limit(2)

@@ -53,10 +53,9 @@ def clusters_at_once() -> int:
     default_clusters(). (A run whose kernel cells take a lane of their own doubles it for both lanes:
     picklematrix.run.lanes.)"""
     clusters_text = os.environ.get(CLUSTERS_VAR) or str(default_clusters())
-    try:
-        return max(1, int(clusters_text))
-    except ValueError:
-        raise ValueError(f"{CLUSTERS_VAR}={clusters_text!r}: expected a whole number") from None
+    if not clusters_text.isdigit() or int(clusters_text) < 1:
+        raise ValueError(f"{CLUSTERS_VAR}={clusters_text!r}: use a whole number >= 1 (the envs that compute at once)")
+    return int(clusters_text)
 
 
 def start_within() -> float:

@@ -28,7 +28,7 @@ from pathlib import Path
 from filelock import Timeout
 
 from picklematrix import sidecar as sidecars
-from picklematrix.cluster.limits import CLUSTERS_VAR, default_clusters
+from picklematrix.cluster.limits import clusters_at_once
 from picklematrix.envs import skew, venvs
 from picklematrix.envs.ids import CORPUS_VAR, asv_env_name, corpus_versions
 from picklematrix.record import asvconf, fingerprint, logs
@@ -226,13 +226,13 @@ def run_asv(tools: str, python: str, config: Path, target: Target, sidecar: Path
 
 
 def run_slots() -> int:
-    """How many envs of one nox run compute at once: PICKLEMATRIX_CLUSTERS (the clusters at once that workers'
-    memory limits are sized for), else ``limits.default_clusters()``. Raises RecordingError for a value that is
-    no number."""
-    text = os.environ.get(CLUSTERS_VAR) or str(default_clusters())
-    if not text.isdigit() or int(text) < 1:
-        raise RecordingError(f"{CLUSTERS_VAR}={text!r}: use a whole number >= 1 (the envs that compute at once)")
-    return int(text)
+    """How many envs of one nox run compute at once: ``limits.clusters_at_once()`` (PICKLEMATRIX_CLUSTERS, the
+    clusters at once that workers' memory limits are sized for, else one per CPU). Raises RecordingError for a
+    value that is no number."""
+    try:
+        return clusters_at_once()
+    except ValueError as e:
+        raise RecordingError(str(e)) from None
 
 
 @contextlib.contextmanager
