@@ -570,9 +570,12 @@ def test_a_zygote_that_cannot_start_says_so_and_the_worker_is_spawned_instead(tm
     from picklematrix.cluster.spawned import SpawnedCluster
     from picklematrix.cluster.zygote import Zygote
 
-    bare = shutil.which("python3", path="/usr/bin:/bin") or pytest.fail("no /usr/bin/python3 without dask here")
+    # this interpreter without its site-packages: no dask, whatever the machine has installed elsewhere
+    bare = tmp_path / "bare-python"
+    bare.write_text(f'#!/bin/sh\nexec "{sys.executable}" -I -S "$@"\n')
+    bare.chmod(0o755)
     log = tmp_path / "zygote.log"
-    zygote = Zygote(bare, dict(os.environ), log)
+    zygote = Zygote(str(bare), dict(os.environ), log)
     try:
         with pytest.raises(OSError, match=f"zygote \\(pid {zygote.proc.pid}\\)"):
             zygote.fork(["worker", "--help"], log)
@@ -583,7 +586,7 @@ def test_a_zygote_that_cannot_start_says_so_and_the_worker_is_spawned_instead(tm
 
     cluster = SpawnedCluster(sys.executable)
     cluster.log = tmp_path / "cluster.log"
-    cluster._zygote = Zygote(bare, dict(os.environ), cluster.log)
+    cluster._zygote = Zygote(str(bare), dict(os.environ), cluster.log)
     proc = cluster._start_worker(["--version"])
     try:
         assert isinstance(proc, subprocess.Popen) and proc.wait(60) == 0
