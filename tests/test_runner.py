@@ -312,3 +312,48 @@ def test_cells_run_by_the_kind_of_client_and_are_recorded_case_by_case(cluster, 
         (c.case_id, m, x) for c in cases for m in methods for x in contexts]
     assert {(c.case, c.method): c.outcome for c in result.cells if c.context == "kernel"} == {
         (c.case, c.method): c.outcome for c in result.cells if c.context == "script"}
+
+
+def test_the_process_forked_ahead_waits_unconnected_and_is_taken_only_for_its_own_cell(cluster, fixture_cases):
+    """The cell after the next one gets its process forked ahead (ScriptCells.fork_ahead): it reaches no
+    scheduler before its turn, is the process its cell then runs in, and a process forked for another cell is
+    ended, not used. Discarding the connected process (a mended cluster) keeps it; closing ends it."""
+    from distributed import Client
+
+    from picklematrix.run.script import ScriptCells
+
+    plain, raising = fixture_cases["plain_pass"], fixture_cases["local_raise"]
+    cells = ScriptCells()
+    address = cluster.address
+
+    def clients():
+        with Client(address, timeout=30) as c:  # itself one of them
+            return c.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.clients))
+
+    try:
+        before = clients()
+        cells.fork_ahead(plain, "dask.compute", address=address, samples=1)
+        cells._forked(ahead=True)
+        ahead = cells.ahead.proc
+        assert ahead.is_alive() and clients() == before  # forked, not connected
+        cells.prepare(plain, "dask.compute", address=address, samples=1)
+        assert cells.prepared.proc is ahead and cells.ahead is None
+        assert cells.run(plain, "dask.compute", address=address, samples=1).answer["outcome"] == oc.PASS
+
+        cells.fork_ahead(raising, "Client.compute", address=address, samples=1)
+        cells._forked(ahead=True)
+        stale = cells.ahead.proc
+        cells.prepare(raising, "dask.compute", address=address, samples=1)  # another method: another cell
+        assert cells.prepared.proc is not stale and not stale.is_alive()
+        attempt = cells.run(raising, "dask.compute", address=address, samples=1)
+        assert attempt.answer["outcome"] == oc.TASK_ERROR  # the case's own outcome by that method
+
+        cells.fork_ahead(plain, "Client.compute", address=address, samples=1)
+        cells._forked(ahead=True)
+        kept = cells.ahead.proc
+        cells.discard(ahead=False)
+        assert cells.ahead.proc is kept and kept.is_alive()
+    finally:
+        cells.close()
+    kept.join(10)
+    assert not kept.is_alive()

@@ -122,23 +122,24 @@ class CellRunner:
         )
 
     def run(self, case: Case, method: str, context: str = "script", following: tuple | None = None,
-            next_kernel: str | None = None) -> CellResult:
+            next_kernel: str | None = None, ahead: tuple | None = None) -> CellResult:
         """Run one cell and judge it; the cluster is healthy again when this returns.
 
         ``following``: the cell that runs next, ``(case, method, context)``. A script cell's process is
-        started for it (and connects its client) as soon as this cell's answer is in. ``next_kernel``: the
-        method of the next kernel cell to run, if any: a kernel cell prepares that one's notebook."""
+        started for it (and connects its client) as soon as this cell's answer is in. ``ahead``: the cell after
+        that one: a script cell's process is forked for it then (see ScriptCells.fork_ahead). ``next_kernel``:
+        the method of the next kernel cell to run, if any: a kernel cell prepares that one's notebook."""
         t0 = time.perf_counter()
         if context != "kernel" or self._not_applicable(case, context) is not None:
             # No cell starts before the previous cell's process has ended (its answer is in: it is exiting). A
             # kernel cell waits for it before its compute cell (see _attempt), its case's cell going on meanwhile.
             self.script.reap()
-        cell = self._run(case, method, context, following, next_kernel)
+        cell = self._run(case, method, context, following, next_kernel, ahead)
         cell.wall_seconds = time.perf_counter() - t0
         return cell
 
     def _run(self, case: Case, method: str, context: str, following: tuple | None = None,
-             next_kernel: str | None = None) -> CellResult:
+             next_kernel: str | None = None, ahead: tuple | None = None) -> CellResult:
         expected = self.expected(case, method, context)
         reason = self._not_applicable(case, context)
         if reason is not None:
@@ -150,15 +151,23 @@ class CellRunner:
         def prepare_following(connect: bool = True):
             # The next script cell's process: forked before a kernel cell's own (its fork then falls in the
             # notebook's cells before the compute), and connecting its client once this cell's compute is done,
-            # while this cell finishes (a kernel cell's global-state check and next notebook; the judging).
+            # while this cell finishes (a kernel cell's global-state check and next notebook; the judging). Then
+            # the process of the script cell after it is forked, to wait unconnected until its turn.
             if prepared:
                 if connect:
                     self.script.connect()
+                    fork_ahead()
             elif following is not None and following[2] == "script" and self._not_applicable(
                     following[0], "script") is None:
                 prepared.append(True)
                 self.script.prepare(following[0], following[1], address=address, samples=self.samples_for("script"),
                                     connect=connect)
+                if connect:
+                    fork_ahead()
+
+        def fork_ahead():
+            if ahead is not None and ahead[2] == "script" and self._not_applicable(ahead[0], "script") is None:
+                self.script.fork_ahead(ahead[0], ahead[1], address=address, samples=self.samples_for("script"))
 
         if context == "kernel":
             prepare_following(connect=False)
@@ -178,8 +187,9 @@ class CellRunner:
             cell.add_detail(warning)
         if self.cluster.restarts != restarts or self.cluster.address != address or getattr(self.cluster, "lost", None):
             # The next cell's process connected to a cluster that has since been mended or replaced: it
-            # starts anew, as every cell did before the cluster was whole again.
-            self.script.discard()
+            # starts anew, as every cell did before the cluster was whole again. (The one forked for the cell
+            # after it has not connected: it is kept unless the cluster's address changed.)
+            self.script.discard(ahead=False)
         return cell
 
     def _attempt(self, case: Case, method: str, context: str, *, on_result=None,
@@ -403,21 +413,27 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
     # For each cell, the next cell that runs after it (the cells that do not apply are judged without running:
     # a script cell's process is prepared for the one after them), and the method of the next kernel cell
     # (whose notebook a kernel cell prepares).
-    following, next_kernel = [None] * len(grid), [None] * len(grid)
+    # ``ahead``: the next one after that (a script cell's process is forked for it ahead).
+    following, next_kernel, ahead = [None] * len(grid), [None] * len(grid), [None] * len(grid)
     upcoming = upcoming_kernel = None
     for i in range(len(grid) - 1, -1, -1):
         following[i], next_kernel[i] = upcoming, upcoming_kernel
         case, method, context = grid[i]
         if runner._not_applicable(case, context) is None:
-            upcoming = grid[i]
+            upcoming = i
             if context == "kernel":
                 upcoming_kernel = method
+    for i in range(len(grid)):
+        if following[i] is not None:
+            ahead[i] = grid[following[following[i]]] if following[following[i]] is not None else None
+    following = [None if j is None else grid[j] for j in following]
     bar = progress if isinstance(progress, Progress) else Progress(len(grid), enabled=progress)
     cells, stopped = [], None
     try:
         for i, (case, method, context) in enumerate(grid):
             try:
-                cell = runner.run(case, method, context, following=following[i], next_kernel=next_kernel[i])
+                cell = runner.run(case, method, context, following=following[i], next_kernel=next_kernel[i],
+                                  ahead=ahead[i])
             except Exception as e:  # one cell's harness failure must not lose the others
                 cell = CellResult.of(case, method, context, runner.expected(case, method, context),
                                      oc.HARNESS_ERROR, root_cause=oc.describe(e),

@@ -32,7 +32,8 @@ class _Started:
 
 
 class ScriptCells:
-    """Runs script-context cells, one process each: the one running, the one still ending, the next one waiting."""
+    """Runs script-context cells, one process each: the one running, the one still ending, the next one waiting
+    (connecting its client), and the one after it, forked."""
 
     def __init__(self, log_dir: str | None = None):
         self.ctx = process_context()
@@ -46,6 +47,9 @@ class ScriptCells:
         # The next cell's process, started ahead (see prepare), and the thread forking it, if it is not done.
         self.prepared: _Started | None = None
         self.forking: threading.Thread | None = None
+        # The process of the cell after that one, forked and not told to connect (see fork_ahead), and its thread.
+        self.ahead: _Started | None = None
+        self.forking_ahead: threading.Thread | None = None
 
     def _start(self, case: Case, method: str, address: str, samples: int) -> _Started:
         from picklematrix.run.cell import child_main
@@ -68,7 +72,7 @@ class ScriptCells:
         proc.start()
         writer.close()
         go_reader.close()
-        return _Started((case.case_id, case.path, method, address, samples), proc, reader, go, log_path)
+        return _Started(_key(case, method, address, samples), proc, reader, go, log_path)
 
     def prepare(self, case: Case, method: str, *, address: str, samples: int, connect: bool = True) -> None:
         """Fork the process of a cell that runs later, and let it connect its client now (``connect``) or when
@@ -76,8 +80,19 @@ class ScriptCells:
         :meth:`run` says so, after the process before it has ended.
 
         Not told to connect, the process is forked from a thread: the harness goes on while the forkserver
-        forks (a wait for another process to be scheduled, milliseconds on a busy machine)."""
-        self.discard()
+        forks (a wait for another process to be scheduled, milliseconds on a busy machine). A process forked for
+        this cell by :meth:`fork_ahead` is taken instead of a new one."""
+        self.discard(ahead=False)
+        self._forked(ahead=True)
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None:
+            if ahead.key == _key(case, method, address, samples) and ahead.proc.is_alive():
+                self.prepared = ahead
+                if connect:
+                    self.connect()
+                return
+            _drop(ahead)
+            self.keep_output(ahead.log_path, keep=False)
         if connect:
             self.prepared = self._start(case, method, address, samples)
             self.connect()
@@ -92,9 +107,34 @@ class ScriptCells:
         self.forking = threading.Thread(target=fork, name="picklematrix fork the next cell", daemon=True)
         self.forking.start()
 
-    def _forked(self) -> None:
-        """Wait for a fork that :meth:`prepare` left to a thread."""
-        forking, self.forking = self.forking, None
+    def fork_ahead(self, case: Case, method: str, *, address: str, samples: int) -> None:
+        """Fork, from a thread, the process of the cell after the next one: it waits, not connected, until
+        :meth:`prepare` takes it for its cell (and lets it connect once the cell before it has computed). Its
+        fork, which was on every cell's way (the forkserver scheduled, the child started), then overlaps the
+        cells before it. Nothing of it reaches the cluster before its turn: a fork, no client."""
+        self._forked(ahead=True)
+        if self.ahead is not None:
+            if self.ahead.key == _key(case, method, address, samples):
+                return
+            _drop(self.ahead)
+            self.keep_output(self.ahead.log_path, keep=False)
+            self.ahead = None
+
+        def fork():
+            try:
+                self.ahead = self._start(case, method, address, samples)
+            except Exception:
+                self.ahead = None  # its turn forks it anew, and says what fails
+
+        self.forking_ahead = threading.Thread(target=fork, name="picklematrix fork a cell ahead", daemon=True)
+        self.forking_ahead.start()
+
+    def _forked(self, ahead: bool = False) -> None:
+        """Wait for a fork that :meth:`prepare` (``ahead``: :meth:`fork_ahead`) left to a thread."""
+        if ahead:
+            forking, self.forking_ahead = self.forking_ahead, None
+        else:
+            forking, self.forking = self.forking, None
         if forking is not None:
             forking.join()
 
@@ -109,25 +149,31 @@ class ScriptCells:
             except OSError:
                 pass  # it has ended: run() starts the cell anew
 
-    def discard(self) -> None:
-        """Drop the process :meth:`prepare` started (the cluster it connected to was replaced; the run ends)."""
+    def discard(self, ahead: bool = True) -> None:
+        """Drop the process :meth:`prepare` started (the cluster it connected to was replaced; the run ends),
+        and (``ahead``) the one :meth:`fork_ahead` forked: not connected, it is kept while its cluster's
+        address holds (its cell's key names it)."""
         self._forked()
         started, self.prepared = self.prepared, None
         if started is not None:
-            started.go.close()
-            started.reader.close()
-            _end(started.proc, kill=True)
+            _drop(started)
             self.keep_output(started.log_path, keep=False)
+        if ahead:
+            self._forked(ahead=True)
+            started, self.ahead = self.ahead, None
+            if started is not None:
+                _drop(started)
+                self.keep_output(started.log_path, keep=False)
 
     def run(self, case: Case, method: str, *, address: str, samples: int) -> Attempt:
         """Run one cell in a process of its own (the one prepared for it, else a new one) against the scheduler
         at ``address``."""
         self._forked()
         started, self.prepared = self.prepared, None
-        key = (case.case_id, case.path, method, address, samples)
-        if started is not None and (started.key != key or not started.proc.is_alive()):
+        if started is not None and (started.key != _key(case, method, address, samples)
+                                    or not started.proc.is_alive()):
             self.prepared = started
-            self.discard()
+            self.discard(ahead=False)
             started = None
         if started is not None:
             attempt = self._watch(started, case, method)
@@ -215,6 +261,18 @@ class ScriptCells:
                 os.rmdir(self.log_dir)
             except OSError:
                 pass
+
+
+def _key(case: Case, method: str, address: str, samples: int) -> tuple:
+    """What a process forked for a cell was forked for: its request (a process is taken only for its own cell)."""
+    return (case.case_id, case.path, method, address, samples)
+
+
+def _drop(started: _Started) -> None:
+    """End a process forked for a cell that will not run in it."""
+    started.go.close()
+    started.reader.close()
+    _end(started.proc, kill=True)
 
 
 def _end(proc, *, kill: bool) -> None:
