@@ -13,7 +13,7 @@ def _parent_and_modules():
     import os
     import sys
 
-    return os.getppid(), sorted(m for m in sys.modules if m.startswith("picklematrix"))
+    return os.getppid(), sorted(m for m in sys.modules if m.startswith("picklematrix") or m == "pydantic")
 
 
 def _ask_child(conn):
@@ -35,7 +35,32 @@ def test_workers_and_cells_fork_from_the_same_preloaded_server(cluster):
     for parent, modules in workers.values():
         assert parent == cell_parent
         assert "picklematrix.run.cell" in modules  # imported by the server, not by the worker
+        assert "pydantic" in modules  # a tracked package (picklematrix.preload.import_tracked)
     assert "picklematrix.run.cell" in cell_modules and "picklematrix.run.cell" in PRELOAD
+    assert "pydantic" in cell_modules
+
+
+def test_a_tracked_package_that_fails_to_import_is_left_to_the_cell(tmp_path):
+    """A pydantic that raises on import is not half-imported by the server: the modules its attempt added are
+    gone, and the cell's own import meets the same error."""
+    import subprocess
+    import sys
+
+    broken = tmp_path / "pydantic"
+    broken.mkdir()
+    (tmp_path / "pydantic_part.py").write_text("PART = 1\n")
+    (broken / "__init__.py").write_text("import pydantic_part\nraise RuntimeError('this pydantic is broken')\n")
+    code = ("import sys\n"
+            "import picklematrix.preload\n"
+            "print(sorted(m for m in sys.modules if m.startswith('pydantic')))\n"
+            "try:\n"
+            "    import pydantic\n"
+            "except RuntimeError as e:\n"
+            "    print(e)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["[]", "this pydantic is broken"]
 
 
 def test_a_killed_worker_is_replaced_from_the_server(cluster):
