@@ -18,6 +18,7 @@ from .faults.runs import kill_all, members_left, session_members
 pytestmark = pytest.mark.slow
 
 LANE_CASES = Path(__file__).resolve().parent / "data" / "lanes"
+TAKE_OVER_CASES = Path(__file__).resolve().parent / "data" / "lanes_take_over"
 
 
 def _run(tmp_path, name, *args, deadline=180):
@@ -67,6 +68,34 @@ def test_a_lane_that_dies_loses_no_cell(tmp_path):
     assert warnings and "killed by signal 9" in warnings[0], data["cluster"]["warnings"]
     # the lane had handed over the cells before the one that killed it; the rest ran in the run itself
     assert "after 2 cells" in warnings[0], warnings
+
+
+def test_the_kernel_lane_takes_over_script_cells_and_loses_none_when_it_dies(tmp_path):
+    """Script cells only: the kernel lane has none of its own and takes script cells over from the back of the
+    run's order (runner.ScriptQueue). The last case kills the lane when a cell of it runs there: the cells the
+    lane had taken and not handed back run in the run itself, each cell once, outcomes as one lane's."""
+    code, stderr, data = _run(tmp_path, "laned", "--cases", str(TAKE_OVER_CASES))
+    assert code == 0, stderr[-3000:]
+    code, serial_stderr, serial = _run(tmp_path, "serial", "--cases", str(TAKE_OVER_CASES), "--serial")
+    assert code == 0, serial_stderr[-3000:]
+    assert data["complete"] and len(data["cells"]) == 7 * 3 * 2
+    assert _outcomes(data) == _outcomes(serial)
+    assert not [c for c in data["cells"] if c["surprise"]]
+    keys = [(c["case"], c["method"], c["context"]) for c in data["cells"]]
+    assert len(set(keys)) == len(keys)
+    # the lane ran a cell of the last case (its order's back): that killed it
+    warnings = [w for w in data["cluster"]["warnings"] if "kernel lane ended" in w]
+    assert warnings and "killed by signal 9" in warnings[0], data["cluster"]["warnings"]
+
+
+def test_a_lane_takes_over_script_cells_once_its_own_are_done(tmp_path):
+    only = ["--only", "take_over/a_slow_*"]
+    code, stderr, data = _run(tmp_path, "laned", "--cases", str(TAKE_OVER_CASES), *only)
+    assert code == 0, stderr[-3000:]
+    assert data["complete"] and len(data["cells"]) == 6 * 3 * 2
+    assert not [c for c in data["cells"] if c["surprise"]] and not data["cluster"]["warnings"]
+    # 18 script cells of about 0.3 s: the lane, started with the run, has taken some over
+    assert data["cluster"]["lanes"] == 2 and 0 < data["cluster"]["lane_took"] < 18, data["cluster"]
 
 
 def test_a_run_killed_outright_takes_its_lane_with_it(tmp_path):

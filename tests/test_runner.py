@@ -357,3 +357,16 @@ def test_the_process_forked_ahead_waits_unconnected_and_is_taken_only_for_its_ow
         cells.close()
     kept.join(10)
     assert not kept.is_alive()
+
+
+def test_the_script_queue_gives_from_the_back_and_never_the_runs_next_two():
+    from picklematrix.run.runner import ScriptQueue
+
+    q = ScriptQueue()
+    assert q.give(3) == [] and q.take() is None  # not filled yet
+    q.fill(range(8))
+    assert q.take() == 0
+    assert q.give(3) == [5, 6, 7]  # from the back, in the run's order
+    assert q.give(10) == [3, 4]  # never the run's next two
+    assert q.give(1) == [] and (q.peek(0), q.peek(1), q.peek(2)) == (1, 2, None)
+    assert [q.take(), q.take(), q.take()] == [1, 2, None]

@@ -87,7 +87,7 @@ def _run(args, cases, problems) -> int:
     from picklematrix.cluster.connect import open_cluster
     from picklematrix.run.methods import METHODS
     from picklematrix.run.progress import Progress
-    from picklematrix.run.runner import CellResult, run_corpus, run_order
+    from picklematrix.run.runner import CellResult, ScriptQueue, run_corpus, run_order, take_over
 
     if problems and args.lane is None:  # (a lane's run says it once, for both)
         _print_problems(problems)
@@ -135,6 +135,8 @@ def _run(args, cases, problems) -> int:
 
     t0 = time.perf_counter()
     kernel = lane = None
+    # the script cells, for the kernel lane to take over once its own are done (runner.ScriptQueue)
+    script_queue = ScriptQueue() if laned else None
     clusters_var = os.environ.get(CLUSTERS_VAR)  # restored once the run is over (a caller's process goes on)
     try:
         use_security(args.scheduler, args.scheduler_security)
@@ -148,7 +150,10 @@ def _run(args, cases, problems) -> int:
                 bar.update(cell)
 
             # this run's command line, for the kernel context, writing no file and no progress of its own
-            lane = Lane([*args.argv, "--context", "kernel", "--no-progress"], on_cell=from_lane)
+            def give(n: int) -> list:
+                return [[case.family, case.case_id, method] for case, method, _ in script_queue.give(n)]
+
+            lane = Lane([*args.argv, "--context", "kernel", "--no-progress"], on_cell=from_lane, give=give)
         # after the security settings (the environment the kernel inherits), before the cluster: the two start
         # side by side
         kernel = _launch_kernel() if "kernel" in here else None
@@ -170,7 +175,11 @@ def _run(args, cases, problems) -> int:
     try:
         try:
             result = run_corpus(cases, methods, here, cluster=cluster, samples=samples, progress=bar,
-                                on_cell=record, kernel=kernel)
+                                on_cell=record, kernel=kernel, queue=script_queue)
+            if writer is not None:  # a lane: its own cells done, it takes script cells over from its run
+                took = take_over(writer.ask, cases, cluster=cluster, samples=samples, on_cell=record)
+                result.cells += took
+                result.cluster.update(cluster.describe(), lane_took=len(took))
             if lane is not None:
                 _join_lane(lane, result, cases, methods, contexts, cluster=cluster, samples=samples, bar=bar,
                            record=record)
@@ -214,7 +223,7 @@ def _join_lane(lane, result, cases, methods, contexts, *, cluster, samples, bar,
     theirs = end.get("cluster") or {}
     info["restarts"] = info.get("restarts", 0) + theirs.get("restarts", 0)
     info["warnings"] = info.get("warnings", []) + [f"kernel lane: {w}" for w in theirs.get("warnings", [])]
-    for key in ("kernel_starts", "kernel_startup_seconds"):
+    for key in ("kernel_starts", "kernel_startup_seconds", "lane_took"):
         if key in theirs:
             info[key] = theirs[key]
     info["lanes"] = 2
@@ -222,8 +231,9 @@ def _join_lane(lane, result, cases, methods, contexts, *, cluster, samples, bar,
         done = {(c.family, c.case, c.method, c.context) for c in result.cells + cells}
         info["warnings"].append(f"the kernel lane ended ({_status(code)}) after {len(cells)} cells; its other cells "
                                 "ran after the script cells, on the script cells' cluster")
-        rest = run_corpus(cases, methods, [c for c in contexts if c != "script"], cluster=cluster, samples=samples,
-                          progress=bar, on_cell=record, skip=done)
+        # its kernel cells, and the script cells it had taken over but not handed back
+        rest = run_corpus(cases, methods, contexts, cluster=cluster, samples=samples, progress=bar, on_cell=record,
+                          skip=done)
         cells += rest.cells
         for key in ("kernel_starts", "kernel_startup_seconds"):
             if key in rest.cluster:

@@ -11,7 +11,13 @@ keeps one lane.)
 The lane writes each cell it has judged, as a marked JSON line, to the file descriptor it was handed (not its
 stdout: the kernel and the lane's cells inherit that), and at its end its cluster's record. The run that started
 it writes those cells to its sidecar and progress as they come. If the lane ends before its last cell (killed,
-crashed), the run runs the kernel cells it did not get itself, after its own: no cell is lost with a lane.
+crashed), the run runs the cells it did not get itself, after its own: no cell is lost with a lane.
+
+Its kernel cells done, the lane takes over script cells that the run has not reached, from the back of the
+run's order (picklematrix.run.runner.ScriptQueue, take_over): it asks on its pipe ({"want": n}), the run
+answers on the lane's standard input ({"take": [[family, case, method], ...]}, [] when none is left). A script
+cell computes three times and a kernel cell once, so the script cells' lane ran on alone for a third of the
+run; now the two end together, each cell still run once, on a cluster that ran nothing else meanwhile.
 
 A lane ends with its run: the run stops it (SIGTERM, then SIGKILL) however the run ends, and a lane whose
 standard input closes (its run died without stopping it) stops itself.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -44,12 +51,15 @@ def side_by_side(args, contexts) -> bool:
 
 class Lane:
     """The kernel lane of this run: ``picklematrix`` with ``argv`` (a ``run`` command line; ``--lane FD`` is
-    added), its cells handed to ``on_cell(dict)`` from a thread of its own as they come."""
+    added), its cells handed to ``on_cell(dict)`` from a thread of its own as they come. ``give(n)``: up to n
+    script cells the lane may take over, as ``[family, case, method]`` (None: none)."""
 
-    def __init__(self, argv: list[str], on_cell):
+    def __init__(self, argv: list[str], on_cell, give=None):
         self.on_cell = on_cell
+        self.give = give
         self.end: dict | None = None  # the lane's last word: its cluster's record
         self.received: list[dict] = []
+        self.given: list = []  # the script cells handed to the lane
         read_fd, write_fd = os.pipe()
         try:
             self.proc = subprocess.Popen(
@@ -75,8 +85,19 @@ class Lane:
                 if "cell" in message:
                     self.received.append(message["cell"])
                     self.on_cell(message["cell"])
+                elif "want" in message:
+                    self._answer(int(message["want"]))
                 elif "end" in message:
                     self.end = message["end"]
+
+    def _answer(self, n: int) -> None:
+        taken = list(self.give(n)) if self.give is not None else []
+        self.given.extend(taken)
+        try:
+            self.proc.stdin.write((json.dumps({"take": taken}) + "\n").encode())
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            pass  # the lane has ended, or is being stopped: the run runs what it did not hand over
 
     def wait(self) -> int:
         """The lane's exit status, once it has ended and every line it wrote has been handed on."""
@@ -105,10 +126,18 @@ class LaneWriter:
         os.set_inheritable(fd, False)  # not the kernel's nor any cell's: the run reads until the lane has ended
         self._out = open(fd, "w", encoding="utf-8")
         self._lock = threading.Lock()
-        threading.Thread(target=_end_with_run, name="picklematrix lane watch", daemon=True).start()
+        self._answers: queue.Queue = queue.Queue()
+        threading.Thread(target=_end_with_run, args=(self._answers,), name="picklematrix lane watch",
+                         daemon=True).start()
 
     def cell(self, cell: dict) -> None:
         self._write({"cell": cell})
+
+    def ask(self, n: int) -> list:
+        """Up to ``n`` of the run's script cells to take over, ``[family, case, method]`` each; [] when none is
+        left. (Were the run gone, its pipe's end stops this lane meanwhile.)"""
+        self._write({"want": n})
+        return self._answers.get()
 
     def finish(self, **end) -> None:
         self._write({"end": end})
@@ -119,13 +148,20 @@ class LaneWriter:
             self._out.flush()
 
 
-def _end_with_run() -> None:
-    """Stop this lane (as a SIGTERM would) once its standard input closes: the run that started it is gone."""
+def _end_with_run(answers: queue.Queue) -> None:
+    """Hand the run's answers (its standard input's lines) to ``answers``; stop this lane (as a SIGTERM would)
+    once its standard input closes: the run that started it is gone."""
+    pending = b""
     try:
         # the descriptor itself, not sys.stdin: a daemon thread blocked in a buffered read aborts the
         # interpreter's exit
-        while os.read(0, 65536):
-            pass
+        while chunk := os.read(0, 65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                try:
+                    answers.put(json.loads(line)["take"])
+                except (ValueError, KeyError, TypeError):
+                    continue
     except OSError:
         pass
     os.kill(os.getpid(), signal.SIGTERM)
