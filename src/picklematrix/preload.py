@@ -13,10 +13,10 @@ the cell's code runs, and that connect would have done the same.
 
 The tracked packages the harness itself does not import (pydantic) are imported
 here too: a case that defines a model imported pydantic afresh in each cell
-process, and a worker that unpickled one in each worker, about 60 ms of CPU
-every time (36 script cells of the built-in corpus; pydantic is one of the
-axes, so most envs have it). The cell's ``import pydantic`` then finds the
-module the server imported, as a second import in one process does. A package
+process, and a worker that unpickled one in each worker (36 script cells of the
+built-in corpus; about 12 ms of each one's wall time here: the rest of such a
+cell's cost is building its models). The cell's ``import pydantic`` then finds
+the module the server imported, as a second import in one process does. A package
 that is not installed, or fails to import, is left to the cell as it was: the
 modules its attempt added are removed, and the cell meets the same error
 itself.
