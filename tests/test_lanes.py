@@ -72,7 +72,7 @@ def test_a_lane_that_dies_loses_no_cell(tmp_path):
 
 def test_the_kernel_lane_takes_over_script_cells_and_loses_none_when_it_dies(tmp_path):
     """Script cells only: the kernel lane has none of its own and takes script cells over from the back of the
-    run's order (runner.ScriptQueue). The last case kills the lane when a cell of it runs there: the cells the
+    run's order (lanes.ScriptQueue). The last case kills the lane when a cell of it runs there: the cells the
     lane had taken and not handed back run in the run itself, each cell once, outcomes as one lane's."""
     code, stderr, data = _run(tmp_path, "laned", "--cases", str(TAKE_OVER_CASES))
     assert code == 0, stderr[-3000:]

@@ -360,13 +360,33 @@ def test_the_process_forked_ahead_waits_unconnected_and_is_taken_only_for_its_ow
 
 
 def test_the_script_queue_gives_from_the_back_and_never_the_runs_next_two():
-    from picklematrix.run.runner import ScriptQueue
+    from picklematrix.run.lanes import ScriptQueue
 
     q = ScriptQueue()
-    assert q.give(3) == [] and q.take() is None  # not filled yet
+    assert q.take() is None  # not filled yet
     q.fill(range(8))
     assert q.take() == 0
     assert q.give(3) == [5, 6, 7]  # from the back, in the run's order
     assert q.give(10) == [3, 4]  # never the run's next two
     assert q.give(1) == [] and (q.peek(0), q.peek(1), q.peek(2)) == (1, 2, None)
     assert [q.take(), q.take(), q.take()] == [1, 2, None]
+
+
+def test_a_lane_that_asks_before_the_run_has_begun_waits_for_it():
+    """The lane asks as soon as it has no cells of its own, perhaps before the run has started its cluster: it is
+    answered once the run has filled the queue, or once the run has ended (closed: nothing)."""
+    import threading
+
+    from picklematrix.run.lanes import ScriptQueue
+
+    q = ScriptQueue()
+    answers = []
+    asking = threading.Thread(target=lambda: answers.append(q.give(2)))
+    asking.start()
+    asking.join(0.2)
+    assert asking.is_alive() and not answers  # waiting, not answered "none"
+    q.fill(range(5))
+    asking.join(10)
+    assert answers == [[3, 4]]
+    q.close()
+    assert q.give(2) == [] and q.take() is None

@@ -21,7 +21,7 @@ from picklematrix.cluster.limits import CLUSTERS_VAR, clusters_at_once
 from picklematrix.cluster.tls import use_security
 from picklematrix.requirements_check import MissingExtra, require
 from picklematrix.run.corpus import CONTEXTS, CorpusError, case_digest, load_corpus, relpath, select
-from picklematrix.run.lanes import Lane, LaneWriter, side_by_side
+from picklematrix.run.lanes import Lane, LaneWriter, ScriptQueue, side_by_side, take_over
 from picklematrix.sidecar import SidecarError, SidecarWriter
 from picklematrix.versions import environment_versions, installed_extra
 
@@ -87,7 +87,7 @@ def _run(args, cases, problems) -> int:
     from picklematrix.cluster.connect import open_cluster
     from picklematrix.run.methods import METHODS
     from picklematrix.run.progress import Progress
-    from picklematrix.run.runner import CellResult, ScriptQueue, run_corpus, run_order, take_over
+    from picklematrix.run.runner import CellResult, run_corpus, run_order
 
     if problems and args.lane is None:  # (a lane's run says it once, for both)
         _print_problems(problems)
@@ -135,7 +135,7 @@ def _run(args, cases, problems) -> int:
 
     t0 = time.perf_counter()
     kernel = lane = None
-    # the script cells, for the kernel lane to take over once its own are done (runner.ScriptQueue)
+    # the script cells, for the kernel lane to take over once its own are done (lanes.ScriptQueue)
     script_queue = ScriptQueue() if laned else None
     clusters_var = os.environ.get(CLUSTERS_VAR)  # restored once the run is over (a caller's process goes on)
     try:
@@ -166,6 +166,7 @@ def _run(args, cases, problems) -> int:
         if kernel is not None:
             kernel.close()
         if lane is not None:
+            script_queue.close()
             lane.stop()
         _restore(CLUSTERS_VAR, clusters_var)
         _end_children()
@@ -185,6 +186,7 @@ def _run(args, cases, problems) -> int:
                            record=record)
         finally:
             if lane is not None:
+                script_queue.close()
                 lane.stop()
             bar.close()
             cluster.close()

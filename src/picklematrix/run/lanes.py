@@ -14,7 +14,7 @@ it writes those cells to its sidecar and progress as they come. If the lane ends
 crashed), the run runs the cells it did not get itself, after its own: no cell is lost with a lane.
 
 Its kernel cells done, the lane takes over script cells that the run has not reached, from the back of the
-run's order (picklematrix.run.runner.ScriptQueue, take_over): it asks on its pipe ({"want": n}), the run
+run's order (ScriptQueue, take_over): it asks on its pipe ({"want": n}), the run
 answers on the lane's standard input ({"take": [[family, case, method], ...]}, [] when none is left). A script
 cell computes three times and a kernel cell once, so the script cells' lane ran on alone for a third of the
 run; now the two end together, each cell still run once, on a cluster that ran nothing else meanwhile.
@@ -27,6 +27,7 @@ Runs inside every env (the harness's side of ``picklematrix run``).
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import queue
@@ -34,6 +35,8 @@ import signal
 import subprocess
 import sys
 import threading
+
+from picklematrix.run.runner import CellRunner, run_one
 
 # a line the lane writes: the mark, then {"cell": ...} or {"end": ...}
 MARK = "\x1epicklematrix-lane "
@@ -59,7 +62,6 @@ class Lane:
         self.give = give
         self.end: dict | None = None  # the lane's last word: its cluster's record
         self.received: list[dict] = []
-        self.given: list = []  # the script cells handed to the lane
         read_fd, write_fd = os.pipe()
         try:
             self.proc = subprocess.Popen(
@@ -92,7 +94,6 @@ class Lane:
 
     def _answer(self, n: int) -> None:
         taken = list(self.give(n)) if self.give is not None else []
-        self.given.extend(taken)
         try:
             self.proc.stdin.write((json.dumps({"take": taken}) + "\n").encode())
             self.proc.stdin.flush()
@@ -117,6 +118,75 @@ class Lane:
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         self._reader.join(STOP_WITHIN)
+
+
+class ScriptQueue:
+    """A run's script cells, which its kernel lane takes over once its own cells are done (see the module doc):
+    the run takes them from the front, in its order; the lane from the back, never the run's next two (their
+    processes are forked ahead: ScriptCells.prepare and fork_ahead). Each cell runs once, in one of the two. The
+    two lanes then end together, where the script cells' lane (three samples a cell) ran on alone for a third of
+    the run."""
+
+    KEEP = 2
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._cells: collections.deque | None = None  # None until the run has filled it
+        self._filled = threading.Event()
+
+    def fill(self, cells) -> None:
+        with self._lock:
+            self._cells = collections.deque(cells)
+        self._filled.set()
+
+    def close(self) -> None:
+        """Nothing more to give: the run has ended, or failed before it began (a lane waiting is answered)."""
+        with self._lock:
+            self._cells = collections.deque()
+        self._filled.set()
+
+    def take(self):
+        """The run's next cell; None when the rest went to the lane."""
+        with self._lock:
+            return self._cells.popleft() if self._cells else None
+
+    def peek(self, k: int):
+        """The cell the run takes ``k`` cells from now (0: next), if it is the run's."""
+        with self._lock:
+            return self._cells[k] if self._cells is not None and len(self._cells) > k else None
+
+    def give(self, n: int) -> list:
+        """Up to ``n`` cells from the back, for the lane, in run order; waits for the run to fill the queue (a lane
+        with no cells of its own may ask before the run has started its cluster)."""
+        self._filled.wait()
+        with self._lock:
+            taken = []
+            while self._cells is not None and len(taken) < n and len(self._cells) > self.KEEP:
+                taken.append(self._cells.pop())
+            return taken[::-1]
+
+
+def take_over(ask, cases, *, cluster, samples: int | dict = 1, on_cell=None, batch: int = 4) -> list:
+    """The kernel lane's part once its own cells are done: script cells its run hands over (``ask(n)``: up to n
+    as ``[family, case, method]``, none left: []), run on this lane's cluster and handed to ``on_cell`` as they
+    are judged, a few at a time (each batch's processes forked ahead as the run's are); the cells."""
+    by_id = {(case.family, case.case_id): case for case in cases}
+    runner = CellRunner(cluster, samples=samples)
+    cells = []
+    try:
+        while True:
+            grid = [(by_id[(family, case_id)], method, "script") for family, case_id, method in ask(batch)]
+            if not grid:
+                break
+            for i, (case, method, context) in enumerate(grid):
+                cell = run_one(runner, case, method, context, following=grid[i + 1] if i + 1 < len(grid) else None,
+                               ahead=grid[i + 2] if i + 2 < len(grid) else None)
+                cells.append(cell)
+                if on_cell is not None:
+                    on_cell(cell)
+    finally:
+        runner.close()
+    return cells
 
 
 class LaneWriter:

@@ -9,9 +9,7 @@ starts the cluster, hands out cells, enforces timeouts, judges what came back
 
 from __future__ import annotations
 
-import collections
 import functools
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -403,43 +401,7 @@ def run_order(cases, methods, contexts) -> list[tuple]:
     return [(case, method, context) for group in kinds for case in cases for method in group for context in contexts]
 
 
-class ScriptQueue:
-    """A run's script cells, which its kernel lane takes over once its own cells are done (picklematrix.run.lanes):
-    the run takes them from the front, in its order; the lane from the back, never the run's next two (their
-    processes are forked ahead: ScriptCells.prepare and fork_ahead). Each cell runs once, in one of the two. The
-    two lanes then end together, where the script cells' lane (three samples a cell) ran on alone for a third of
-    the run."""
-
-    KEEP = 2
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._cells: collections.deque | None = None  # None until the run has filled it
-
-    def fill(self, cells) -> None:
-        with self._lock:
-            self._cells = collections.deque(cells)
-
-    def take(self):
-        """The run's next cell; None when the rest went to the lane."""
-        with self._lock:
-            return self._cells.popleft() if self._cells else None
-
-    def peek(self, k: int):
-        """The cell the run takes ``k`` cells from now (0: next), if it is the run's."""
-        with self._lock:
-            return self._cells[k] if self._cells is not None and len(self._cells) > k else None
-
-    def give(self, n: int) -> list:
-        """Up to ``n`` cells from the back, for the lane, in run order (none before the run has filled it)."""
-        with self._lock:
-            taken = []
-            while self._cells is not None and len(taken) < n and len(self._cells) > self.KEEP:
-                taken.append(self._cells.pop())
-            return taken[::-1]
-
-
-def _run_cell(runner: CellRunner, case, method: str, context: str, **around) -> CellResult:
+def run_one(runner: CellRunner, case, method: str, context: str, **around) -> CellResult:
     """``runner.run``, a harness failure judged as the cell's harness error: one cell's must not lose the others."""
     try:
         return runner.run(case, method, context, **around)
@@ -448,37 +410,14 @@ def _run_cell(runner: CellRunner, case, method: str, context: str, **around) -> 
                              root_cause=oc.describe(e), detail="harness failure while running this cell")
 
 
-def take_over(ask, cases, *, cluster, samples: int | dict = 1, on_cell=None, batch: int = 4) -> list:
-    """The kernel lane's part once its own cells are done: script cells its run hands over (``ask(n)``: up to n
-    as ``[family, case, method]``, none left: []), run on this lane's cluster and handed to ``on_cell`` as they
-    are judged, a few at a time (each batch's processes forked ahead as the run's are); the cells."""
-    by_id = {(case.family, case.case_id): case for case in cases}
-    runner = CellRunner(cluster, samples=samples)
-    cells = []
-    try:
-        while True:
-            grid = [(by_id[(family, case_id)], method, "script") for family, case_id, method in ask(batch)]
-            if not grid:
-                break
-            for i, (case, method, context) in enumerate(grid):
-                cell = _run_cell(runner, case, method, context, following=grid[i + 1] if i + 1 < len(grid) else None,
-                                 ahead=grid[i + 2] if i + 2 < len(grid) else None)
-                cells.append(cell)
-                if on_cell is not None:
-                    on_cell(cell)
-    finally:
-        runner.close()
-    return cells
-
-
 def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | dict = 1,
                progress: bool | Progress = True, on_cell=None, kernel=None, skip=frozenset(),
-               queue: ScriptQueue | None = None) -> RunResult:
+               queue=None) -> RunResult:
     """Run every case x method x context on ``cluster``; ``on_cell(cell)`` is called after each. ``kernel``: a
     KernelSession launched already, for the kernel cells (closed with the run). ``progress``: whether to show
     progress, or the Progress to count the cells on (shared with another lane). ``skip``: the cells not to run,
-    as (family, case, method, context). ``queue``: the script cells go through it, and those the kernel lane
-    takes over are not run here (nor returned: the lane hands them on)."""
+    as (family, case, method, context). ``queue``: a picklematrix.run.lanes.ScriptQueue the script cells go
+    through; those the kernel lane takes over are not run here (nor returned: the lane hands them on)."""
     runner = CellRunner(cluster, samples=samples, kernel=kernel)
     grid = [(case, method, context) for case, method, context in run_order(cases, methods, contexts)
             if (case.family, case.case_id, method, context) not in skip]
@@ -515,7 +454,7 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
                 # the next two are the run's (the lane never takes them): their processes are forked ahead
                 around.update(following=queue.peek(0), ahead=queue.peek(1))
             ran.append(grid[i])
-            cell = _run_cell(runner, case, method, context, **around)
+            cell = run_one(runner, case, method, context, **around)
             cells.append(cell)
             bar.update(cell)
             if on_cell is not None:
@@ -525,6 +464,8 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
                 stopped = f"{cluster.lost} (after {len(cells)} of {len(grid)} cells)"
                 break
     finally:
+        if queue is not None:
+            queue.close()
         if bar is not progress:
             bar.close()
         runner.close()
