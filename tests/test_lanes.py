@@ -98,6 +98,26 @@ def test_a_lane_takes_over_script_cells_once_its_own_are_done(tmp_path):
     assert data["cluster"]["lanes"] == 2 and 0 < data["cluster"]["lane_took"] < 18, data["cluster"]
 
 
+def test_a_run_that_cannot_answer_its_lane_still_lets_it_end():
+    """The run answers the lane's request for script cells from its reader thread: should that fail, the lane is
+    answered none all the same (a reader that died would leave the lane waiting, and the run waiting on it)."""
+    from picklematrix.run.lanes import Lane
+
+    def give(n):
+        raise RuntimeError("no queue")
+
+    received = []
+    lane = Lane(["run", "--cases", str(TAKE_OVER_CASES), "--only", "take_over/a_slow_1", "--context", "kernel",
+                 "--no-progress"], on_cell=received.append, give=give)
+    try:
+        assert lane.proc.wait(timeout=120) == 0
+        lane.wait()
+    finally:
+        lane.stop()
+    assert lane.end is not None and lane.end["cluster"]["lane_took"] == 0
+    assert [c["outcome"] for c in received] == ["not-applicable"] * 3  # its kernel cells: a script-only case
+
+
 def test_a_run_killed_outright_takes_its_lane_with_it(tmp_path):
     cmd = [sys.executable, "-m", "picklematrix", "run", "--context", "all", "--only", "misc/sleep_forever",
            "--only", "functions/*", "--json", str(tmp_path / "run.json")]
