@@ -5,8 +5,9 @@
 Checks REV out into a temporary git worktree and runs ``python -m picklematrix run --context all --samples 3``
 (``--context`` picks one) with that tree's ``src`` first on ``PYTHONPATH``, then with this tree's, alternating
 for ``--rounds`` rounds (the corpus each tree carries: a case's own settings, e.g. its timeout, belong to the
-change being measured). Prints each run's wall time, harness overhead per cell by context, and the ratios
-base/this.
+change being measured). Prints each run's wall time, harness overhead per cell by context, its overhead over
+the cells' own compute (the means over the cells with a sample, with and without misc/bytes_64mb), and the
+ratios base/this.
 """
 
 from __future__ import annotations

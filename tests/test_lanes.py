@@ -18,7 +18,20 @@ from .faults.runs import kill_all, members_left, session_members
 pytestmark = pytest.mark.slow
 
 LANE_CASES = Path(__file__).resolve().parent / "data" / "lanes"
-TAKE_OVER_CASES = Path(__file__).resolve().parent / "data" / "lanes_take_over"
+TAKE_OVER_DATA = Path(__file__).resolve().parent / "data" / "lanes_take_over"
+
+
+@pytest.fixture
+def take_over_cases(tmp_path):
+    """Six script-only cases whose task takes a quarter of a second (a_slow_1 ... a_slow_6, from one template),
+    and, last in the run's order, z_kills_its_lane."""
+    cases = tmp_path / "take_over_cases"
+    cases.mkdir()
+    template = (TAKE_OVER_DATA / "slow_case.template").read_text()
+    for n in range(1, 7):
+        (cases / f"a_slow_{n}.py").write_text(template.replace("{n}", str(n)))
+    (cases / "z_kills_its_lane.py").write_text((TAKE_OVER_DATA / "z_kills_its_lane.py").read_text())
+    return cases
 
 
 def _run(tmp_path, name, *args, deadline=180):
@@ -70,13 +83,13 @@ def test_a_lane_that_dies_loses_no_cell(tmp_path):
     assert "after 2 cells" in warnings[0], warnings
 
 
-def test_the_kernel_lane_takes_over_script_cells_and_loses_none_when_it_dies(tmp_path):
+def test_the_kernel_lane_takes_over_script_cells_and_loses_none_when_it_dies(tmp_path, take_over_cases):
     """Script cells only: the kernel lane has none of its own and takes script cells over from the back of the
     run's order (lanes.ScriptQueue). The last case kills the lane when a cell of it runs there: the cells the
     lane had taken and not handed back run in the run itself, each cell once, outcomes as one lane's."""
-    code, stderr, data = _run(tmp_path, "laned", "--cases", str(TAKE_OVER_CASES))
+    code, stderr, data = _run(tmp_path, "laned", "--cases", str(take_over_cases))
     assert code == 0, stderr[-3000:]
-    code, serial_stderr, serial = _run(tmp_path, "serial", "--cases", str(TAKE_OVER_CASES), "--serial")
+    code, serial_stderr, serial = _run(tmp_path, "serial", "--cases", str(take_over_cases), "--serial")
     assert code == 0, serial_stderr[-3000:]
     assert data["complete"] and len(data["cells"]) == 7 * 3 * 2
     assert _outcomes(data) == _outcomes(serial)
@@ -88,9 +101,9 @@ def test_the_kernel_lane_takes_over_script_cells_and_loses_none_when_it_dies(tmp
     assert warnings and "killed by signal 9" in warnings[0], data["cluster"]["warnings"]
 
 
-def test_a_lane_takes_over_script_cells_once_its_own_are_done(tmp_path):
+def test_a_lane_takes_over_script_cells_once_its_own_are_done(tmp_path, take_over_cases):
     only = ["--only", "take_over/a_slow_*"]
-    code, stderr, data = _run(tmp_path, "laned", "--cases", str(TAKE_OVER_CASES), *only)
+    code, stderr, data = _run(tmp_path, "laned", "--cases", str(take_over_cases), *only)
     assert code == 0, stderr[-3000:]
     assert data["complete"] and len(data["cells"]) == 6 * 3 * 2
     assert not [c for c in data["cells"] if c["surprise"]] and not data["cluster"]["warnings"]
@@ -98,7 +111,7 @@ def test_a_lane_takes_over_script_cells_once_its_own_are_done(tmp_path):
     assert data["cluster"]["lanes"] == 2 and 0 < data["cluster"]["lane_took"] < 18, data["cluster"]
 
 
-def test_a_run_that_cannot_answer_its_lane_still_lets_it_end():
+def test_a_run_that_cannot_answer_its_lane_still_lets_it_end(take_over_cases):
     """The run answers the lane's request for script cells from its reader thread: should that fail, the lane is
     answered none all the same (a reader that died would leave the lane waiting, and the run waiting on it)."""
     from picklematrix.run.lanes import Lane
@@ -107,7 +120,7 @@ def test_a_run_that_cannot_answer_its_lane_still_lets_it_end():
         raise RuntimeError("no queue")
 
     received = []
-    lane = Lane(["run", "--cases", str(TAKE_OVER_CASES), "--only", "take_over/a_slow_1", "--context", "kernel",
+    lane = Lane(["run", "--cases", str(take_over_cases), "--only", "take_over/a_slow_1", "--context", "kernel",
                  "--no-progress"], on_cell=received.append, give=give)
     try:
         assert lane.proc.wait(timeout=120) == 0
