@@ -291,11 +291,22 @@ def outside_cluster(tmp_path_factory):
 
 
 def _alive(pid):
+    """Whether ``pid`` runs: it exists and is no zombie (a killed worker whose nanny died waits for init to reap
+    it: ended, not yet gone)."""
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
         return False
+
+
+def _left(pids, within=5.0):
+    """The processes of ``pids`` still running ``within`` seconds from now (a process killed a moment ago is still
+    exiting)."""
+    deadline = time.monotonic() + within
+    while (left := [pid for pid in pids if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
 
 
 @pytest.mark.slow
@@ -561,7 +572,7 @@ def test_a_spawned_cluster_that_lost_a_worker_for_good_gets_a_new_worker_beside_
         directory = cluster.dir
     finally:
         cluster.close(timeout=2)
-    assert not any(_alive(pid) for pid in owned) and not directory.exists()
+    assert not _left(owned) and not directory.exists()
 
 
 def test_a_zygote_that_cannot_start_says_so_and_the_worker_is_spawned_instead(tmp_path):
@@ -582,7 +593,7 @@ def test_a_zygote_that_cannot_start_says_so_and_the_worker_is_spawned_instead(tm
         assert "dask" in log.read_text()  # its ImportError, in the log
     finally:
         zygote.close()
-    assert not _alive(zygote.proc.pid)
+    assert not _left([zygote.proc.pid])
 
     cluster = SpawnedCluster(sys.executable)
     cluster.log = tmp_path / "cluster.log"
@@ -629,5 +640,5 @@ def test_a_spawned_cluster_whose_scheduler_died_is_replaced_by_one_started_ahead
     finally:
         cluster.close(timeout=2)
     # closing ends the standby too, and leaves no directory behind
-    assert not any(_alive(pid) for pid in owned)
+    assert not _left(owned)
     assert not any(d.exists() for d in directories)
