@@ -8,7 +8,7 @@ at its last reading, by kind:
 
 * ``harness``: the run itself (the script cells' lane, with its cluster's scheduler in a thread);
 * ``kernel lane``: the ``--lane`` run (the kernel cells' lane, with its own scheduler);
-* ``kernel``: the IPython kernels;
+* ``kernel``: the IPython kernels (and the zygote they are forked from);
 * ``workers and servers``: the processes forked from a multiprocessing forkserver that were still running at a
   reading (its workers, and the servers themselves);
 * ``ended cells and workers``: what the forkservers' ended children cost (each server's ``cutime``/``cstime``:
@@ -61,7 +61,7 @@ def _kind(cmdline: str, top: bool) -> str:
         return "harness"
     if "forkserver" in cmdline:  # a forked child keeps its server's command line
         return "workers and servers"
-    if "ipykernel" in cmdline:
+    if "ipykernel" in cmdline or "kernelzygote" in cmdline:  # a forked kernel keeps its zygote's command line
         return "kernel"
     if "--lane" in cmdline:
         return "kernel lane"

@@ -138,22 +138,24 @@ def test_a_run_killed_outright_takes_its_lane_with_it(tmp_path):
     with open(err, "w") as stderr:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
     try:
-        lane = kernel = None
+        lane = zygote = kernel = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and kernel is None:
             members = session_members(proc.pid)
             lane = next((pid for pid, cmdline in members if " --lane " in f"{cmdline} "), None)
-            # (jupyter_client starts a kernel in a session of its own)
-            kernel = next((pid for pid in _children(lane) if "ipykernel" in _cmdline(pid)), None) if lane else None
+            # its kernel is forked by a zygote it started (picklematrix.run.kernelzygote), in a session of its own
+            zygote = next((pid for pid in _children(lane) if "kernelzygote" in _cmdline(pid)), None) if lane else None
+            kernel = next(iter(_children(zygote)), None) if zygote else None
             time.sleep(0.2)
         assert lane and kernel, (session_members(proc.pid), err.read_text()[-3000:])
         os.kill(proc.pid, signal.SIGKILL)  # no handler runs: the lane must see it by itself
         proc.wait()
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (_alive(lane) or _alive(kernel)):
+        while time.monotonic() < deadline and any(_alive(pid) for pid in (lane, zygote, kernel)):
             time.sleep(0.2)
         assert not _alive(lane), "the lane outlived its run"
         assert not _alive(kernel), "the lane's kernel outlived its run"
+        assert not _alive(zygote), "the lane's kernel zygote outlived its run"
     finally:
         kill_all(proc.pid)
 

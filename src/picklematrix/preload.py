@@ -31,9 +31,7 @@ import importlib
 import os
 import sys
 
-# Set only while the server starts, so that the server alone sees it (own_group reads and removes it): it
-# then leads a process group of its own. (picklematrix.processes sets it.)
-OWN_GROUP_VAR = "PICKLEMATRIX_FORKSERVER_OWN_GROUP"
+from picklematrix.processes import OWN_GROUP_VAR
 
 
 def own_group() -> None:

@@ -23,14 +23,11 @@ import time
 
 from picklematrix import processes
 
-# The zygote: reads one JSON request a line ({"argv": [...], "log": path}) and answers the forked child's pid.
-# It reaps its children as they end. A child resets what it inherited of the zygote's (its SIGCHLD handler:
-# a nanny waits for the worker it forks; the random generator's state), then runs dask's command line.
-ZYGOTE = r"""
-import json, os, random, signal, sys, traceback
-from dask.cli import run_cli
-import distributed.cli.dask_worker  # noqa: F401 - what every ``dask worker`` imports first
-
+# A zygote's loop: reads one JSON request a line and answers the forked child's pid; it reaps its children as
+# they end. A child resets what it inherited of the zygote's (its SIGCHLD handler: a nanny waits for the worker it
+# forks; the random generator's state), leads a session of its own, then runs ``child(request)``, which the code
+# before the loop defines (its imports are what the zygote is for), and ends with its exit status.
+LOOP = r"""
 def reap(*_):
     try:
         while os.waitpid(-1, os.WNOHANG)[0] > 0:
@@ -49,15 +46,7 @@ for line in sys.stdin:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             os.setsid()
             random.seed()
-            log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
-            os.dup2(log, 1)
-            os.dup2(log, 2)
-            os.close(log)
-            os.close(null)
-            sys.argv = ["dask", *request["argv"]]
-            run_cli()
+            child(request)
             code = 0
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
@@ -73,18 +62,49 @@ for line in sys.stdin:
     answers.flush()
 """
 
+# The cluster env's zygote ({"argv": [...], "log": path}): ``dask ARGV``, its output appended to the log.
+ZYGOTE = r"""
+import json, os, random, signal, sys, traceback
+from dask.cli import run_cli
+import distributed.cli.dask_worker  # noqa: F401 - what every ``dask worker`` imports first
+
+def child(request):
+    log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.close(null)
+    sys.argv = ["dask", *request["argv"]]
+    run_cli()
+""" + LOOP
+
 # How long the zygote gets to start (import dask and distributed) and to answer a fork.
 ANSWER_WITHIN = 60.0
 
 
 class ForkedProcess:
     """A process the zygote forked: not the harness's child, so whether it still runs is asked of the system.
-    Enough of ``subprocess.Popen`` for a spawned cluster's workers (``pid``, ``poll``, ``wait``); its exit status
-    is the zygote's, which reaped it (``poll`` gives 0 once it has ended)."""
+    Enough of ``subprocess.Popen`` for a spawned cluster's workers and for jupyter_client's kernel provisioner
+    (``pid``, ``poll``, ``wait``, ``send_signal``, ``terminate``, ``kill``, no pipes); its exit status is the
+    zygote's, which reaped it (``poll`` gives 0 once it has ended)."""
+
+    stdin = stdout = stderr = None
 
     def __init__(self, pid: int):
         self.pid = pid
         self.returncode = None
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
     def poll(self):
         if self.returncode is None and not _running(self.pid):
@@ -119,12 +139,18 @@ def _running(pid: int) -> bool:
 
 
 class Zygote:
-    """The cluster env's interpreter that forks ``dask`` commands (see the module doc)."""
+    """An interpreter that forks children on request: by default the cluster env's, forking ``dask`` commands (see
+    the module doc); ``code`` another (``LOOP`` after what defines ``child``: picklematrix.run.kernelzygote).
+    Its output goes to ``log`` (None: this process's stderr)."""
 
-    def __init__(self, python: str, env: dict, log):
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen([python, "-c", ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=out, env=env, start_new_session=True)
+    def __init__(self, python: str, env: dict, log, code: str = ZYGOTE, cwd: str | None = None):
+        out = open(log, "ab") if log is not None else None
+        try:
+            self.proc = subprocess.Popen([python, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=out, env=env, cwd=cwd, start_new_session=True)
+        finally:
+            if out is not None:
+                out.close()
         processes.adopt_group(self.proc.pid)
 
     def alive(self) -> bool:
@@ -133,10 +159,17 @@ class Zygote:
     def fork(self, argv: list[str], log) -> ForkedProcess:
         """``dask ARGV`` in a child of the zygote, its output appended to ``log``. Raises OSError when the zygote
         does not answer (it ended, or failed to import dask's command line: its error is in the log)."""
+        return self.request({"argv": argv, "log": str(log)})
+
+    def request(self, request: dict) -> ForkedProcess:
+        """A child of the zygote running ``child(request)``; OSError when the zygote does not answer."""
         if not self.alive():
             raise OSError(f"the zygote (pid {self.proc.pid}) has ended with status {self.proc.returncode}")
-        self.proc.stdin.write((json.dumps({"argv": argv, "log": str(log)}) + "\n").encode())
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError) as e:
+            raise OSError(f"the zygote (pid {self.proc.pid}) has ended: {e}") from None
         ready, _, _ = select.select([self.proc.stdout], [], [], ANSWER_WITHIN)
         line = self.proc.stdout.readline() if ready else b""
         if not line.strip().isdigit():

@@ -1,7 +1,9 @@
 """The kernel context, harness side: cells run in a real IPython kernel, as in a notebook.
 
 One kernel (ipykernel, driven with jupyter_client) per run, reused across
-cells: start-up is paid once. For each cell the harness executes, in order,
+cells: start-up is paid once, and that of each kernel replacing one a cell broke
+is mostly saved too: kernels are forked from a zygote that has imported
+ipykernel and distributed (picklematrix.run.kernelzygote). For each cell the harness executes, in order,
 the notebook cells a user would have: a cell that starts a fresh namespace
 (what ``%reset -f`` does, so that cases do not see each other's names) and
 creates ``client``, the case's cell, and a compute cell that runs the method
@@ -30,11 +32,13 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from picklematrix import outcomes as oc
 from picklematrix.run.attempt import CLOCK_EVENTS, CONNECT_ALLOWANCE, Attempt, compute_wait
 from picklematrix.run.inkernel import KERNEL_MARK
+from picklematrix.run.kernelzygote import KernelZygote, can_fork
 from picklematrix.run.methods import METHODS
 
 # A fresh notebook, when the kernel is not ready for the case (its first case, a new kernel, a case after
@@ -100,8 +104,12 @@ class ExecuteResult:
 class KernelSession:
     """One IPython kernel for a run, started lazily and replaced when it goes bad."""
 
-    def __init__(self, python: str = sys.executable, startup_timeout: float = 60):
+    def __init__(self, python: str = sys.executable, startup_timeout: float = 60, fork: bool = True):
         self.python = python
+        # Kernels forked from a zygote (picklematrix.run.kernelzygote), started with the first; False: launched
+        # (``fork=False``, or once the zygote failed).
+        self._zygote: KernelZygote | None | bool = None if fork else False
+        self.zygote_note: str | None = None  # why kernels are launched after all, if the zygote failed
         self.startup_timeout = startup_timeout
         self.tmp = tempfile.mkdtemp(prefix="picklematrix-kernel-")  # mode 0700: private
         # A Unix socket's path has at most 107 bytes; a long TMPDIR gets a short directory for them.
@@ -185,7 +193,22 @@ class KernelSession:
             JUPYTER_RUNTIME_DIR=os.path.join(self.tmp, "runtime"),
             PYDEVD_DISABLE_FILE_VALIDATION="1",
         )
-        km.start_kernel(env=env, cwd=self.tmp)
+        if self._zygote is not False and can_fork(km.kernel_spec.argv, self.python):
+            try:
+                if self._zygote is None:
+                    self._zygote = KernelZygote(self.python, env, self.tmp)
+                km.kernel_id = str(uuid.uuid4())
+                km.provisioner = self._zygote.provisioner(km)
+                km.start_kernel(env=env, cwd=self.tmp)
+            except OSError as e:
+                # launched from now on; the kernel manager that failed is dropped for a new one
+                self.zygote_note = f"the kernels' zygote failed ({e}); kernels are launched"
+                if isinstance(self._zygote, KernelZygote):
+                    self._zygote.close()
+                self._zygote = False
+                return self._spawn()
+        else:
+            km.start_kernel(env=env, cwd=self.tmp)
         kc = km.client()
         kc.start_channels()
         return km, kc, launched_at
@@ -392,6 +415,9 @@ class KernelSession:
         if self._spare is not None:
             _shut(*self._spare[:2])
             self._spare = None
+        if isinstance(self._zygote, KernelZygote):
+            self._zygote.close()
+            self._zygote = None
         shutil.rmtree(self.tmp, ignore_errors=True)
         shutil.rmtree(self.sockets, ignore_errors=True)
 
@@ -517,18 +543,24 @@ class IOPub:
                 "content": json.loads(frames[4])}
 
 
+# How long a kernel_info request is waited for before another is sent (jupyter_client's is a second: a kernel
+# forked ready in a tenth of one waited the rest for a request whose IOPub message it had sent unheard).
+READY_ASK_EVERY = 0.2
+
+
 def _wait_for_ready(km, kc, iopub: IOPub, timeout: float) -> None:
     """Until the kernel answers on its shell channel and its output reaches the harness: a ``kernel_info``
     request's reply, and a message of that request's on IOPub (whose subscription ZMQ joins late: a cell sent
     before it has joined would lose its first output). jupyter_client's ``wait_for_ready`` does the same, then
     waits 0.2 s more for IOPub to fall quiet (each cell's own messages are told by their parent here, so
-    nothing needs to be flushed). Raises RuntimeError as that one does."""
+    nothing needs to be flushed). A request's messages on IOPub that left before the subscription had joined are
+    lost: the request is made again every ``READY_ASK_EVERY`` seconds. Raises RuntimeError as that one does."""
     deadline = time.monotonic() + timeout
     while True:
         msg_id = kc.kernel_info()
         replied = heard = False
         asked = time.monotonic()
-        while not (replied and heard) and time.monotonic() - asked < 1.0:
+        while not (replied and heard) and time.monotonic() - asked < READY_ASK_EVERY:
             if not km.is_alive():
                 raise RuntimeError("the kernel died before it answered")
             try:

@@ -99,6 +99,7 @@ class CellRunner:
         self.kernel = kernel
         self.kernel_starts = 0
         self.kernel_startup_seconds: list = []
+        self.kernel_warning: str | None = None  # why its kernels were launched, not forked (KernelSession)
         # what the runner learns of a case once, keyed by (case id, path): the requirements it misses (each
         # looked up in the installed distributions' metadata, about a millisecond), whether its code names a
         # client (see _names_client)
@@ -293,6 +294,7 @@ class CellRunner:
         if self.kernel is not None:
             self.kernel_starts = self.kernel.starts
             self.kernel_startup_seconds = self.kernel.startup_seconds
+            self.kernel_warning = self.kernel.zygote_note
             self.kernel.close()
             self.kernel = None
 
@@ -477,4 +479,6 @@ def run_corpus(cases, methods, contexts=("script",), *, cluster, samples: int | 
     if runner.kernel_starts:
         cluster_info["kernel_starts"] = runner.kernel_starts
         cluster_info["kernel_startup_seconds"] = runner.kernel_startup_seconds
+    if runner.kernel_warning:
+        cluster_info["warnings"] = [*cluster_info.get("warnings", []), runner.kernel_warning]
     return RunResult(env=runner.env, cells=cells, cluster=cluster_info, stopped=stopped)

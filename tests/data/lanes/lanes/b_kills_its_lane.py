@@ -1,7 +1,7 @@
 CASE = {
     "family": "lanes",
-    "summary": "Kills the kernel lane's process (the parent of the kernel it runs in), as an OOM kill would; "
-               "in any other process it is a plain cell",
+    "summary": "Kills the kernel lane's process (which started the kernel it runs in: jupyter_client names it "
+               "in JPY_PARENT_PID), as an OOM kill would; in any other process it is a plain cell",
     "timeout": 10,
     "expect": "pass",
     "expect_when": [[{"method": "dask.compute(client=)"}, "ran-locally"]],
@@ -10,16 +10,19 @@ import os
 import signal
 
 
-def _parent_is_a_lane():
+_starter = int(os.environ.get("JPY_PARENT_PID") or 0)
+
+
+def _started_by_a_lane():
     try:
-        with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+        with open(f"/proc/{_starter}/cmdline", "rb") as f:
             return b"--lane" in f.read().split(b"\0")
     except OSError:
         return False
 
 
-if _parent_is_a_lane():
-    os.kill(os.getppid(), signal.SIGKILL)
+if _starter and _started_by_a_lane():
+    os.kill(_starter, signal.SIGKILL)
 
 import dask
 
