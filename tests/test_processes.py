@@ -63,6 +63,20 @@ def test_a_tracked_package_that_fails_to_import_is_left_to_the_cell(tmp_path):
     assert out.stdout.splitlines() == ["[]", "this pydantic is broken"]
 
 
+def test_what_the_server_preloads_is_done_in_the_server_only():
+    """picklematrix.preload's import-time work (the tracked packages imported, a Client's warm-up) is for the
+    forkserver: a process that only starts one (the run, the kernel lane, the kernels' zygote) does none of it."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import picklematrix.processes\n"
+            "print('picklematrix.preload' in sys.modules, 'pydantic' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
+
+
 def test_a_killed_worker_is_replaced_from_the_server(cluster):
     import signal
 
