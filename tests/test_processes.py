@@ -13,7 +13,7 @@ def _parent_and_modules():
     import os
     import sys
 
-    return os.getppid(), sorted(m for m in sys.modules if m.startswith("picklematrix") or m == "pydantic")
+    return os.getppid(), sorted(m for m in sys.modules if m.startswith(("picklematrix", "pydantic")))
 
 
 def _ask_child(conn):
@@ -38,6 +38,11 @@ def test_workers_and_cells_fork_from_the_same_preloaded_server(cluster):
         assert "pydantic" in modules  # a tracked package (picklematrix.preload.import_tracked)
     assert "picklematrix.run.cell" in cell_modules and "picklematrix.run.cell" in PRELOAD
     assert "pydantic" in cell_modules
+    # pydantic 2's models, imported at the first use of BaseModel (preload.FIRST_USE), by the server too
+    import pydantic
+
+    if pydantic.VERSION.startswith("2."):
+        assert "pydantic.main" in cell_modules and "pydantic._internal._generate_schema" in cell_modules
 
 
 def test_a_tracked_package_that_fails_to_import_is_left_to_the_cell(tmp_path):
@@ -61,6 +66,32 @@ def test_a_tracked_package_that_fails_to_import_is_left_to_the_cell(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["[]", "this pydantic is broken"]
+
+
+def test_a_tracked_package_whose_first_use_fails_is_left_to_the_cell(tmp_path):
+    """A pydantic that imports but whose ``BaseModel`` fails to load (preload.FIRST_USE) leaves nothing behind
+    either: the cell's own import and use meet what they would have met."""
+    import subprocess
+    import sys
+
+    lazy = tmp_path / "pydantic"
+    lazy.mkdir()
+    (lazy / "__init__.py").write_text("def __getattr__(name):\n"
+                                      "    import pydantic.main\n"
+                                      "    return getattr(pydantic.main, name)\n")
+    (lazy / "main.py").write_text("raise RuntimeError('this BaseModel is broken')\n")
+    code = ("import sys\n"
+            "import picklematrix.preload\n"
+            "print(sorted(m for m in sys.modules if m.startswith('pydantic')))\n"
+            "import pydantic\n"
+            "try:\n"
+            "    pydantic.BaseModel\n"
+            "except RuntimeError as e:\n"
+            "    print(e)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["[]", "this BaseModel is broken"]
 
 
 def test_what_the_server_preloads_is_done_in_the_server_only():

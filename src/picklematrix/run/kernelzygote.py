@@ -88,8 +88,8 @@ def follow_kernel_streams(streams: dict) -> None:
 
 
 def can_fork(argv: list[str], python: str) -> bool:
-    """Whether the zygote of ``python`` can stand in for the kernel command ``argv``."""
-    return len(argv) >= 3 and argv[0] == python and argv[1:3] == LAUNCHER
+    """Whether the zygote of ``python`` can stand in for the kernel command ``argv`` (and this platform forks)."""
+    return hasattr(os, "fork") and len(argv) >= 3 and argv[0] == python and argv[1:3] == LAUNCHER
 
 
 class KernelZygote(Zygote):
