@@ -1,4 +1,5 @@
-"""Imported once by each server that forks processes which then connect a Client: warm-up before forking.
+"""Warm-up before forking, in each server that forks processes which then connect a Client: the harness's forkserver
+(it imports this module: that does it), asv's benchmark server and the kernels' zygote (``warm()``).
 
 A ``distributed.Client`` reads, on connecting, the versions of Python and of
 the packages it compares with the scheduler's
@@ -33,13 +34,17 @@ import importlib
 import os
 import sys
 
-from picklematrix.processes import OWN_GROUP_VAR
+# Set only while the harness's forkserver starts (picklematrix.processes sets it), so that the server alone sees
+# it: importing this module there does all of the above at once (see the end of the module), and the server
+# leads a process group of its own (own_group reads and removes it). Any other process that wants the warm-up
+# calls warm() (asv's benchmark processes, the kernels' zygote): importing this module does nothing there.
+OWN_GROUP_VAR = "PICKLEMATRIX_FORKSERVER_OWN_GROUP"
 
 
 def own_group() -> None:
-    """In the harness's forkserver (picklematrix.processes sets the variable for it alone): lead a
-    process group of its own, which every cell and worker forked from it inherits, so that the harness
-    can end them all at once. Removed from the environment, so that no forked process sees it."""
+    """In the harness's forkserver: lead a process group of its own, which every cell and worker forked from it
+    inherits, so that the harness can end them all at once. The variable is removed from the environment, so
+    that no forked process sees it."""
 
     if os.environ.pop(OWN_GROUP_VAR, None):
         try:
@@ -80,6 +85,12 @@ def warm_up() -> None:
         pass
 
 
-own_group()
-import_tracked()
-warm_up()
+def warm() -> None:
+    """The tracked packages imported and a Client's one-time set-up done, in this process (see the module doc)."""
+    import_tracked()
+    warm_up()
+
+
+if OWN_GROUP_VAR in os.environ:  # the harness's forkserver, importing its preload list
+    own_group()
+    warm()

@@ -22,10 +22,7 @@ import multiprocessing
 import os
 import signal
 
-# Set only while the server starts, so that the server alone sees it (picklematrix.preload's ``own_group`` reads
-# and removes it): it then leads a process group of its own. (picklematrix.preload is not imported here: what it
-# does on import is for the server, not for the process that starts one.)
-OWN_GROUP_VAR = "PICKLEMATRIX_FORKSERVER_OWN_GROUP"
+from picklematrix.preload import OWN_GROUP_VAR
 
 # the process group of the server this process started (its pid), once started
 _group = None

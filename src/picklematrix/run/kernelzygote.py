@@ -45,8 +45,10 @@ def preload() -> None:
     the notebook's first cell does: picklematrix.run.inkernel, and dask, distributed and the tracked packages as
     the script cells' server has them (picklematrix.preload)."""
     import ipykernel.kernelapp  # noqa: F401
-    import picklematrix.preload  # noqa: F401
     import picklematrix.run.inkernel  # noqa: F401
+    from picklematrix import preload as server_preload
+
+    server_preload.warm()
 
 
 def kernel_child(request: dict) -> None:

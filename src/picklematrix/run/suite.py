@@ -23,7 +23,7 @@ import sys
 import dask  # noqa: F401
 import distributed  # noqa: F401
 
-from picklematrix import preload as _preload  # noqa: F401 - and what every process's first Client does
+from picklematrix import preload
 from picklematrix.outcomes import OUTCOMES
 from picklematrix.run.cell import settle
 from picklematrix.run.corpus import BUILTIN_CASES, CONTEXTS, load_corpus, select
@@ -31,6 +31,9 @@ from picklematrix.run.methods import METHODS
 from picklematrix.run.selection import why_not
 from picklematrix.sidecar import cell_key
 from picklematrix.sidecar import read as read_sidecar
+
+# and what every benchmark process's first Client would do (asv forks them from its server, as above)
+preload.warm()
 
 SIDECAR_VAR = "PICKLEMATRIX_SIDECAR"
 SCHEDULER_VAR = "PICKLEMATRIX_SCHEDULER"
