@@ -48,3 +48,23 @@ def test_asv_samples_of_a_cell_share_one_client_and_each_computes_it(cluster, tm
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[-1]) == {"same": True}
     assert runs.read_text().count("ran") == 3
+
+
+def test_with_a_sidecar_the_benchmarks_import_neither_dask_nor_the_warm_up(tmp_path):
+    """nox -s matrix's asv only discovers the benchmarks and records the harness run's values (the sidecar's):
+    importing them then costs no import of dask, distributed or the tracked packages, which asv running the
+    benchmarks itself imports once in its server."""
+    from picklematrix.sidecar import SidecarWriter
+
+    path = tmp_path / "record.outcomes"
+    SidecarWriter(path, {"env": {"python": "3.11.7", "versions": {}}, "env_id": "x", "commit": "0" * 40,
+                         "machine": "box", "case_dirs": [], "broken_cases": [], "extra": {}}).finish()
+    probe = "import sys; import picklematrix.run.suite; print(sorted({'dask', 'distributed', 'pydantic'} & set(sys.modules)))"
+    found = {}
+    for mode, extra in (("sidecar", {"PICKLEMATRIX_SIDECAR": str(path)}), ("asv alone", {})):
+        env = {k: v for k, v in os.environ.items() if k != "PICKLEMATRIX_SIDECAR"}
+        proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**env, **extra}, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        found[mode] = proc.stdout.strip()
+    assert found == {"sidecar": "[]", "asv alone": "['dask', 'distributed', 'pydantic']"}

@@ -17,12 +17,6 @@ from __future__ import annotations
 import os
 import sys
 
-# Imported here, not lazily: asv's forkserver imports the benchmark modules
-# once and forks a process per benchmark; a lazy import would cost every one
-# of those processes the import of distributed (about half a second).
-import dask  # noqa: F401
-import distributed  # noqa: F401
-
 from picklematrix import preload
 from picklematrix.outcomes import OUTCOMES
 from picklematrix.run.cell import settle
@@ -32,10 +26,19 @@ from picklematrix.run.selection import why_not
 from picklematrix.sidecar import cell_key
 from picklematrix.sidecar import read as read_sidecar
 
-# and what every benchmark process's first Client would do (asv forks them from its server, as above)
-preload.warm()
-
 SIDECAR_VAR = "PICKLEMATRIX_SIDECAR"
+if not os.environ.get(SIDECAR_VAR):
+    # asv running the benchmarks itself: its forkserver imports this module once and forks a process per
+    # benchmark, so dask and distributed are imported here, not lazily (a lazy import would cost every one of
+    # those processes the import of distributed, about half a second), with the tracked packages and what
+    # every process's first Client would do (picklematrix.preload). With a sidecar (nox -s matrix) asv only
+    # discovers the benchmarks and records the harness run's values: none of it is needed, and its discovery
+    # is on each recording's way.
+    import dask  # noqa: F401
+    import distributed  # noqa: F401
+
+    preload.warm()
+
 SCHEDULER_VAR = "PICKLEMATRIX_SCHEDULER"
 CASES_VAR = "PICKLEMATRIX_CASES"
 ONLY_VAR = "PICKLEMATRIX_ONLY"
