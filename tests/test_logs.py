@@ -138,6 +138,21 @@ def test_nox_s_own_process_relays_the_sessions_lines_when_the_console_is_no_term
     assert not relay.directory.exists()
 
 
+def test_a_session_ends_once_the_relay_has_printed_its_last_line(tmp_path):
+    """The session marks its file done and waits for the relay to print it to its end and take the mark away
+    (not a fixed wait of two of the relay's looks): its last line comes before nox prints the session's end."""
+    console = io.StringIO()
+    relay = logs.setup_console(relay=True, argv=["nox", "-s", "matrix"], stream=console)
+    try:
+        with logs.EnvConsole("env-a", [].append, interval=60) as a:
+            a.phase("build")
+            a.phase("merge")
+        assert console.getvalue().splitlines()[-1] == "env-a: merge 0:00"
+        assert not list(relay.directory.glob("*" + logs.DONE))  # the relay took the mark: no wait ran out
+    finally:
+        relay.stop()
+
+
 def test_on_a_terminal_or_for_sessions_that_record_nothing_there_is_no_relay(tmp_path, monkeypatch):
     main, other = os.openpty()
     with open(other, "w") as tty:

@@ -48,7 +48,11 @@ from pathlib import Path
 from picklematrix.run import progress
 
 HEARTBEAT = 8.0  # seconds: at most one line per env this often within a phase, and at least one
-RELAY_POLL = 0.5  # seconds between two looks of nox's process at the sessions' lines
+RELAY_POLL = 0.1  # seconds between two looks of nox's process at the sessions' lines
+# A session's last lines are printed before nox prints its end: the session marks its file done (this suffix) and
+# waits, at most RELAY_WAIT seconds, for the relay to print the file to its end and remove the mark.
+DONE = ".done"
+RELAY_WAIT = 2.0
 CONSOLE_VAR = "_PICKLEMATRIX_CONSOLE"
 LOGS = "logs"  # results/logs/
 STARTED = "# recording started "  # env.log's first line: which of two copies of an env's logs is newer
@@ -254,9 +258,14 @@ class EnvConsole:
             signal.signal(signum, handler)
         self._handlers = {}
         if self._relay is not None:
-            # the last line printed before nox prints the session's end (the relay looks every RELAY_POLL s)
-            time.sleep(max(0.0, 2 * RELAY_POLL - (time.monotonic() - self._last)))
+            # the last line printed before nox prints the session's end: the relay says when (see DONE)
             self._relay.close()
+            done = self._relay.name + DONE
+            with contextlib.suppress(OSError):
+                open(done, "w").close()
+                deadline = time.monotonic() + RELAY_WAIT
+                while os.path.exists(done) and time.monotonic() < deadline and not self._owner_gone():
+                    time.sleep(0.01)
 
     def phase(self, text: str) -> None:
         """A phase begins: shown now."""
@@ -360,7 +369,12 @@ class Relay:
             names = sorted(os.listdir(self.directory))
         except OSError:
             return
+        listed = set(names)
         for name in names:
+            if name.endswith(DONE):
+                continue
+            # marked done before this read began: the read has its last line
+            done = name + DONE in listed
             try:
                 with open(self.directory / name, "rb") as f:
                     f.seek(self._offsets.get(name, 0))
@@ -372,6 +386,9 @@ class Relay:
                 self._offsets[name] = self._offsets.get(name, 0) + len(complete)
                 self.stream.write(complete.decode(errors="replace"))
                 self.stream.flush()
+            if done:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.directory / (name + DONE))
 
     def stop(self) -> None:
         self._stop.set()
