@@ -118,3 +118,25 @@ def test_installing_chromium_is_only_offered_to_root_with_apt(monkeypatch, tmp_p
         assert commands is None
     monkeypatch.setenv("PATH", str(tmp_path))
     assert venvs.install_chromium_commands() is None
+
+
+@pytest.mark.slow
+def test_a_warm_env_is_left_alone_and_one_changed_by_hand_is_installed_again(tmp_path):
+    """The second prepare() of an env nothing changed returns the first one's finding without touching the venv
+    (its record of that finding is not even rewritten); an env changed by hand is installed and verified anew."""
+    import json
+
+    env = parse_env_id(f"cp3.0.0-dask2024.6.2-pyd2.8.2-py{sys.version_info[0]}.{sys.version_info[1]}")
+    venv = tmp_path / "env"
+    subprocess.run([venvs.uv(), "venv", "-q", "-p", sys.executable, str(venv)], check=True)
+    python = venvs.venv_python(venv)
+    found = venvs.prepare(env, python, ROOT)
+    record = venv / venvs.PREPARED_FILE
+    assert json.loads(record.read_text())["found"] == found
+    written = record.stat().st_mtime_ns
+    assert venvs.prepare(env, python, ROOT) == found
+    assert record.stat().st_mtime_ns == written  # nothing installed, compiled or probed
+    subprocess.run([venvs.uv(), "pip", "install", "-q", "-p", python, "cloudpickle==3.1.0"], check=True)
+    again = venvs.prepare(env, python, ROOT)
+    assert again["versions"]["cloudpickle"] == "3.0.0" and again == found  # the pin, installed again
+    assert record.stat().st_mtime_ns != written

@@ -8,6 +8,7 @@ orchestrating interpreter (nox's): standard library, ``packaging`` and ``fileloc
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -187,12 +188,50 @@ def harness_requirements(checkout: Path) -> list[str]:
     return [r for r in declared if Requirement(r).name.lower() not in axes]
 
 
+# What the last successful prepare() of a venv found, and of what (prepared_fingerprint): the next one with the same
+# fingerprint has nothing to install, compile or verify.
+PREPARED_FILE = "picklematrix-prepared.json"
+
+
+def prepared_fingerprint(env, python: str, checkout: Path) -> dict | None:
+    """What prepare() would install into ``python``'s venv and what the venv holds: the env's requirements, the
+    harness's lock and requirements, the editable checkout, the interpreter (its file) and every distribution
+    installed (its dist-info directory: a name and a version). Any install, uninstall or upgrade changes it.
+    None when it cannot be read (then prepare() does its whole work)."""
+    try:
+        interpreter = Path(os.path.realpath(python)).stat()
+        venv = Path(python).parents[1]
+        site = sorted(venv.glob("lib/python*/site-packages"))
+        return {
+            "requirements": [*env.requirements(), *harness_requirements(checkout), sorted(env.identity_extra())],
+            "lock": hashlib.sha256(pins.lock_path("env").read_bytes()).hexdigest(),
+            "editable": installed_editable(python, checkout) and _editable_wanted(checkout),
+            "interpreter": [os.path.realpath(python), interpreter.st_size, interpreter.st_mtime_ns,
+                            (venv / "pyvenv.cfg").read_text()],
+            "installed": sorted(d.name for s in site for d in s.iterdir() if d.name.endswith(".dist-info")),
+        }
+    except (OSError, ValueError):
+        return None
+
+
 def prepare(env, python: str, checkout: Path, warn=print, on_line=None) -> dict:
     """Install ``env``'s pins and the harness into the venv of ``python``, byte-compile it, check its versions.
 
     Returns :func:`installed_versions`; raises :class:`EnvError` naming the env when it cannot be built
     or is not what its pins say. ``on_line``: each line of uv's output as it comes (its progress).
+    A venv whose :func:`prepared_fingerprint` is the one its last successful prepare left is not touched: that
+    prepare's finding is returned (a warm env's session skips a uv no-op, a byte-compile check and the version
+    probe: most of a second).
     """
+    done = Path(python).parents[1] / PREPARED_FILE
+    fingerprint = prepared_fingerprint(env, python, checkout)
+    try:
+        last = json.loads(done.read_text())
+    except (OSError, ValueError):
+        last = None
+    if fingerprint is not None and isinstance(last, dict) and last.get("fingerprint") == fingerprint:
+        return last["found"]
+    done.unlink(missing_ok=True)
     try:
         # ENV from its lock: uv checks the hashes it gives (the axes' pins and all dependencies have none).
         # The checkout goes in without its declared dependencies, and with those that are not axes: an env's
@@ -212,6 +251,10 @@ def prepare(env, python: str, checkout: Path, warn=print, on_line=None) -> dict:
     wrong = pin_mismatches(env, found)
     if wrong:
         raise EnvError("verify", f"{env.env_id}: installed versions differ from the pins: {'; '.join(wrong)}")
+    fingerprint = prepared_fingerprint(env, python, checkout)
+    if fingerprint is not None and not problem:
+        with contextlib.suppress(OSError):
+            done.write_text(json.dumps({"fingerprint": fingerprint, "found": found}) + "\n")
     return found
 
 
