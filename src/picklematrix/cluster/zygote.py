@@ -10,6 +10,7 @@ worker's arguments, in a session of its own, its output appended to the cluster'
 ``dask worker`` as a spawned one, less the import it inherits.
 
 Runs in the harness's env; the zygote runs in the cluster env, which needs no picklematrix (its code is below).
+Its fork loop (``LOOP``) and ``Zygote`` also make the kernel context's zygote (picklematrix.run.kernelzygote).
 """
 
 from __future__ import annotations
