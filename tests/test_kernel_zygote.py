@@ -10,6 +10,8 @@ import pytest
 
 from picklematrix.run.kernel import KernelSession
 
+from .faults.runs import alive, parent_of
+
 # What a notebook can ask of its kernel's process, printed as one marked line.
 FACTS = r"""
 import json, logging, os, sys, threading
@@ -38,11 +40,6 @@ def _facts(kernel: KernelSession) -> dict:
     return json.loads(line[len("FACTS"):])
 
 
-def _parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
-
 @pytest.mark.slow
 def test_a_forked_kernel_is_what_a_launched_kernel_is_to_a_notebook():
     facts = {}
@@ -52,7 +49,7 @@ def test_a_forked_kernel_is_what_a_launched_kernel_is_to_a_notebook():
             kernel.start()
             pid = kernel.km.provisioner.pid
             # forked: a child of the zygote, not of the harness
-            assert (_parent(pid) == kernel._zygote.proc.pid) if fork else (_parent(pid) == os.getpid())
+            assert (parent_of(pid) == kernel._zygote.proc.pid) if fork else (parent_of(pid) == os.getpid())
             facts[fork] = _facts(kernel)
             # the working directory is the session's, which differs: the same place relative to it
             facts[fork]["cwd"] = os.path.relpath(facts[fork]["cwd"], kernel.tmp)
@@ -80,7 +77,7 @@ def test_forked_kernels_die_are_replaced_and_end_as_launched_ones_do(cluster):
         assert not kernel.km.is_alive()
         kernel.ensure()
         second = kernel.km.provisioner.pid
-        assert second != first and _parent(second) == zygote
+        assert second != first and parent_of(second) == zygote
         assert kernel.execute("print(6 * 7)", 30).stdout == ["42"]
         # one that hangs is interrupted as a launched one is: by a signal to its group (it leads a session)
         sent = kernel._send("import time; time.sleep(60)")
@@ -91,22 +88,14 @@ def test_forked_kernels_die_are_replaced_and_end_as_launched_ones_do(cluster):
         kernel.replace()
         kernel.wait_ready()
         spare = kernel._spare[0].provisioner.pid
-        assert _parent(spare) == zygote
+        assert parent_of(spare) == zygote
         kernels = [kernel.km.provisioner.pid, spare]
     finally:
         kernel.close()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_alive(p) for p in [*kernels, zygote]):
+    while time.monotonic() < deadline and any(alive(p) for p in [*kernels, zygote]):
         time.sleep(0.05)
-    assert not any(_alive(p) for p in [*kernels, zygote])  # closing ends the kernels, the spare and the zygote
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    assert not any(alive(p) for p in [*kernels, zygote])  # closing ends the kernels, the spare and the zygote
 
 
 def test_kernels_are_launched_when_the_zygote_fails():
@@ -118,7 +107,7 @@ def test_kernels_are_launched_when_the_zygote_fails():
         kernel.replace()  # the next kernel: launched, the zygote being gone
         kernel.wait_ready()
         assert kernel._zygote is False and "zygote failed" in kernel.zygote_note
-        assert _parent(kernel.km.provisioner.pid) == os.getpid()
+        assert parent_of(kernel.km.provisioner.pid) == os.getpid()
         assert kernel.execute("print(6 * 7)", 30).stdout == ["42"]
     finally:
         kernel.close()

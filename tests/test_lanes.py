@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .faults.runs import kill_all, members_left, session_members
+from .faults.runs import alive, kill_all, members_left, parent_of, session_members
 
 pytestmark = pytest.mark.slow
 
@@ -151,17 +151,17 @@ def test_a_run_killed_outright_takes_its_lane_with_it(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)  # no handler runs: the lane must see it by itself
         proc.wait()
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(_alive(pid) for pid in (lane, zygote, kernel)):
+        while time.monotonic() < deadline and any(alive(pid) for pid in (lane, zygote, kernel)):
             time.sleep(0.2)
-        assert not _alive(lane), "the lane outlived its run"
-        assert not _alive(kernel), "the lane's kernel outlived its run"
-        assert not _alive(zygote), "the lane's kernel zygote outlived its run"
+        assert not alive(lane), "the lane outlived its run"
+        assert not alive(kernel), "the lane's kernel outlived its run"
+        assert not alive(zygote), "the lane's kernel zygote outlived its run"
     finally:
         kill_all(proc.pid)
 
 
 def _children(pid: int) -> list:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid]
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and parent_of(int(p)) == pid]
 
 
 def _cmdline(pid: int) -> str:
@@ -172,17 +172,3 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _parent(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False

@@ -45,55 +45,42 @@ def test_workers_and_cells_fork_from_the_same_preloaded_server(cluster):
         assert "pydantic.main" in cell_modules and "pydantic._internal._generate_schema" in cell_modules
 
 
-def test_a_tracked_package_that_fails_to_import_is_left_to_the_cell(tmp_path):
-    """A pydantic that raises on import is not half-imported by the server: the modules its attempt added are
-    gone, and the cell's own import meets the same error."""
+# pydantics that break in the server's warm-up: (their files, what the cell does, the error it meets)
+BROKEN_PYDANTICS = {
+    "on import": ({"pydantic_part.py": "PART = 1\n",
+                   "pydantic/__init__.py": "import pydantic_part\nraise RuntimeError('this pydantic is broken')\n"},
+                  "import pydantic", "this pydantic is broken"),
+    "at its first use": ({"pydantic/__init__.py": "def __getattr__(name):\n"
+                                                  "    import pydantic.main\n"
+                                                  "    return getattr(pydantic.main, name)\n",
+                          "pydantic/main.py": "raise RuntimeError('this BaseModel is broken')\n"},
+                         "import pydantic; pydantic.BaseModel", "this BaseModel is broken"),
+}
+
+
+@pytest.mark.parametrize("where", sorted(BROKEN_PYDANTICS))
+def test_a_tracked_package_that_fails_in_the_server_is_left_to_the_cell(tmp_path, where):
+    """A pydantic that raises on import, or at the first use of ``BaseModel`` (preload.FIRST_USE), is not
+    half-imported by the server: the modules its attempt added are gone, and the cell meets the same error."""
     import subprocess
     import sys
 
-    broken = tmp_path / "pydantic"
-    broken.mkdir()
-    (tmp_path / "pydantic_part.py").write_text("PART = 1\n")
-    (broken / "__init__.py").write_text("import pydantic_part\nraise RuntimeError('this pydantic is broken')\n")
+    files, use, error = BROKEN_PYDANTICS[where]
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
     code = ("import sys\n"
             "import picklematrix.preload\n"
             "picklematrix.preload.warm()\n"
             "print(sorted(m for m in sys.modules if m.startswith('pydantic')))\n"
             "try:\n"
-            "    import pydantic\n"
+            f"    {use}\n"
             "except RuntimeError as e:\n"
             "    print(e)\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["[]", "this pydantic is broken"]
-
-
-def test_a_tracked_package_whose_first_use_fails_is_left_to_the_cell(tmp_path):
-    """A pydantic that imports but whose ``BaseModel`` fails to load (preload.FIRST_USE) leaves nothing behind
-    either: the cell's own import and use meet what they would have met."""
-    import subprocess
-    import sys
-
-    lazy = tmp_path / "pydantic"
-    lazy.mkdir()
-    (lazy / "__init__.py").write_text("def __getattr__(name):\n"
-                                      "    import pydantic.main\n"
-                                      "    return getattr(pydantic.main, name)\n")
-    (lazy / "main.py").write_text("raise RuntimeError('this BaseModel is broken')\n")
-    code = ("import sys\n"
-            "import picklematrix.preload\n"
-            "picklematrix.preload.warm()\n"
-            "print(sorted(m for m in sys.modules if m.startswith('pydantic')))\n"
-            "import pydantic\n"
-            "try:\n"
-            "    pydantic.BaseModel\n"
-            "except RuntimeError as e:\n"
-            "    print(e)\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["[]", "this BaseModel is broken"]
+    assert out.stdout.splitlines() == ["[]", error]
 
 
 def test_what_the_server_preloads_is_done_in_the_server_only():

@@ -24,6 +24,26 @@ def fault_cases(family: str) -> dict:
     return {c.case_id: c for c in cases if c.family == family}
 
 
+def _stat(pid: int) -> list | None:
+    """The fields of /proc/PID/stat after the command name, or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs: it exists and is no zombie (ended, waiting for its parent to reap it)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def parent_of(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if fields is not None else None
+
+
 def session_members(sid: int) -> list:
     """(pid, command line) of every process in session ``sid``, read from /proc (no psutil)."""
     members = []
