@@ -1,6 +1,7 @@
 """picklematrix.envs.venvs and .pins: building an env with real uv, its checks, the lock, the tests' browser."""
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -123,7 +124,8 @@ def test_installing_chromium_is_only_offered_to_root_with_apt(monkeypatch, tmp_p
 @pytest.mark.slow
 def test_a_warm_env_is_left_alone_and_one_changed_by_hand_is_installed_again(tmp_path):
     """The second prepare() of an env nothing changed returns the first one's finding without touching the venv
-    (its record of that finding is not even rewritten); an env changed by hand is installed and verified anew."""
+    (its record of that finding is not even rewritten); one whose byte-compiled files were removed is compiled
+    again, and one changed by hand is installed and verified anew."""
     import json
 
     env = parse_env_id(f"cp3.0.0-dask2024.6.2-pyd2.8.2-py{sys.version_info[0]}.{sys.version_info[1]}")
@@ -136,6 +138,11 @@ def test_a_warm_env_is_left_alone_and_one_changed_by_hand_is_installed_again(tmp
     written = record.stat().st_mtime_ns
     assert venvs.prepare(env, python, ROOT) == found
     assert record.stat().st_mtime_ns == written  # nothing installed, compiled or probed
+    pycache = next(venv.glob("lib/python*/site-packages/distributed/__pycache__"))
+    shutil.rmtree(pycache)  # byte-compiled files removed: compiled again
+    assert venvs.prepare(env, python, ROOT) == found
+    assert list(pycache.glob("client.*.pyc"))
+    written = record.stat().st_mtime_ns
     subprocess.run([venvs.uv(), "pip", "install", "-q", "-p", python, "cloudpickle==3.1.0"], check=True)
     again = venvs.prepare(env, python, ROOT)
     assert again["versions"]["cloudpickle"] == "3.0.0" and again == found  # the pin, installed again

@@ -193,11 +193,30 @@ def harness_requirements(checkout: Path) -> list[str]:
 PREPARED_FILE = "picklematrix-prepared.json"
 
 
+def _sources_and_bytecode(site: Path) -> list:
+    """How many ``.py`` files ``site`` holds, how many byte-compiled ones, and the newest source's mtime: a
+    removed ``__pycache__`` or an edited source changes it (compile_packages has work to do)."""
+    sources = compiled = newest = 0
+    todo = [str(site)]
+    while todo:
+        with os.scandir(todo.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append(entry.path)
+                elif entry.name.endswith(".pyc"):
+                    compiled += 1
+                elif entry.name.endswith(".py"):
+                    sources += 1
+                    newest = max(newest, entry.stat(follow_symlinks=False).st_mtime_ns)
+    return [sources, compiled, newest]
+
+
 def prepared_fingerprint(env, python: str, checkout: Path) -> dict | None:
     """What prepare() would install into ``python``'s venv and what the venv holds: the env's requirements, the
-    harness's lock and requirements, the editable checkout, the interpreter (its file) and every distribution
-    installed (its dist-info directory: a name and a version). Any install, uninstall or upgrade changes it.
-    None when it cannot be read (then prepare() does its whole work)."""
+    harness's lock and requirements, the editable checkout, the interpreter (its file), every distribution
+    installed (its dist-info directory: a name and a version) and its files' byte-compiled state. Any install,
+    uninstall or upgrade changes it, and so does a removed ``__pycache__``. None when it cannot be read (then
+    prepare() does its whole work)."""
     try:
         interpreter = Path(os.path.realpath(python)).stat()
         venv = Path(python).parents[1]
@@ -209,6 +228,7 @@ def prepared_fingerprint(env, python: str, checkout: Path) -> dict | None:
             "interpreter": [os.path.realpath(python), interpreter.st_size, interpreter.st_mtime_ns,
                             (venv / "pyvenv.cfg").read_text()],
             "installed": sorted(d.name for s in site for d in s.iterdir() if d.name.endswith(".dist-info")),
+            "compiled": [_sources_and_bytecode(s) for s in site],
         }
     except (OSError, ValueError):
         return None
