@@ -221,8 +221,9 @@ def prepared_fingerprint(env, python: str, checkout: Path) -> dict | None:
         interpreter = Path(os.path.realpath(python)).stat()
         venv = Path(python).parents[1]
         site = sorted(venv.glob("lib/python*/site-packages"))
-        return {
-            "requirements": [*env.requirements(), *harness_requirements(checkout), sorted(env.identity_extra())],
+        found = {
+            "requirements": [*env.requirements(), *harness_requirements(checkout),
+                             sorted(env.identity_extra().items())],
             "lock": hashlib.sha256(pins.lock_path("env").read_bytes()).hexdigest(),
             "editable": installed_editable(python, checkout) and _editable_wanted(checkout),
             "interpreter": [os.path.realpath(python), interpreter.st_size, interpreter.st_mtime_ns,
@@ -232,6 +233,7 @@ def prepared_fingerprint(env, python: str, checkout: Path) -> dict | None:
         }
     except (OSError, ValueError):
         return None
+    return json.loads(json.dumps(found))  # as it reads back from PREPARED_FILE (lists, not tuples)
 
 
 def prepare(env, python: str, checkout: Path, warn=print, on_line=None) -> dict:
