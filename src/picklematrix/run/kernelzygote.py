@@ -2,8 +2,8 @@
 
 A run starts a kernel, then one in place of each that a cell hung or killed (a recording: five). Each was a new
 interpreter importing ipykernel, IPython, jupyter_client and debugpy, then, in the notebook's first cell,
-distributed: about 0.4 CPU-seconds here before its first case, a twelfth of the kernel lane's CPU. The zygote
-is that interpreter, started with the first kernel, those modules imported and no thread started; each kernel is
+distributed: 0.40 CPU-seconds here before its first case, against 0.10 for a forked one and 0.38 once a run
+for the zygote (bench/kernel_start.py). The zygote is that interpreter, started with the first kernel, those modules imported and no thread started; each kernel is
 a child it forks (the loop of picklematrix.cluster.zygote), in a session of its own, which runs what
 ``python -m ipykernel_launcher -f CONNECTION_FILE ...`` runs: ``IPKernelApp.launch_instance``, with that
 command's ``sys.argv``, ``sys.path``, environment and working directory. jupyter_client drives it as it drives a
