@@ -1,6 +1,7 @@
 """Where the time of `nox -s matrix` goes, and how it compares with asv's built-in matrix.
 
     python bench/matrix_bench.py [--checkout DIR] [--profile default] [--only GLOBS] [--cold] [--builtin-envs N]
+                                 [--rounds N]
 
 Runs in nox's venv (nox and uv on PATH: PATH=$PWD/.nox/_nox/bin:$PATH). Measures a clone of ``--checkout``
 (default: this checkout) at its HEAD, in ``--workdir`` (its venvs, uv cache, asv tools venv and results all
@@ -14,7 +15,9 @@ the other commit's checkout. Prints, for one run on this machine:
     overhead vs the cell's own compute time (from the outcome sidecars' timing block);
   * ``--builtin-envs N``: the first N envs x cases recorded by asv's built-in matrix (environment_type
     "virtualenv": asv builds the envs with virtualenv + pip, builds and installs the project, and each benchmark
-    process brings its own cluster), side by side with ``./nox -s matrix`` of the same envs.
+    process brings its own cluster), side by side with ``./nox -s matrix`` of the same envs; ``--rounds N``: N
+    times, the two sides taking turns to go first, and the median of the N ratios (one run of each side moves the
+    ratio by up to half a unit on a 2-CPU VM).
 
 A figure comes only from a run that succeeded: a run that fails (nox's or asv's exit status, or a record
 missing) is named with its log, prints no figure, and the bench exits 1.
@@ -29,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -245,11 +249,18 @@ def main(argv=None) -> int:
     p.add_argument("--builtin-only", default="", help="case globs for the built-in comparison (both sides)")
     p.add_argument("--builtin-cold", action="store_true",
                    help="compare from nothing: no venvs and empty uv/pip caches on both sides")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="the built-in comparison N times, the two sides taking turns to go first; prints each "
+                        "round's ratio and their median")
     p.add_argument("--jobs", "-j", type=int, default=None,
                    help="nox -j for our runs (default: the checkout's noxfile's own)")
     p.add_argument("--workdir", default=None)
     p.add_argument("--skip-profile", action="store_true", help="only the built-in comparison")
     args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error("--rounds: at least 1")
+    if args.builtin_cold and args.rounds > 1:
+        p.error("--builtin-cold measures one round (the first would leave the caches warm for the next)")
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="pm-bench-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -296,18 +307,32 @@ def main(argv=None) -> int:
             shutil.rmtree(checkout / ".nox", ignore_errors=True)
             shutil.rmtree(work / "uv-cache", ignore_errors=True)
         subset_sessions = [f"matrix({e})" for e in subset]
+        ratios = []
         try:
             if not args.builtin_cold and not all((checkout / ".nox" / ("matrix-" + re.sub(r"\W+", "-", e))).is_dir()
                                                  for e in subset):
                 print("warm: building our envs first (not timed)")
                 nox_matrix(work, checkout, work / "results-subset", sessions=subset_sessions, profile=args.profile,
                            only=only, jobs=args.jobs, label="subset-warm-up", matrix_file=matrix_file)
-            ours, _ = nox_matrix(work, checkout, work / "results-subset", sessions=subset_sessions,
-                                 profile=args.profile, only=only, jobs=args.jobs, label="subset",
-                                 matrix_file=matrix_file)
-            theirs = builtin_asv(work, checkout, subset, only, matrix, cold=args.builtin_cold)
-            print(f"side by side, {len(subset)} envs, cases {only or 'all'}, both {state}: nox -s matrix {ours:.1f} s, "
-                  f"asv built-in virtualenv matrix {theirs:.1f} s: ratio {theirs / ours:.2f}x")
+            for i in range(args.rounds):
+                # the two sides take turns going first: a machine that slows or speeds up during the bench
+                # weighs on both
+                sides = {}
+                for side in (("ours", "theirs") if i % 2 == 0 else ("theirs", "ours")):
+                    if side == "ours":
+                        sides[side], _ = nox_matrix(work, checkout, work / "results-subset", sessions=subset_sessions,
+                                                    profile=args.profile, only=only, jobs=args.jobs, label="subset",
+                                                    matrix_file=matrix_file)
+                    else:
+                        sides[side] = builtin_asv(work, checkout, subset, only, matrix,
+                                                  cold=args.builtin_cold)
+                ratios.append(sides["theirs"] / sides["ours"])
+                print(f"{'' if args.rounds == 1 else f'round {i + 1}: '}side by side, {len(subset)} envs, cases "
+                      f"{only or 'all'}, both {state}: nox -s matrix {sides['ours']:.1f} s, asv built-in "
+                      f"virtualenv matrix {sides['theirs']:.1f} s: ratio {ratios[-1]:.2f}x", flush=True)
+            if args.rounds > 1:
+                print(f"median ratio of {args.rounds} rounds: {statistics.median(ratios):.2f}x "
+                      f"({min(ratios):.2f}-{max(ratios):.2f}x)")
         except RunFailed as e:
             print(f"FAILED, no ratio: {e}")
             failed.append("builtin")
