@@ -17,7 +17,8 @@ the other commit's checkout. Prints, for one run on this machine:
     "virtualenv": asv builds the envs with virtualenv + pip, builds and installs the project, and each benchmark
     process brings its own cluster), side by side with ``./nox -s matrix`` of the same envs; ``--rounds N``: N
     times, the two sides taking turns to go first, and the median of the N ratios (one run of each side moves the
-    ratio by up to half a unit on a 2-CPU VM).
+    ratio by up to half a unit on a 2-CPU VM); with how busy our side kept the machine's CPUs (``/proc/stat``: what
+    it left idle, at its start and end and while cells waited, is what better scheduling could still win).
 
 A figure comes only from a run that succeeded: a run that fails (nox's or asv's exit status, or a record
 missing) is named with its log, prints no figure, and the bench exits 1.
@@ -49,6 +50,24 @@ from picklematrix.run.selection import ASV_TIMED_CONTEXTS, COMPUTE  # noqa: E402
 # What asv's built-in matrix needs in each env besides the project's pins to build the project's wheel: asv builds
 # it without build isolation (build_command below), so pyproject.toml's [build-system] requirement must be there.
 BUILD_REQUIREMENTS = {"hatchling": "1.33.0"}
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(all, idle) CPU time of the machine so far, in clock ticks (``/proc/stat``); None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(ticks), ticks[3] + ticks[4]  # idle and iowait
+
+
+def busy_since(before) -> float | None:
+    """The share of the machine's CPU time that was busy since ``before`` (cpu_times()): what a run left idle."""
+    after = cpu_times()
+    if before is None or after is None or after[0] == before[0]:
+        return None
+    return 1 - (after[1] - before[1]) / (after[0] - before[0])
 
 
 class RunFailed(Exception):
@@ -320,15 +339,18 @@ def main(argv=None) -> int:
                 sides = {}
                 for side in (("ours", "theirs") if i % 2 == 0 else ("theirs", "ours")):
                     if side == "ours":
+                        before = cpu_times()
                         sides[side], _ = nox_matrix(work, checkout, work / "results-subset", sessions=subset_sessions,
                                                     profile=args.profile, only=only, jobs=args.jobs, label="subset",
                                                     matrix_file=matrix_file)
+                        busy = busy_since(before)
                     else:
                         sides[side] = builtin_asv(work, checkout, subset, only, matrix,
                                                   cold=args.builtin_cold)
                 ratios.append(sides["theirs"] / sides["ours"])
                 print(f"{'' if args.rounds == 1 else f'round {i + 1}: '}side by side, {len(subset)} envs, cases "
-                      f"{only or 'all'}, both {state}: nox -s matrix {sides['ours']:.1f} s, asv built-in "
+                      f"{only or 'all'}, both {state}: nox -s matrix {sides['ours']:.1f} s"
+                      f"{'' if busy is None else f' ({busy:.0%} of {os.cpu_count()} CPUs busy)'}, asv built-in "
                       f"virtualenv matrix {sides['theirs']:.1f} s: ratio {ratios[-1]:.2f}x", flush=True)
             if args.rounds > 1:
                 print(f"median ratio of {args.rounds} rounds: {statistics.median(ratios):.2f}x "
