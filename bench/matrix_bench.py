@@ -21,7 +21,8 @@ the other commit's checkout. Prints, for one run on this machine:
     it left idle, at its start and end and while cells waited, is what better scheduling could still win).
 
 A figure comes only from a run that succeeded: a run that fails (nox's or asv's exit status, or a record
-missing) is named with its log, prints no figure, and the bench exits 1.
+missing) is named with its log, prints no figure, and the bench exits 1. With ``--rounds``, a failed round
+prints none of the rounds' figures.
 """
 
 from __future__ import annotations
@@ -326,7 +327,7 @@ def main(argv=None) -> int:
             shutil.rmtree(checkout / ".nox", ignore_errors=True)
             shutil.rmtree(work / "uv-cache", ignore_errors=True)
         subset_sessions = [f"matrix({e})" for e in subset]
-        ratios = []
+        ratios, rounds = [], []
         try:
             if not args.builtin_cold and not all((checkout / ".nox" / ("matrix-" + re.sub(r"\W+", "-", e))).is_dir()
                                                  for e in subset):
@@ -348,10 +349,13 @@ def main(argv=None) -> int:
                         sides[side] = builtin_asv(work, checkout, subset, only, matrix,
                                                   cold=args.builtin_cold)
                 ratios.append(sides["theirs"] / sides["ours"])
-                print(f"{'' if args.rounds == 1 else f'round {i + 1}: '}side by side, {len(subset)} envs, cases "
-                      f"{only or 'all'}, both {state}: nox -s matrix {sides['ours']:.1f} s"
-                      f"{'' if busy is None else f' ({busy:.0%} of {os.cpu_count()} CPUs busy)'}, asv built-in "
-                      f"virtualenv matrix {sides['theirs']:.1f} s: ratio {ratios[-1]:.2f}x", flush=True)
+                rounds.append(f"{'' if args.rounds == 1 else f'round {i + 1}: '}side by side, {len(subset)} envs, "
+                              f"cases {only or 'all'}, both {state}: nox -s matrix {sides['ours']:.1f} s"
+                              f"{'' if busy is None else f' ({busy:.0%} of {os.cpu_count()} CPUs busy)'}, asv "
+                              f"built-in virtualenv matrix {sides['theirs']:.1f} s: ratio {ratios[-1]:.2f}x")
+                if args.rounds > 1:  # progress only: the figures come once every round has succeeded
+                    print(f"round {i + 1} of {args.rounds} measured", file=sys.stderr, flush=True)
+            print("\n".join(rounds))
             if args.rounds > 1:
                 print(f"median ratio of {args.rounds} rounds: {statistics.median(ratios):.2f}x "
                       f"({min(ratios):.2f}-{max(ratios):.2f}x)")
