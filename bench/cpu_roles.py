@@ -7,7 +7,8 @@ runs, reads every process's CPU time from ``/proc`` ten times a second; each pro
 at its last reading, by kind:
 
 * ``harness``: the run itself (the script cells' lane, with its cluster's scheduler in a thread);
-* ``kernel lane``: the ``--lane`` run (the kernel cells' lane, with its own scheduler);
+* ``kernel lane``: the ``--lane`` run (the kernel cells' lane, with its own scheduler; forked from the run, it
+  shows the run's command line);
 * ``kernel``: the IPython kernels (and the zygote they are forked from);
 * ``workers and servers``: the processes forked from a multiprocessing forkserver that were still running at a
   reading (its workers, and the servers themselves);
@@ -56,9 +57,11 @@ def _read(pid: str):
     return int(fields[1]), cmdline, (utime + stime) / TICK, (cutime + cstime) / TICK, int(fields[8])
 
 
-def _kind(cmdline: str, top: bool) -> str:
+def _kind(cmdline: str, top: bool, run_cmdline: str, child_of_run: bool) -> str:
     if top:
         return "harness"
+    if child_of_run and cmdline == run_cmdline:  # forked from its run (picklematrix.run.lanes), its command line
+        return "kernel lane"
     if "forkserver" in cmdline:  # a forked child keeps its server's command line
         return "workers and servers"
     if "ipykernel" in cmdline or "kernelzygote" in cmdline:  # a forked kernel keeps its zygote's command line
@@ -110,7 +113,7 @@ def measure(python: str, args: list[str]) -> dict:
         parent, cmdline, own, ended, faults, last = seen[pid]
         if parent in servers and last < seen[parent][5]:
             continue  # ended and reaped while its server still ran: in the server's children's time
-        kind = _kind(cmdline, pid == proc.pid)
+        kind = _kind(cmdline, pid == proc.pid, seen[proc.pid][1] if proc.pid in seen else "", parent == proc.pid)
         figures[kind] += own
         if pid in servers:
             figures["ended cells and workers"] += ended

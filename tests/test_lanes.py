@@ -141,8 +141,7 @@ def test_a_run_killed_outright_takes_its_lane_with_it(tmp_path):
         lane = zygote = kernel = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and kernel is None:
-            members = session_members(proc.pid)
-            lane = next((pid for pid, cmdline in members if " --lane " in f"{cmdline} "), None)
+            lane = _lane_of(proc.pid)
             # its kernel is forked by a zygote it started (picklematrix.run.kernelzygote), in a session of its own
             zygote = next((pid for pid in _children(lane) if "kernelzygote" in _cmdline(pid)), None) if lane else None
             kernel = next(iter(_children(zygote)), None) if zygote else None
@@ -158,6 +157,68 @@ def test_a_run_killed_outright_takes_its_lane_with_it(tmp_path):
         assert not alive(zygote), "the lane's kernel zygote outlived its run"
     finally:
         kill_all(proc.pid)
+
+
+def _lane_of(run: int) -> int | None:
+    """The kernel lane of the run ``run``: its child running ``picklematrix run`` (forked, with the run's command
+    line; or a new interpreter, with ``--lane``), not its forkserver or resource tracker."""
+    return next((pid for pid in _children(run) if " run " in _cmdline(pid) and "multiprocessing" not in _cmdline(pid)),
+                None)
+
+
+def test_the_lane_is_forked_from_its_run_with_a_new_process_s_descriptors(tmp_path):
+    """The lane is a fork of its run (its command line, its parent), not a new interpreter importing everything
+    again; its standard input is the run's answers, not the run's own standard input."""
+    cmd = [sys.executable, "-m", "picklematrix", "run", "--context", "all", "--only", "misc/sleep_forever",
+           "--only", "functions/*", "--json", str(tmp_path / "run.json")]
+    err = tmp_path / "stderr"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)
+    try:
+        lane = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and lane is None:
+            lane = _lane_of(proc.pid)
+            time.sleep(0.1)
+        assert lane, err.read_text()[-3000:]
+        assert _cmdline(lane) == _cmdline(proc.pid) and parent_of(lane) == proc.pid
+        run_stdin = os.readlink(f"/proc/{proc.pid}/fd/0")
+        lane_fds = {fd: os.readlink(f"/proc/{lane}/fd/{fd}") for fd in os.listdir(f"/proc/{lane}/fd")
+                    if os.path.exists(f"/proc/{lane}/fd/{fd}")}
+        assert lane_fds["0"] != run_stdin and run_stdin not in lane_fds.values(), (run_stdin, lane_fds)
+        proc.stdin.close()
+        assert proc.wait(timeout=180) == 0, err.read_text()[-3000:]
+    finally:
+        kill_all(proc.pid)
+    data = json.loads((tmp_path / "run.json").read_text())
+    assert data["complete"] and data["cluster"]["lanes"] == 2 and not data["cluster"]["warnings"]
+    assert len(data["cells"]) == 11 * 3 * 2 and not [c for c in data["cells"] if c["surprise"]]
+
+
+def test_a_lane_is_a_new_interpreter_where_another_thread_runs(take_over_cases):
+    """A fork has the forking thread only (a lock another one held would stay held): with a second thread
+    running, the lane is ``picklematrix run ... --lane FD`` in a new interpreter, and works the same."""
+    import threading
+
+    from picklematrix.cli import main
+    from picklematrix.run.lanes import Lane
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    received = []
+    try:
+        lane = Lane(["run", "--cases", str(take_over_cases), "--only", "take_over/a_slow_1", "--context", "kernel",
+                     "--no-progress"], on_cell=received.append, give=lambda n: [], entry=main)
+        try:
+            assert isinstance(lane.proc, subprocess.Popen) and " --lane " in _cmdline(lane.proc.pid)
+            assert lane.wait() == 0
+        finally:
+            lane.stop()
+    finally:
+        stop.set()
+    assert [c["outcome"] for c in received] == ["not-applicable"] * 3 and lane.end is not None
 
 
 def _children(pid: int) -> list:

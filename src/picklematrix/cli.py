@@ -429,4 +429,5 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # as given: a run hands it on to its kernel lane (picklematrix.run.lanes)
+    args.entry = main  # what runs it: a run's lane forked from it calls this with its own command line
     return run_command(apply_fallbacks(args, args.command))

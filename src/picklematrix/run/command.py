@@ -118,8 +118,6 @@ def _run(args, cases, problems) -> int:
     # cluster and the kernel are shut down; the JSON already holds every cell done.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_on_signal)
-    # However the run ends, no process it started outlives it (see _end_children).
-    atexit.register(_end_children)
     # each cell, as it is judged (by this process or its lane: two threads): into the sidecar (a crash of the
     # harness loses nothing already measured), the progress, or the lane's pipe
     lock = threading.Lock()
@@ -153,7 +151,12 @@ def _run(args, cases, problems) -> int:
             def give(n: int) -> list:
                 return [[case.family, case.case_id, method] for case, method, _ in script_queue.give(n)]
 
-            lane = Lane([*args.argv, "--context", "kernel", "--no-progress"], on_cell=from_lane, give=give)
+            # forked from this process, which has no exit handler of its own yet (lanes.Lane)
+            lane = Lane([*args.argv, "--context", "kernel", "--no-progress"], on_cell=from_lane, give=give,
+                        entry=getattr(args, "entry", None))
+        # However the run ends, no process it started outlives it (see _end_children); registered once the lane
+        # is forked, which must not inherit it.
+        atexit.register(_end_children)
         # after the security settings (the environment the kernel inherits), before the cluster: the two start
         # side by side
         kernel = _launch_kernel() if "kernel" in here else None

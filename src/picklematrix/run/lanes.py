@@ -22,6 +22,14 @@ run; now the two end together, each cell still run once, on a cluster that ran n
 A lane ends with its run: the run stops it (SIGTERM, then SIGKILL) however the run ends, and a lane whose
 standard input closes (its run died without stopping it) stops itself.
 
+The lane is forked from its run where it can be (a platform that forks, the run's only thread), once the run has
+imported what both lanes need (distributed, jupyter_client, the cluster and kernel modules): the same
+``picklematrix run ... --lane FD``, started by the run's entry (``cli.main``) in the child, with the file descriptors a new
+process would have (its standard streams, the pipe, its standard input the run's answers) and the exit handlers
+its modules registered (the run forks it before it registers its own). A new interpreter importing them again cost an env's run about 0.6 CPU-seconds (a twentieth of
+what the kernel lane spends; ``bench/run_cpu.py``). Elsewhere the lane is that command in a new interpreter.
+In ``ps`` a forked lane shows its run's command line.
+
 Runs inside every env (the harness's side of ``picklematrix run``).
 """
 
@@ -35,6 +43,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 from picklematrix.run.runner import CellRunner, run_one
 
@@ -55,18 +64,24 @@ def side_by_side(args, contexts) -> bool:
 class Lane:
     """The kernel lane of this run: ``picklematrix`` with ``argv`` (a ``run`` command line; ``--lane FD`` is
     added), its cells handed to ``on_cell(dict)`` from a thread of its own as they come. ``give(n)``: up to n
-    script cells the lane may take over, as ``[family, case, method]`` (None: none)."""
+    script cells the lane may take over, as ``[family, case, method]`` (None: none). ``entry``: the function that
+    runs a command line in this process (``picklematrix.cli.main``, handed on by it): given, the lane is forked
+    from this process where it can be (see the module doc); only a run that has registered no exit handler of its
+    own yet gives it (a forked lane runs the handlers it inherits)."""
 
-    def __init__(self, argv: list[str], on_cell, give=None):
+    def __init__(self, argv: list[str], on_cell, give=None, entry=None):
         self.on_cell = on_cell
         self.give = give
         self.end: dict | None = None  # the lane's last word: its cluster's record
         self.received: list[dict] = []
         read_fd, write_fd = os.pipe()
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "picklematrix", *argv, "--lane", str(write_fd)],
-                stdin=subprocess.PIPE, pass_fds=(write_fd,))
+            if entry is not None and can_fork_lane():
+                self.proc = ForkedLane(entry, argv, write_fd)
+            else:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "picklematrix", *argv, "--lane", str(write_fd)],
+                    stdin=subprocess.PIPE, pass_fds=(write_fd,))
         except BaseException:
             os.close(read_fd)
             raise
@@ -121,6 +136,105 @@ class Lane:
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         self._reader.join(STOP_WITHIN)
+
+
+def can_fork_lane() -> bool:
+    """Whether this process may fork its lane (see the module doc): the platform forks, and no other thread runs
+    (a fork has the forking thread only: a lock another one held would stay held in the child)."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+class ForkedLane:
+    """The lane's process forked from this one (see the module doc), with what Lane uses of a ``subprocess.Popen``:
+    ``pid``, ``stdin`` (the lane's standard input), ``returncode``, ``poll``, ``wait``, ``terminate``, ``kill``."""
+
+    def __init__(self, entry, argv: list[str], write_fd: int):
+        self.returncode: int | None = None
+        self._lock = threading.Lock()
+        # what the lane imports, imported here first: the child inherits them (best effort: the lane says what
+        # is missing)
+        try:
+            import distributed  # noqa: F401
+            import jupyter_client.kernelspec  # noqa: F401
+
+            import picklematrix.cluster.connect  # noqa: F401
+            import picklematrix.cluster.local  # noqa: F401
+            import picklematrix.run.kernel  # noqa: F401
+        except ImportError:
+            pass
+        stdin_r, stdin_w = os.pipe()
+        sys.stdout.flush()  # what this process has buffered is its own: the child must not write it again
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _lane_child(entry, argv, write_fd, stdin_r)  # never returns
+        os.close(stdin_r)
+        self.pid = pid
+        self.stdin = os.fdopen(stdin_w, "wb")
+
+    def poll(self) -> int | None:
+        return self._reap(os.WNOHANG)
+
+    def wait(self, timeout: float | None = None) -> int:
+        if timeout is None:
+            return self._reap(0)
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"the kernel lane (pid {self.pid})", timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def _reap(self, flags: int) -> int | None:
+        with self._lock:
+            if self.returncode is None:
+                try:
+                    pid, status = os.waitpid(self.pid, flags)
+                except ChildProcessError:  # reaped elsewhere: its status is lost (as subprocess takes it: 0)
+                    pid, status = self.pid, 0
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
+
+
+def _lane_child(entry, argv: list[str], write_fd: int, stdin_r: int) -> None:
+    """In the forked lane: ``entry(ARGV --lane WRITE_FD)`` with ``stdin_r`` as its standard input and no other
+    descriptor of the run's; ends the process with the command's exit status, after the exit handlers a new
+    process would run (its modules' and the lane's: the run registers its own only once the lane is forked)."""
+    import atexit
+    import traceback
+
+    code = 1
+    try:
+        os.dup2(stdin_r, 0)
+        # the descriptors a new process would have (subprocess's pass_fds): the run's files and pipes are not its
+        os.closerange(3, write_fd)
+        os.closerange(write_fd + 1, os.sysconf("SC_OPEN_MAX"))
+        code = entry([*argv, "--lane", str(write_fd)])
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
 
 
 class ScriptQueue:

@@ -16,10 +16,17 @@ def _parent(pid):
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
+def _cmdline(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read()
+
+
 def _a_lane(pid):
+    # a lane is forked from its run (the run's command line, which its parent has too), or is the run's
+    # command with --lane in a new interpreter
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"--lane" in f.read().split(b"\0")
+        cmdline = _cmdline(pid)
+        return b"--lane" in cmdline.split(b"\0") or cmdline == _cmdline(_parent(pid))
     except OSError:
         return False
 

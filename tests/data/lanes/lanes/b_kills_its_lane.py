@@ -13,10 +13,22 @@ import signal
 _starter = int(os.environ.get("JPY_PARENT_PID") or 0)
 
 
+def _cmdline(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read()
+
+
+def _parent(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
 def _started_by_a_lane():
+    # a lane is forked from its run (the run's command line, which its parent has too), or is the run's
+    # command with --lane in a new interpreter
     try:
-        with open(f"/proc/{_starter}/cmdline", "rb") as f:
-            return b"--lane" in f.read().split(b"\0")
+        cmdline = _cmdline(_starter)
+        return b"--lane" in cmdline.split(b"\0") or cmdline == _cmdline(_parent(_starter))
     except OSError:
         return False
 
