@@ -22,13 +22,13 @@ run; now the two end together, each cell still run once, on a cluster that ran n
 A lane ends with its run: the run stops it (SIGTERM, then SIGKILL) however the run ends, and a lane whose
 standard input closes (its run died without stopping it) stops itself.
 
-The lane is forked from its run where it can be (a platform that forks, the run's only thread), once the run has
-imported what both lanes need (distributed, jupyter_client, the cluster and kernel modules): the same
-``picklematrix run ... --lane FD``, started by the run's entry (``cli.main``) in the child, with the file descriptors a new
-process would have (its standard streams, the pipe, its standard input the run's answers) and the exit handlers
-its modules registered (the run forks it before it registers its own). A new interpreter importing them again cost an env's run about 0.6 CPU-seconds (a twentieth of
-what the kernel lane spends; ``bench/run_cpu.py``). Elsewhere the lane is that command in a new interpreter.
-In ``ps`` a forked lane shows its run's command line.
+The lane is forked from its run where it can be (a platform that forks, the run's only thread), once the run
+has imported what both lanes need (distributed, jupyter_client, the cluster and kernel modules): the same
+``picklematrix run ... --lane FD``, started in the child by the run's entry (``cli.main``), with the file
+descriptors a new process would have (its standard streams, the pipe, its standard input the run's answers)
+and the exit handlers its modules registered (the run forks it before it registers its own). A new interpreter
+importing them all again cost an env's run about a CPU-second (``bench/run_cpu.py``). Elsewhere the lane is that
+command in a new interpreter. In ``ps`` a forked lane shows its run's command line.
 
 Runs inside every env (the harness's side of ``picklematrix run``).
 """
