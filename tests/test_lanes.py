@@ -222,6 +222,28 @@ def test_a_lane_is_a_new_interpreter_where_another_thread_runs(take_over_cases):
     assert [c["outcome"] for c in received] == ["not-applicable"] * 3 and lane.end is not None
 
 
+FORKED_LANE_BESIDE_A_CHILD = """
+import multiprocessing, sys, time
+from picklematrix.cli import main
+from picklematrix.run.lanes import Lane
+
+child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(120,), daemon=True)
+child.start()
+lane = Lane(["run", "--cases", sys.argv[1], "--only", "take_over/a_slow_1", "--context", "kernel", "--no-progress"],
+            on_cell=lambda cell: None, give=lambda n: [], entry=main)
+print(type(lane.proc).__name__, lane.wait(), child.is_alive(), flush=True)
+child.kill()
+"""
+
+
+def test_a_forked_lane_leaves_its_run_s_own_children_alone(take_over_cases):
+    """The lane inherits the run's list of multiprocessing children with the fork: ending, it must not take them
+    for its own (multiprocessing's exit handler terminates the daemonic ones it believes are)."""
+    out = subprocess.run([sys.executable, "-c", FORKED_LANE_BESIDE_A_CHILD, str(take_over_cases)],
+                         capture_output=True, text=True, timeout=180)
+    assert out.stdout.split() == ["ForkedLane", "0", "True"], out.stdout + out.stderr[-3000:]
+
+
 def _children(pid: int) -> list:
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and parent_of(int(p)) == pid]
 

@@ -215,10 +215,14 @@ def _lane_child(entry, argv: list[str], write_fd: int, stdin_r: int) -> None:
     descriptor of the run's; ends the process with the command's exit status, after the exit handlers a new
     process would run (its modules' and the lane's: the run registers its own only once the lane is forked)."""
     import atexit
+    import multiprocessing.process
     import traceback
 
     code = 1
     try:
+        # as multiprocessing does in a process it forks: the run's children are not the lane's (at its exit,
+        # multiprocessing's handler would terminate those it believes its own and daemonic)
+        multiprocessing.process._children = set()
         os.dup2(stdin_r, 0)
         # the descriptors a new process would have (subprocess's pass_fds): the run's files and pipes are not its
         os.closerange(3, write_fd)
