@@ -621,10 +621,13 @@ def test_a_spawned_cluster_whose_scheduler_died_is_replaced_by_one_started_ahead
         # from now on the next cluster is started ahead: the next replacement takes it
         standby = cluster._standby
         deadline = time.monotonic() + 60
-        while not standby.scheduler_file.exists():
+        ahead = None
+        while ahead is None:  # the scheduler writes its file in one go, but not atomically: it may read empty
             assert time.monotonic() < deadline, standby.log.read_text()
-            time.sleep(0.05)
-        ahead = json.loads(standby.scheduler_file.read_text())["address"]
+            try:
+                ahead = json.loads(standby.scheduler_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.05)
         retired = _pids(cluster)
         os.kill(cluster.scheduler.pid, signal.SIGKILL)
         cluster.scheduler.wait()
